@@ -1,0 +1,183 @@
+"""Command line: ``python -m nasnav COMMAND ...``.
+
+Exit codes: 0 success (or a job stopped on request), 2 invalid input (one message per problem
+on stderr, no traceback), 1 internal error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import subprocess
+import sys
+import time
+import traceback
+import warnings
+
+EXIT_OK, EXIT_INTERNAL, EXIT_INVALID = 0, 1, 2
+
+
+def _quiet() -> None:
+    """Keep the terminal for what matters: progress bars, our messages, real warnings."""
+    for name in ("lightning.pytorch", "lightning.fabric", "lightning", "pytorch_lightning"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    warnings.filterwarnings("ignore", message=".*number of training batches.*")
+    warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+
+
+def _say(msg: str) -> None:
+    print(msg, flush=True)
+
+
+# ---- commands ---------------------------------------------------------------------------
+def cmd_validate(args) -> int:
+    from nasnav.config import ConfigError, load_config
+    from nasnav.pipeline import load_data
+
+    try:
+        cfg = load_config(args.config, args.set)
+    except ConfigError as e:
+        for p in e.problems:
+            print(f"error: {p}", file=sys.stderr)
+        return EXIT_INVALID
+    splits = load_data(cfg)  # a data problem raises ValueError: reported by main()
+    space = cfg.search_space()
+    _say(f"{args.config}: valid. {space.size():,} architectures in {len(space.stages)} stages; "
+         f"data {splits.spec.kind} {tuple(splits.spec.shape)}, {splits.spec.num_classes} classes, "
+         f"train/val/test {len(splits.y_train)}/{len(splits.y_val)}/{len(splits.y_test)}")
+    return EXIT_OK
+
+
+def cmd_run(args) -> int:
+    from nasnav.config import load_config
+    from nasnav.headless import run_pipeline
+    from nasnav.pipeline import load_data
+
+    cfg = load_config(args.config, args.set)
+    load_data(cfg)  # check the data before anything is written
+    return run_pipeline(cfg, args.run_dir, resume=args.resume, say=_say)
+
+
+def cmd_supernet(args) -> int:
+    from nasnav.pipeline import job, load_run, train_supernet
+
+    run, cfg = load_run(args.run_dir)
+    with job(run, "supernet"):
+        res = train_supernet(run, cfg, args.round, resume=args.resume)
+    if res:
+        _say(f"supernet of round {res['round']}: {res['epochs']} epochs in {res['seconds']:.1f} s")
+    return EXIT_OK
+
+
+def cmd_evaluate(args) -> int:
+    from nasnav.headless import score_candidates
+    from nasnav.pipeline import job, load_run
+
+    run, cfg = load_run(args.run_dir)
+    with job(run, "search"):
+        df = score_candidates(run, cfg, args.round, budget=args.n, strategy=args.strategy or cfg.search.strategy)
+    if len(df):
+        best = df.loc[df["one_shot_acc"].idxmax()]
+        _say(f"{len(df)} candidates scored; best one-shot {best['one_shot_acc']:.4f}: {best['arch']}")
+    return EXIT_OK
+
+
+def cmd_retrain(args) -> int:
+    from nasnav.pipeline import job, load_run, round_space
+    from nasnav.retrain import retrain
+
+    run, cfg = load_run(args.run_dir)
+    space = round_space(run, cfg)
+    arch = space.parse(args.arch)  # ValueError (exit 2) names the bad part
+    with job(run, "retrain"):
+        m = retrain(run, cfg, space, arch, seeds=args.seeds)
+    if m:
+        _say(f"{m['arch']}: test accuracy {m['test_acc']:.4f} (val {m['val_acc']:.4f}), "
+             f"{m['params']:,} params, {m['flops']:,} FLOPs, {m['train_seconds']:.1f} s")
+    return EXIT_OK
+
+
+def run_subcommand(argv: list[str]) -> None:
+    """Run a stage in its own process (needed when Lightning starts several processes: DDP
+    re-launches the command line, which must then be that stage alone)."""
+    code = subprocess.call([sys.executable, "-m", "nasnav", *argv])
+    if code == EXIT_INVALID:
+        raise ValueError(f"`nasnav {' '.join(argv)}` reported invalid input (see above)")
+    if code != EXIT_OK:
+        raise RuntimeError(f"`nasnav {' '.join(argv)}` failed with exit code {code}")
+
+
+# ---- parser -----------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m nasnav", description="Human-in-the-loop one-shot NAS.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def overrides(sp):
+        sp.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="override config keys, e.g. trainer.devices=2 supernet.epochs=5")
+
+    sp = sub.add_parser("run", help="the whole pipeline headless: supernet, search, rounds, retrain")
+    sp.add_argument("config")
+    sp.add_argument("--run-dir", required=True)
+    sp.add_argument("--resume", action="store_true", help="continue an interrupted run in --run-dir")
+    overrides(sp)
+    sp.set_defaults(fn=cmd_run)
+
+    sp = sub.add_parser("validate", help="check a config and its data; list every problem")
+    sp.add_argument("config")
+    overrides(sp)
+    sp.set_defaults(fn=cmd_validate)
+
+    sp = sub.add_parser("supernet", help="train (or fine-tune) the supernet of the current round")
+    sp.add_argument("run_dir")
+    sp.add_argument("--round", type=int, default=None)
+    sp.add_argument("--resume", action="store_true", help="continue from the last epoch checkpoint")
+    sp.set_defaults(fn=cmd_supernet)
+
+    sp = sub.add_parser("evaluate", help="score N candidates of the current round with the supernet")
+    sp.add_argument("run_dir")
+    sp.add_argument("--n", type=int, required=True)
+    sp.add_argument("--round", type=int, default=None)
+    sp.add_argument("--strategy", default=None)
+    sp.set_defaults(fn=cmd_evaluate)
+
+    sp = sub.add_parser("retrain", help="train an architecture standalone from scratch")
+    sp.add_argument("run_dir")
+    sp.add_argument("--arch", required=True, help="e.g. conv3x3/maxpool3x3+skip/sepconv5x5")
+    sp.add_argument("--seeds", type=int, default=None)
+    sp.set_defaults(fn=cmd_retrain)
+
+    from nasnav import cli_final, cli_steering
+
+    cli_steering.register(sub)
+    cli_final.register(sub)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # argparse: 2 for usage errors, 0 for --help
+        return int(e.code or 0)
+    if getattr(args, "n", 1) is not None and getattr(args, "n", 1) < 1:
+        print("error: --n must be at least 1", file=sys.stderr)
+        return EXIT_INVALID
+    _quiet()
+    from nasnav.pipeline import JobStopped
+
+    t0 = time.time()
+    try:
+        return args.fn(args)
+    except JobStopped:
+        _say(f"stopped after {time.time() - t0:.1f} s; run the same command with --resume to continue")
+        return EXIT_OK
+    except ValueError as e:
+        for line in str(e).splitlines():
+            print(f"error: {line}", file=sys.stderr)
+        return EXIT_INVALID
+    except Exception:
+        traceback.print_exc()
+        print("internal error: this is a bug in nasnav; the traceback above says where", file=sys.stderr)
+        return EXIT_INTERNAL

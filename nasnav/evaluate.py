@@ -1,0 +1,167 @@
+"""Scoring architectures with shared weights, and their costs (params, FLOPs, latency).
+
+One-shot accuracy: the supernet's BatchNorm running statistics are a mix over all paths, so
+before scoring a path its BN layers are reset and recalibrated on a few training batches;
+the statistics are restored afterwards, so candidates never leak into each other.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from nasnav.space import Arch, SearchSpace
+from nasnav.supernet import Supernet
+
+Metrics = dict  # at least "one_shot_acc"; the supernet evaluator adds val_loss, params, flops
+
+
+class Evaluator(Protocol):
+    """Anything that scores an architecture: the supernet, a lookup table, standalone training."""
+
+    def __call__(self, arch: Arch) -> Metrics: ...
+
+
+def _bns(modules: list[nn.Module]) -> list[nn.modules.batchnorm._BatchNorm]:
+    return [m for mod in modules for m in mod.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+
+
+@torch.no_grad()
+def recalibrate_bn(net: nn.Module, forward: Callable[[torch.Tensor], torch.Tensor], batches: list[torch.Tensor],
+                   bns: list[nn.modules.batchnorm._BatchNorm]) -> None:
+    """Reset ``bns`` and re-estimate their statistics as an exact average over ``batches``."""
+    net.eval()
+    saved = [m.momentum for m in bns]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average over the recalibration batches
+        m.train()
+    for x in batches:
+        forward(x)
+    for m, mom in zip(bns, saved):
+        m.momentum = mom
+        m.eval()
+
+
+class CostModel:
+    """Params and FLOPs of any architecture, from a per-component table computed once.
+
+    Every stage's input shape is fixed by the space (not by other stages' choices), so an
+    architecture's cost is the fixed part (stem, transitions, head) plus its components'.
+    """
+
+    def __init__(self, net: Supernet, input_shape: tuple[int, ...]):
+        self.table: dict[tuple[int, str], tuple[int, int]] = {}
+        x = torch.zeros((1, *input_shape))
+        fixed_params, fixed_flops = 0, 0
+        with torch.no_grad():
+            was = net.training
+            net.eval()
+            h, n = _cost(net.stem, x)
+            fixed_params, fixed_flops = fixed_params + n[0], fixed_flops + n[1]
+            for i, stage in enumerate(net.stages):
+                h, n = _cost(stage.transition, h)
+                fixed_params, fixed_flops = fixed_params + n[0], fixed_flops + n[1]
+                for name, op in stage.ops.items():
+                    _, self.table[(i, name)] = _cost(op, h)
+                h = h  # components are shape-preserving: the next stage sees the same shape
+            _, n = _cost(net.head, h)
+            net.train(was)
+        self.fixed = (fixed_params + n[0], fixed_flops + n[1])
+
+    def params(self, arch: Arch) -> int:
+        return self.fixed[0] + sum(self.table[(i, c)][0] for i, ch in enumerate(arch.choices) for c in ch)
+
+    def flops(self, arch: Arch) -> int:
+        return self.fixed[1] + sum(self.table[(i, c)][1] for i, ch in enumerate(arch.choices) for c in ch)
+
+
+def _cost(module: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
+    params = sum(p.numel() for p in module.parameters())
+    with FlopCounterMode(display=False) as counter:
+        out = module(x)
+    return out, (params, int(counter.get_total_flops()))
+
+
+def count_flops(net: nn.Module, input_shape: tuple[int, ...]) -> int:
+    """FLOPs of one forward pass of one sample."""
+    was = net.training
+    net.eval()
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        net(torch.zeros((1, *input_shape)))
+    net.train(was)
+    return int(counter.get_total_flops())
+
+
+def latency_ms(net: nn.Module, input_shape: tuple[int, ...], batch: int = 1, reps: int = 20) -> float:
+    """Median CPU wall time of a forward pass, in milliseconds."""
+    was = net.training
+    net.eval()
+    x = torch.zeros((batch, *input_shape))
+    times = []
+    with torch.no_grad():
+        net(x)
+        for _ in range(reps):
+            t = time.perf_counter()
+            net(x)
+            times.append((time.perf_counter() - t) * 1000)
+    net.train(was)
+    return float(sorted(times)[len(times) // 2])
+
+
+class SupernetEvaluator:
+    """Scores architectures with the supernet's weights after BN recalibration.
+
+    ``recal_x``: a list of training batches (already on the net's device); ``val_x``/``val_y``:
+    the validation split, scored in chunks of ``chunk`` samples.
+    """
+
+    def __init__(self, net: Supernet, recal_x: list[torch.Tensor], val_x: torch.Tensor, val_y: torch.Tensor,
+                 input_shape: tuple[int, ...], chunk: int = 1024):
+        self.net = net.eval()
+        self.recal_x = recal_x
+        self.val = list(zip(val_x.split(chunk), val_y.split(chunk)))
+        self.n_val = len(val_y)
+        self.cost = CostModel(net, input_shape)
+
+    @torch.no_grad()
+    def __call__(self, arch: Arch) -> Metrics:
+        bns = _bns(self.net.path_modules(arch))
+        saved = [{k: v.clone() for k, v in m.state_dict().items()} for m in bns]
+        try:
+            recalibrate_bn(self.net, lambda x: self.net(x, arch), self.recal_x, bns)
+            correct, loss = 0, 0.0
+            for x, y in self.val:
+                logits = self.net(x, arch)
+                correct += int((logits.argmax(1) == y).sum())
+                loss += float(F.cross_entropy(logits, y, reduction="sum"))
+        finally:
+            for m, state in zip(bns, saved):
+                m.load_state_dict(state)
+        return {
+            "one_shot_acc": correct / self.n_val,
+            "val_loss": loss / self.n_val,
+            "params": self.cost.params(arch),
+            "flops": self.cost.flops(arch),
+        }
+
+
+def make_recal_batches(x_train: torch.Tensor, n_batches: int, batch_size: int, seed: int) -> list[torch.Tensor]:
+    """A fixed, seeded set of training batches for recalibration (the same for every candidate)."""
+    g = torch.Generator().manual_seed(seed)
+    idx = torch.randperm(len(x_train), generator=g)[: n_batches * batch_size]
+    return list(x_train[idx].split(batch_size))
+
+
+def space_param_range(space: SearchSpace, cost: CostModel) -> tuple[int, int]:
+    """Params of the smallest-per-stage and of the largest architecture of a space."""
+    largest = space.largest()
+    smallest = Arch(tuple((min(s.active, key=lambda c, i=i: cost.table[(i, c)][0]),) if s.pinned is None else s.pinned
+                          for i, s in enumerate(space.stages)))
+    return cost.params(smallest), cost.params(largest)

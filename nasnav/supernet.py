@@ -1,0 +1,118 @@
+"""The weight-sharing supernet over a search space.
+
+``Supernet.forward(x, arch)`` runs the path an architecture names; no module holds hidden
+"active" state, so any number of architectures can be scored against one set of weights.
+``extract(arch)`` copies that path's weights into a standalone ``layers.Network``.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+from nasnav import layers
+from nasnav.ops import KIND_DIM, get_op
+from nasnav.space import Arch, SearchSpace
+
+
+def _transition(in_ch: int, out_ch: int, stride: int, dim: int) -> nn.Module:
+    if in_ch == out_ch and stride == 1:
+        return nn.Identity()
+    return layers.Transition(in_ch, out_ch, dim, stride)
+
+
+class SuperStage(nn.Module):
+    """Shared entry transition plus one module per ORIGINAL candidate (pruned ones keep weights)."""
+
+    def __init__(self, in_ch: int, stage, kind: str):
+        super().__init__()
+        dim = KIND_DIM[kind]
+        self.transition = _transition(in_ch, stage.channels, stage.stride, dim)
+        self.ops = nn.ModuleDict({c: get_op(c, kind).build(stage.channels, dim) for c in stage.candidates})
+
+    def forward(self, x: torch.Tensor, choice: tuple[str, ...]) -> torch.Tensor:
+        x = self.transition(x)
+        out = self.ops[choice[0]](x)
+        for name in choice[1:]:
+            out = out + self.ops[name](x)  # "any" stages sum parallel components
+        return out
+
+
+class Supernet(nn.Module):
+    """Stem, one SuperStage per stage, classifier head."""
+
+    def __init__(self, space: SearchSpace, kind: str, in_channels: int, num_classes: int):
+        super().__init__()
+        self.space = space.unpruned()  # weights exist for every original component
+        self.kind = kind
+        dim = KIND_DIM[kind]
+        self.stem = layers.Stem(in_channels, space.stem_channels, dim)
+        stages, width = [], space.stem_channels
+        for stage in space.stages:
+            stages.append(SuperStage(width, stage, kind))
+            width = stage.channels
+        self.stages = nn.ModuleList(stages)
+        self.head = layers.Head(width, num_classes, dim)
+
+    def forward(self, x: torch.Tensor, arch: Arch) -> torch.Tensor:
+        x = self.stem(x)
+        for stage, choice in zip(self.stages, arch.choices):
+            x = stage(x, choice)
+        return self.head(x)
+
+    def path_modules(self, arch: Arch) -> list[nn.Module]:
+        """The modules an architecture runs through (stem, transitions, chosen ops, head)."""
+        mods: list[nn.Module] = [self.stem, self.head]
+        for stage, choice in zip(self.stages, arch.choices):
+            mods.append(stage.transition)
+            mods.extend(stage.ops[c] for c in choice)
+        return mods
+
+    def component_parameters(self, stage: int, component: str) -> list[nn.Parameter]:
+        return list(self.stages[stage].ops[component].parameters())
+
+    def extract(self, arch: Arch) -> layers.Network:
+        """A standalone network with copies of this path's weights (same outputs)."""
+        stages = [
+            layers.ChosenStage(copy.deepcopy(st.transition), [copy.deepcopy(st.ops[c]) for c in choice])
+            for st, choice in zip(self.stages, arch.choices)
+        ]
+        return layers.Network(copy.deepcopy(self.stem), stages, copy.deepcopy(self.head))
+
+
+def build_network(space: SearchSpace, arch: Arch, kind: str, in_channels: int, num_classes: int) -> layers.Network:
+    """A freshly initialised standalone network for an architecture (for retraining from scratch)."""
+    dim = KIND_DIM[kind]
+    stages, width = [], space.stem_channels
+    for stage, choice in zip(space.stages, arch.choices):
+        ops = [get_op(c, kind).build(stage.channels, dim) for c in choice]
+        stages.append(layers.ChosenStage(_transition(width, stage.channels, stage.stride, dim), ops))
+        width = stage.channels
+    return layers.Network(layers.Stem(in_channels, space.stem_channels, dim), stages, layers.Head(width, num_classes, dim))
+
+
+def network_source(space: SearchSpace, arch: Arch, kind: str, in_channels: int, num_classes: int) -> str:
+    """Python source of a function ``build()`` that constructs the same Network (plain PyTorch)."""
+    dim = KIND_DIM[kind]
+    lines = ["def build():", f"    stem = Stem({in_channels}, {space.stem_channels}, {dim})", "    stages = []"]
+    width = space.stem_channels
+    for stage, choice in zip(space.stages, arch.choices):
+        if width == stage.channels and stage.stride == 1:
+            trans = "nn.Identity()"
+        else:
+            trans = f"Transition({width}, {stage.channels}, {dim}, {stage.stride})"
+        ops = ", ".join(get_op(c, kind).source_call(stage.channels, dim) for c in choice)
+        lines.append(f"    stages.append(ChosenStage({trans}, [{ops}]))  # {stage.name}: {'+'.join(choice)}")
+        width = stage.channels
+    lines.append(f"    return Network(stem, stages, Head({width}, {num_classes}, {dim}))")
+    return "\n".join(lines) + "\n"
+
+
+def warm_start(new: Supernet, old_state: dict) -> list[str]:
+    """Load every tensor of ``old_state`` whose name and shape match; returns names not loaded."""
+    own = new.state_dict()
+    loaded = {k: v for k, v in old_state.items() if k in own and own[k].shape == v.shape}
+    new.load_state_dict(loaded, strict=False)
+    return sorted(set(own) - set(loaded))

@@ -1,0 +1,134 @@
+"""Lightning Trainer construction and the callbacks that report into a run directory."""
+
+from __future__ import annotations
+
+import logging
+import math
+import sys
+import time
+from pathlib import Path
+
+import lightning.pytorch as pl
+import torch
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+
+from nasnav.config import TrainerConfig
+from nasnav.runs import RunDir, write_csv
+
+METRIC_COLUMNS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds", "samples_per_s"]
+
+
+def is_multiprocess(tc: TrainerConfig) -> bool:
+    """Whether Lightning will start several processes (DDP re-launches the command line)."""
+    devices = tc.devices
+    many = devices == -1 or (isinstance(devices, int) and devices > 1) or (isinstance(devices, str) and devices not in ("1", "auto"))
+    return many or tc.num_nodes > 1 or str(tc.strategy).startswith("ddp")
+
+
+def _strategy(tc: TrainerConfig, unused_parameters: bool):
+    if tc.strategy == "ddp" and unused_parameters:
+        # A supernet step touches one path: the other components get no gradient.
+        from lightning.pytorch.strategies import DDPStrategy
+
+        return DDPStrategy(find_unused_parameters=True)
+    return tc.strategy
+
+
+class RunReporter(Callback):
+    """Writes metrics.csv (one row per epoch) and status.json progress from rank 0."""
+
+    def __init__(self, run: RunDir, metrics_path: Path, job: str, total_epochs: int, first_epoch_rows: list | None = None):
+        self.run, self.metrics_path, self.job, self.total = run, Path(metrics_path), job, total_epochs
+        self.rows = list(first_epoch_rows or [])
+        self._last_write = 0.0
+
+    def on_train_start(self, trainer, pl_module):
+        self.t0 = time.time()
+        self.epoch_t0 = time.time()
+        self.samples = 0
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        self.epoch_t0 = time.time()
+        self.samples = 0
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        self.samples += len(batch[0]) * trainer.world_size
+        if not trainer.is_global_zero or time.time() - self._last_write < 1.0:
+            return
+        self._last_write = time.time()
+        n = trainer.num_training_batches if math.isfinite(trainer.num_training_batches) else 1
+        done = trainer.current_epoch + (batch_idx + 1) / max(1, n)
+        self._status(trainer, done, f"epoch {trainer.current_epoch + 1}/{self.total}, batch {batch_idx + 1}/{n}")
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        if not trainer.is_global_zero:
+            return
+        m = {k: float(v) for k, v in trainer.callback_metrics.items() if torch.is_tensor(v) and v.numel() == 1}
+        seconds = time.time() - self.epoch_t0
+        opt = trainer.optimizers[0] if trainer.optimizers else None
+        row = {
+            "epoch": trainer.current_epoch + 1,
+            "train_loss": m.get("train_loss"),
+            "train_acc": m.get("train_acc"),
+            "val_loss": m.get("val_loss"),
+            "val_acc": m.get("val_acc"),
+            "lr": opt.param_groups[0]["lr"] if opt else None,
+            "seconds": round(seconds, 3),
+            "samples_per_s": round(self.samples / seconds, 1) if seconds > 0 else None,
+        }
+        self.rows = [r for r in self.rows if r["epoch"] < row["epoch"]] + [row]
+        import pandas as pd
+
+        write_csv(self.metrics_path, pd.DataFrame(self.rows, columns=METRIC_COLUMNS))
+        self._status(trainer, trainer.current_epoch + 1, f"epoch {row['epoch']}/{self.total} done, val_acc {row['val_acc']:.3f}" if row["val_acc"] is not None else f"epoch {row['epoch']}/{self.total} done")
+
+    def _status(self, trainer, done_epochs: float, message: str):
+        elapsed = time.time() - self.t0
+        start_epoch = self.rows[0]["epoch"] - 1 if self.rows else 0
+        rate = (done_epochs - start_epoch) / elapsed if elapsed > 0 else 0
+        eta = (self.total - done_epochs) / rate if rate > 0 else None
+        self.run.write_status(progress=min(1.0, done_epochs / max(1, self.total)), message=message,
+                              eta_seconds=eta, extra={"epoch": int(done_epochs), "epochs": self.total,
+                                                      "samples_per_s": self.samples / max(1e-9, time.time() - self.epoch_t0)})
+
+
+class NonFiniteLoss(Callback):
+    """Stops training with a clear message when the loss becomes NaN or infinite."""
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        loss = outputs["loss"] if isinstance(outputs, dict) else outputs
+        if loss is not None and not torch.isfinite(loss).all():
+            raise FloatingPointError(
+                f"training loss became {float(loss)} at epoch {trainer.current_epoch + 1}, batch {batch_idx + 1}; "
+                "lower the learning rate (supernet.lr / retrain.lr) or set a gradient clip"
+            )
+
+
+def make_trainer(tc: TrainerConfig, max_epochs: int, root: Path, callbacks: list, grad_clip: float | None = None,
+                 unused_parameters: bool = False, checkpoint_dir: Path | None = None) -> pl.Trainer:
+    """A Trainer from the ``trainer`` config section; saves ``last.ckpt`` each epoch for resume."""
+    callbacks = list(callbacks) + [NonFiniteLoss()]
+    if checkpoint_dir is not None:
+        callbacks.append(ModelCheckpoint(dirpath=checkpoint_dir, filename="last", save_last=False, save_top_k=1,
+                                         monitor=None, every_n_epochs=1, enable_version_counter=False))
+    for name in ("lightning.pytorch", "lightning.fabric"):
+        logging.getLogger(name).setLevel(logging.WARNING)  # no "GPU available" banners in job logs
+    progress = tc.enable_progress_bar if tc.enable_progress_bar is not None else sys.stderr.isatty()
+    return pl.Trainer(
+        accelerator=tc.accelerator,
+        devices=tc.devices,
+        num_nodes=tc.num_nodes,
+        strategy=_strategy(tc, unused_parameters),
+        precision=tc.precision,
+        max_epochs=max_epochs,
+        deterministic=tc.deterministic,
+        logger=False,
+        enable_checkpointing=checkpoint_dir is not None,
+        enable_progress_bar=progress,
+        enable_model_summary=False,
+        callbacks=callbacks,
+        gradient_clip_val=grad_clip,
+        log_every_n_steps=tc.log_every_n_steps,
+        default_root_dir=str(root),
+        num_sanity_val_steps=0,
+    )
