@@ -24,6 +24,8 @@ def _quiet() -> None:
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
     warnings.filterwarnings("ignore", message=".*number of training batches.*")
     warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+    warnings.filterwarnings("ignore", message=".*Grad strides do not match.*")  # DDP + 1x1 convs: harmless
+    warnings.filterwarnings("ignore", message=".*recommended to use `Trainer\\(devices=1.*")
 
 
 def _say(msg: str) -> None:

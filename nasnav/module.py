@@ -70,8 +70,8 @@ class _Classifier(pl.LightningModule):
         logits = self._logits(x, stage)
         loss = F.cross_entropy(logits, y, label_smoothing=self.hparams.get("label_smoothing", 0.0) if stage == "train" else 0.0)
         acc = (logits.argmax(1) == y).float().mean()
-        self.log(f"{stage}_loss", loss, on_step=False, on_epoch=True, prog_bar=stage != "test", sync_dist=stage != "train")
-        self.log(f"{stage}_acc", acc, on_step=False, on_epoch=True, prog_bar=True, sync_dist=stage != "train")
+        self.log(f"{stage}_loss", loss, on_step=False, on_epoch=True, prog_bar=stage != "test", sync_dist=True)
+        self.log(f"{stage}_acc", acc, on_step=False, on_epoch=True, prog_bar=True, sync_dist=True)
         return loss
 
     def training_step(self, batch, batch_idx):
