@@ -102,13 +102,13 @@ def append_csv_rows(path: str | Path, rows: list[dict], columns: list[str]) -> N
     loses at most the row it was writing (read_csv drops such a truncated line)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists():
+        _drop_partial_line(path)  # a previous writer died mid-line: that row was never complete
     new = not path.exists() or path.stat().st_size == 0
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
     if new:
         writer.writeheader()
-    elif not _ends_with_newline(path):
-        buf.write("\n")  # a previous writer died mid-line: start clean (the broken line is dropped on read)
     writer.writerows(rows)
     with open(path, "a", encoding="utf-8") as f:
         f.write(buf.getvalue())
@@ -116,10 +116,17 @@ def append_csv_rows(path: str | Path, rows: list[dict], columns: list[str]) -> N
         os.fsync(f.fileno())
 
 
-def _ends_with_newline(path: Path) -> bool:
-    with open(path, "rb") as f:
-        f.seek(-1, os.SEEK_END)
-        return f.read(1) == b"\n"
+def _drop_partial_line(path: Path) -> None:
+    """Cut the file back to its last newline (a row without one was cut off by a kill)."""
+    with open(path, "r+b") as f:
+        f.seek(0, os.SEEK_END)
+        size = f.tell()
+        f.seek(max(0, size - 65536))
+        tail = f.read()
+        if tail.endswith(b"\n"):
+            return
+        cut = tail.rfind(b"\n")
+        f.truncate(size - len(tail) + cut + 1 if cut >= 0 else 0)
 
 
 def read_csv(path: str | Path, columns: list[str] | None = None) -> pd.DataFrame:
