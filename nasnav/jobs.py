@@ -1,157 +1,281 @@
-"""Background jobs of a run: the one-job lock, starting ``python -m nasnav ...``, stopping it."""
+"""Jobs of a run: the one-job lock, starting ``python -m nasnav ...`` detached, stopping it.
+
+One job per run, across processes. Every decision about ``job.lock`` (is it held? take it) is made
+under an ``flock`` on RUN/.job.lock.guard, so check-then-write cannot race. ``start_job`` reserves
+the lock for the child's pid before anyone else can look; the child's own ``JobLock.acquire`` then
+finds its pid there and takes it over. While held, a thread touches RUN/heartbeat, which is how
+``RunDir.read_status`` tells a slow job from a hung or vanished one.
+
+No torch here: the app imports this module.
+"""
 
 from __future__ import annotations
 
-import json
+import contextlib
+import fcntl
 import os
+import re
 import signal
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
-from nasnav.runs import RunDir, pid_alive, read_json
+from nasnav.runs import RunDir, pid_alive, pid_start, read_json, write_json
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parent.parent  # the folder holding the nasnav package
+HEARTBEAT_SECONDS = 15.0
 
 
 class JobRunning(ValueError):
-    """A second job was started on a run that already has one."""
+    """A job was asked to start on a run that already has a live one."""
+
+
+@contextlib.contextmanager
+def _guard(run: RunDir) -> Iterator[None]:
+    """Serialize lock decisions across processes and threads (each call opens its own file)."""
+    run.path.mkdir(parents=True, exist_ok=True)
+    with open(run.path / ".job.lock.guard", "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _holder(run: RunDir) -> dict | None:
+    try:
+        data = read_json(run.lock_path)
+    except ValueError:
+        return None  # unreadable lock: nobody can prove they hold it
+    return data if isinstance(data, dict) else None
+
+
+def _live(holder: dict | None) -> bool:
+    return bool(holder) and pid_alive(holder.get("pid"), holder.get("pid_start"))
+
+
+def _refusal(run: RunDir, live: dict) -> JobRunning:
+    return JobRunning(
+        f"run {run.path} already has a running {live.get('job') or 'job'} job "
+        f"(pid {live.get('pid')}); stop it first or wait"
+    )
+
+
+_DEPTH: dict[str, int] = {}  # re-entrant holds in this process, by lock path
+_BEATS: dict[str, tuple[threading.Event, threading.Thread]] = {}
+
+
+def _beat(path: Path, stop: threading.Event, every: float) -> None:
+    while not stop.wait(every):
+        with contextlib.suppress(OSError):
+            path.touch()
 
 
 class JobLock:
-    """One job per run, across processes: ``job.lock`` holds the owner's pid."""
+    """One job per run, across processes: RUN/job.lock names the holder's pid.
 
-    def __init__(self, run: RunDir, job: str):
-        self.run, self.job, self.held = run, job, False
+    A lock whose pid is dead (or reused by another process) is stale and taken over. Re-entrant
+    within one process (nested holds release at the outermost). Use as ``with JobLock(run, "search"):``.
+    """
 
-    def _holder(self) -> dict | None:
-        try:
-            data = read_json(self.run.lock_path, default=None)
-        except ValueError:
-            return None  # a half-written lock from a killed process: stale
-        return data if isinstance(data, dict) else None
+    def __init__(self, run: RunDir, job: str, heartbeat: float | None = HEARTBEAT_SECONDS):
+        self.run, self.job, self.heartbeat, self.held = run, job, heartbeat, False
+        self._key = str(run.lock_path.absolute())
 
-    def acquire(self) -> None:
-        path = self.run.lock_path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        me = {"pid": os.getpid(), "job": self.job, "time": time.time()}
-        for _ in range(3):
-            try:
-                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                holder = self._holder()
-                if holder and holder.get("pid") == os.getpid():
-                    break  # re-entrant within one process
-                if holder and pid_alive(holder.get("pid")):
-                    raise JobRunning(
-                        f"run {self.run.path} already has a running {holder.get('job', 'job')} job "
-                        f"(pid {holder.get('pid')}); stop it first or wait for it to finish"
-                    ) from None
-                try:
-                    path.unlink()  # stale: its owner is gone
-                except FileNotFoundError:
-                    pass
-                continue
-            with os.fdopen(fd, "w") as f:
-                json.dump(me, f)
-                f.flush()
-                os.fsync(f.fileno())
-            break
+    def acquire(self) -> JobLock:
+        """Take the lock or raise JobRunning naming the live holder."""
+        me = os.getpid()
+        with _guard(self.run):
+            holder = _holder(self.run)
+            if holder and holder.get("pid") != me and _live(holder):
+                raise _refusal(self.run, holder)
+            if not (holder and holder.get("pid") == me and _DEPTH.get(self._key)):
+                # free, stale, or reserved for us by start_job: (re)write it as ours
+                write_json(
+                    self.run.lock_path, {"pid": me, "pid_start": pid_start(me), "job": self.job, "time": time.time()}
+                )
+                _DEPTH[self._key] = 0
+            _DEPTH[self._key] += 1
+            first = _DEPTH[self._key] == 1
         self.held = True
-
-    def release(self) -> None:
-        if not self.held:
-            return
-        holder = self._holder()
-        if holder is None or holder.get("pid") == os.getpid():
-            try:
-                self.run.lock_path.unlink()
-            except FileNotFoundError:
-                pass
-        self.held = False
-
-    def __enter__(self) -> JobLock:
-        self.acquire()
+        if first and self.heartbeat:
+            self.run.heartbeat_path.touch()  # the first beat before acquire returns
+            stop = threading.Event()
+            thread = threading.Thread(
+                target=_beat,
+                args=(self.run.heartbeat_path, stop, self.heartbeat),
+                name=f"nasnav-heartbeat-{self.job}",
+                daemon=True,
+            )
+            thread.start()
+            _BEATS[self._key] = (stop, thread)
         return self
 
-    def __exit__(self, *exc) -> None:
+    def release(self) -> None:
+        """Give the lock up (the file is removed when the outermost hold ends and it is still ours)."""
+        if not self.held:
+            return
+        self.held = False
+        with _guard(self.run):
+            _DEPTH[self._key] = _DEPTH.get(self._key, 1) - 1
+            if _DEPTH[self._key] > 0:
+                return
+            _DEPTH.pop(self._key, None)
+            holder = _holder(self.run)
+            if holder is None or holder.get("pid") == os.getpid():
+                with contextlib.suppress(FileNotFoundError):
+                    self.run.lock_path.unlink()
+        stop, thread = _BEATS.pop(self._key, (None, None))
+        if stop is not None:
+            stop.set()
+            thread.join(timeout=1.0)
+
+    def __enter__(self) -> JobLock:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
         self.release()
 
 
 def running_job(run: RunDir) -> dict | None:
-    """The live job of a run ({"pid", "job"}), or None."""
-    holder = JobLock(run, "")._holder()
-    if holder and pid_alive(holder.get("pid")):
-        return holder
-    status = run.read_status()
-    if status["state"] == "running" and pid_alive(status.get("pid")):
-        return {"pid": status["pid"], "job": status.get("job")}
+    """The run's live job as {"pid", "job"}: the lock's live holder, or a 'running' status whose
+    process is alive (and is not this process); None when there is none."""
+    holder = _holder(run)
+    if _live(holder):
+        return {"pid": holder["pid"], "job": holder.get("job")}
+    try:
+        status = read_json(run.status_path, default={}) or {}
+    except ValueError:
+        return None
+    pid = status.get("pid")
+    if status.get("state") == "running" and pid != os.getpid() and pid_alive(pid, status.get("pid_start")):
+        return {"pid": pid, "job": status.get("job")}
     return None
 
 
+_CHILDREN: dict[int, subprocess.Popen] = {}  # kept so they are not reported as leaked; reaped by pid_alive
+
+
 def start_job(run: RunDir, job: str, args: list[str], env: dict | None = None, module: str = "nasnav") -> int:
-    """Start ``python -m <module> <args>`` detached, output to logs/<job>.log; returns its pid."""
-    live = running_job(run)
-    if live:
-        raise JobRunning(f"run {run.path} already has a running {live.get('job') or 'job'} job "
-                         f"(pid {live['pid']}); stop it first or wait for it to finish")
-    run.logs_dir.mkdir(parents=True, exist_ok=True)
-    log = open(run.log_path(job), "ab")
-    log.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} {module} {' '.join(args)}\n".encode())
-    log.flush()
+    """Start ``python -m <module> <args>`` detached (own session), cwd the repo root, output
+    appended to logs/<job>.log; reserve the lock for it, mark the status running; return its pid.
+
+    Raises JobRunning if the run already has a live job.
+    """
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+", job or ""):
+        raise ValueError(f"job name {job!r} is not valid; use letters, digits, '_', '-' or '.'")
+    for pid in [p for p, proc in _CHILDREN.items() if proc.poll() is not None]:
+        _CHILDREN.pop(pid)
     full_env = {**os.environ, **(env or {})}
     full_env.setdefault("PYTHONUNBUFFERED", "1")
     full_env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), full_env.get("PYTHONPATH", "")) if p)
-    proc = subprocess.Popen([sys.executable, "-m", module, *args], cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT,
-                            stdin=subprocess.DEVNULL, start_new_session=True, env=full_env)
-    log.close()
-    run.write_status(state="running", job=job, pid=proc.pid, started=time.time(), progress=0.0,
-                     message=f"starting {job}", error=None, eta_seconds=None)
-    _CHILDREN[proc.pid] = proc
+    run.logs_dir.mkdir(parents=True, exist_ok=True)
+    with _guard(run):
+        live = running_job(run)
+        if live:
+            raise _refusal(run, live)
+        with open(run.log_path(job), "ab") as log:
+            log.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} python -m {module} {' '.join(args)}\n".encode())
+            log.flush()
+            proc = subprocess.Popen(
+                [sys.executable, "-m", module, *map(str, args)],
+                cwd=REPO_ROOT,
+                env=full_env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        _CHILDREN[proc.pid] = proc
+        write_json(
+            run.lock_path,
+            {
+                "pid": proc.pid,
+                "pid_start": pid_start(proc.pid),
+                "job": job,
+                "time": time.time(),
+                "reserved_by": os.getpid(),
+            },
+        )
+        run.write_status(
+            state="running",
+            job=job,
+            pid=proc.pid,
+            started=time.time(),
+            progress=0.0,
+            message=f"starting {job}",
+            error=None,
+            eta_seconds=None,
+        )
     return proc.pid
 
 
-_CHILDREN: dict[int, subprocess.Popen] = {}  # reaped by pid_alive / stop_job
+def _wait_gone(pid: int, start: int | None, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while pid_alive(pid, start):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def _signal(pid: int, pgid: int | None, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        if pgid is not None:
+            os.killpg(pgid, sig)
+        else:
+            os.kill(pid, sig)
 
 
 def stop_job(run: RunDir, timeout: float = 10.0) -> bool:
-    """SIGTERM the job's process group, SIGKILL after ``timeout``; True if a job was stopped."""
+    """SIGTERM the run's job (its whole process group when it leads one, e.g. DDP workers), SIGKILL
+    after ``timeout`` s; mark the status 'stopped' unless the job wrote its own final state.
+    Returns True if a job was stopped, False if there was none."""
     live = running_job(run)
     if not live:
         return False
     pid = int(live["pid"])
-    _signal_group(pid, signal.SIGTERM)
-    deadline = time.time() + timeout
-    while time.time() < deadline and pid_alive(pid):
-        time.sleep(0.1)
-    if pid_alive(pid):
-        _signal_group(pid, signal.SIGKILL)
-        deadline = time.time() + 5
-        while time.time() < deadline and pid_alive(pid):
-            time.sleep(0.1)
+    if pid == os.getpid():
+        raise ValueError(f"run {run.path}: its job runs in this process (pid {pid}); it cannot stop itself")
+    start = pid_start(pid)
+    try:
+        pgid = os.getpgid(pid)
+    except ProcessLookupError:
+        pgid = None
+    if pgid == os.getpgrp():
+        pgid = None  # never signal our own group (a job started from this process's terminal)
+    try:
+        before = (read_json(run.status_path, default={}) or {}).get("updated")
+    except ValueError:
+        before = None
+    try:
+        _signal(pid, pgid, signal.SIGTERM)
+        if not _wait_gone(pid, start, timeout):
+            _signal(pid, pgid, signal.SIGKILL)
+            _wait_gone(pid, start, 5.0)
+        if pgid is not None:
+            _signal(pid, pgid, signal.SIGKILL)  # stragglers of the group (workers the leader left behind)
+    except PermissionError:
+        raise ValueError(f"run {run.path}: not allowed to stop its job (pid {pid}, another user's process)") from None
     proc = _CHILDREN.pop(pid, None)
     if proc is not None:
         proc.poll()
-    status = read_json(run.status_path, default={}) or {}
-    if status.get("state") == "running":
-        run.write_status(state="stopped", message=f"{live.get('job') or 'job'} stopped")
-    if run.lock_path.exists() and not pid_alive(pid):
-        holder = JobLock(run, "")._holder()
-        if holder is None or holder.get("pid") == pid:
-            try:
-                run.lock_path.unlink()
-            except FileNotFoundError:
-                pass
-    return True
-
-
-def _signal_group(pid: int, sig: int) -> None:
-    try:
-        os.killpg(os.getpgid(pid), sig)
-    except (ProcessLookupError, PermissionError):
+    with _guard(run):
         try:
-            os.kill(pid, sig)
-        except ProcessLookupError:
-            pass
-
+            status = read_json(run.status_path, default={}) or {}
+        except ValueError:
+            status = {}
+        if status.get("state") == "running" or status.get("updated") == before:
+            run.write_status(
+                state="stopped",
+                eta_seconds=None,
+                message=f"{live.get('job') or 'job'} stopped; start it again to resume",
+            )
+        holder = _holder(run)
+        if holder is not None and holder.get("pid") == pid:
+            with contextlib.suppress(FileNotFoundError):
+                run.lock_path.unlink()
+    return True

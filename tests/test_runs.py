@@ -12,7 +12,49 @@ import pytest
 
 from nasnav import runs
 from nasnav.jobs import JobLock, JobRunning, running_job, start_job, stop_job
-from nasnav.runs import RunDir, append_csv_rows, arch_key, list_runs, read_csv, read_json, write_json
+from nasnav.runs import (
+    RunDir,
+    append_csv_rows,
+    arch_from_key,
+    arch_key,
+    list_runs,
+    pid_alive,
+    pid_start,
+    read_csv,
+    read_json,
+    read_yaml,
+    write_json,
+)
+
+FAKE_JOB = textwrap.dedent("""
+    import signal, sys, time
+    from nasnav.jobs import JobLock
+    from nasnav.runs import RunDir
+    run, mode = RunDir(sys.argv[1]), sys.argv[2]
+    def stop(*_):
+        run.write_status(state="stopped", message="fake stopped")
+        sys.exit(0)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN if mode == "stubborn" else stop)
+    with JobLock(run, "fake"):
+        run.write_status(state="running", message="working")
+        print("fake job working", flush=True)
+        time.sleep(60)
+""")
+
+
+@pytest.fixture
+def fake_module(tmp_path):
+    pkg = tmp_path / "pkg"
+    pkg.mkdir()
+    (pkg / "fakejob.py").write_text(FAKE_JOB)
+    return {"PYTHONPATH": str(pkg)}
+
+
+def wait_for(cond, seconds=20.0):
+    deadline = time.time() + seconds
+    while time.time() < deadline and not cond():
+        time.sleep(0.05)
+    return cond()
 
 
 def test_atomic_write_keeps_old_content_on_disk_full(tmp_path, monkeypatch):
@@ -115,45 +157,202 @@ def test_list_runs_reports_best_accuracy(tmp_path):
     run = RunDir.create(tmp_path / "a")
     run.config_path.write_text("seed: 0\n")
     run.write_status(state="done", stage="search")
-    append_csv_rows(run.ensure_round_dir(0) / "candidates.csv",
-                    [{"arch": "x", "one_shot_acc": 0.5}, {"arch": "y", "one_shot_acc": 0.8}], ["arch", "one_shot_acc"])
+    append_csv_rows(
+        run.ensure_round_dir(0) / "candidates.csv",
+        [{"arch": "x", "one_shot_acc": 0.5}, {"arch": "y", "one_shot_acc": 0.8}],
+        ["arch", "one_shot_acc"],
+    )
     (tmp_path / "not-a-run").mkdir()
     listed = list_runs(tmp_path)
     assert [r["name"] for r in listed] == ["a"]
     assert listed[0]["best_acc"] == pytest.approx(0.8)
 
 
-def test_start_and_stop_a_real_job(tmp_path):
-    pkg = tmp_path / "pkg"
-    pkg.mkdir()
-    (pkg / "fakejob.py").write_text(textwrap.dedent("""
-        import signal, sys, time
-        from nasnav.runs import RunDir
-        run = RunDir(sys.argv[1])
-        def stop(*_):
-            run.write_status(state="stopped", message="fake stopped")
-            sys.exit(0)
-        signal.signal(signal.SIGTERM, stop)
-        run.write_status(state="running", message="working")
-        print("fake job working", flush=True)
-        time.sleep(60)
-    """))
-    run = RunDir.create(tmp_path / "r")
-    pid = start_job(run, "fake", [str(run.path)], env={"PYTHONPATH": str(pkg)}, module="fakejob")
-    deadline = time.time() + 20
-    while time.time() < deadline and "fake job working" not in run.log_tail("fake"):
-        time.sleep(0.1)
-    assert "fake job working" in run.log_tail("fake")
-    assert running_job(run)["pid"] == pid
-    with pytest.raises(JobRunning):
-        start_job(run, "fake", [str(run.path)], env={"PYTHONPATH": str(pkg)}, module="fakejob")
-    assert stop_job(run, timeout=10) is True
-    assert not runs.pid_alive(pid)
-    assert run.read_status()["state"] == "stopped"
-    assert stop_job(run) is False  # nothing left to stop
-
-
 def test_written_csv_round_trips(tmp_path):
     df = pd.DataFrame({"arch": ["a", "b"], "one_shot_acc": [0.1, 0.2]})
     runs.write_csv(tmp_path / "x.csv", df)
     pd.testing.assert_frame_equal(read_csv(tmp_path / "x.csv"), df)
+
+
+def test_atomic_write_failing_replace_leaves_no_tmp(tmp_path, monkeypatch):
+    path = tmp_path / "config.yaml"
+    runs.write_yaml(path, {"seed": 1})
+
+    def full(*a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(runs.os, "replace", full)
+    with pytest.raises(OSError, match="No space"):
+        runs.write_yaml(path, {"seed": 2})
+    assert read_yaml(path) == {"seed": 1}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.yaml"]
+
+
+def test_write_json_converts_numpy_and_paths(tmp_path):
+    import numpy as np
+
+    write_json(tmp_path / "m.json", {"acc": np.float32(0.5), "n": np.int64(3), "v": np.arange(2), "p": tmp_path})
+    assert read_json(tmp_path / "m.json") == {"acc": 0.5, "n": 3, "v": [0, 1], "p": str(tmp_path)}
+    assert read_json(tmp_path / "missing.json", default={"x": 1}) == {"x": 1}
+
+
+def test_read_yaml_error_names_file_and_line(tmp_path):
+    path = tmp_path / "config.yaml"
+    path.write_text("seed: 1\nsearch: [unclosed\n")
+    with pytest.raises(ValueError, match=r"config.yaml.*line"):
+        read_yaml(path)
+    with pytest.raises(ValueError, match="nope.yaml"):
+        read_yaml(tmp_path / "nope.yaml")
+
+
+def test_append_refuses_new_columns_and_keeps_header_order(tmp_path):
+    path = tmp_path / "c.csv"
+    append_csv_rows(path, [{"arch": "a", "acc": 0.1}], ["arch", "acc"])
+    append_csv_rows(path, [{"acc": 0.2, "arch": "b"}], ["acc", "arch"])
+    assert read_csv(path).to_dict("records") == [{"arch": "a", "acc": 0.1}, {"arch": "b", "acc": 0.2}]
+    with pytest.raises(ValueError, match="c.csv.*params"):
+        append_csv_rows(path, [{"arch": "c"}], ["arch", "params"])
+
+
+def test_read_csv_truncated_header_only_is_empty(tmp_path):
+    path = tmp_path / "c.csv"
+    path.write_text("arch,one_sh")
+    df = read_csv(path, columns=["arch", "one_shot_acc"])
+    assert len(df) == 0 and list(df.columns) == ["arch", "one_shot_acc"]
+
+
+def test_status_defaults_and_invalid_state(tmp_path):
+    run = RunDir.create(tmp_path / "r")
+    status = run.read_status()
+    assert status["state"] == "idle" and status["extra"] == {}
+    status["extra"]["x"] = 1  # mutating a returned status must not leak into the defaults
+    assert run.read_status()["extra"] == {}
+    with pytest.raises(ValueError, match="not one of"):
+        run.write_status(state="exploded")
+
+
+def test_status_silent_job_reads_interrupted_unless_heartbeat(tmp_path):
+    run = RunDir.create(tmp_path / "r")
+    old = time.time() - 1000
+    write_json(
+        run.status_path, {"state": "running", "pid": os.getpid(), "job": "supernet", "heartbeat": old, "updated": old}
+    )
+    status = run.read_status()
+    assert status["state"] == "interrupted" and "not reported" in status["message"]
+    run.heartbeat_path.touch()  # the lock holder's heartbeat thread proves the job alive
+    assert run.read_status()["state"] == "running"
+
+
+def test_pid_reuse_is_detected():
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        start = pid_start(sleeper.pid)
+        assert pid_alive(sleeper.pid) and pid_alive(sleeper.pid, start)
+        if start is not None:  # Linux: a different start time means another process got the pid
+            assert not pid_alive(sleeper.pid, start + 1)
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    assert not pid_alive(sleeper.pid) and not pid_alive(None) and not pid_alive(0)
+
+
+def test_zombie_child_is_not_alive():
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    time.sleep(0.5)  # exited, not yet waited for: a zombie until pid_alive reaps it
+    assert not pid_alive(proc.pid)
+
+
+def test_lock_is_reentrant_and_heartbeats(tmp_path):
+    run = RunDir.create(tmp_path / "r")
+    outer = JobLock(run, "search", heartbeat=0.05).acquire()
+    inner = JobLock(run, "search").acquire()
+    inner.release()
+    assert run.lock_path.exists()  # still held by the outer hold
+    first = run.heartbeat_path.stat().st_mtime_ns
+    assert wait_for(lambda: run.heartbeat_path.stat().st_mtime_ns != first, 5)
+    with pytest.raises(JobRunning):
+        start_job(run, "other", [])
+    outer.release()
+    assert not run.lock_path.exists()
+
+
+def test_lock_with_reused_pid_is_stale(tmp_path):
+    run = RunDir.create(tmp_path / "r")
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        start = pid_start(sleeper.pid)
+        if start is None:
+            pytest.skip("no /proc")
+        write_json(run.lock_path, {"pid": sleeper.pid, "pid_start": start + 7, "job": "supernet"})
+        with JobLock(run, "search"):
+            assert read_json(run.lock_path)["job"] == "search"
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
+def test_import_order_has_no_cycle():
+    code = "import nasnav.jobs; from nasnav.runs import JobLock, JobRunning, start_job, stop_job; print('ok')"
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=runs.Path(runs.__file__).parents[1]
+    )
+    assert out.stdout.strip() == "ok", out.stderr
+
+
+def test_arch_key_round_trips_and_hashes_odd_names():
+    for arch in ["conv3x3/maxpool3x3+skip/sepconv5x5", "a_b/c", "x"]:
+        assert arch_from_key(arch_key(arch)) == arch
+    odd = [arch_key(a) for a in ["conv-3/skip", "conv+3/skip", "a b/c", "a_b/c", "a__b"]]
+    assert len(set(odd)) == len(odd)
+    assert all("/" not in k and " " not in k for k in odd)
+    with pytest.raises(ValueError):
+        arch_key("")
+
+
+def test_list_runs_tolerates_a_corrupt_run(tmp_path):
+    good, bad = RunDir.create(tmp_path / "good"), RunDir.create(tmp_path / "bad")
+    for run in (good, bad):
+        run.config_path.write_text("seed: 0\n")
+    (bad.path / "current_round.json").write_text("{oops")
+    listed = {r["name"]: r for r in list_runs(tmp_path)}
+    assert listed["good"]["state"] == "idle" and listed["good"]["best_acc"] is None
+    assert listed["bad"]["state"] == "interrupted" and "current_round.json" in listed["bad"]["message"]
+
+
+def test_start_and_stop_a_real_job(tmp_path, fake_module):
+    run = RunDir.create(tmp_path / "r")
+    pid = start_job(run, "fake", [str(run.path), "polite"], env=fake_module, module="fakejob")
+    assert run.read_status()["state"] == "running" and run.read_status()["pid"] == pid
+    assert wait_for(lambda: "fake job working" in run.log_tail("fake")), run.log_tail("fake")
+    assert read_json(run.lock_path)["pid"] == pid and "reserved_by" not in read_json(run.lock_path)
+    assert running_job(run)["pid"] == pid
+    with pytest.raises(JobRunning, match="already has a running fake job"):
+        start_job(run, "fake", [str(run.path), "polite"], env=fake_module, module="fakejob")
+    assert stop_job(run, timeout=10) is True
+    assert not pid_alive(pid)
+    status = run.read_status()
+    assert status["state"] == "stopped" and status["message"] == "fake stopped"  # the job's own final word
+    assert not run.lock_path.exists()
+    assert stop_job(run) is False  # nothing left to stop
+
+
+def test_stop_kills_a_job_that_ignores_sigterm(tmp_path, fake_module):
+    run = RunDir.create(tmp_path / "r")
+    pid = start_job(run, "fake", [str(run.path), "stubborn"], env=fake_module, module="fakejob")
+    assert wait_for(lambda: "fake job working" in run.log_tail("fake")), run.log_tail("fake")
+    t = time.time()
+    assert stop_job(run, timeout=0.5) is True
+    assert time.time() - t < 5 and not pid_alive(pid)
+    status = run.read_status()
+    assert status["state"] == "stopped" and "start it again" in status["message"]
+    assert JobLock(run, "next").acquire().held  # the dead job's lock is no obstacle
+
+
+def test_child_that_dies_at_once_reads_interrupted(tmp_path):
+    run = RunDir.create(tmp_path / "r")
+    pid = start_job(run, "broken", [], module="nasnav_no_such_module")
+    assert wait_for(lambda: not pid_alive(pid))
+    status = run.read_status()
+    assert status["state"] == "interrupted" and "logs/broken.log" in status["message"]
+    assert "No module named" in run.log_tail("broken")
+    assert running_job(run) is None
