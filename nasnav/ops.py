@@ -40,11 +40,12 @@ _REGISTRY: dict[str, dict[str, OpSpec]] = {k: {} for k in KINDS}
 def register(name: str, kinds: tuple[str, ...], cls: type, description: str = "", **kwargs) -> OpSpec:
     """Register a component under ``name`` for the given input kinds."""
     spec = OpSpec(name, cls, kwargs, description)
-    for kind in kinds:
+    for kind in kinds:  # check everything first: a failed registration leaves no trace
         if kind not in _REGISTRY:
             raise ValueError(f"unknown input kind '{kind}'; known: {', '.join(KINDS)}")
         if name in _REGISTRY[kind]:
             raise ValueError(f"component '{name}' is already registered for {kind}")
+    for kind in kinds:
         _REGISTRY[kind][name] = spec
     return spec
 

@@ -171,8 +171,15 @@ class SearchSpace:
                     out.append(f"{at}.pruned: '{c}' is not a candidate of stage '{s.name}'")
             if s.candidates and not s.active:
                 out.append(f"{at}: every component is pruned; a stage needs at least one")
-            if s.pinned is not None and not all(c in s.candidates for c in s.pinned):
-                out.append(f"{at}.pinned: {list(s.pinned)} names a component not in the stage")
+            if s.pinned is not None:
+                free = replace(s, pinned=None)
+                if not all(c in s.candidates for c in s.pinned):
+                    out.append(f"{at}.pinned: {list(s.pinned)} names a component not in the stage")
+                elif any(c in s.pruned for c in s.pinned):
+                    out.append(f"{at}.pinned: {list(s.pinned)} includes a pruned component")
+                elif not 0 < len(s.pinned) <= free.max_k():
+                    out.append(f"{at}.pinned: select '{s.select}' allows 1 to {free.max_k()} component(s), "
+                               f"got {len(s.pinned)}")
         return out
 
     def validate(self, known: Iterable[str] | None = None, where: str = "space") -> SearchSpace:
@@ -319,10 +326,10 @@ class SearchSpace:
             if n in s.pruned:
                 raise ValueError(f"cannot pin '{n}' in stage '{s.name}': it is pruned; restore it first")
         ordered = tuple(c for c in s.candidates if c in names)
-        if not s.allows(ordered) and not (s.select == "any" and 0 < len(ordered) <= s.max_k()):
+        if not replace(s, pinned=None).allows(ordered):  # judged against the stage, not its current pin
             raise ValueError(
                 f"cannot pin {'+'.join(names)} in stage '{s.name}': "
-                f"select '{s.select}' allows at most {s.max_k()} component(s)"
+                f"select '{s.select}' allows at most {replace(s, pinned=None).max_k()} component(s)"
             )
         return self._with_stage(i, replace(s, pinned=ordered))
 

@@ -79,7 +79,7 @@ class Supernet(nn.Module):
             layers.ChosenStage(copy.deepcopy(st.transition), [copy.deepcopy(st.ops[c]) for c in choice])
             for st, choice in zip(self.stages, arch.choices)
         ]
-        return layers.Network(copy.deepcopy(self.stem), stages, copy.deepcopy(self.head))
+        return layers.Network(copy.deepcopy(self.stem), stages, copy.deepcopy(self.head)).train(self.training)
 
 
 def build_network(space: SearchSpace, arch: Arch, kind: str, in_channels: int, num_classes: int) -> layers.Network:
