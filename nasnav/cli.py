@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import subprocess
 import sys
 import time
@@ -92,11 +93,25 @@ def cmd_retrain(args) -> int:
     run, cfg = load_run(args.run_dir)
     space = round_space(run, cfg)
     arch = space.parse(args.arch)  # ValueError (exit 2) names the bad part
+    if args.seeds is not None and args.seeds < 1:
+        raise ValueError(f"--seeds: {args.seeds} must be at least 1")
     with job(run, "retrain"):
         m = retrain(run, cfg, space, arch, seeds=args.seeds)
+        if m and not args.no_export:
+            from nasnav.export import export_final, export_summary
+
+            run.write_status(message="exporting model.py, ONNX, torch.export, model card")
+            info = export_final(run, cfg, m["arch"])
     if m:
-        _say(f"{m['arch']}: test accuracy {m['test_acc']:.4f} (val {m['val_acc']:.4f}), "
-             f"{m['params']:,} params, {m['flops']:,} FLOPs, {m['train_seconds']:.1f} s")
+        per_seed = ", ".join(f"{a:.4f}" for a in m["test_accs"])
+        spread = f" ± {m['test_acc_std']:.4f} over {m['seeds']} seeds ({per_seed})" if m["seeds"] > 1 else ""
+        one_shot = f", one-shot {m['one_shot_acc']:.4f}" if m.get("one_shot_acc") is not None else ""
+        _say(f"{m['arch']}: test accuracy {m['test_acc']:.4f}{spread} (val {m['val_acc']:.4f}{one_shot}), "
+             f"{m['params']:,} params, {m['flops']:,} FLOPs, {m['latency_ms']:.2f} ms, {m['train_seconds']:.1f} s")
+        _say(f"  results in {run.final_dir(m['key'])}")
+        if not args.no_export:
+            for line in export_summary(info).splitlines():
+                _say(f"  {line}")
     return EXIT_OK
 
 
@@ -147,7 +162,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("retrain", help="train an architecture standalone from scratch")
     sp.add_argument("run_dir")
     sp.add_argument("--arch", required=True, help="e.g. conv3x3/maxpool3x3+skip/sepconv5x5")
-    sp.add_argument("--seeds", type=int, default=None)
+    sp.add_argument("--seeds", type=int, default=None, help="train with this many seeds (default retrain.seeds)")
+    sp.add_argument("--no-export", action="store_true", help="skip model.py / ONNX / torch.export / model card")
+    sp.add_argument("--resume", action="store_true", help="accepted for symmetry: finished seeds are always reused")
     sp.set_defaults(fn=cmd_retrain)
 
     from nasnav import cli_final, cli_steering
@@ -166,6 +183,9 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "n", 1) is not None and getattr(args, "n", 1) < 1:
         print("error: --n must be at least 1", file=sys.stderr)
         return EXIT_INVALID
+    # Small networks on a CPU run fastest on one thread per process, and several processes (DDP
+    # workers, the app's jobs) then do not fight over cores. NASNAV_THREADS overrides.
+    os.environ.setdefault("OMP_NUM_THREADS", os.environ.get("NASNAV_THREADS", "1"))
     _quiet()
     from nasnav.pipeline import JobStopped
 

@@ -1,27 +1,119 @@
-"""Standalone training of chosen architectures from scratch; results in ``final/<arch-key>/``."""
+"""Standalone training of chosen architectures from scratch; results in ``final/<arch-key>/``.
+
+``final/<arch-key>/`` holds, per retrained architecture:
+
+- ``metrics.json``: test accuracy (mean and spread over seeds, on the held-out test split that no
+  stage of the search ever looks at), validation accuracy, the one-shot estimate, params, FLOPs,
+  latency, wall time;
+- ``metrics.csv``: the validation curve of the first seed (``metrics_seed<i>.csv`` for the others);
+- ``seeds.csv``: one row per finished seed, so a stopped multi-seed retrain resumes where it stopped;
+- ``weights.pt`` (the first seed's ``state_dict``) and ``arch.yaml`` (space, architecture, input spec,
+  normalisation): everything ``nasnav.export`` needs to rebuild the network without the data.
+
+torch and Lightning are imported inside the functions that train, so ``read_finals`` stays light
+for the app.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import io
+import json
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 
 from nasnav.config import Config
-from nasnav.runs import RunDir, arch_key, atomic_write_bytes, write_json, write_yaml
+from nasnav.runs import RunDir, append_csv_rows, arch_key, atomic_write_bytes, read_csv, write_json, write_yaml
 from nasnav.space import Arch, SearchSpace
 
 METRICS_FILE = "metrics.json"
 WEIGHTS_FILE = "weights.pt"
+ARCH_FILE = "arch.yaml"
+SEEDS_FILE = "seeds.csv"
+SEED_COLUMNS = [
+    "seed",
+    "test_acc",
+    "test_loss",
+    "val_acc",
+    "val_loss",
+    "best_epoch",
+    "epochs_trained",
+    "train_seconds",
+    "fingerprint",
+]
+FINAL_COLUMNS = [
+    "arch",
+    "test_acc",
+    "test_acc_std",
+    "val_acc",
+    "one_shot_acc",
+    "params",
+    "flops",
+    "latency_ms",
+    "train_seconds",
+    "seeds",
+    "epochs",
+    "round",
+    "key",
+]
 
 
-def train_standalone(cfg: Config, space: SearchSpace, arch: Arch, splits, seed: int, epochs: int,
-                     metrics_path: Path | None = None, run: RunDir | None = None, augment: bool | None = None,
-                     test: bool = True) -> dict:
-    """Train one architecture from scratch; returns accuracies, curve rows and the trained module."""
+class _BestWeights:
+    """Keeps the weights of the best validation epoch and puts them back at the end of fit.
+
+    Used with early stopping: the last epoch is then by construction ``patience`` epochs past the
+    best one. Built lazily as a Lightning Callback (Lightning is imported only when training).
+    """
+
+    @staticmethod
+    def make():
+        from lightning.pytorch.callbacks import Callback
+
+        class BestWeights(Callback):
+            def __init__(self):
+                self.best, self.state, self.epoch = -1.0, None, None
+
+            def on_validation_end(self, trainer, pl_module):
+                if trainer.sanity_checking or "val_acc" not in trainer.callback_metrics:
+                    return
+                acc = float(trainer.callback_metrics["val_acc"])
+                if acc > self.best:
+                    self.best, self.epoch = acc, trainer.current_epoch + 1
+                    self.state = {k: v.detach().clone() for k, v in pl_module.net.state_dict().items()}
+
+            def on_fit_end(self, trainer, pl_module):
+                if self.state is not None:
+                    pl_module.net.load_state_dict(self.state)
+
+        return BestWeights()
+
+
+def train_standalone(
+    cfg: Config,
+    space: SearchSpace,
+    arch: Arch,
+    splits,
+    seed: int,
+    epochs: int,
+    metrics_path: Path | None = None,
+    run: RunDir | None = None,
+    augment: bool | None = None,
+    test: bool = True,
+    quiet: bool = False,
+    single_process: bool = False,
+) -> dict:
+    """Train one architecture from scratch under the ``retrain`` and ``trainer`` settings.
+
+    Returns val (and, with ``test``, test) accuracy and loss, wall time, the epoch curve and the
+    trained module. ``quiet`` turns off the progress bar; ``single_process`` forces one device
+    (spot checks: many short trainings, where DDP start-up would dominate). With
+    ``retrain.patience`` set, training stops early on validation accuracy and the best
+    validation epoch's weights are kept.
+    """
     import lightning.pytorch as pl
     from lightning.pytorch.callbacks import EarlyStopping
 
@@ -32,82 +124,255 @@ def train_standalone(cfg: Config, space: SearchSpace, arch: Arch, splits, seed: 
     rc = cfg.retrain
     spec = splits.spec
     pl.seed_everything(seed, workers=True, verbose=False)
-    optim = {"optimizer": rc.optimizer, "lr": rc.lr, "momentum": rc.momentum, "weight_decay": rc.weight_decay,
-             "schedule": rc.schedule}
-    module = StandaloneModule(space.unpruned().to_dict(), str(arch), spec.kind, spec.shape[0], spec.num_classes,
-                              optim, augment=rc.augment if augment is None else augment)
+    optim = {
+        "optimizer": rc.optimizer,
+        "lr": rc.lr,
+        "momentum": rc.momentum,
+        "weight_decay": rc.weight_decay,
+        "schedule": rc.schedule,
+    }
+    module = StandaloneModule(
+        space.unpruned().to_dict(),
+        str(arch),
+        spec.kind,
+        spec.shape[0],
+        spec.num_classes,
+        optim,
+        augment=rc.augment if augment is None else augment,
+    )
     callbacks = []
     reporter = None
     if run is not None and metrics_path is not None:
         reporter = RunReporter(run, metrics_path, "retrain", epochs)
         callbacks.append(reporter)
+    best = None
     if rc.patience:
-        callbacks.append(EarlyStopping(monitor="val_acc", mode="max", patience=rc.patience))
+        best = _BestWeights.make()
+        callbacks += [EarlyStopping(monitor="val_acc", mode="max", patience=rc.patience), best]
+    tc = cfg.trainer
+    if quiet:
+        tc = dataclasses.replace(tc, enable_progress_bar=False)
+    if single_process:
+        tc = dataclasses.replace(tc, devices=1, num_nodes=1, strategy="auto")
     root = metrics_path.parent if metrics_path is not None else Path(".")
-    trainer = make_trainer(cfg.trainer, epochs, root, callbacks, grad_clip=5.0)
+    trainer = make_trainer(tc, epochs, root, callbacks, grad_clip=5.0)
     dm = NasDataModule(cfg.data, cfg.seed, splits)
     t0 = time.time()
     trainer.fit(module, datamodule=dm)
     seconds = time.time() - t0
+    from nasnav.pipeline import JobStopped, stop_requested
+
+    if trainer.received_sigterm or stop_requested():
+        raise JobStopped()
     val = trainer.validate(module, datamodule=dm, verbose=False)[0]
-    out = {"val_acc": float(val["val_acc"]), "val_loss": float(val["val_loss"]), "train_seconds": seconds,
-           "epochs_trained": trainer.current_epoch, "module": module, "rows": reporter.rows if reporter else [],
-           "is_global_zero": trainer.is_global_zero}
+    out = {
+        "val_acc": float(val["val_acc"]),
+        "val_loss": float(val["val_loss"]),
+        "train_seconds": seconds,
+        "epochs_trained": trainer.current_epoch,
+        "best_epoch": best.epoch if best else trainer.current_epoch,
+        "module": module,
+        "rows": reporter.rows if reporter else [],
+        "is_global_zero": trainer.is_global_zero,
+    }
     if test:
         res = trainer.test(module, datamodule=dm, verbose=False)[0]
         out.update(test_acc=float(res["test_acc"]), test_loss=float(res["test_loss"]))
     return out
 
 
-def retrain(run: RunDir, cfg: Config, space: SearchSpace, arch: Arch, seeds: int | None = None,
-            one_shot_acc: float | None = None) -> dict:
-    """Retrain an architecture with one or more seeds; writes final/<key>/ and returns metrics."""
-    from nasnav.evaluate import count_flops, latency_ms
-    from nasnav.pipeline import load_data
+def fingerprint(cfg: Config, space: SearchSpace, arch: Arch) -> str:
+    """What decides a retrain's result: a finished seed is reused only while this is unchanged."""
+    rc = {
+        k: v
+        for k, v in dataclasses.asdict(cfg.retrain).items()
+        if k not in ("seeds", "top_k") and not k.startswith("spotcheck")
+    }
+    stages = [(s.channels, s.stride) for s in space.stages]
+    tc = cfg.trainer  # devices and strategy change the effective batch, precision the arithmetic
+    trainer = [tc.accelerator, tc.devices, tc.num_nodes, tc.strategy, tc.precision, tc.deterministic]
+    blob = json.dumps(
+        [rc, dataclasses.asdict(cfg.data), cfg.seed, trainer, space.stem_channels, stages, str(arch)],
+        sort_keys=True,
+        default=str,
+    )
+    return hashlib.sha1(blob.encode()).hexdigest()[:12]
 
-    seeds = seeds or cfg.retrain.seeds
+
+def lookup_one_shot(run: RunDir, arch: Arch) -> float | None:
+    """The arch's one-shot accuracy in the latest round that scored it, or None."""
+    from nasnav.search import read_candidates
+
+    for k in reversed(run.rounds()):
+        df = read_candidates(run, k)
+        hit = df.loc[df["arch"].astype(str) == str(arch), "one_shot_acc"] if len(df) else []
+        if len(hit) and pd.notna(hit.iloc[-1]):
+            return float(hit.iloc[-1])
+    return None
+
+
+def _save_weights(path: Path, net) -> None:
+    import torch
+
+    buf = io.BytesIO()
+    torch.save({k: v.detach().cpu() for k, v in net.state_dict().items()}, buf)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def load_weights(path: Path) -> dict:
+    """A state_dict written by retrain (``weights_only``: no code is unpickled)."""
+    import torch
+
+    if not Path(path).exists():
+        raise ValueError(
+            f"{path}: no weights; retrain the architecture first (`python -m nasnav retrain RUN --arch ...`)"
+        )
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def arch_record(cfg: Config, space: SearchSpace, arch: Arch, splits) -> dict:
+    """The contents of arch.yaml: everything needed to rebuild and feed the network."""
+    from nasnav.export import raw_input_description
+
+    return {
+        "arch": str(arch),
+        "choices": {s.name: "+".join(c) for s, c in zip(space.stages, arch.choices)},
+        "space": space.to_dict(),
+        "kind": splits.spec.kind,
+        "input": splits.spec.to_dict(),
+        "normalisation": {
+            "mean": splits.mean.flatten().tolist() if splits.mean is not None else None,
+            "std": splits.std.flatten().tolist() if splits.std is not None else None,
+            "shape": list(splits.mean.shape) if splits.mean is not None else None,
+        },
+        "raw_input": raw_input_description(cfg.data, splits.spec),
+        "data_source": cfg.data.source,
+    }
+
+
+def retrain(
+    run: RunDir,
+    cfg: Config,
+    space: SearchSpace,
+    arch: Arch,
+    seeds: int | None = None,
+    one_shot_acc: float | None = None,
+) -> dict:
+    """Retrain an architecture from scratch with one or more seeds; writes final/<key>/.
+
+    Seed i trains with ``cfg.seed + i``; the first seed's weights are saved (its validation curve
+    is ``metrics.csv``). Finished seeds are kept in seeds.csv and reused while the settings that
+    decide them are unchanged, so a stopped retrain resumes and ``--seeds 3`` after ``--seeds 1``
+    trains only the two new seeds. Returns the metrics (empty on DDP ranks other than 0).
+    """
+    from nasnav.evaluate import count_flops, latency_ms
+    from nasnav.pipeline import JobStopped, load_data, stop_requested
+    from nasnav.supernet import build_network
+
+    seeds = cfg.retrain.seeds if seeds is None else int(seeds)
+    if seeds < 1:
+        raise ValueError(f"--seeds: {seeds} must be at least 1")
     splits = load_data(cfg)
     key = arch_key(str(arch))
     out_dir = run.final_dir(key)
     out_dir.mkdir(parents=True, exist_ok=True)
-    results = []
+    fp = fingerprint(cfg, space, arch)
+    done = read_csv(out_dir / SEEDS_FILE, columns=SEED_COLUMNS)
+    done = done[done["fingerprint"].astype(str) == fp].drop_duplicates("seed", keep="last")
+    by_seed = {int(r["seed"]): r.to_dict() for _, r in done.iterrows()}
+    if cfg.seed in by_seed and not (out_dir / WEIGHTS_FILE).exists():
+        by_seed.pop(cfg.seed)  # the saved weights are gone: train the first seed again
+    rank0 = True
     for i in range(seeds):
-        res = train_standalone(cfg, space, arch, splits, cfg.seed + i, cfg.retrain.epochs,
-                               metrics_path=out_dir / ("metrics.csv" if i == 0 else f"metrics_seed{i}.csv"), run=run)
-        if not res["is_global_zero"]:
-            return {}
-        results.append(res)
-    net = results[0]["module"].net.cpu().eval()
-    shape = tuple(splits.spec.shape)
-    test_accs = [r["test_acc"] for r in results]
+        seed = cfg.seed + i
+        if seed in by_seed:
+            continue
+        if stop_requested():
+            raise JobStopped()
+        if i > 0:
+            run.write_status(message=f"retrain seed {i + 1}/{seeds}")
+        else:  # new weights for this folder: results and exports of the old ones no longer apply
+            for stale in (METRICS_FILE, "export.json"):
+                (out_dir / stale).unlink(missing_ok=True)
+        res = train_standalone(
+            cfg,
+            space,
+            arch,
+            splits,
+            seed,
+            cfg.retrain.epochs,
+            metrics_path=out_dir / ("metrics.csv" if i == 0 else f"metrics_seed{i}.csv"),
+            run=run,
+        )
+        rank0 = res["is_global_zero"]
+        if not rank0:
+            continue  # DDP: the other ranks train every seed with rank 0 but write nothing
+        if i == 0:
+            _save_weights(out_dir / WEIGHTS_FILE, res["module"].net)
+        row = {k: res.get(k) for k in SEED_COLUMNS} | {"seed": seed, "fingerprint": fp}
+        append_csv_rows(out_dir / SEEDS_FILE, [row], SEED_COLUMNS)
+        by_seed[seed] = row
+    if not rank0:
+        return {}
+    rows = [by_seed[cfg.seed + i] for i in range(seeds)]
+    spec = splits.spec
+    net = build_network(space, arch, spec.kind, spec.shape[0], spec.num_classes)
+    net.load_state_dict(load_weights(out_dir / WEIGHTS_FILE))
+    net.eval()
+    shape = tuple(spec.shape)
+    test_accs = [float(r["test_acc"]) for r in rows]
+    val_accs = [float(r["val_acc"]) for r in rows]
+    if one_shot_acc is None:
+        one_shot_acc = lookup_one_shot(run, arch)
     metrics = {
         "arch": str(arch),
         "key": key,
         "round": run.current_round(),
         "test_acc": float(np.mean(test_accs)),
-        "test_acc_std": float(np.std(test_accs)) if len(test_accs) > 1 else 0.0,
+        "test_acc_std": float(np.std(test_accs, ddof=1)) if len(test_accs) > 1 else 0.0,
         "test_accs": test_accs,
-        "val_acc": float(np.mean([r["val_acc"] for r in results])),
-        "one_shot_acc": one_shot_acc,
+        "val_acc": float(np.mean(val_accs)),
+        "val_acc_std": float(np.std(val_accs, ddof=1)) if len(val_accs) > 1 else 0.0,
+        "val_accs": val_accs,
+        "one_shot_acc": None if one_shot_acc is None or not np.isfinite(one_shot_acc) else float(one_shot_acc),
         "params": int(sum(p.numel() for p in net.parameters())),
         "flops": count_flops(net, shape),
         "latency_ms": latency_ms(net, shape),
-        "train_seconds": float(sum(r["train_seconds"] for r in results)),
+        "train_seconds": float(sum(float(r["train_seconds"]) for r in rows)),
         "epochs": cfg.retrain.epochs,
+        "epochs_trained": [int(r["epochs_trained"]) for r in rows],
+        "best_epoch": int(rows[0]["best_epoch"]),
         "seeds": seeds,
+        "seed_list": [cfg.seed + i for i in range(seeds)],
+        "weights_seed": cfg.seed,
+        "test_split": "held out before the search (data.test_fraction); never used for selection",
+        "n_train": len(splits.y_train),
+        "n_val": len(splits.y_val),
+        "n_test": len(splits.y_test),
+        "fingerprint": fp,
+        "finished": time.time(),
     }
-    buf = io.BytesIO()
-    torch.save(net.state_dict(), buf)
-    atomic_write_bytes(out_dir / WEIGHTS_FILE, buf.getvalue())
-    write_yaml(out_dir / "arch.yaml", {"arch": str(arch), "space": space.unpruned().to_dict(),
-                                       "input": splits.spec.to_dict()})
+    write_yaml(out_dir / ARCH_FILE, arch_record(cfg, space, arch, splits))
     write_json(out_dir / METRICS_FILE, metrics)
     return metrics
 
 
 def read_finals(run: RunDir) -> pd.DataFrame:
-    """One row per retrained architecture."""
+    """One row per retrained architecture; the results table's columns first."""
     from nasnav.runs import read_json
 
-    rows = [read_json(run.final_dir(k) / METRICS_FILE) for k in run.finals()]
-    return pd.DataFrame([r for r in rows if r])
+    rows = []
+    for k in run.finals():
+        try:
+            m = read_json(run.final_dir(k) / METRICS_FILE)
+        except ValueError:
+            continue  # unreadable: skipped here, reported where the file is opened on its own
+        if isinstance(m, dict):
+            m.setdefault("test_acc_std", 0.0)
+            m["exported"] = (run.final_dir(k) / "export.json").exists()
+            rows.append(m)
+    df = pd.DataFrame(rows)
+    for c in FINAL_COLUMNS:
+        if c not in df.columns:
+            df[c] = pd.Series(dtype=object)
+    return df[FINAL_COLUMNS + [c for c in df.columns if c not in FINAL_COLUMNS]]

@@ -1,0 +1,372 @@
+"""Export a retrained network for people who will use it without nasnav.
+
+``final/<arch-key>/`` gains:
+
+- ``model.py``: self-contained plain PyTorch (the source of ``nasnav/layers.py``, a generated
+  ``build()``, the input normalisation as ``preprocess(x)``, ``load(weights)``); running it checks
+  itself against ``example.pt``;
+- ``example.pt``: a few raw test inputs and the logits the network gives for them;
+- ``model.onnx`` (TorchScript-based exporter; needs only ``onnx``), checked with onnxruntime when
+  installed;
+- ``model.pt2`` (``torch.export``), checked by loading it back;
+- ``model_card.md`` (see ``nasnav.model_card``) and ``export.json`` (files, checks, versions).
+
+Every exported network takes NORMALISED input, exactly what it was trained on: call
+``preprocess(raw)`` first (``model.py``), or apply ``(raw - mean) / std`` with the constants in
+``arch.yaml`` / the model card.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import importlib.util
+import inspect
+import io
+import time
+import warnings
+from pathlib import Path
+
+import torch
+
+from nasnav import layers
+from nasnav.runs import RunDir, arch_key, atomic_write_bytes, atomic_write_text, read_json, read_yaml, write_json
+
+EXPORT_FILE = "export.json"
+N_EXAMPLES = 8
+TOLERANCE = 1e-4  # max |logit difference| accepted between an export and the original network
+
+RAW_INPUT = {
+    "digits": "8x8 grey-level digit images, float array (N, 1, 8, 8), pixel values 0..16 divided by 16 "
+    "(0..1), as in `sklearn.datasets.load_digits().images[:, None] / 16`",
+    "mnist1d": "MNIST-1D sequences, float array (N, 1, 40), the values `mnist1d.data.make_dataset` gives "
+    "(`x[:, None]`), unscaled",
+    "folder": "images as float arrays (N, C, H, W), 8-bit pixel values divided by 255 (0..1), channels RGB "
+    "(or 1 grey channel with data.grayscale), resized to the training size",
+    "cifar": "CIFAR images as float arrays (N, 3, 32, 32), 8-bit RGB pixel values divided by 255 (0..1)",
+    "csv": "rows of the CSV's numeric feature columns, in file order with the target column removed, "
+    "as a float array (N, F), unscaled",
+}
+
+
+def raw_input_description(data_cfg, spec) -> str:
+    """What a raw input looks like (before ``preprocess``), for model.py and the model card."""
+    text = RAW_INPUT.get(getattr(data_cfg, "source", ""), "inputs as the data source reads them")
+    if getattr(data_cfg, "source", "") == "folder":
+        text += f"; here {tuple(spec.shape)}"
+    return text
+
+
+# ---- model.py --------------------------------------------------------------------------------
+def layers_source() -> str:
+    """``nasnav/layers.py`` without its module docstring (it imports only torch)."""
+    src = Path(inspect.getsourcefile(layers)).read_text()
+    tree = ast.parse(src)
+    first = tree.body[0] if tree.body else None
+    if isinstance(first, ast.Expr) and isinstance(getattr(first, "value", None), ast.Constant):
+        src = "\n".join(src.splitlines()[first.end_lineno :])
+    lines = src.splitlines()
+    for node in reversed(ast.parse(src).body):  # model.py imports torch itself; fail loudly on anything else
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
+            if any(n.split(".")[0] != "torch" for n in names):
+                raise RuntimeError(f"nasnav/layers.py imports {names}: model.py may import only torch")
+            del lines[node.lineno - 1 : node.end_lineno]
+    return "\n".join(lines).strip() + "\n"
+
+
+def model_source(record: dict, weights_name: str = "weights.pt") -> str:
+    """The text of a self-contained model.py for an ``arch.yaml`` record."""
+    from nasnav.data import InputSpec
+    from nasnav.space import SearchSpace
+    from nasnav.supernet import network_source
+
+    spec = InputSpec.from_dict(record["input"])
+    space = SearchSpace.from_dict(record["space"], spec.kind)
+    arch = space.parse(record["arch"], check_active=False)
+    build_src = network_source(space, arch, spec.kind, spec.shape[0], spec.num_classes)
+    norm = record.get("normalisation") or {}
+    shape = tuple(norm.get("shape") or [])
+    mean, std = norm.get("mean"), norm.get("std")
+    stages = "\n".join(
+        f"    {s.name}: {'+'.join(c)}  ({s.channels} channels, stride {s.stride})"
+        for s, c in zip(space.stages, arch.choices)
+    )
+    return f'''"""{record["arch"]}: a network found by nasnav, as plain PyTorch (no nasnav needed).
+
+Architecture (stem {space.stem_channels} channels, then one choice per stage, then a linear head):
+{stages}
+
+Input: {record.get("raw_input", "raw inputs")}.
+The network expects NORMALISED input of shape (N, {", ".join(map(str, spec.shape))}): apply preprocess(x) first.
+Output: logits over {spec.num_classes} classes, in the order of CLASS_NAMES.
+
+Usage:
+    import torch, model
+    net = model.load("{weights_name}")  # eval mode, CPU
+    logits = net(model.preprocess(x_raw))  # x_raw: float tensor, see Input above
+    labels = [model.CLASS_NAMES[i] for i in logits.argmax(1)]
+
+Run `python model.py` next to {weights_name} and example.pt to check that this file reproduces the
+outputs nasnav measured.
+"""
+
+import torch
+from torch import nn
+
+# ---- building blocks (copied verbatim from nasnav/layers.py) ------------------------------------
+
+
+{layers_source()}
+
+# ---- this architecture -----------------------------------------------------------------------
+{build_src}
+
+INPUT_SHAPE = {tuple(spec.shape)!r}  # per sample
+CLASS_NAMES = {list(spec.class_names)!r}
+# Training-set normalisation, per channel (images, sequences) or feature (tables); None: none applied.
+MEAN = {"None" if mean is None else f"torch.tensor({mean!r}).reshape({shape!r})"}
+STD = {"None" if std is None else f"torch.tensor({std!r}).reshape({shape!r})"}
+
+
+def preprocess(x):
+    """Raw input (see the module docstring) -> what the network expects: (x - MEAN) / STD."""
+    x = torch.as_tensor(x, dtype=torch.float32)
+    if x.dim() == len(INPUT_SHAPE):
+        x = x.unsqueeze(0)  # one sample -> a batch of one
+    if MEAN is None:
+        return x
+    return (x - MEAN) / STD
+
+
+def load(weights_path="{weights_name}", map_location="cpu"):
+    """build() with the trained weights loaded (a plain state_dict; no code is unpickled), in eval mode."""
+    net = build()
+    state = torch.load(weights_path, map_location=map_location, weights_only=True)
+    net.load_state_dict(state)
+    return net.eval()
+
+
+@torch.no_grad()
+def predict(x_raw, net=None):
+    """Class indices for raw inputs."""
+    net = load() if net is None else net
+    return net(preprocess(x_raw)).argmax(1)
+
+
+if __name__ == "__main__":
+    import os
+    import sys
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    net = load(os.path.join(here, "{weights_name}"))
+    example = torch.load(os.path.join(here, "example.pt"), map_location="cpu", weights_only=True)
+    with torch.no_grad():
+        diff = (net(preprocess(example["x"])) - example["logits"]).abs().max().item()
+    print(f"{{sum(p.numel() for p in net.parameters()):,}} parameters; max |logit difference| on "
+          f"{{len(example['x'])}} examples: {{diff:.2e}}")
+    sys.exit(0 if diff < {TOLERANCE} else 1)
+'''
+
+
+def _import_file(path: Path, name: str):
+    spec = importlib.util.spec_from_file_location(name, path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+# ---- ONNX / torch.export -------------------------------------------------------------------------
+def export_onnx(net: torch.nn.Module, x: torch.Tensor, path: Path) -> dict:
+    """ONNX with a dynamic batch axis via the TorchScript-based exporter (needs ``onnx`` only; the
+    newer dynamo exporter would also need ``onnxscript``); checked with onnxruntime if present."""
+    try:
+        import onnx  # noqa: F401
+    except ImportError:
+        return {"status": "skipped", "reason": "the `onnx` package is not installed (pip install onnx)"}
+    buf = io.BytesIO()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "legacy exporter" notices: it is the one without onnxscript
+            torch.onnx.export(
+                net,
+                (x,),
+                buf,
+                dynamo=False,
+                input_names=["x"],
+                output_names=["logits"],
+                dynamic_axes={"x": {0: "batch"}, "logits": {0: "batch"}},
+                opset_version=17,
+            )
+    except Exception as e:
+        return {"status": "failed", "reason": f"{type(e).__name__}: {e}"[:500]}
+    atomic_write_bytes(path, buf.getvalue())
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return {
+            "status": "exported",
+            "file": path.name,
+            "checked": False,
+            "reason": "onnxruntime is not installed: the file was not run",
+        }
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    with torch.no_grad():
+        ref = net(x).numpy()
+    got = sess.run(None, {"x": x.numpy()})[0]
+    diff = float(abs(got - ref).max())
+    return {
+        "status": "ok" if diff < TOLERANCE else "mismatch",
+        "file": path.name,
+        "checked": True,
+        "checked_with": f"onnxruntime {ort.__version__}",
+        "max_abs_diff": diff,
+    }
+
+
+def export_pt2(net: torch.nn.Module, x: torch.Tensor, path: Path) -> dict:
+    """``torch.export`` program (dynamic batch where possible), saved and loaded back to check."""
+    try:
+        try:
+            ep = torch.export.export(net, (x,), dynamic_shapes={"x": {0: torch.export.Dim("batch", min=1)}})
+            dynamic = True
+        except Exception:
+            ep = torch.export.export(net, (x,))
+            dynamic = False
+        buf = io.BytesIO()
+        torch.export.save(ep, buf)
+    except Exception as e:
+        return {"status": "failed", "reason": f"{type(e).__name__}: {e}"[:500]}
+    atomic_write_bytes(path, buf.getvalue())
+    loaded = torch.export.load(str(path)).module()
+    with torch.no_grad():
+        diff = float((loaded(x) - net(x)).abs().max())
+    return {
+        "status": "ok" if diff < TOLERANCE else "mismatch",
+        "file": path.name,
+        "dynamic_batch": dynamic,
+        "max_abs_diff": diff,
+    }
+
+
+# ---- the whole export ---------------------------------------------------------------------------
+def resolve_final(run: RunDir, arch: str) -> str:
+    """The final/ key of an architecture string (or of a key itself); ValueError if not retrained."""
+    key = arch if run.final_dir(arch).is_dir() and "/" not in arch else arch_key(arch)
+    if not (run.final_dir(key) / "metrics.json").exists():
+        have = ", ".join(run.finals()) or "none yet"
+        raise ValueError(
+            f"architecture '{arch}' has not been retrained in {run.path} (retrained: {have}); "
+            f'run `python -m nasnav retrain {run.path} --arch "{arch}"` first'
+        )
+    return key
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def export_final(
+    run: RunDir, cfg, arch: str, onnx: bool = True, pt2: bool = True, card: bool = True, force: bool = False
+) -> dict:
+    """Export ``final/<key>/`` (weights and arch.yaml written by retrain); returns export.json's content.
+
+    Skipped (the previous export.json returned) when the weights are unchanged since the last
+    export and nothing new is asked for, unless ``force``.
+    """
+    from nasnav.data import InputSpec
+    from nasnav.pipeline import load_data
+    from nasnav.retrain import ARCH_FILE, WEIGHTS_FILE, load_weights
+    from nasnav.space import SearchSpace
+    from nasnav.supernet import build_network
+
+    key = resolve_final(run, arch)
+    d = run.final_dir(key)
+    weights = d / WEIGHTS_FILE
+    record = read_yaml(d / ARCH_FILE)
+    if not isinstance(record, dict) or "arch" not in record:
+        raise ValueError(f"{d / ARCH_FILE}: not an arch record; retrain the architecture again")
+    sha = _sha256(weights) if weights.exists() else None
+    prev = read_json(d / EXPORT_FILE, default=None)
+    if (
+        not force
+        and isinstance(prev, dict)
+        and prev.get("weights_sha256") == sha
+        and (not onnx or "onnx" in prev)
+        and (not pt2 or "torch_export" in prev)
+    ):
+        if card:
+            from nasnav.model_card import write_model_card
+
+            write_model_card(run, cfg, key)  # decisions or spot checks may be newer than the export
+        return prev
+    t0 = time.time()
+    spec = InputSpec.from_dict(record["input"])
+    space = SearchSpace.from_dict(record["space"], spec.kind)
+    arch_obj = space.parse(record["arch"], check_active=False)
+    net = build_network(space, arch_obj, spec.kind, spec.shape[0], spec.num_classes)
+    net.load_state_dict(load_weights(weights))
+    net.eval()
+
+    # Example inputs: the first test samples, back in raw scale (what a user will hand in).
+    splits = load_data(cfg)
+    x_norm = splits.x_test[:N_EXAMPLES].clone()
+    x_raw = x_norm * splits.std + splits.mean if splits.mean is not None else x_norm
+    with torch.no_grad():
+        logits = net(x_norm)
+    buf = io.BytesIO()
+    torch.save({"x": x_raw.contiguous(), "logits": logits, "y": splits.y_test[:N_EXAMPLES].clone()}, buf)
+    atomic_write_bytes(d / "example.pt", buf.getvalue())
+
+    source = model_source(record, WEIGHTS_FILE)
+    atomic_write_text(d / "model.py", source)
+    mod = _import_file(d / "model.py", f"nasnav_export_{key[:40]}")  # the file builds, loads, reproduces
+    with torch.no_grad():
+        own = mod.load(str(weights))(mod.preprocess(x_raw))
+    info = {
+        "arch": record["arch"],
+        "key": key,
+        "weights_sha256": sha,
+        "exported": time.time(),
+        "torch": torch.__version__,
+        "input": "normalised: preprocess(raw) = (raw - mean) / std, see model.py",
+        "files": ["weights.pt", "arch.yaml", "model.py", "example.pt"],
+        "model_py": {
+            "status": "ok" if float((own - logits).abs().max()) < TOLERANCE else "mismatch",
+            "max_abs_diff": float((own - logits).abs().max()),
+        },
+    }
+    if onnx:
+        info["onnx"] = export_onnx(net, x_norm, d / "model.onnx")
+    if pt2:
+        info["torch_export"] = export_pt2(net, x_norm, d / "model.pt2")
+    info["files"] += [r["file"] for r in (info.get("onnx"), info.get("torch_export")) if r and r.get("file")]
+    if card:
+        info["files"].append("model_card.md")
+    info["seconds"] = round(time.time() - t0, 2)
+    write_json(d / EXPORT_FILE, info)
+    if card:
+        from nasnav.model_card import write_model_card
+
+        write_model_card(run, cfg, key)
+    if info["model_py"]["status"] != "ok":
+        raise RuntimeError(
+            f"{d / 'model.py'}: does not reproduce the network (max |diff| "
+            f"{info['model_py']['max_abs_diff']:.2e}); this is a bug in nasnav.export"
+        )
+    return info
+
+
+def export_summary(info: dict) -> str:
+    """One line per exported format, for the CLI and the model card."""
+    lines = [f"model.py: {info['model_py']['status']} (max |diff| {info['model_py']['max_abs_diff']:.1e})"]
+    for name, k in (("ONNX", "onnx"), ("torch.export", "torch_export")):
+        r = info.get(k)
+        if r is None:
+            continue
+        if r["status"] in ("ok", "mismatch") and "max_abs_diff" in r:
+            extra = f" (checked with {r['checked_with']})" if r.get("checked_with") else ""
+            lines.append(f"{name}: {r['status']}, max |diff| {r['max_abs_diff']:.1e}{extra}")
+        else:
+            lines.append(f"{name}: {r['status']}" + (f": {r['reason']}" if r.get("reason") else ""))
+    return "\n".join(lines)

@@ -1,0 +1,323 @@
+"""``final/<arch-key>/model_card.md``: what the network is, how it was found, how good it is, how to use it.
+
+Reads only files of the run directory (config.yaml, rounds/*/space.yaml, candidates.csv,
+decisions.json, spotcheck.json, final/<key>/metrics.json, arch.yaml, export.json), so it can be
+rewritten at any time, e.g. after a later spot check. A missing file leaves its section short.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import pandas as pd
+
+from nasnav.runs import RunDir, atomic_write_text, read_json, read_yaml
+
+CARD_FILE = "model_card.md"
+
+
+def _pct(x, digits: int = 2) -> str:
+    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * float(x):.{digits}f}%"
+
+
+def _num(x, fmt: str = ",") -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "n/a"
+    return format(int(x), fmt) if fmt == "," else format(float(x), fmt)
+
+
+def _safe_json(path):
+    try:
+        return read_json(path, default=None)
+    except ValueError:
+        return None
+
+
+def wilson(p: float, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95% Wilson interval of an accuracy ``p`` measured on ``n`` samples."""
+    if n <= 0:
+        return (float("nan"), float("nan"))
+    d = 1 + z * z / n
+    c = (p + z * z / (2 * n)) / d
+    h = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / d
+    return max(0.0, c - h), min(1.0, c + h)
+
+
+def _evidence_text(ev: dict) -> str:
+    """A fitness row (nasnav.analysis) in a few words."""
+    parts = []
+    if isinstance(ev.get("fitness"), (int, float)):
+        ci = ""
+        if isinstance(ev.get("ci_low"), (int, float)) and isinstance(ev.get("ci_high"), (int, float)):
+            ci = f" [{ev['ci_low']:+.4f}, {ev['ci_high']:+.4f}]"
+        parts.append(f"fitness {ev['fitness']:+.4f}{ci}")
+    if isinstance(ev.get("frequency"), (int, float)):
+        parts.append(f"in {int(ev['frequency'])} candidates")
+    if isinstance(ev.get("top_with"), (int, float)):
+        parts.append(f"best-tail accuracy {ev['top_with']:.4f}")
+    return ", ".join(parts)
+
+
+def _action_line(a: dict, evidence: list) -> str:
+    op = a.get("op") or a.get("action") or "decision"
+    target = a.get("component") or a.get("choice")
+    text = f"  - **{op}** `{a.get('stage')}:{target}`" if a.get("stage") is not None else f"  - **{op}**"
+    if a.get("reason"):
+        return f"{text}: {a['reason']}"  # the auto-pilot's reason already quotes its evidence
+    ev = a.get("evidence") if isinstance(a.get("evidence"), dict) else None
+    if ev is None:
+        ev = next(
+            (
+                e
+                for e in evidence
+                if isinstance(e, dict) and e.get("stage") == a.get("stage") and e.get("component") == a.get("component")
+            ),
+            None,
+        )
+    return f"{text} ({_evidence_text(ev)})" if ev and _evidence_text(ev) else text
+
+
+def _decision_lines(data) -> list[str]:
+    """decisions.json (nasnav.steering: a list of records with source, actions, evidence, status)."""
+    records = data if isinstance(data, list) else (data.get("decisions") or [data]) if isinstance(data, dict) else []
+    lines = []
+    for r in records:
+        if not isinstance(r, dict):
+            continue
+        who = r.get("source") or r.get("by") or "analyst"
+        when = f"{r['time']}, " if r.get("time") else ""
+        status = r.get("status", "applied")
+        if status == "stop":
+            lines.append(f"- {when}{who}: stopped here: {r.get('stop') or r.get('reason') or 'no reason recorded'}")
+            continue
+        actions = r.get("actions") if isinstance(r.get("actions"), list) else [r]
+        size = ""
+        if r.get("space_size") is not None and r.get("next_space_size") is not None:
+            size = f", space {int(r['space_size']):,} -> {int(r['next_space_size']):,} architectures"
+        note = " (later abandoned: undone and replaced)" if status == "abandoned" else ""
+        lines.append(f"- {when}{who}{size}{note}:")
+        evidence = r.get("evidence") if isinstance(r.get("evidence"), list) else []
+        lines += [_action_line(a, evidence) for a in actions if isinstance(a, dict)]
+    return lines
+
+
+def _rounds_section(run: RunDir, cfg) -> list[str]:
+    from nasnav.search import read_candidates
+    from nasnav.space import SearchSpace
+
+    out = [
+        "| round | architectures in space | candidates scored | best one-shot | spot-check tau (ceiling, N) |",
+        "|---|---|---|---|---|",
+    ]
+    decisions: list[str] = []
+    for k in run.rounds():
+        rdir = run.round_dir(k)
+        size = "n/a"
+        if (rdir / "space.yaml").exists():
+            try:
+                size = f"{SearchSpace.from_dict(read_yaml(rdir / 'space.yaml')).size():,}"
+            except ValueError:
+                pass
+        df = read_candidates(run, k)
+        acc = pd.to_numeric(df["one_shot_acc"], errors="coerce") if len(df) else pd.Series(dtype=float)
+        best = f"{_pct(acc.max())} `{df.loc[acc.idxmax(), 'arch']}`" if acc.notna().any() else "n/a"
+        sc = _safe_json(rdir / "spotcheck.json")
+        if isinstance(sc, dict) and sc.get("state") == "done":
+            tau = f"{_num(sc.get('kendall_tau'), '.2f')} ({_num(sc.get('ceiling_tau'), '.2f')}, {sc.get('n')})"
+        else:
+            tau = "not run"
+        out.append(f"| {k} | {size} | {len(df)} | {best} | {tau} |")
+        lines = _decision_lines(_safe_json(rdir / "decisions.json"))
+        if lines:
+            decisions += [f"Round {k}:", *lines, ""]
+    text = [
+        "## The search",
+        "",
+        f"One-shot NAS: a weight-sharing supernet trained for {cfg.supernet.epochs} epochs "
+        f"({cfg.supernet.sampler} path sampling, {cfg.supernet.optimizer}, lr {cfg.supernet.lr}), "
+        f"{cfg.supernet.warm_start_epochs} warm-start epochs per later round; candidates scored by "
+        f"{cfg.search.strategy} search with BatchNorm recalibration, on the validation split.",
+        "",
+        *out,
+        "",
+    ]
+    if decisions:
+        text += ["Decisions between rounds, with their evidence:", "", *decisions]
+    else:
+        text += ["No pruning decisions were recorded (no `decisions.json` in any round).", ""]
+    return text
+
+
+def _spotcheck_section(run: RunDir, metrics: dict) -> list[str]:
+    k = metrics.get("round", run.current_round())
+    for r in [k] + [x for x in reversed(run.rounds()) if x != k]:
+        sc = _safe_json(run.round_dir(r) / "spotcheck.json")
+        if isinstance(sc, dict) and sc.get("verdict_text"):
+            state = "" if sc.get("state") == "done" else f" (stopped after {sc.get('n_finished', '?')} candidates)"
+            return [
+                "## How far to trust the one-shot ranking",
+                "",
+                f"Spot check of round {r}{state}: {sc.get('n')} candidates spread over the one-shot ranking, "
+                f"each trained standalone for {sc.get('epochs')} epochs with {sc.get('seeds')} seeds.",
+                "",
+                f"- Kendall tau {_num(sc.get('kendall_tau'), '.2f')} (p {_num(sc.get('kendall_p'), '.3f')}), "
+                f"Spearman rho {_num(sc.get('spearman_rho'), '.2f')} (p {_num(sc.get('spearman_p'), '.3f')})",
+                f"- seed-to-seed tau (ceiling) {_num(sc.get('ceiling_tau'), '.2f')}",
+                f"- verdict: **{sc.get('verdict')}**: {sc.get('verdict_text')}",
+                "",
+            ]
+    return [
+        "## How far to trust the one-shot ranking",
+        "",
+        "No spot check was run. One-shot rankings are often unreliable (Kendall tau about 0.5 on "
+        "NAS-Bench-201); run `python -m nasnav spotcheck RUN --n 10` to measure it for this search.",
+        "",
+    ]
+
+
+def model_card(run: RunDir, cfg, key: str) -> str:
+    """The markdown text of the card of ``final/<key>/``."""
+    from nasnav.retrain import ARCH_FILE, METRICS_FILE
+
+    d = run.final_dir(key)
+    m = _safe_json(d / METRICS_FILE) or {}
+    rec = read_yaml(d / ARCH_FILE) if (d / ARCH_FILE).exists() else {}
+    exp = _safe_json(d / "export.json") or {}
+    spec = rec.get("input", {})
+    arch = m.get("arch") or rec.get("arch", key)
+    n_test = m.get("n_test") or 0
+    lo, hi = wilson(m.get("test_acc", float("nan")), n_test) if m.get("test_acc") is not None else (None, None)
+    seeds = m.get("seeds", 1)
+    spread = f" ± {_pct(m.get('test_acc_std'))} (std over {seeds} seeds)" if seeds and seeds > 1 else ""
+    lines = [
+        f"# Model card: `{arch}`",
+        "",
+        f"Generated by nasnav on {time.strftime('%Y-%m-%d %H:%M')} from run `{run.path}`"
+        + (f" ({cfg.name})" if getattr(cfg, "name", "") else "")
+        + ".",
+        "",
+        "## Summary",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| test accuracy | **{_pct(m.get('test_acc'))}**{spread}; 95% interval {_pct(lo)}–{_pct(hi)} on {n_test} test samples |",
+        f"| one-shot estimate (supernet, validation split) | {_pct(m.get('one_shot_acc'))} |",
+        f"| standalone validation accuracy | {_pct(m.get('val_acc'))} |",
+        f"| parameters | {_num(m.get('params'))} |",
+        f"| FLOPs per sample | {_num(m.get('flops'))} |",
+        f"| CPU latency, batch 1 (median) | {_num(m.get('latency_ms'), '.3f')} ms |",
+        f"| training time | {_num(m.get('train_seconds'), '.1f')} s for {seeds} seed(s) of {m.get('epochs')} epochs |",
+        "",
+        "The test split was held out before the search and never used to train or select anything: the "
+        "test accuracy is an unbiased estimate for new data from the same source. The one-shot estimate "
+        "comes from shared supernet weights and is usually lower; what it is good for is ranking.",
+        "",
+        "## Data",
+        "",
+        f"- source: `{rec.get('data_source', cfg.data.source)}` ({spec.get('kind', cfg.kind)}), input shape "
+        f"{tuple(spec.get('shape', []))}, {spec.get('num_classes', '?')} classes: {', '.join(map(str, spec.get('class_names', [])))}",
+        f"- splits (seed {cfg.seed}, stratified): train {m.get('n_train', '?')}, validation {m.get('n_val', '?')} "
+        f"(supernet validation, candidate scoring, early stopping), test {m.get('n_test', '?')} (final report only)",
+        f"- raw input: {rec.get('raw_input', 'see model.py')}",
+        "- normalisation: `(x - mean) / std` with the training split's statistics, per channel or feature: "
+        f"mean {_short(rec.get('normalisation', {}).get('mean'))}, std {_short(rec.get('normalisation', {}).get('std'))}",
+        "",
+    ]
+    lines += _rounds_section(run, cfg)
+    lines += _arch_section(rec, cfg)
+    lines += _spotcheck_section(run, m)
+    rc = cfg.retrain
+    per_seed = ", ".join(f"{_pct(a)}" for a in m.get("test_accs", []))
+    lines += [
+        "## Retraining",
+        "",
+        f"From scratch, {rc.epochs} epochs, {rc.optimizer} (lr {rc.lr}, momentum {rc.momentum}, weight decay "
+        f"{rc.weight_decay}), {rc.schedule} schedule, augmentation {'on (random shifts)' if rc.augment and spec.get('kind') != 'tabular' else 'off'}, "
+        + (
+            f"early stopping with patience {rc.patience} (best validation epoch kept)"
+            if rc.patience
+            else "no early stopping"
+        )
+        + f"; seeds {m.get('seed_list', [])}, test accuracy per seed: {per_seed or 'n/a'}. "
+        f"The exported weights are those of seed {m.get('weights_seed', cfg.seed)}.",
+        "",
+    ]
+    lines += _usage_section(exp)
+    return "\n".join(lines) + "\n"
+
+
+def _short(values, k: int = 6) -> str:
+    if not values:
+        return "none"
+    shown = ", ".join(f"{v:.4g}" for v in values[:k])
+    return f"[{shown}{', ...' if len(values) > k else ''}]"
+
+
+def _arch_section(rec: dict, cfg) -> list[str]:
+    space = rec.get("space") or {}
+    choices = rec.get("choices") or {}
+    out = [
+        "## Final architecture",
+        "",
+        f"Stem: {space.get('stem_channels', '?')} channels; then one block per stage; then global average "
+        "pooling (for images and sequences) and a linear classifier. Parallel components are summed.",
+        "",
+        "| stage | chosen | channels | stride | other candidates (pruned in brackets) |",
+        "|---|---|---|---|---|",
+    ]
+    for st in space.get("stages", []):
+        chosen = choices.get(st["name"], "?")
+        picked = set(chosen.split("+"))
+        pruned = set(st.get("pruned", []))
+        others = [f"[{c}]" if c in pruned else c for c in st.get("candidates", []) if c not in picked]
+        out.append(
+            f"| {st['name']} | **{chosen}** | {st.get('channels')} | {st.get('stride', 1)} | {', '.join(others)} |"
+        )
+    return out + [""]
+
+
+def _usage_section(exp: dict) -> list[str]:
+    from nasnav.export import export_summary
+
+    lines = [
+        "## Files and how to load",
+        "",
+        "- `weights.pt`: the `state_dict`; `arch.yaml`: space, architecture, input spec, normalisation",
+        "- `model.py`: self-contained PyTorch (no nasnav needed); `python model.py` checks it against `example.pt`",
+        "- `model.onnx` / `model.pt2`: ONNX and `torch.export` programs, dynamic batch axis",
+        "- `metrics.json`, `metrics.csv` (validation curve), `seeds.csv`",
+        "",
+        "```python",
+        "import torch, model                      # model.py from this folder",
+        'net = model.load("weights.pt")',
+        "logits = net(model.preprocess(x_raw))  # x_raw: raw inputs, see Data",
+        "pred = logits.argmax(1)",
+        "```",
+        "",
+        "ONNX (the input is the normalised `x`, as for `net` above):",
+        "",
+        "```python",
+        "import onnxruntime as ort",
+        'sess = ort.InferenceSession("model.onnx")',
+        'logits = sess.run(None, {"x": model.preprocess(x_raw).numpy()})[0]',
+        "```",
+        "",
+    ]
+    if exp:
+        lines += [
+            "Export checks (max |logit difference| against the trained network):",
+            "",
+            "```",
+            export_summary(exp),
+            "```",
+            "",
+        ]
+    return lines
+
+
+def write_model_card(run: RunDir, cfg, key: str) -> str:
+    """Write ``final/<key>/model_card.md``; returns its path."""
+    path = run.final_dir(key) / CARD_FILE
+    atomic_write_text(path, model_card(run, cfg, key))
+    return str(path)
