@@ -88,6 +88,8 @@ class SearchConfig:
     max_params: int | None = None  # constraint: skip larger candidates
     max_flops: int | None = None  # constraint
     projection: str = "mds"  # mds | tsne | umap | pca
+    projection_reference: int = 1000  # the 2-D layout is fitted on this many architectures of the original space
+    mutation_retries: int = 50  # evolution: tries for an unseen child before sampling a random one
 
 
 @dataclass
@@ -97,6 +99,11 @@ class SteeringConfig:
     max_prune_per_round: int = 2  # per stage
     min_space_size: int = 4  # stop pruning once the space is this small
     confidence: float = 0.95  # level of the fitness intervals
+    fitness: str = "adjusted"  # adjusted: with vs without, other stages held fixed (additive model); marginal: raw means
+    quantile: float = 0.9  # upper tail of a component: this quantile of the accuracies of candidates that contain it
+    margin: float = 0.005  # a component is pruned only if it trails the stage's best by this much (interval and tail)
+    protect_top: int = 5  # never prune a component used by any of the round's this-many best candidates
+    min_frequency: int = 5  # never prune a component seen in fewer candidates than this
 
 
 @dataclass
@@ -159,6 +166,7 @@ CHOICES = {
     "supernet.sampler": ("uniform", "fair"),
     "search.strategy": ("random", "evolution"),
     "search.projection": ("mds", "tsne", "umap", "pca"),
+    "steering.fitness": ("adjusted", "marginal"),
 }
 POSITIVE = {
     "data.batch_size", "supernet.epochs", "search.budget", "search.population", "search.sample_size",
@@ -166,12 +174,12 @@ POSITIVE = {
     "retrain.seeds", "retrain.top_k", "retrain.spotcheck_epochs", "retrain.spotcheck_seeds",
     "trainer.num_nodes", "supernet.lr", "retrain.lr", "data.image_size", "data.max_samples",
     "search.seconds", "search.max_params", "search.max_flops", "retrain.patience",
-    "trainer.log_every_n_steps", "space.stem_channels",
+    "trainer.log_every_n_steps", "space.stem_channels", "search.projection_reference", "search.mutation_retries",
 }
 NON_NEGATIVE = {
     "supernet.warm_start_epochs", "supernet.momentum", "supernet.weight_decay", "retrain.momentum",
     "retrain.weight_decay", "supernet.label_smoothing", "data.num_workers", "steering.max_prune_per_round",
-    "seed", "supernet.grad_clip",
+    "seed", "supernet.grad_clip", "steering.margin", "steering.protect_top", "steering.min_frequency",
 }
 FRACTIONS = {"data.val_fraction", "data.test_fraction", "search.crossover_prob", "steering.confidence"}
 
@@ -273,6 +281,8 @@ def _check_values(cfg: Config, problems: list[str]) -> None:
         v = get(key)
         if not 0 < v < 1:
             problems.append(f"{key}: {v} must lie strictly between 0 and 1")
+    if not 0 < cfg.steering.quantile <= 1:
+        problems.append(f"steering.quantile: {cfg.steering.quantile} must lie in (0, 1]")
     if cfg.data.val_fraction + cfg.data.test_fraction >= 0.9:
         problems.append("data.val_fraction + data.test_fraction: must leave at least 10% for training")
     if cfg.data.source in ("folder", "cifar", "csv") and not cfg.data.path:
@@ -318,11 +328,12 @@ def config_from_dict(raw: Any, source: str = "config", overrides: list[str] | tu
         except ValueError as e:
             problems.append(str(e))
     cfg = _build(Config, raw, "", problems)
-    if cfg is not None and not problems:
-        _check_values(cfg, problems)
-        if not cfg.space.stages:
+    if cfg is not None:
+        had_type_problems = bool(problems)
+        _check_values(cfg, problems)  # wrong-typed fields kept their defaults: safe to check the rest
+        if not cfg.space.stages and not had_type_problems:
             problems.append("space.stages: empty; give at least one stage")
-        else:
+        elif not had_type_problems:
             from nasnav.ops import list_ops  # torch import, only when a space is checked
 
             problems.extend(cfg.search_space().problems(list_ops(cfg.kind)))

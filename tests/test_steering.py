@@ -1,0 +1,220 @@
+"""Rounds and decisions: validation, files, undo / redo, abandoned branches, the auto-pilot policy,
+selections. Synthetic evaluators (plain functions) stand in for the supernet."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import zlib
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from nasnav.analysis import fitness_table
+from nasnav.config import SteeringConfig, load_config
+from nasnav.headless import score_candidates
+from nasnav.pipeline import create_run
+from nasnav.runs import RunDir
+from nasnav.space import SearchSpace, Stage
+from nasnav.steering import (
+    apply_decision,
+    autopilot_round,
+    combine_selections,
+    history,
+    load_space,
+    propose,
+    propose_actions,
+    read_decisions,
+    redo,
+    selection_actions,
+    undo,
+)
+
+HARM = {("s1", "skip"): -0.2, ("s1", "maxpool3x3"): -0.1, ("s3", "dilconv3x3"): -0.15, ("s2", "conv3x3"): 0.05}
+
+
+class Synthetic:
+    """acc = 0.8 + effects + a seeded noise per architecture (deterministic per arch string)."""
+
+    def __init__(self, space: SearchSpace, effects: dict, noise: float = 0.01):
+        self.space, self.effects, self.noise = space, effects, noise
+
+    def __call__(self, arch) -> dict:
+        rng = np.random.default_rng(zlib.crc32(str(arch).encode()))  # the same noise in every process
+        acc = 0.8 + rng.normal(0, self.noise)
+        for (s, c), e in self.effects.items():
+            if arch.uses(self.space.stage_index(s), c):
+                acc += e
+        return {"one_shot_acc": acc}
+
+
+@pytest.fixture
+def tiny(tmp_path):
+    cfg = load_config("configs/tiny.yaml", ["search.budget=60", "search.projection=pca", "steering.rounds=3",
+                                            "steering.min_frequency=3", "steering.protect_top=3"])
+    run = create_run(cfg, tmp_path / "run")
+    ev = Synthetic(cfg.search_space(), HARM)
+    score_candidates(run, cfg, 0, evaluator=ev, fill=True)
+    return run, cfg, ev
+
+
+def test_invalid_actions_name_the_valid_choices_and_write_nothing(tiny):
+    run, cfg, _ = tiny
+    with pytest.raises(ValueError, match="unknown stage 'nope'; stages: s1, s2, s3"):
+        apply_decision(run, cfg, [{"op": "prune", "stage": "nope", "component": "skip"}])
+    with pytest.raises(ValueError, match="no component 'conv9'; candidates: conv3x3, sepconv3x3, maxpool3x3, skip"):
+        apply_decision(run, cfg, [{"op": "prune", "stage": "s1", "component": "conv9"}])
+    with pytest.raises(ValueError, match="ops: prune, pin, restore"):
+        apply_decision(run, cfg, [{"op": "delete", "stage": "s1", "component": "skip"}])
+    with pytest.raises(ValueError, match="last active component"):
+        apply_decision(run, cfg, [{"op": "prune", "stage": 2, "component": c} for c in ("conv3x3", "dilconv3x3", "skip")])
+    with pytest.raises(ValueError, match="not pruned"):
+        apply_decision(run, cfg, [{"op": "restore", "stage": "s1", "component": "skip"}])
+    with pytest.raises(ValueError, match="no actions"):
+        apply_decision(run, cfg, [])
+    assert run.rounds() == [0] and run.current_round() == 0 and read_decisions(run, 0) == []
+
+
+def test_decision_writes_the_next_round_with_its_evidence(tiny):
+    run, cfg, _ = tiny
+    k = apply_decision(run, cfg, [{"op": "prune", "stage": "s1", "component": "skip"},
+                                  {"op": "pin", "stage": "1", "choice": "conv3x3+skip"}])
+    assert k == 1 and run.current_round() == 1
+    space = load_space(run, 1)
+    assert space.stages[0].pruned == ("skip",) and space.stages[1].pinned == ("conv3x3", "skip")
+    (rec,) = read_decisions(run, 0)
+    assert rec["status"] == "applied" and rec["source"] == "analyst" and rec["next_round"] == 1
+    assert [a["op"] for a in rec["actions"]] == ["prune", "pin"] and rec["actions"][1]["stage"] == "s2"
+    assert rec["space_size"] == 120 and rec["next_space_size"] == 9
+    assert {"stage", "component", "fitness", "ci_low", "ci_high", "frequency"} <= set(rec["evidence"][0])
+    h = history(run)
+    assert list(h["round"]) == [0, 1] and list(h["current"]) == [False, True]
+    assert h.loc[0, "decisions"] == "prune s1:skip; pin s2:conv3x3+skip" and h.loc[0, "candidates"] == 60
+    k = apply_decision(run, cfg, [{"op": "restore", "stage": "s1", "component": "skip"}])
+    assert load_space(run, k).stages[0].active == ("conv3x3", "sepconv3x3", "maxpool3x3", "skip")
+
+
+def test_undo_redo_survive_a_restart_and_a_new_branch_keeps_the_old_files(tiny):
+    run, cfg, ev = tiny
+    apply_decision(run, cfg, [{"op": "prune", "stage": "s1", "component": "skip"}])
+    score_candidates(run, cfg, 1, evaluator=ev, budget=10)
+    apply_decision(run, cfg, [{"op": "prune", "stage": "s3", "component": "skip"}])
+    assert run.current_round() == 2
+    assert undo(run) == 1 and undo(run) == 0
+    with pytest.raises(ValueError, match="nothing to undo"):
+        undo(run)
+    fresh = RunDir(run.path)  # a restart: the state comes from the files
+    assert fresh.current_round() == 0 and redo(fresh) == 1
+    assert RunDir(run.path).current_round() == 1
+    assert undo(RunDir(run.path)) == 0
+    # a different decision on round 0 replaces rounds 1-2, which move (whole) to rounds/abandoned/
+    apply_decision(run, cfg, [{"op": "prune", "stage": "s1", "component": "maxpool3x3"}])
+    assert run.rounds() == [0, 1] and load_space(run, 1).stages[0].pruned == ("maxpool3x3",)
+    (moved,) = list((run.path / "rounds" / "abandoned").iterdir())
+    assert len(pd.read_csv(moved / "001" / "candidates.csv")) == 10 and (moved / "002" / "space.yaml").exists()
+    recs = read_decisions(run, 0)
+    assert [r["status"] for r in recs] == ["abandoned", "applied"] and recs[0]["abandoned_to"].startswith("rounds/abandoned/")
+    with pytest.raises(ValueError, match="nothing to redo"):
+        redo(run)
+    events = [e["event"] for e in json.loads((run.path / "history.json").read_text())]
+    assert events == ["decision", "decision", "undo", "undo", "redo", "undo", "abandon", "decision"]
+
+
+def sc(**kw) -> SteeringConfig:
+    base = dict(max_prune_per_round=2, min_space_size=4, confidence=0.95, margin=0.0, protect_top=3, min_frequency=3)
+    return dataclasses.replace(SteeringConfig(), **{**base, **kw})
+
+
+def sample_df(space, effects, n=150, seed=0, interaction=None):
+    rng = np.random.default_rng(seed)
+    archs = list({str(space.sample(rng)): None for _ in range(n)})
+    ev = Synthetic(space, effects)
+    rows = []
+    for a in archs:
+        arch = space.parse(a)
+        acc = ev(arch)["one_shot_acc"] + (interaction(arch) if interaction else 0.0)
+        rows.append({"arch": a, "one_shot_acc": acc})
+    return pd.DataFrame(rows)
+
+
+def ops_space(n_ops=5):
+    ops = tuple("abcdefg"[:n_ops])
+    return SearchSpace((Stage("s1", ops), Stage("s2", ops), Stage("s3", ops)))
+
+
+def test_policy_prunes_clearly_worse_components_within_limits():
+    space = ops_space()
+    df = sample_df(space, {("s1", "a"): -0.1, ("s1", "b"): -0.08, ("s1", "c"): -0.06, ("s2", "e"): -0.1})
+    pol = sc()
+    actions, _ = propose_actions(fitness_table(df, space, top=pol.protect_top), space, pol)
+    pruned = {(a["stage"], a["component"]) for a in actions}
+    assert pruned == {("s1", "a"), ("s1", "b"), ("s2", "e")}  # at most 2 per stage, the worst first
+    assert all("lies below" in a["reason"] and a["evidence"]["ci_high"] < 0 for a in actions)
+    # the space must not go below min_space_size: 125 -> at most one prune with min_space_size 100
+    actions, _ = propose_actions(fitness_table(df, space), space, sc(min_space_size=100))
+    assert len(actions) == 1
+    actions, why = propose_actions(fitness_table(df, space), space, sc(min_space_size=125))
+    assert actions == [] and "min_space_size" in why
+    actions, why = propose_actions(fitness_table(df, space), space, sc(min_frequency=1000))
+    assert actions == [] and "nothing clearly worse" in why
+
+
+def test_policy_spares_a_component_that_is_bad_on_average_but_best_in_the_best_cell():
+    """s1:a costs 0.05 on average, but s1:a with s3:a is the best cell (an interaction between
+    stages that marginal fitness cannot see); s1:b is just bad. Only s1:b may go."""
+    space = ops_space()
+
+    def interaction(arch):
+        return 0.2 if arch.choices[0] == ("a",) and arch.choices[2] == ("a",) else 0.0
+
+    df = sample_df(space, {("s1", "a"): -0.08, ("s1", "b"): -0.1}, n=250, interaction=interaction)
+    fit = fitness_table(df, space, top=3)
+    row = fit.set_index(["stage", "component"]).loc[("s1", "a")]
+    assert row["ci_high"] < fit.set_index(["stage", "component"]).loc[("s1", "c"), "ci_low"]  # bad on average
+    actions, _ = propose_actions(fit, space, sc(protect_top=3))
+    assert ("s1", "a") not in {(a["stage"], a["component"]) for a in actions}
+    assert ("s1", "b") in {(a["stage"], a["component"]) for a in actions}
+    actions, _ = propose_actions(fitness_table(df, space, top=0), space, sc(protect_top=0))  # the tail alone protects it
+    assert ("s1", "a") not in {(a["stage"], a["component"]) for a in actions}
+
+
+def test_autopilot_rounds_until_the_limit(tiny):
+    run, cfg, ev = tiny
+    proposed = {(a["stage"], a["component"]) for a in propose(run, cfg)}
+    assert {("s1", "skip"), ("s3", "dilconv3x3")} <= proposed and ("s2", "conv3x3") not in proposed
+    said = []
+    while autopilot_round(run, cfg, say=said.append, evaluator=ev):  # the evaluator stands in for the supernet
+        pass
+    assert run.rounds() == [0, 1, 2] and run.current_round() == 2
+    for k in run.rounds():
+        for name in ("candidates.csv", "fitness.csv", "projection.csv", "decisions.json"):
+            assert (run.round_dir(k) / name).exists(), (k, name)
+    h = history(run)
+    assert list(h["space_size"]) == sorted(h["space_size"], reverse=True) and h["space_size"].iloc[-1] < 120
+    assert "prune s1:skip" in h["decisions"].iloc[0] and "prune s3:dilconv3x3" in h["decisions"].iloc[0]
+    assert h["decisions"].iloc[-1].startswith("stop: round limit") and "auto-pilot stops" in said[-1]
+    assert read_decisions(run, 0)[0]["source"] == "autopilot"
+
+
+def test_selection_actions_and_set_operations():
+    space = ops_space(4)
+    sel = ["a/b/c", "a/c/c"]
+    keep = selection_actions(space, sel)
+    assert {(a["stage"], a["component"]) for a in keep} == {
+        ("s1", "b"), ("s1", "c"), ("s1", "d"), ("s2", "a"), ("s2", "d"), ("s3", "a"), ("s3", "b"), ("s3", "d")}
+    drop = selection_actions(space, sel, others=["b/b/c", "a/d/a"], mode="drop_outside")
+    assert {(a["stage"], a["component"]) for a in drop} == {("s1", "b"), ("s2", "d"), ("s3", "a")}
+    with pytest.raises(ValueError, match="empty"):
+        selection_actions(space, [])
+    with pytest.raises(ValueError, match="modes: keep, drop_outside"):
+        selection_actions(space, sel, mode="nope")
+    a, b, u = ["x", "y", "z"], ["z", "w"], ["w", "x", "y", "z", "v"]
+    assert combine_selections(a, b, "union") == ["x", "y", "z", "w"]
+    assert combine_selections(a, b, "intersection") == ["z"]
+    assert combine_selections(a, b, "difference") == ["x", "y"]
+    assert combine_selections(a, [], "complement", universe=u) == ["w", "v"]
+    with pytest.raises(ValueError, match="universe"):
+        combine_selections(a, b, "complement")
+    with pytest.raises(ValueError, match="union, intersection, difference, complement"):
+        combine_selections(a, b, "xor")
