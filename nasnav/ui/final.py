@@ -1,0 +1,168 @@
+"""Retrain & export page widgets: the picker, live curves, results and downloads."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from nasnav.jobs import running_job, stop_job
+from nasnav.runs import RunDir, arch_key
+from nasnav.ui import charts, guide, state, store, widgets
+from nasnav.ui import queue as jobq
+
+DOWNLOADS = [  # file, label, mime
+    ("model.py", "model.py", "text/x-python"),
+    ("weights.pt", "weights.pt", "application/octet-stream"),
+    ("arch.yaml", "arch.yaml", "application/x-yaml"),
+    ("model.onnx", "model.onnx", "application/octet-stream"),
+    ("model_card.md", "model_card.md", "text/markdown"),
+]
+
+
+def one_shot_lookup(run: RunDir) -> dict[str, float]:
+    """Best one-shot accuracy of each architecture over all rounds."""
+    out: dict[str, float] = {}
+    for j in run.rounds():
+        df = store.candidates(run, j).dropna(subset=["arch", "one_shot_acc"])
+        for a, acc in zip(df["arch"].astype(str), df["one_shot_acc"]):
+            out[a] = max(out.get(a, float("-inf")), float(acc))
+    return out
+
+
+def picker(run: RunDir, cfg, cands: pd.DataFrame) -> None:
+    """Choose networks (the best, or any) and queue their retraining (and export)."""
+    ranked = cands.sort_values("one_shot_acc", ascending=False)
+    options = list(dict.fromkeys(list(st.session_state.get("retrain_pick", [])) + list(ranked["arch"].head(200))))
+    saved = state.saved_selections(run)
+    c1, c2 = st.columns([3, 1])
+    mode = c1.radio("Networks to retrain", ["best candidate", "choose candidates"] + (["saved selection"] if saved else []),
+                    key="rt_mode", horizontal=True)
+    seeds = c2.number_input("Seeds", min_value=1, max_value=5, value=int(cfg.retrain.seeds), key="rt_seeds",
+                            help="Several seeds give a mean and a spread")
+    if mode == "best candidate":
+        archs = list(ranked["arch"].head(1))
+        if archs:
+            st.markdown(f"Best one-shot candidate: `{archs[0]}` ({ranked['one_shot_acc'].iloc[0]:.4f})")
+    elif mode == "choose candidates":
+        default = [a for a in st.session_state.get("retrain_pick", []) if a in options] or options[:1]
+        archs = st.multiselect("Candidates (best first)", options, default=default, key="rt_pick")
+    else:
+        name = st.selectbox("Saved selection", list(saved), key="rt_saved")
+        archs = saved.get(name, [])[:10]
+        st.caption(f"the {len(archs)} best of '{name}' (at most 10)")
+    cmds = store.cli_commands()
+    exports_itself = "--no-export" in cmds.get("retrain", set())  # the retrain job writes model.py etc.
+    export = "export" in cmds and not exports_itself
+    label = "Retrain" + (" & export" if export or exports_itself else "")
+    primary = widgets.is_next(guide.RETRAIN, "Retrain", run)
+    live = running_job(run)
+    b1, b2, _ = st.columns([1, 1, 3])
+    if b1.button(label, key="rt_start", type="primary" if primary else "secondary", disabled=not archs or bool(live),
+                 width="stretch"):
+        with widgets.guarded("Retrain"):
+            jobq.enqueue(run, jobq.retrain_items(run, archs, seeds, export))
+            jobq.advance(run)
+            st.rerun()
+    if b2.button("Stop", key="rt_stop", disabled=not live, width="stretch",
+                 help="Stop the running job; the queue pauses and can be continued"):
+        with widgets.guarded("Stop"):
+            with st.spinner("Stopping ..."):
+                stop_job(run)
+            st.rerun()
+    queue_panel(run)
+
+
+def queue_panel(run: RunDir) -> None:
+    q = jobq.items(run)
+    if not q:
+        return
+    st.caption("Queued: " + " → ".join(f"{d['job']} `{d.get('arch', '')}`" for d in q))
+    b1, b2, _ = st.columns([1, 1, 4])
+    status = run.read_status()
+    paused = not running_job(run) and status["state"] in ("failed", "interrupted", "stopped")
+    if b1.button("Continue queue", key="rt_q_resume", disabled=not paused):
+        with widgets.guarded("Continue queue"):
+            jobq.resume(run)
+            st.rerun()
+    if b2.button("Clear queue", key="rt_q_clear"):
+        jobq.clear(run)
+        st.rerun()
+
+
+def live_curves(run: RunDir) -> None:
+    cur = jobq.current(run)
+    if not cur or cur.get("job") != "retrain" or not cur.get("arch"):
+        return
+    path = run.final_dir(arch_key(cur["arch"])) / "metrics.csv"
+
+    @st.fragment(run_every=1.0 if running_job(run) else None)
+    def curves() -> None:
+        with widgets.guarded("Curves"):
+            draw()
+
+    def draw() -> None:
+        df = store.metrics(path)
+        if df.empty or "epoch" not in df.columns:
+            if running_job(run):
+                st.caption(f"Training `{cur['arch']}`: curves appear after the first epoch.")
+            return
+        st.markdown(f"**Training curves** of `{cur['arch']}`")
+        widgets.curves(df, height=260)
+
+    curves()
+
+
+def results(run: RunDir) -> pd.DataFrame:
+    """The results table and comparison chart; returns the finals frame."""
+    finals = store.finals(run)
+    if finals.empty:
+        st.info("No retrained networks yet.", icon=":material/deployed_code:")
+        return finals
+    lookup = one_shot_lookup(run)
+    finals = finals.copy()
+    if "one_shot_acc" not in finals.columns:
+        finals["one_shot_acc"] = None
+    finals["one_shot_acc"] = [o if o is not None and o == o else lookup.get(a)
+                              for a, o in zip(finals["arch"], finals["one_shot_acc"])]
+    cols = [c for c in ("arch", "one_shot_acc", "test_acc", "test_acc_std", "val_acc", "params", "flops",
+                        "latency_ms", "train_seconds", "seeds") if c in finals.columns]
+    fmt = st.column_config.NumberColumn
+    st.dataframe(finals[cols].sort_values("test_acc", ascending=False), hide_index=True, width="stretch",
+                 column_config={"one_shot_acc": fmt("one-shot (estimate)", format="%.4f"),
+                                "test_acc": fmt("standalone test acc", format="%.4f"),
+                                "test_acc_std": fmt("± (seeds)", format="%.4f"),
+                                "val_acc": fmt("standalone val acc", format="%.4f"),
+                                "params": fmt("params", format="%d"), "flops": fmt("FLOPs", format="%d"),
+                                "latency_ms": fmt("latency (ms)", format="%.2f"),
+                                "train_seconds": fmt("train time (s)", format="%.1f")})
+    st.altair_chart(charts.finals_chart(finals), width="stretch")
+    from nasnav.ui.explore import spotcheck_line
+
+    st.caption(spotcheck_line(run, run.current_round()))
+    return finals
+
+
+def downloads(run: RunDir, finals: pd.DataFrame) -> None:
+    if finals.empty:
+        return
+    st.subheader("Download")
+    arch = st.selectbox("Network", list(finals.sort_values("test_acc", ascending=False)["arch"]), key="rt_dl_arch")
+    folder = run.final_dir(arch_key(arch))
+    present = [(f, label, mime) for f, label, mime in DOWNLOADS if (folder / f).exists()]
+    cols = st.columns(max(1, len(DOWNLOADS)))
+    for col, (f, label, mime) in zip(cols, present):
+        col.download_button(label, (folder / f).read_bytes(), file_name=f, mime=mime, key=f"rt_dl_{f}",
+                            type="primary" if f == "model.py" and widgets.is_next(guide.RETRAIN, "Download model.py", run)
+                            else "secondary", width="stretch")
+    missing = [f for f, _, _ in DOWNLOADS if not (folder / f).exists()]
+    if "model.py" in missing and "export" in store.cli_commands():
+        if st.button("Export", key="rt_export", disabled=bool(running_job(run)),
+                     type="primary" if widgets.is_next(guide.RETRAIN, "Export", run) else "secondary"):
+            if widgets.start(run, "export", ["export", str(run.path), "--arch", arch]):
+                st.rerun()
+    elif missing:
+        st.caption("Not written yet: " + ", ".join(missing))
+    card = folder / "model_card.md"
+    if card.exists():
+        with st.expander("Model card"):
+            st.markdown(card.read_text(encoding="utf-8", errors="replace"))

@@ -1,0 +1,90 @@
+"""The guided walkthrough: what each step does and why, and the one next action for a run.
+
+Pure functions over the run directory (no Streamlit), so the path through the loop is tested.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from nasnav.runs import RunDir
+
+HOME, SPACE, SUPERNET, EXPLORE, RETRAIN = "home", "space", "supernet", "explore", "retrain"
+PAGE_FILES = {
+    HOME: "pages/home.py",
+    SPACE: "pages/1_search_space.py",
+    SUPERNET: "pages/2_supernet.py",
+    EXPLORE: "pages/3_explore.py",
+    RETRAIN: "pages/4_retrain.py",
+}
+
+EXPLAIN = {
+    HOME: (
+        "**Neural architecture search** picks a network's layers for you. nasnav does it *one-shot*: "
+        "it builds one big **template network** (the *supernet*) holding every candidate layer of every "
+        "stage, trains it once with shared weights, then scores thousands of sub-networks by borrowing "
+        "those weights. You look at the results, prune the weak parts, and repeat. "
+        "Start by creating a run from the **digits** preset: the whole loop takes a few minutes on a laptop."
+    ),
+    SPACE: (
+        "This is the **search space**: the template network. Each *stage* offers candidate components "
+        "(convolutions, pooling, skip); an architecture picks one (or, in `any` stages, a few summed in "
+        "parallel) per stage. The count of architectures grows as the product of the stages' choices. "
+        "A preset is a good start: you can change it until the supernet is trained."
+    ),
+    SUPERNET: (
+        "The **supernet** holds the weights of every component. Each training step samples one path "
+        "(one architecture) and updates only its weights, so every candidate gets trained a little. "
+        "It is not meant to be a good network itself: it is a cheap way to *estimate* how good each "
+        "sub-network would be. Watch validation accuracy rise; a few epochs are enough for the tiny preset."
+    ),
+    EXPLORE: (
+        "Each dot is a candidate scored with the supernet's weights (**one-shot accuracy**, after "
+        "recalibrating BatchNorm). Nearby dots share components. **Fitness** of a component is how much "
+        "candidates using it beat those that don't, with a confidence interval; components with "
+        "negative fitness and a narrow interval are good pruning targets. One-shot rankings are noisy: "
+        "a **spot check** trains a few candidates for real and reports Kendall's tau between the two "
+        "rankings, so you know how much to trust the scatterplot."
+    ),
+    RETRAIN: (
+        "One-shot accuracy is only an estimate. The chosen network is now **retrained from scratch**, "
+        "alone, and tested on the held-out test split, which no earlier step has seen. Compare the "
+        "estimate with the real accuracy, then download the network as plain PyTorch (`model.py` + weights) "
+        "or ONNX."
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Step:
+    page: str  # one of the page ids above
+    action: str  # the label of the button to press (pages mark it as the primary button)
+    why: str
+
+
+def _has(path: Path) -> bool:
+    return path.exists() and path.stat().st_size > 0
+
+
+def next_step(run: RunDir | None) -> Step:
+    """The one next action of the default path: create, train, search, prune, next round, retrain, download."""
+    if run is None or not run.exists():
+        return Step(HOME, "Create run", "create a run from the digits preset (or tiny, for a quick look)")
+    k = run.current_round()
+    rdir = run.round_dir(k)
+    if not _has(rdir / "supernet.ckpt"):
+        if k > 0 and (rdir / "space.yaml").exists():
+            return Step(EXPLORE, "Start next round", "fine-tune the supernet on the pruned space and re-score it")
+        return Step(SUPERNET, "Start training", "train the supernet once over the whole space")
+    if not _has(rdir / "candidates.csv"):
+        return Step(EXPLORE, "Start search", "score candidates with the supernet's weights")
+    if k == 0:
+        return Step(EXPLORE, "Prune", "brush the weak region of the scatterplot, or pick a low-fitness "
+                                      "component, and prune it")
+    finals = run.finals()
+    if not finals:
+        return Step(RETRAIN, "Retrain", "retrain the best candidate from scratch and test it")
+    if not any((run.final_dir(f) / "model.py").exists() for f in finals):
+        return Step(RETRAIN, "Export", "write the standalone model.py, weights and ONNX")
+    return Step(RETRAIN, "Download model.py", "download the network; the loop is complete")

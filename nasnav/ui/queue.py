@@ -1,0 +1,80 @@
+"""A small queue of jobs in the run directory (``RUN/ui/queue.json``): retraining several
+networks, each followed by its export, one job at a time. Any open page advances it (the
+progress fragment calls ``advance``), so it survives reloads and app restarts. No Streamlit."""
+
+from __future__ import annotations
+
+from nasnav.jobs import JobRunning, running_job, start_job
+from nasnav.runs import RunDir, read_json, write_json
+
+QUEUE_FILE = "ui/queue.json"
+CURRENT_FILE = "ui/queue_current.json"  # the item started last (which architecture is training)
+
+
+def items(run: RunDir) -> list[dict]:
+    try:
+        data = read_json(run.path / QUEUE_FILE, default=[]) or []
+    except ValueError:
+        return []
+    return [d for d in data if isinstance(d, dict) and d.get("job") and isinstance(d.get("args"), list)]
+
+
+def enqueue(run: RunDir, new: list[dict]) -> int:
+    current = items(run)
+    current += [d for d in new if d not in current]
+    write_json(run.path / QUEUE_FILE, current)
+    return len(current)
+
+
+def clear(run: RunDir) -> None:
+    write_json(run.path / QUEUE_FILE, [])
+
+
+def retrain_items(run: RunDir, archs: list[str], seeds: int, export: bool) -> list[dict]:
+    out = []
+    for a in archs:
+        out.append({"job": "retrain", "arch": a, "args": ["retrain", str(run.path), "--arch", a, "--seeds", str(int(seeds))]})
+        if export:
+            out.append({"job": "export", "arch": a, "args": ["export", str(run.path), "--arch", a]})
+    return out
+
+
+def advance(run: RunDir) -> dict | None:
+    """Start the next queued job if the run is idle and the last job did not fail or get stopped
+    (the queue pauses then); returns the started item."""
+    queue = items(run)
+    if not queue or running_job(run):
+        return None
+    status = run.read_status()
+    if status.get("job") in ("retrain", "export") and status["state"] in ("failed", "interrupted", "stopped"):
+        return None
+    head, rest = queue[0], queue[1:]
+    write_json(run.path / QUEUE_FILE, rest)  # popped first: a crash cannot start it twice
+    try:
+        start_job(run, head["job"], head["args"])
+    except JobRunning:
+        write_json(run.path / QUEUE_FILE, [head, *rest])
+        return None
+    write_json(run.path / CURRENT_FILE, head)
+    return head
+
+
+def current(run: RunDir) -> dict | None:
+    """The queue item started last (None if none)."""
+    try:
+        data = read_json(run.path / CURRENT_FILE, default=None)
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def resume(run: RunDir) -> dict | None:
+    """Continue a paused queue (after a stop or a failure)."""
+    queue = items(run)
+    if not queue or running_job(run):
+        return None
+    head, rest = queue[0], queue[1:]
+    write_json(run.path / QUEUE_FILE, rest)
+    start_job(run, head["job"], head["args"])
+    write_json(run.path / CURRENT_FILE, head)
+    return head

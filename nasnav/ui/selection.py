@@ -1,0 +1,126 @@
+"""From a scatterplot selection event to a list of architecture strings (plain functions: the
+AppTest cannot drive chart selections, so this is where selection logic is tested)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import pandas as pd
+
+from nasnav.space import SearchSpace
+from nasnav.ui.charts import BRUSH, PICK
+
+
+def _get(obj: Any, key: str) -> Any:
+    if obj is None:
+        return None
+    if isinstance(obj, Mapping):
+        return obj.get(key)
+    return getattr(obj, key, None)
+
+
+def archs_from_selection(selection: Any, points: pd.DataFrame, scored_only: bool = True) -> list[str]:
+    """Architectures in the brush (``{"x": [lo, hi], "y": [lo, hi]}``) or clicked
+    (``[{"arch": ...}, ...]``), best one-shot accuracy first.
+
+    ``selection`` is the chart event's ``selection`` (attribute- or dict-style); ``points`` the
+    frame the chart was drawn from (arch, x, y, one_shot_acc, scored).
+    """
+    if points is None or points.empty or selection is None:
+        return []
+    mask = pd.Series(False, index=points.index)
+    brush = _get(selection, BRUSH)
+    if isinstance(brush, Mapping) and brush:
+        inside = pd.Series(True, index=points.index)
+        for field in ("x", "y"):
+            rng = brush.get(field)
+            if isinstance(rng, (list, tuple)) and len(rng) == 2:
+                lo, hi = sorted(float(v) for v in rng)
+                inside &= points[field].between(lo, hi)
+        if any(f in brush for f in ("x", "y")):
+            mask |= inside
+    picked = _get(selection, PICK)
+    if isinstance(picked, (list, tuple)) and picked:
+        names = {str(p.get("arch")) for p in picked if isinstance(p, Mapping) and p.get("arch") is not None}
+        mask |= points["arch"].astype(str).isin(names)
+    if scored_only and "scored" in points.columns:
+        mask &= points["scored"].astype(bool)
+    chosen = points[mask]
+    if "one_shot_acc" in chosen.columns:
+        chosen = chosen.sort_values("one_shot_acc", ascending=False, na_position="last")
+    return list(dict.fromkeys(chosen["arch"].astype(str)))
+
+
+def components_used(space: SearchSpace, archs: list[str]) -> dict[tuple[str, str], float]:
+    """Share of the given architectures that use each (stage, component)."""
+    if not archs:
+        return {}
+    counts: dict[tuple[str, str], int] = {}
+    names = [s.name for s in space.stages]
+    for a in archs:
+        for stage, part in zip(names, a.split("/")):
+            for c in part.split("+"):
+                counts[(stage, c)] = counts.get((stage, c), 0) + 1
+    return {k: v / len(archs) for k, v in counts.items()}
+
+
+def describe_action(action: Mapping) -> str:
+    """A readable line for a steering action (never a raw dict on screen)."""
+    op = action.get("op", "?")
+    stage = action.get("stage", "?")
+    what = action.get("component") or action.get("choice") or ""
+    verbs = {"prune": "Prune", "pin": "Pin", "restore": "Restore", "unpin": "Unpin"}
+    text = f"{verbs.get(op, str(op).capitalize())} **{what}** in stage **{stage}**" if what else \
+        f"{verbs.get(op, str(op).capitalize())} stage **{stage}**"
+    return text
+
+
+def describe_evidence(evidence: Any) -> str:
+    """Evidence of a suggestion as one readable line."""
+    if evidence is None:
+        return ""
+    if isinstance(evidence, str):
+        return evidence
+    if isinstance(evidence, Mapping) and "fitness" in evidence and "frequency" in evidence:
+        return _fitness_row(evidence)
+    if isinstance(evidence, Mapping):
+        parts = []
+        for k, v in evidence.items():
+            if isinstance(v, float):
+                parts.append(f"{k.replace('_', ' ')} {v:+.4f}" if "fitness" in k or "ci" in k else
+                             f"{k.replace('_', ' ')} {v:.4g}")
+            elif isinstance(v, (list, tuple)) and len(v) == 2 and all(isinstance(x, (int, float)) for x in v):
+                parts.append(f"{k.replace('_', ' ')} [{v[0]:+.4f}, {v[1]:+.4f}]")
+            else:
+                parts.append(f"{k.replace('_', ' ')} {v}")
+        return ", ".join(parts)
+    if isinstance(evidence, (list, tuple)):
+        return "; ".join(describe_evidence(e) for e in evidence)
+    return str(evidence)
+
+
+def _num(x) -> float | None:
+    try:
+        x = float(x)
+    except (TypeError, ValueError):
+        return None
+    return None if x != x else x
+
+
+def _fitness_row(r: Mapping) -> str:
+    """A fitness-table row (the auto-pilot's evidence) as one line of the numbers that matter."""
+    f, lo, hi = _num(r.get("fitness")), _num(r.get("ci_low")), _num(r.get("ci_high"))
+    parts = []
+    if f is not None:
+        parts.append(f"fitness {f:+.4f}" + (f" [{lo:+.4f}, {hi:+.4f}]" if lo is not None and hi is not None else ""))
+    if r.get("frequency") is not None:
+        parts.append(f"seen in {int(r['frequency'])} candidates")
+    w, wo = _num(r.get("mean_with")), _num(r.get("mean_without"))
+    if w is not None and wo is not None:
+        parts.append(f"mean accuracy with {w:.3f} / without {wo:.3f}")
+    if _num(r.get("top_with")) is not None:
+        parts.append(f"upper tail {float(r['top_with']):.3f}")
+    if r.get("in_top") is not None:
+        parts.append(f"{int(r['in_top'])} among the best")
+    return " · ".join(parts)

@@ -1,0 +1,156 @@
+"""Session state of the app: which run is open and the analyst's UI choices.
+
+Everything else is read from the run directory on each rerun, so a reload, an app restart or a
+second browser session sees the same state. The open run also goes into the URL (``?run=NAME``)
+so that a browser reload reopens it; saved selections live in ``RUN/ui/selections.json``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import streamlit as st
+
+from nasnav.runs import RunDir, read_json, write_json
+
+RUN_KEY = "run_path"
+GUIDE_KEY = "walkthrough"
+SELECTIONS_FILE = "ui/selections.json"
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,79}$")
+
+
+def runs_root() -> Path:
+    """Where runs live: env NASNAV_RUNS or ./runs."""
+    return Path(os.environ.get("NASNAV_RUNS") or "runs").resolve()
+
+
+def check_run_name(name: str) -> str:
+    """A run name must be a plain folder name; ValueError says what is allowed."""
+    name = (name or "").strip()
+    if not _NAME.match(name):
+        raise ValueError(
+            f"run name '{name}': use 1-80 letters, digits, '_', '-' or '.', starting with a letter or digit"
+        )
+    return name
+
+
+def _resolve(ref: str) -> Path:
+    p = Path(ref)
+    return p if p.is_absolute() else runs_root() / p
+
+
+def _ref(path: Path) -> str:
+    """The URL form of a run path: its name under the runs root, else the absolute path."""
+    path = Path(path).resolve()
+    return path.name if path.parent == runs_root() else str(path)
+
+
+def run_path() -> Path | None:
+    """The open run's directory (session state first, then the URL), or None."""
+    path = st.session_state.get(RUN_KEY)
+    if not path:
+        ref = st.query_params.get("run")
+        if ref:
+            candidate = _resolve(ref)
+            if RunDir(candidate).exists():
+                st.session_state[RUN_KEY] = path = str(candidate)
+    if path and not RunDir(path).exists():
+        st.session_state.pop(RUN_KEY, None)
+        path = None
+    if path:
+        ref = _ref(Path(path))
+        if st.query_params.get("run") != ref:
+            st.query_params["run"] = ref
+    return Path(path) if path else None
+
+
+def open_run(path: str | Path) -> None:
+    st.session_state[RUN_KEY] = str(Path(path).resolve())
+    st.query_params["run"] = _ref(Path(path))
+
+
+def close_run() -> None:
+    st.session_state.pop(RUN_KEY, None)
+    st.query_params.pop("run", None)
+
+
+def walkthrough() -> bool:
+    """Whether the guided walkthrough is on (kept in the URL too: ``?guide=1``)."""
+    if GUIDE_KEY not in st.session_state:
+        st.session_state[GUIDE_KEY] = st.query_params.get("guide") == "1"
+    on = bool(st.session_state[GUIDE_KEY])
+    if on and st.query_params.get("guide") != "1":
+        st.query_params["guide"] = "1"
+    elif not on and "guide" in st.query_params:
+        st.query_params.pop("guide", None)
+    return on
+
+
+# ---- saved selections (in the run directory, shared by sessions on the same run) ----------
+def saved_selections(run: RunDir) -> dict[str, list[str]]:
+    try:
+        data = read_json(run.path / SELECTIONS_FILE, default={}) or {}
+    except ValueError:
+        return {}
+    return {str(k): [str(a) for a in v] for k, v in data.items() if isinstance(v, list)}
+
+
+def save_selection(run: RunDir, name: str, archs: list[str]) -> None:
+    name = (name or "").strip()
+    if not name:
+        raise ValueError("selection name: empty; give the selection a name")
+    data = saved_selections(run)
+    data[name] = list(dict.fromkeys(archs))
+    write_json(run.path / SELECTIONS_FILE, data)
+
+
+def delete_selection(run: RunDir, name: str) -> None:
+    data = saved_selections(run)
+    data.pop(name, None)
+    write_json(run.path / SELECTIONS_FILE, data)
+
+
+def free_name(root: Path, base: str) -> str:
+    """``base-1``, ``base-2``, ... : the first name not taken under ``root``."""
+    i = 1
+    while (root / f"{base}-{i}").exists():
+        i += 1
+    return f"{base}-{i}"
+
+
+# ---- pending decisions (the basket applied as one decision; in the run directory) -----------
+PENDING_FILE = "ui/pending.json"
+
+
+def pending(run: RunDir) -> list[dict]:
+    try:
+        data = read_json(run.path / PENDING_FILE, default=[]) or []
+    except ValueError:
+        return []
+    return [a for a in data if isinstance(a, dict) and a.get("op")]
+
+
+def add_pending(run: RunDir, actions: list[dict]) -> int:
+    """Add actions (a later action on the same stage and component replaces an earlier one);
+    returns how many are pending."""
+    current = pending(run)
+    for a in actions:
+        a = {k: v for k, v in a.items() if k in ("op", "stage", "component", "choice", "reason")}
+        target = (a.get("stage"), a.get("component") or a.get("choice"))
+        current = [b for b in current if (b.get("stage"), b.get("component") or b.get("choice")) != target]
+        current.append(a)
+    write_json(run.path / PENDING_FILE, current)
+    return len(current)
+
+
+def remove_pending(run: RunDir, index: int) -> None:
+    current = pending(run)
+    if 0 <= index < len(current):
+        current.pop(index)
+    write_json(run.path / PENDING_FILE, current)
+
+
+def clear_pending(run: RunDir) -> None:
+    write_json(run.path / PENDING_FILE, [])

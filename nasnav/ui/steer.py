@@ -1,0 +1,263 @@
+"""Explore page, part 2: fitness views, decisions (pending basket, prune / pin, auto-pilot,
+set operations), the round timeline with undo, next round and the spot check."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from nasnav.jobs import running_job
+from nasnav.runs import RunDir
+from nasnav.space import SearchSpace
+from nasnav.ui import charts, engine, guide, selection, state, store, widgets
+
+
+def fitness_views(run: RunDir, cfg, k: int) -> None:
+    """Fitness vs frequency per component (the paper's view) and the stage x component heatmap."""
+    with widgets.guarded("Fitness"):
+        fit = store.fitness(run, cfg, k)
+        if fit is None or fit.empty or fit["fitness"].notna().sum() == 0:
+            st.info("Fitness appears once candidates are scored.", icon=":material/bar_chart:")
+            return
+        left, right = st.columns([3, 1])
+        with left:
+            st.markdown("**Fitness vs frequency**: right = the component helps, up = measured on more candidates; "
+                        f"bars = {cfg.steering.confidence:.0%} interval")
+            st.altair_chart(charts.fitness_frequency(fit), width="stretch")
+        with right:
+            try:
+                imp = engine.fn("analysis", "stage_importance")(store.candidates(run, k), store.space(run, cfg, k))
+                st.markdown("**Stage importance** (share of accuracy variance)")
+                r2 = float(imp["r2"].iloc[0]) if "r2" in imp.columns and len(imp) else None
+                st.dataframe(imp[["stage", "importance"]], hide_index=True, width="stretch",
+                             column_config={"importance": st.column_config.ProgressColumn(
+                                 "importance", format="%.2f", min_value=0.0, max_value=1.0)})
+                if r2 is not None:
+                    st.caption(f"additive model R² {r2:.2f}: the rest is interactions and noise")
+            except engine.Unavailable:
+                pass
+        st.markdown("**Stage × component fitness** with intervals (grey: pruned; n/a: never or always used)")
+        st.altair_chart(charts.fitness_heatmap(fit), width="stretch")
+
+
+def pareto_view(run: RunDir, k: int) -> None:
+    cands = store.candidates(run, k)
+    if cands["one_shot_acc"].notna().sum() == 0:
+        st.info("The Pareto front appears once candidates are scored.", icon=":material/show_chart:")
+        return
+    front = charts.pareto_front(cands)
+    left, right = st.columns([3, 2])
+    left.altair_chart(charts.pareto_chart(cands), width="stretch")
+    with right:
+        st.markdown("**Pareto front** (no candidate is both smaller and more accurate)")
+        st.dataframe(front[["arch", "one_shot_acc", "params", "flops"]].sort_values("one_shot_acc", ascending=False),
+                     hide_index=True, width="stretch", height=240,
+                     column_config={"arch": st.column_config.TextColumn("architecture", width="medium"),
+                                    "one_shot_acc": st.column_config.NumberColumn("one-shot acc", format="%.4f"),
+                                    "params": st.column_config.NumberColumn(format="localized"),
+                                    "flops": st.column_config.NumberColumn("FLOPs", format="localized")})
+        from nasnav.ui.explore import spotcheck_line
+
+        st.caption(spotcheck_line(run, k))
+
+
+def decisions(run: RunDir, cfg, space: SearchSpace, k: int) -> None:
+    """Prune / pin / restore components, auto-pilot suggestions, and the pending decision."""
+    left, right = st.columns(2)
+    with left:
+        st.markdown("**Prune, pin or restore a component**")
+        c1, c2 = st.columns(2)
+        names = [s.name for s in space.stages]
+        stage = c1.selectbox("Stage", names, key="ex_dec_stage")
+        st_obj = space.stages[names.index(stage)]
+        comp = c2.selectbox("Component", list(st_obj.candidates), key=f"ex_dec_comp_{stage}")
+        b = st.columns(3)
+        if b[0].button("Prune", key="ex_dec_prune", width="stretch", disabled=comp in st_obj.pruned,
+                       type="primary" if widgets.is_next(guide.EXPLORE, "Prune", run) else "secondary"):
+            state.add_pending(run, [{"op": "prune", "stage": stage, "component": comp}])
+            st.rerun()
+        if b[1].button("Pin", key="ex_dec_pin", width="stretch", disabled=comp in st_obj.pruned):
+            state.add_pending(run, [{"op": "pin", "stage": stage, "choice": comp}])
+            st.rerun()
+        if b[2].button("Restore", key="ex_dec_restore", width="stretch",
+                       disabled=comp not in st_obj.pruned and not st_obj.pinned):
+            state.add_pending(run, [{"op": "restore", "stage": stage, "component": comp}])
+            st.rerun()
+        suggestions(run, cfg, k)
+    with right:
+        pending_panel(run, cfg, space)
+
+
+def suggestions(run: RunDir, cfg, k: int) -> None:
+    """Auto-pilot suggestions with their evidence, to accept (into the pending decision) or reject."""
+    st.markdown("**Auto-pilot suggestions**")
+    try:
+        propose = engine.fn("steering", "propose")
+    except engine.Unavailable as e:
+        st.caption(str(e))
+        return
+    with widgets.guarded("Auto-pilot"):
+        stamp = store.mtime(run.round_dir(k) / "candidates.csv")
+        key = f"ex_props_{k}_{stamp}"
+        if key not in st.session_state:
+            st.session_state[key] = propose(run, cfg, k)
+        rejected = st.session_state.setdefault("ex_rejected", set())
+        shown = 0
+        for i, p in enumerate(st.session_state[key]):
+            ident = (k, p.get("op"), p.get("stage"), p.get("component") or p.get("choice"))
+            if ident in rejected:
+                continue
+            shown += 1
+            with st.container(border=True):
+                st.markdown(selection.describe_action(p))
+                if p.get("reason"):
+                    st.caption(str(p["reason"]))
+                if p.get("evidence") is not None:
+                    st.caption("Evidence: " + selection.describe_evidence(p["evidence"]))
+                a, r = st.columns(2)
+                if a.button("Accept", key=f"ex_acc_{k}_{i}", width="stretch"):
+                    state.add_pending(run, [p])
+                    rejected.add(ident)
+                    st.rerun()
+                if r.button("Reject", key=f"ex_rej_{k}_{i}", width="stretch"):
+                    rejected.add(ident)
+                    st.rerun()
+        if not shown:
+            why = "the evidence does not single out a component to prune"
+            try:
+                fit = store.fitness(run, cfg, k)
+                if fit is not None and not fit.empty and {"top_with", "in_top"} <= set(fit.columns):
+                    why = engine.fn("steering", "propose_actions")(fit, store.space(run, cfg, k), cfg.steering)[1] or why
+            except ValueError:
+                pass
+            st.caption(f"No suggestions: {why}.")
+
+
+def pending_panel(run: RunDir, cfg, space: SearchSpace) -> None:
+    """The decision being prepared; applying it writes the next round's space (no training)."""
+    st.markdown("**Pending decision**")
+    acts = state.pending(run)
+    if not acts:
+        st.caption("Nothing pending. Add actions from the selection, the component controls or the auto-pilot.")
+    for i, a in enumerate(acts):
+        c1, c2 = st.columns([5, 1])
+        c1.markdown("- " + selection.describe_action(a))
+        if c2.button("", key=f"ex_pend_rm_{i}", icon=":material/close:", help="Remove this action"):
+            state.remove_pending(run, i)
+            st.rerun()
+    b1, b2 = st.columns(2)
+    live = running_job(run)
+    prepared = next_round_ready(run)
+    if prepared and acts:
+        st.caption(f"Round {run.current_round()}'s space is prepared but not run yet: start the next round (or undo) before the next "
+                   "decision.")
+    if b1.button("Apply decision", key="ex_apply", type="primary" if acts and not prepared else "secondary",
+                 disabled=not acts or bool(live) or prepared, width="stretch",
+                 help="Write the next round's pruned space; then start the next round"):
+        with widgets.guarded("Apply decision"):
+            if not acts or prepared:  # another session applied it meanwhile
+                raise ValueError("nothing to apply, or the next round is already prepared")
+            engine.fn("steering", "apply_decision")(run, cfg, acts, evidence=None, source="analyst")
+            state.clear_pending(run)
+            st.toast("Decision applied: the next round's space is ready.", icon=":material/content_cut:")
+            st.rerun()
+    if b2.button("Clear", key="ex_clear", disabled=not acts, width="stretch"):
+        state.clear_pending(run)
+        st.rerun()
+
+
+def next_round_ready(run: RunDir) -> bool:
+    """A decision prepared round k > 0 (its space) but its supernet is not trained yet."""
+    k = run.current_round()
+    rdir = run.round_dir(k)
+    return k > 0 and (rdir / "space.yaml").exists() and not (rdir / "supernet.ckpt").exists()
+
+
+def next_round_panel(run: RunDir) -> None:
+    k = run.current_round()
+    st.success(f"Round {k}'s space is ready. **Start next round** fine-tunes the supernet on it "
+               "(warm start), scores candidates and updates the analysis. **Undo** (Rounds tab) takes the "
+               "decision back.", icon=":material/arrow_forward:")
+    widgets.job_panel(run, "round", ["round", str(run.path)], key="ex_round", page=guide.EXPLORE,
+                      start_label="Start next round", resume_args=["round", str(run.path)], poll=False)
+
+
+def rounds_panel(run: RunDir, cfg) -> None:
+    """Timeline of rounds (space size, best one-shot accuracy, decisions) with undo / redo."""
+    k = run.current_round()
+    live = running_job(run)
+    with widgets.guarded("Timeline"):
+        hist = store.history(run)
+        if hist is not None and not hist.empty:
+            left, right = st.columns([2, 3])
+            left.altair_chart(charts.timeline_chart(hist), width="stretch")
+            table = hist.drop(columns=[c for c in ("source",) if c in hist.columns])
+            if "decisions" in table.columns:
+                table["decisions"] = table["decisions"].map(_decisions_text)
+            right.dataframe(table, hide_index=True, width="stretch",
+                            column_config={"best_one_shot": st.column_config.NumberColumn("best one-shot", format="%.4f")})
+    u1, u2, _ = st.columns([1, 1, 4])
+    if u1.button("Undo", key="ex_undo", icon=":material/undo:", disabled=bool(live) or k == 0, width="stretch",
+                 help="Go back to the previous round (its files are kept; redo returns)"):
+        with widgets.guarded("Undo"):
+            engine.fn("steering", "undo")(run)
+            st.rerun()
+    if u2.button("Redo", key="ex_redo", icon=":material/redo:", disabled=bool(live), width="stretch"):
+        with widgets.guarded("Redo"):
+            engine.fn("steering", "redo")(run)
+            st.rerun()
+
+
+def _decisions_text(value) -> str:
+    """Decisions of a round as text (a list of actions, a JSON string or already text)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (list, tuple)):
+        return "; ".join(selection.describe_action(a).replace("**", "") if isinstance(a, dict) else str(a)
+                         for a in value)
+    return "" if value is None or (isinstance(value, float) and value != value) else str(value)
+
+
+def set_operations(run: RunDir) -> None:
+    """Union / intersection / difference / complement of two saved selections, saved as a new one."""
+    saved = state.saved_selections(run)
+    if not saved:
+        st.caption("Save selections from the scatterplot to combine them here.")
+        return
+    names = list(saved)
+    c = st.columns([2, 2, 2, 1], vertical_alignment="bottom")
+    a = c[0].selectbox("Selection A", names, key="ex_set_a")
+    op = c[1].selectbox("Operation", ["union", "intersection", "difference", "complement"], key="ex_set_op")
+    b = c[2].selectbox("Selection B", names, key="ex_set_b", index=min(1, len(names) - 1),
+                       disabled=op == "complement")
+    if c[3].button("Combine", key="ex_set_go", width="stretch"):
+        with widgets.guarded("Combine"):
+            k = run.current_round()
+            universe = list(store.candidates(run, k)["arch"].dropna().astype(str))
+            out = engine.fn("steering", "combine_selections")(saved[a], saved[b], op, universe=universe)
+            sym = {"union": "∪", "intersection": "∩", "difference": "−", "complement": "not"}[op]
+            name = f"not {a}" if op == "complement" else f"{a} {sym} {b}"
+            state.save_selection(run, name, out)
+            st.toast(f"Saved '{name}' ({len(out)} candidates).", icon=":material/join:")
+            st.rerun()
+    st.dataframe(pd.DataFrame([{"selection": n, "candidates": len(v)} for n, v in saved.items()]),
+                 hide_index=True, width="content")
+
+
+def spotcheck_panel(run: RunDir, k: int) -> None:
+    from nasnav.ui.explore import spotcheck_line
+
+    st.markdown(spotcheck_line(run, k))
+    sc = store.spotcheck(run, k) or {}
+    if sc.get("verdict_text"):
+        box = st.warning if sc.get("verdict") == "unreliable" else st.info
+        box(f"**{sc.get('verdict')}**: {sc['verdict_text']}", icon=":material/fact_check:")
+    st.caption("A spot check trains a few candidates standalone (short budget, two seeds) and compares "
+               "the rankings. Low tau means: trust the fitness trends more than single candidates.")
+    widgets.job_panel(run, "spotcheck", ["spotcheck", str(run.path), "--n", "10"], key="ex_spot",
+                      start_label="Run spot check", poll=False,
+                      disabled_reason=None if store.candidates(run, k)["one_shot_acc"].notna().sum() >= 3
+                      else "Score a few candidates first.")
+    sc_path = run.round_dir(k) / "spotcheck.csv"
+    if sc_path.exists():
+        st.dataframe(store.csv(sc_path), hide_index=True, width="stretch")

@@ -1,0 +1,223 @@
+"""What the pages read from a run directory, cached on file modification times.
+
+Each reader takes the run's path and the mtimes of the files it depends on, so a cache entry
+is reused until a job (or another session) rewrites the file.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from nasnav.runs import RunDir, read_csv, read_json
+from nasnav.space import SearchSpace
+from nasnav.ui import engine
+
+GREY_SAMPLE = 200  # unscored architectures drawn from the space for the scatterplot
+
+
+def mtime(path: str | Path) -> float:
+    try:
+        return Path(path).stat().st_mtime_ns / 1e9
+    except OSError:
+        return 0.0
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def _csv(path: str, stamp: float) -> pd.DataFrame:
+    return read_csv(path)
+
+
+def csv(path: str | Path) -> pd.DataFrame:
+    return _csv(str(path), mtime(path))
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def _load(path: str, stamp: float):
+    from nasnav.pipeline import load_run
+
+    return load_run(path)
+
+
+def load(path: str | Path):
+    """(RunDir, Config) of a run directory; ValueError if it is not a run."""
+    run = RunDir(path)
+    return _load(str(run.path), mtime(run.config_path))
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def _space(path: str, kind: str, stamp: float) -> SearchSpace:
+    from nasnav.runs import read_yaml
+
+    return SearchSpace.from_dict(read_yaml(path), kind)
+
+
+def space(run: RunDir, cfg, k: int | None = None) -> SearchSpace:
+    k = run.current_round() if k is None else k
+    path = run.round_dir(k) / "space.yaml"
+    if not path.exists():
+        raise ValueError(f"{path}: round {k} has no space.yaml")
+    return _space(str(path), cfg.kind, mtime(path))
+
+
+def candidates(run: RunDir, k: int) -> pd.DataFrame:
+    df = csv(run.round_dir(k) / "candidates.csv")
+    for col in ("arch", "one_shot_acc", "params", "flops", "val_loss"):
+        if col not in df.columns:
+            df[col] = pd.Series(dtype=float if col != "arch" else object)
+    for col in ("one_shot_acc", "params", "flops", "val_loss"):
+        df[col] = pd.to_numeric(df[col], errors="coerce")
+    return df
+
+
+def metrics(path: Path) -> pd.DataFrame:
+    return csv(path)
+
+
+def status(run: RunDir) -> dict:
+    return run.read_status()
+
+
+def finals(run: RunDir) -> pd.DataFrame:
+    stamps = tuple(mtime(run.final_dir(k) / "metrics.json") for k in run.finals())
+    return _finals(str(run.path), stamps)
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def _finals(path: str, stamps: tuple) -> pd.DataFrame:
+    from nasnav.retrain import read_finals
+
+    return read_finals(RunDir(path))
+
+
+def spotcheck(run: RunDir, k: int) -> dict | None:
+    try:
+        data = read_json(run.round_dir(k) / "spotcheck.json", default=None)
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
+# ---- analysis: fitness, history, projection ------------------------------------------------
+def fitness(run: RunDir, cfg, k: int) -> pd.DataFrame:
+    """The fitness table of round k: the analysis file if it is up to date, else computed here."""
+    rdir = run.round_dir(k)
+    cand_t, fit_t, space_t = mtime(rdir / "candidates.csv"), mtime(rdir / "fitness.csv"), mtime(rdir / "space.yaml")
+    if fit_t and fit_t >= cand_t:
+        return csv(rdir / "fitness.csv")
+    return _fitness(str(run.path), k, cfg.steering.confidence, cfg.seed, cand_t, space_t)
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def _fitness(path: str, k: int, confidence: float, seed: int, cand_t: float, space_t: float) -> pd.DataFrame:
+    run = RunDir(path)
+    _, cfg = load(path)
+    df = candidates(run, k)
+    if df["one_shot_acc"].notna().sum() == 0:
+        return pd.DataFrame()
+    return engine.fn("analysis", "fitness_table")(df, space(run, cfg, k), confidence=confidence, seed=seed)
+
+
+def history(run: RunDir) -> pd.DataFrame:
+    stamps = tuple(mtime(p) for p in sorted((run.path / "rounds").glob("*/*")) if p.suffix in (".json", ".yaml", ".csv"))
+    return _history(str(run.path), stamps + (mtime(run.path / "current_round.json"),))
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def _history(path: str, stamps: tuple) -> pd.DataFrame:
+    return engine.fn("steering", "history")(RunDir(path))
+
+
+def fallback_layout(full: SearchSpace, archs: list[str]) -> pd.DataFrame:
+    """A cheap, stable 2-D layout (used only when the analysis module is missing): stage i's
+    components sit on a circle of radius 2^-i, so architectures sharing early stages lie close."""
+    xs, ys = [], []
+    for a in archs:
+        x = y = 0.0
+        for i, (stage, part) in enumerate(zip(full.stages, a.split("/"))):
+            n = max(1, len(stage.candidates))
+            for c in part.split("+"):
+                j = stage.candidates.index(c) if c in stage.candidates else 0
+                angle = 2 * math.pi * j / n + i
+                x += 0.5**i * math.cos(angle)
+                y += 0.5**i * math.sin(angle)
+        xs.append(x)
+        ys.append(y)
+    return pd.DataFrame({"arch": archs, "x": xs, "y": ys})
+
+
+def _projector(run: RunDir, cfg, method: str):
+    """The run's stable layout for ``method`` (its fitted reference cached in RUN/projection/)."""
+    if method == cfg.search.projection:
+        return engine.fn("analysis", "run_projector")(run, cfg)
+    size = getattr(cfg.search, "projection_reference", 1000)
+    cache = run.path / "projection" / f"{method}-hamming-seed{cfg.seed}-n{size}.npz"
+    return engine.fn("projection", "get_projector")(cfg.search_space().unpruned(), method, cfg.seed, "hamming",
+                                                    size, cache)
+
+
+def project(run: RunDir, cfg, archs: list[str], method: str) -> pd.DataFrame:
+    """Columns arch, x, y on the run's stable layout (a fallback layout if the engine lacks one)."""
+    if not archs:
+        return pd.DataFrame(columns=["arch", "x", "y"])
+    try:
+        xy = _projector(run, cfg, method).transform(archs)
+    except engine.Unavailable:
+        return fallback_layout(cfg.search_space().unpruned(), archs)
+    return pd.DataFrame({"arch": archs, "x": xy[:, 0], "y": xy[:, 1]})
+
+
+def grey_sample(sp: SearchSpace, k: int, n: int = GREY_SAMPLE) -> list[str]:
+    """A seeded sample of the current space (what the search may still score)."""
+    rng = np.random.default_rng([k, 4242])
+    if sp.size() <= n:
+        return [str(a) for a in sp]
+    return list(dict.fromkeys(str(sp.sample(rng)) for _ in range(n)))
+
+
+def scatter_points(run: RunDir, cfg, k: int, method: str) -> pd.DataFrame:
+    """Candidates of round k placed on the stable projection, plus unscored ones in grey:
+    columns arch, x, y, one_shot_acc, params, flops, scored."""
+    df = candidates(run, k)
+    df = df.dropna(subset=["arch"]).drop_duplicates("arch", keep="last")
+    sp = space(run, cfg, k)
+    scored = set(df["arch"].astype(str))
+    grey = [a for a in grey_sample(sp, k) if a not in scored]
+    archs = sorted(scored) + grey
+    proj = project(run, cfg, list(archs), method)
+    out = proj.merge(df[["arch", "one_shot_acc", "params", "flops"]], on="arch", how="left")
+    out["scored"] = out["one_shot_acc"].notna()
+    return out
+
+
+# ---- data preview and cost of a space ------------------------------------------------------
+@st.cache_data(max_entries=8, show_spinner="Loading the data set ...")
+def data_preview(data_dict: dict, seed: int) -> dict:
+    """Sizes, class counts and a few samples of a data section (as plain values)."""
+    from nasnav.config import DataConfig
+    from nasnav.data import describe, load_splits, preview_samples
+
+    splits = load_splits(DataConfig(**data_dict), seed)
+    info = describe(splits)
+    info["samples"] = [(x.tolist(), label) for x, label in preview_samples(splits, 16)]
+    return info
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def space_cost(space_dict: dict, kind: str, shape: tuple, num_classes: int) -> tuple[int, int]:
+    """Params of the smallest and of the largest architecture of a space."""
+    from nasnav.evaluate import CostModel, space_param_range
+    from nasnav.supernet import Supernet
+
+    sp = SearchSpace.from_dict(space_dict, kind)
+    net = Supernet(sp, kind, shape[0], num_classes)
+    return space_param_range(sp, CostModel(net, tuple(shape)))
+
+
+@st.cache_resource(ttl=60, show_spinner=False)
+def cli_commands() -> dict[str, set[str]]:
+    return engine.cli_commands()

@@ -1,0 +1,259 @@
+"""Widgets shared by the pages: run header, job control panel with a polling progress
+fragment, walkthrough callouts, page links and the error guard."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import streamlit as st
+
+from nasnav.jobs import JobRunning, running_job, start_job, stop_job
+from nasnav.runs import RunDir
+from nasnav.ui import guide, state, store
+from nasnav.ui import queue as jobq
+
+log = logging.getLogger("nasnav.ui")
+RESUMABLE = ("stopped", "interrupted", "failed")
+
+
+# ---- page setup ---------------------------------------------------------------------------------
+_NAV = {"seen": False}  # set once app.py's st.navigation has run in this server process
+
+
+def navigation_ready() -> None:
+    """Called by app.py before ``nav.run()``."""
+    _NAV["seen"] = True
+
+
+def page_setup() -> None:
+    """First call of every page. Because a pages/ folder sits next to app.py, a fresh server whose
+    first request is a deep link (``/explore``) runs the page in Streamlit's legacy pages/ mode,
+    without app.py (no layout, no sidebar), and stays in that mode until app.py's st.navigation
+    runs. Turn the legacy mode off (what st.navigation itself does) and rerun through app.py."""
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    ctx = get_script_run_ctx()
+    if ctx is not None and not _NAV["seen"] and Path(ctx.main_script_path).name == "app.py":
+        _NAV["seen"] = True  # at most one rerun, whatever happens
+        try:
+            from streamlit.runtime.pages_manager import PagesManager
+
+            PagesManager.uses_pages_directory = False
+        except ImportError:  # a later Streamlit without the legacy mode
+            return
+        st.rerun()
+
+
+# ---- errors -------------------------------------------------------------------------------------
+@contextlib.contextmanager
+def guarded(what: str = "") -> Iterator[None]:
+    """Show errors as messages, never tracebacks (st.stop / st.rerun pass through)."""
+    try:
+        yield
+    except JobRunning as e:
+        st.warning(str(e), icon=":material/hourglass_top:")
+    except ValueError as e:
+        st.error(f"{what + ': ' if what else ''}{e}")
+    except Exception as e:  # a bug: tell the user briefly, keep the traceback for the server log
+        log.exception("unexpected error%s", f" in {what}" if what else "")
+        st.error(f"{what + ': ' if what else ''}unexpected {type(e).__name__}: {e}. Details are in the server log.")
+
+
+# ---- navigation and walkthrough ---------------------------------------------------------------------
+def page_link(page: str, label: str, icon: str | None = None) -> None:
+    """A link to another page; a plain hint when the page is run on its own (tests)."""
+    try:
+        st.page_link(guide.PAGE_FILES[page], label=label, icon=icon)
+    except Exception:  # StreamlitAPIException outside st.navigation
+        st.caption(f"→ {label}")
+
+
+def guide_toggle(key: str) -> bool:
+    """The walkthrough switch; several on one screen stay in sync through state.GUIDE_KEY."""
+    st.session_state[key] = state.walkthrough()
+
+    def changed() -> None:
+        st.session_state[state.GUIDE_KEY] = bool(st.session_state[key])
+
+    st.toggle("Guided walkthrough", key=key, on_change=changed,
+              help="Explains each step and highlights the one next action")
+    return state.walkthrough()
+
+
+def is_next(page: str, action: str, run: RunDir | None) -> bool:
+    """Whether ``action`` on ``page`` is the walkthrough's next action (shown as the primary button)."""
+    if not state.walkthrough():
+        return False
+    step = guide.next_step(run)
+    return step.page == page and step.action == action
+
+
+def callout(page: str, run: RunDir | None) -> None:
+    """The walkthrough's explanation of this page and the one next action."""
+    if not state.walkthrough():
+        return
+    step = guide.next_step(run)
+    with st.container(border=True, key=f"guide_{page}"):
+        st.markdown(f":material/explore: **Guided walkthrough.** {guide.EXPLAIN[page]}")
+        if step.page == page:
+            st.markdown(f"**Next:** press **{step.action}**: {step.why}.")
+        else:
+            st.markdown(f"**Next:** {step.why}.")
+            page_link(step.page, f"Go to the page for '{step.action}'", icon=":material/arrow_forward:")
+
+
+# ---- the run ------------------------------------------------------------------------------------------
+def require_run():
+    """(RunDir, Config) of the open run, or a message with a link home and st.stop()."""
+    path = state.run_path()
+    if path is None:
+        st.info("No run is open. Create one or open an existing run on the home page.", icon=":material/folder_open:")
+        page_link(guide.HOME, "Home: create or open a run", icon=":material/home:")
+        st.stop()
+    try:
+        return store.load(path)
+    except ValueError as e:
+        st.error(f"Cannot open the run: {e}")
+        st.stop()
+
+
+def run_header(run: RunDir, cfg) -> None:
+    """One line about the open run: name, round, job state."""
+    status = run.read_status()
+    k = run.current_round()
+    cand = store.candidates(run, k)
+    best = cand["one_shot_acc"].max() if len(cand) else None
+    bits = [f"**Run** `{run.path.name}`", f"{cfg.name or 'unnamed'} preset", f"round {k}",
+            f"job: {status.get('job') or '–'} ({status['state']})"]
+    if best is not None and best == best:
+        bits.append(f"best one-shot {best:.3f}")
+    st.caption(" · ".join(bits))
+
+
+# ---- jobs ------------------------------------------------------------------------------------------------
+def _signature(run: RunDir) -> tuple:
+    s = run.read_status()
+    return (s.get("job"), s.get("state"), s.get("started"))
+
+
+def start(run: RunDir, job: str, args: list[str]) -> bool:
+    """Start a job; a message (not a traceback) if the run already has one."""
+    try:
+        start_job(run, job, args)
+    except JobRunning as e:
+        st.warning(str(e), icon=":material/hourglass_top:")
+        return False
+    except ValueError as e:
+        st.error(str(e))
+        return False
+    st.session_state[f"jobsig_{run.path}"] = None  # the fragment will see a change and refresh the page
+    return True
+
+
+def job_panel(run: RunDir, job: str, start_args: list[str] | None, *, key: str, start_label: str = "Start",
+              resume_args: list[str] | None = None, resume_label: str = "Resume", stop_label: str = "Stop",
+              page: str | None = None, disabled_reason: str | None = None,
+              before_start: Callable[[], None] | None = None, poll: bool = True) -> None:
+    """Start / stop / resume buttons for one kind of job, and its live progress."""
+    live = running_job(run)
+    status = run.read_status()
+    mine = status.get("job") == job
+    cols = st.columns([1, 1, 1, 3])
+    primary = page is not None and is_next(page, start_label, run)
+    if cols[0].button(start_label, key=f"{key}_start", type="primary" if primary else "secondary",
+                      disabled=bool(live) or start_args is None or bool(disabled_reason), width="stretch"):
+        with guarded(start_label):
+            if before_start:
+                before_start()
+            if start(run, job, start_args or []):
+                st.rerun()
+    if cols[1].button(stop_label, key=f"{key}_stop", disabled=not live, width="stretch",
+                      help="Stop the running job; its work so far is kept and it can be resumed"):
+        with guarded(stop_label):
+            with st.spinner("Stopping ..."):
+                stop_job(run)
+            st.rerun()
+    can_resume = bool(resume_args) and not live and mine and status["state"] in RESUMABLE
+    if cols[2].button(resume_label, key=f"{key}_resume", disabled=not can_resume, width="stretch"):
+        with guarded(resume_label):
+            if start(run, job, resume_args or []):
+                st.rerun()
+    if disabled_reason and not live:
+        cols[3].caption(disabled_reason)
+    elif live and live.get("job") != job:
+        cols[3].caption(f"A {live.get('job')} job is running on this run; one job at a time.")
+    if poll:
+        progress(run, (job,))
+
+
+def progress(run: RunDir, jobs: tuple[str, ...]) -> None:
+    """Live status of the run's job (if it is one of ``jobs``, or any running job), polled from
+    status.json; the whole page is refreshed when a job starts, ends or fails."""
+    path = str(run.path)
+    st.session_state[f"jobsig_{path}"] = _signature(run)
+
+    @st.fragment(run_every=1.0 if running_job(run) else 5.0)
+    def _poll() -> None:
+        with guarded("Job status"):
+            _poll_once()
+
+    def _poll_once() -> None:
+        here = RunDir(path)
+        if jobq.advance(here):  # a queued retrain / export starts when the run is idle
+            st.session_state[f"jobsig_{path}"] = None
+        sig = _signature(here)
+        if st.session_state.get(f"jobsig_{path}") != sig:
+            st.session_state[f"jobsig_{path}"] = sig
+            st.rerun(scope="app")  # a job started, finished or failed: refresh the whole page
+        status_box(here, jobs)
+
+    _poll()
+
+
+def status_box(run: RunDir, jobs: tuple[str, ...]) -> None:
+    """Progress bar, epoch, ETA and speed of the run's job; message and log tail on failure."""
+    s = run.read_status()
+    if s.get("job") not in jobs and s["state"] != "running":
+        return
+    job = s.get("job") or jobs[0]
+    name = s.get("job") or job
+    extra = s.get("extra") or {}
+    if s["state"] == "running":
+        bits = [s.get("message") or f"{name} running"]
+        if extra.get("epochs"):
+            bits.append(f"epoch {extra.get('epoch', 0)}/{extra['epochs']}")
+        if s.get("eta_seconds") is not None:
+            bits.append(f"ETA {_duration(s['eta_seconds'])}")
+        if extra.get("samples_per_s"):
+            bits.append(f"{extra['samples_per_s']:,.0f} samples/s")
+        if s.get("started"):
+            bits.append(f"running for {_duration(time.time() - s['started'])}")
+        st.progress(min(1.0, max(0.0, float(s.get("progress") or 0.0))), text=f"**{name}** · " + " · ".join(bits))
+    elif s["state"] == "done":
+        st.success(f"{name}: {s.get('message') or 'finished'}", icon=":material/check_circle:")
+    elif s["state"] == "stopped":
+        st.info(f"{name}: {s.get('message') or 'stopped'}", icon=":material/pause_circle:")
+    elif s["state"] in ("failed", "interrupted"):
+        st.error(f"{name} {s['state']}: {s.get('error') or s.get('message') or 'no message'}")
+        tail = run.log_tail(name, 30)
+        if tail:
+            with st.expander("Log tail"):
+                st.code(tail, language=None)
+
+
+def _duration(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    return f"{seconds // 60}m {seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
+
+
+def curves(df, height: int = 300) -> None:
+    """Loss and accuracy curves (train vs val) side by side."""
+    from nasnav.ui import charts
+
+    left, right = st.columns(2)
+    left.altair_chart(charts.training_curves(df, "loss", height), width="stretch")
+    right.altair_chart(charts.training_curves(df, "acc", height), width="stretch")

@@ -1,0 +1,28 @@
+"""4 · Retrain & export: retrain chosen networks from scratch, compare with the estimate, download."""
+
+import streamlit as st
+
+from nasnav.ui import explore, final, guide, store, widgets
+
+widgets.page_setup()
+st.title("4 · Retrain & export")
+
+with widgets.guarded():  # every error is a message on the page, never a traceback
+    run, cfg = widgets.require_run()
+    widgets.run_header(run, cfg)
+    widgets.callout(guide.RETRAIN, run)
+
+    k = explore.view_round(run)
+    cands = store.candidates(run, k).dropna(subset=["arch", "one_shot_acc"])
+    with st.container(border=True):
+        if cands.empty:
+            st.info("No scored candidates yet: run a search on Explore first.", icon=":material/scatter_plot:")
+            widgets.page_link(guide.EXPLORE, "3 · Explore", icon=":material/scatter_plot:")
+        else:
+            final.picker(run, cfg, cands)
+        widgets.progress(run, ("retrain", "export"))
+    final.live_curves(run)
+
+    st.subheader("Results")
+    finals = final.results(run)
+    final.downloads(run, finals)

@@ -1,0 +1,95 @@
+"""Home: what nasnav does, create or open a run, the guided walkthrough switch."""
+
+import pandas as pd
+import streamlit as st
+import yaml
+
+from nasnav.config import config_from_dict, list_presets, load_config, preset_path
+from nasnav.pipeline import create_run
+from nasnav.runs import RunDir, list_runs
+from nasnav.ui import guide, state, widgets
+from nasnav.ui.diagram import LOOP_DOT
+from nasnav.ui.state import free_name
+
+widgets.page_setup()
+st.title("nasnav")
+
+with widgets.guarded():  # every error is a message on the page, never a traceback
+    st.markdown(
+        "**Steer a neural architecture search by eye.** Build a template network out of stages of candidate "
+        "layers, train it once as a weight-sharing *supernet*, score thousands of sub-networks with those "
+        "weights, and see where the good ones are: a map of the search space and a fitness score for every "
+        "component. Prune what does not help, round after round, then retrain the winner from scratch and "
+        "export it. After NAS-Navigator (Tyagi, Xie, Mueller, IEEE VIS 2022)."
+    )
+    left, right = st.columns([3, 2], vertical_alignment="center")
+    with left:
+        st.graphviz_chart(LOOP_DOT, width="stretch")
+    with right:
+        widgets.guide_toggle("guide_toggle_home")
+        st.caption("The walkthrough explains each step and highlights the next action. "
+                   "On the digits preset the whole loop takes a few minutes on a laptop CPU.")
+        path = state.run_path()
+        if path is not None:
+            st.success(f"Open run: **{path.name}**", icon=":material/folder_open:")
+    run = RunDir(path) if path is not None else None
+    widgets.callout(guide.HOME, run)
+
+    root = state.runs_root()
+    create_tab, upload_tab, open_tab = st.tabs(["Create from a preset", "Create from YAML", "Open a run"])
+
+    with create_tab:
+        presets = list_presets()
+        c1, c2 = st.columns(2)
+        preset = c1.selectbox("Preset", presets, index=presets.index("digits") if "digits" in presets else 0,
+                              key="home_preset", help="tiny: seconds, for a first look; digits: the default")
+        name = c2.text_input("Run name", value=free_name(root, preset), key=f"home_name_{preset}")
+        if st.button("Create run", key="home_create", type="primary" if widgets.is_next(guide.HOME, "Create run", run) else "secondary"):
+            with widgets.guarded("Create run"):
+                cfg = load_config(preset_path(preset))
+                new = create_run(cfg, root / state.check_run_name(name))
+                state.open_run(new.path)
+                del st.session_state[f"home_name_{preset}"]  # the next default name is free again
+                st.rerun()
+
+    with upload_tab:
+        up = st.file_uploader("Config YAML", type=["yaml", "yml"], key="home_upload",
+                              help="A full config (data, space, supernet, ...); see configs/ for examples")
+        up_name = st.text_input("Run name", value=free_name(root, "custom"), key="home_upload_name")
+        if st.button("Create run from YAML", key="home_create_yaml", disabled=up is None):
+            with widgets.guarded("Create run from YAML"):
+                try:
+                    raw = yaml.safe_load(up.getvalue().decode("utf-8"))
+                except (yaml.YAMLError, UnicodeDecodeError) as e:
+                    raise ValueError(f"{up.name}: not valid YAML ({e})") from None
+                cfg = config_from_dict(raw, up.name)
+                new = create_run(cfg, root / state.check_run_name(up_name))
+                state.open_run(new.path)
+                st.rerun()
+
+    with open_tab:
+        runs = list_runs(root)
+        if not runs:
+            st.info(f"No runs yet under `{root}`. Create one from a preset.")
+        else:
+            table = pd.DataFrame(runs)
+            table["updated"] = pd.to_datetime(table["updated"], unit="s").dt.strftime("%Y-%m-%d %H:%M")
+            st.dataframe(table[["name", "stage", "state", "round", "best_acc", "updated"]], hide_index=True,
+                         width="stretch", column_config={"best_acc": st.column_config.NumberColumn("best one-shot acc", format="%.4f")})
+            names = [r["name"] for r in runs]
+            o1, o2 = st.columns([3, 1], vertical_alignment="bottom")
+            pick = o1.selectbox("Run", names, key="home_open_pick")
+            if o2.button("Open run", key="home_open"):
+                state.open_run(root / pick)
+                st.rerun()
+
+    if run is not None:
+        st.divider()
+        st.markdown("**Continue with the open run:**")
+        cols = st.columns(4)
+        for col, (page, label, icon) in zip(cols, [(guide.SPACE, "1 · Search space", ":material/view_module:"),
+                                                   (guide.SUPERNET, "2 · Supernet training", ":material/model_training:"),
+                                                   (guide.EXPLORE, "3 · Explore", ":material/scatter_plot:"),
+                                                   (guide.RETRAIN, "4 · Retrain & export", ":material/deployed_code:")]):
+            with col:
+                widgets.page_link(page, label, icon)

@@ -1,0 +1,139 @@
+"""The whole loop in real Chromium, as a new user would do it: create a run from the tiny preset,
+train the supernet, search, brush the scatterplot, prune from the selection, start the next
+round, retrain the best, download model.py. Screenshots of each page go to test-artifacts/e2e/."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "e2e"
+
+pytestmark = pytest.mark.e2e
+JOB_TIMEOUT = 120_000  # ms; each tiny job takes seconds, most of it importing torch
+
+
+def no_errors(page) -> None:
+    assert page.get_by_test_id("stException").count() == 0, "an exception box is on the page"
+
+
+def settle(page, seconds: float = 0.4) -> None:
+    """Wait until Streamlit is not running the script (the status widget disappears)."""
+    time.sleep(seconds)
+    page.wait_for_function(
+        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=30_000)
+
+
+def shot(page, name: str, height: int = 2200) -> None:
+    """A screenshot of the whole page (Streamlit scrolls inside its own container, so the
+    viewport is made tall for the picture)."""
+    size = page.viewport_size
+    page.set_viewport_size({"width": size["width"], "height": height})
+    settle(page, 1.5)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
+    page.set_viewport_size(size)
+    settle(page, 0.5)
+
+
+def nav(page, title: str) -> None:
+    page.get_by_test_id("stSidebarNav").get_by_role("link", name=title).click()
+    settle(page, 1.0)
+
+
+def click(page, name: str) -> None:
+    page.get_by_role("button", name=name, exact=True).click()
+    settle(page)
+
+
+def wait_text(page, text: str, timeout: int = JOB_TIMEOUT) -> None:
+    t = time.time()
+    page.get_by_text(text).first.wait_for(timeout=timeout)
+    print(f"  [{time.strftime('%H:%M:%S')}] '{text}' after {time.time() - t:.1f} s")
+
+
+def test_whole_loop_in_chromium(page, app_server):
+    url, runs = app_server
+    t0 = time.time()
+    page.goto(url)
+    page.get_by_test_id("stApp").wait_for()
+    wait_text(page, "Create from a preset", 30_000)
+    no_errors(page)
+
+    # Home: create a run from the tiny preset
+    page.get_by_test_id("stSelectbox").filter(has_text="Preset").click()
+    page.get_by_role("option", name="tiny", exact=True).click()
+    settle(page)
+    click(page, "Create run")
+    wait_text(page, "Open run:", 30_000)
+    assert (runs / "tiny-1" / "config.yaml").exists()
+    shot(page, "1_home")
+    no_errors(page)
+
+    # 1 · Search space: the lego view of the run
+    nav(page, "1 · Search space")
+    wait_text(page, "Architectures", 30_000)
+    shot(page, "2_search_space")
+    no_errors(page)
+
+    # 2 · Supernet training
+    nav(page, "2 · Supernet training")
+    click(page, "Start training")
+    wait_text(page, "supernet finished")
+    wait_text(page, "Epochs done", 30_000)
+    assert (runs / "tiny-1" / "rounds" / "000" / "supernet.ckpt").exists()
+    shot(page, "3_supernet")
+    no_errors(page)
+
+    # 3 · Explore: search, brush, prune from the selection, next round
+    nav(page, "3 · Explore")
+    click(page, "Start search")
+    wait_text(page, "search finished")
+    wait_text(page, "scored candidates (coloured)", 30_000)
+    settle(page, 1.0)
+    chart = page.get_by_test_id("stVegaLiteChart").first
+    chart.scroll_into_view_if_needed()
+    box = chart.bounding_box()
+    # drag a rectangle over the left half of the plot area (the colour legend sits at the right)
+    x0, y0 = box["x"] + box["width"] * 0.10, box["y"] + box["height"] * 0.05
+    x1, y1 = box["x"] + box["width"] * 0.45, box["y"] + box["height"] * 0.75
+    page.mouse.move(x0, y0)
+    page.mouse.down()
+    page.mouse.move((x0 + x1) / 2, (y0 + y1) / 2, steps=5)
+    page.mouse.move(x1, y1, steps=5)
+    page.mouse.up()
+    wait_text(page, "Mean one-shot acc", 30_000)
+    settle(page, 1.0)
+    shot(page, "4_explore_selection")
+    click(page, "Keep only what the selection uses")
+    page.get_by_role("tab", name="Decisions").first.click()
+    settle(page)
+    wait_text(page, "in stage", 20_000)  # a pending "Prune X in stage Y"
+    click(page, "Apply decision")
+    page.get_by_role("button", name="Start next round", exact=True).wait_for(timeout=30_000)
+    assert (runs / "tiny-1" / "rounds" / "001" / "space.yaml").exists()
+    click(page, "Start next round")
+    wait_text(page, "round finished")
+    assert (runs / "tiny-1" / "rounds" / "001" / "candidates.csv").exists()
+    settle(page, 2.0)
+    page.get_by_role("tab", name="Rounds").first.click()
+    settle(page)
+    shot(page, "5_explore_round1")
+    no_errors(page)
+
+    # 4 · Retrain the best and download model.py
+    nav(page, "4 · Retrain & export")
+    page.get_by_role("button", name="Retrain").first.click()
+    settle(page)
+    wait_text(page, "retrain finished")
+    download = page.get_by_role("button", name="model.py", exact=True)
+    download.wait_for(timeout=30_000)
+    with page.expect_download() as dl:
+        download.click()
+    target = ARTIFACTS / "model.py"
+    dl.value.save_as(target)
+    assert "nn.Module" in target.read_text()
+    shot(page, "6_retrain")
+    no_errors(page)
+    assert time.time() - t0 < 240, "the end-to-end flow should take a few minutes at most"

@@ -1,0 +1,141 @@
+"""AppTest of page 3 (explore): renders empty and finished; prune -> apply -> undo / redo -> next
+round; selections (saved, combined, keep-only); render time with 5,000 candidates."""
+
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+from test_app_support import finished_copy, ok, page, texts, wait_job_gone
+
+from nasnav.config import config_from_dict, load_config, preset_path
+from nasnav.jobs import running_job
+from nasnav.pipeline import create_run
+from nasnav.runs import RunDir, read_yaml, write_csv
+from nasnav.ui import state
+
+
+def test_without_a_run_it_points_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("NASNAV_RUNS", str(tmp_path))
+    at = ok(page("3_explore.py").run())
+    assert "No run is open" in texts(at)
+
+
+def test_fresh_run_explains_what_is_missing(tmp_path, monkeypatch):
+    monkeypatch.setenv("NASNAV_RUNS", str(tmp_path))
+    run = create_run(load_config(preset_path("tiny")), tmp_path / "fresh")
+    at = ok(page("3_explore.py", run.path).run())
+    assert at.button(key="ex_search_start").disabled  # no supernet yet
+    assert "Train this round's supernet first" in texts(at)
+    assert "Fitness appears once candidates are scored" in texts(at)
+
+
+def test_finished_run_renders_every_view(tmp_path_factory, tmp_path, monkeypatch):
+    run = finished_copy(tmp_path_factory, tmp_path)
+    monkeypatch.setenv("NASNAV_RUNS", str(run.parent))
+    at = ok(page("3_explore.py", run).run())
+    assert "16 scored candidates (coloured)" in texts(at)
+    assert len(at.get("vega_lite_chart")) >= 4  # scatter, fitness vs frequency, heatmap, pareto, timeline
+    assert "Nothing selected" in texts(at)
+    assert not at.button(key="ex_search_start").disabled
+    assert "not spot-checked yet" in texts(at)
+    assert not at.error
+
+
+def test_prune_apply_undo_redo_and_next_round(tmp_path_factory, tmp_path, monkeypatch):
+    path = finished_copy(tmp_path_factory, tmp_path)
+    monkeypatch.setenv("NASNAV_RUNS", str(path.parent))
+    run = RunDir(path)
+    at = ok(page("3_explore.py", path).run())
+    at.selectbox(key="ex_dec_stage").set_value("s1").run()
+    at.selectbox(key="ex_dec_comp_s1").set_value("skip").run()
+    at.button(key="ex_dec_prune").click().run()
+    ok(at)
+    assert state.pending(run) == [{"op": "prune", "stage": "s1", "component": "skip"}]
+    assert "Prune **skip** in stage **s1**" in texts(at)
+    at.button(key="ex_apply").click().run()
+    ok(at)
+    assert run.current_round() == 1 and state.pending(run) == []
+    space1 = read_yaml(run.round_dir(1) / "space.yaml")
+    assert space1["stages"][0]["pruned"] == ["skip"]
+    assert "Round 1's space is ready" in texts(at)
+    at.button(key="ex_undo").click().run()
+    ok(at)
+    assert run.current_round() == 0
+    at.button(key="ex_redo").click().run()
+    ok(at)
+    assert run.current_round() == 1
+    at.button(key="ex_round_start").click().run()
+    ok(at)
+    status = run.read_status()
+    assert status["job"] == "round" and status["state"] == "running"
+    time.sleep(0.5)
+    at.button(key="ex_round_stop").click().run()
+    ok(at)
+    assert running_job(run) is None
+    wait_job_gone(path)
+
+
+def test_selections_keep_only_and_set_operations(tmp_path_factory, tmp_path, monkeypatch):
+    path = finished_copy(tmp_path_factory, tmp_path)
+    monkeypatch.setenv("NASNAV_RUNS", str(path.parent))
+    run = RunDir(path)
+    cands = pd.read_csv(path / "rounds" / "000" / "candidates.csv").sort_values("one_shot_acc", ascending=False)
+    top, rest = list(cands["arch"][:3]), list(cands["arch"][3:])
+    state.save_selection(run, "top", top)
+    state.save_selection(run, "rest", rest)
+    at = ok(page("3_explore.py", path).run())
+    at.radio(key="ex_sel_source").set_value("saved: top").run()
+    ok(at)
+    assert next(m.value for m in at.metric if m.label == "Selected") == "3"
+    assert at.session_state["explore_selection"] == top
+    at.button(key="ex_keep").click().run()
+    ok(at)
+    acts = state.pending(run)
+    assert acts and all(a["op"] == "prune" for a in acts)
+    used = {(i, c) for a in top for i, part in enumerate(a.split("/")) for c in part.split("+")}
+    stages = [s["name"] for s in read_yaml(path / "rounds" / "000" / "space.yaml")["stages"]]
+    assert not any((stages.index(a["stage"]), a["component"]) in used for a in acts)
+    at.selectbox(key="ex_set_a").set_value("top")
+    at.selectbox(key="ex_set_op").set_value("union")
+    at.selectbox(key="ex_set_b").set_value("rest")
+    at.button(key="ex_set_go").click().run()
+    ok(at)
+    assert sorted(state.saved_selections(run)["top ∪ rest"]) == sorted(top + rest)
+
+
+def big_run(root, n=5000, seed=0) -> RunDir:
+    """A run over a 16,807-architecture space with ``n`` scored candidates (synthetic scores)."""
+    raw = load_config(preset_path("tiny")).to_dict()
+    ops = ["conv3x3", "conv5x5", "sepconv3x3", "dilconv3x3", "maxpool3x3", "avgpool3x3", "skip"]
+    raw["space"]["stages"] = [{"name": f"s{i}", "candidates": ops, "select": "one", "channels": 8} for i in range(1, 6)]
+    raw["search"]["projection"] = "pca"  # the test measures rendering, not fitting an MDS reference
+    cfg = config_from_dict(raw, "big")
+    run = create_run(cfg, root / "big")
+    space = cfg.search_space()
+    rng = np.random.default_rng(seed)
+    archs = list(dict.fromkeys(str(space.sample(rng)) for _ in range(3 * n)))[:n]
+    df = pd.DataFrame({"round": 0, "arch": archs, "one_shot_acc": rng.uniform(0.3, 0.95, n), "val_loss": 1.0,
+                       "params": rng.integers(2000, 60000, n), "flops": rng.integers(10**5, 10**6, n),
+                       "strategy": "random", "generation": 0, "parent": "", "seconds": 0.01})
+    for i, s in enumerate(space.stages):
+        df[f"choice_{s.name}"] = [a.split("/")[i] for a in archs]
+    write_csv(run.round_dir(0) / "candidates.csv", df)
+    (run.round_dir(0) / "supernet.ckpt").write_bytes(b"placeholder")  # the page only checks it exists
+    return run
+
+
+@pytest.mark.slow
+def test_render_time_with_5000_candidates(tmp_path, monkeypatch):
+    monkeypatch.setenv("NASNAV_RUNS", str(tmp_path))
+    run = big_run(tmp_path)
+    t0 = time.perf_counter()
+    at = ok(page("3_explore.py", run.path).run(timeout=120))
+    cold = time.perf_counter() - t0
+    assert "5,000 scored candidates" in texts(at)
+    t0 = time.perf_counter()
+    at.run(timeout=120)  # a rerun (e.g. a brush on the scatterplot) with everything cached
+    warm = time.perf_counter() - t0
+    ok(at)
+    print(f"explore page with 5,000 candidates: first render {cold:.2f} s, rerun {warm:.2f} s")
+    assert warm < 8.0, f"a rerun with 5,000 candidates took {warm:.1f} s"

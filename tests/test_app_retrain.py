@@ -1,0 +1,58 @@
+"""AppTest of page 4 (retrain & export): no run, a finished run's results and downloads, a retrain
+job started from the page (queued, one job at a time) and stopped."""
+
+import time
+
+from test_app_support import finished_copy, ok, page, texts, wait_job_gone
+
+from nasnav.jobs import running_job
+from nasnav.runs import RunDir
+from nasnav.ui import queue as jobq
+
+
+def test_without_a_run_it_points_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("NASNAV_RUNS", str(tmp_path))
+    at = ok(page("4_retrain.py").run())
+    assert "No run is open" in texts(at)
+
+
+def test_finished_run_shows_results_and_downloads(tmp_path_factory, tmp_path, monkeypatch):
+    path = finished_copy(tmp_path_factory, tmp_path)
+    monkeypatch.setenv("NASNAV_RUNS", str(path.parent))
+    at = ok(page("4_retrain.py", path).run())
+    table = at.dataframe[0].value
+    assert {"arch", "one_shot_acc", "test_acc", "params", "flops", "latency_ms"} <= set(table.columns)
+    assert table["one_shot_acc"].notna().all()  # the estimate is shown beside the standalone accuracy
+    labels = {b.label for b in at.get("download_button")}
+    assert {"model.py", "weights.pt", "arch.yaml", "model.onnx", "model_card.md"} <= labels
+    assert len(at.get("vega_lite_chart")) >= 1  # the comparison chart
+
+
+def test_retrain_button_starts_a_queued_job_that_can_be_stopped(tmp_path_factory, tmp_path, monkeypatch):
+    path = finished_copy(tmp_path_factory, tmp_path)
+    monkeypatch.setenv("NASNAV_RUNS", str(path.parent))
+    run = RunDir(path)
+    at = ok(page("4_retrain.py", path).run())
+    at.radio(key="rt_mode").set_value("choose candidates").run()
+    ok(at)
+    picks = at.multiselect(key="rt_pick").options[:2]
+    at.multiselect(key="rt_pick").set_value(picks).run()
+    start = next(b for b in at.button if b.key == "rt_start")
+    start.click().run()
+    ok(at)
+    status = run.read_status()
+    assert status["job"] == "retrain" and status["state"] == "running"
+    assert jobq.current(run)["arch"] == picks[0]
+    assert [i["arch"] for i in jobq.items(run) if i["job"] == "retrain"] == picks[1:]  # waits its turn
+    assert "Queued:" in texts(at)
+    time.sleep(0.5)
+    from nasnav.jobs import stop_job
+
+    stop_job(run)
+    assert running_job(run) is None
+    at.run()
+    ok(at)
+    assert not at.button(key="rt_q_resume").disabled  # the queue pauses after a stop
+    at.button(key="rt_q_clear").click().run()
+    assert jobq.items(run) == []
+    wait_job_gone(path)

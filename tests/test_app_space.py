@@ -1,0 +1,64 @@
+"""AppTest of page 1 (search space): the editor without a run, live count, invalid edits, saving."""
+
+import yaml
+from test_app_support import finished_copy, ok, page, texts
+
+from nasnav.config import load_config, preset_path
+from nasnav.pipeline import create_run
+from nasnav.runs import RunDir
+
+
+def metric(at, label):
+    return next(m.value for m in at.metric if m.label == label)
+
+
+def test_editor_renders_without_a_run(tmp_path, monkeypatch):
+    monkeypatch.setenv("NASNAV_RUNS", str(tmp_path))
+    at = ok(page("1_search_space.py").run())
+    assert metric(at, "Architectures") == "3,675"  # the digits preset: 7 x 7 x 15 x 5
+    assert int(metric(at, "Params, largest").replace(",", "")) > 0
+    assert len(at.get("graphviz_chart")) == 1
+    assert at.button(key="sp_save_new") is not None
+
+
+def test_edits_change_the_count_invalid_ones_cannot_be_saved_and_saving_writes_the_run(tmp_path, monkeypatch):
+    monkeypatch.setenv("NASNAV_RUNS", str(tmp_path))
+    run = create_run(load_config(preset_path("tiny")), tmp_path / "fresh")
+    at = ok(page("1_search_space.py", run.path).run())
+    assert metric(at, "Architectures") == "120"
+    stage1 = at.session_state["draft"]["stages"][0]["_id"]
+    pills = at.pills(key=f"sp_{stage1}_cands")
+    pills.set_value(["conv3x3", "skip"]).run()
+    ok(at)
+    assert metric(at, "Architectures") == "60"
+    # remove every component of stage 1: explained in place, Save disabled
+    at.pills(key=f"sp_{stage1}_cands").set_value([]).run()
+    ok(at)
+    assert any("candidates: empty" in e.value for e in at.error)
+    assert at.button(key="sp_save").disabled and at.button(key="sp_save_new").disabled
+    at.pills(key=f"sp_{stage1}_cands").set_value(["conv3x3", "skip"]).run()
+    at.button(key="sp_add").click().run()
+    ok(at)
+    assert len(at.session_state["draft"]["stages"]) == 4
+    at.button(key="sp_save").click().run()
+    ok(at)
+    saved = yaml.safe_load((run.round_dir(0) / "space.yaml").read_text())
+    assert [s["name"] for s in saved["stages"]] == ["s1", "s2", "s3", "s4"]
+    assert saved["stages"][0]["candidates"] == ["conv3x3", "skip"]
+    cfg = yaml.safe_load(run.config_path.read_text())
+    assert cfg["space"]["stages"][0]["candidates"] == ["conv3x3", "skip"]
+
+
+def test_trained_run_is_read_only_but_can_be_saved_as_a_new_run(tmp_path_factory, tmp_path, monkeypatch):
+    run = finished_copy(tmp_path_factory, tmp_path)
+    monkeypatch.setenv("NASNAV_RUNS", str(run.parent))
+    before = (run / "rounds" / "000" / "space.yaml").read_text()
+    at = ok(page("1_search_space.py", run).run())
+    assert "Read-only for this run" in texts(at)
+    assert not [b for b in at.button if b.key == "sp_save"]
+    at.text_input(key="sp_new_name").set_value("copy").run()
+    at.button(key="sp_save_new").click().run()
+    ok(at)
+    assert RunDir(run.parent / "copy").exists()
+    assert at.session_state["run_path"] == str(run.parent / "copy")
+    assert (run / "rounds" / "000" / "space.yaml").read_text() == before

@@ -1,0 +1,112 @@
+"""Chart builders (pure functions returning altair charts) and the template diagram."""
+
+import math
+
+import altair as alt
+import numpy as np
+import pandas as pd
+import pytest
+
+from nasnav.space import SearchSpace, Stage
+from nasnav.ui import charts
+from nasnav.ui.diagram import LOOP_DOT, template_dot
+
+
+def space() -> SearchSpace:
+    return SearchSpace(stages=(
+        Stage("s1", ("conv3x3", "maxpool3x3", "skip"), pruned=("skip",)),
+        Stage("s2", ("conv1x1", "avgpool3x3", "skip"), select="any", max_active=2, stride=2, pinned=("conv1x1",)),
+    ), stem_channels=8, kind="image")
+
+
+def points(n: int = 40, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    df = pd.DataFrame({"arch": [f"a{i}/b{i}" for i in range(n)], "x": rng.normal(size=n), "y": rng.normal(size=n),
+                       "one_shot_acc": rng.uniform(0.5, 0.9, n), "params": rng.integers(1000, 9000, n),
+                       "flops": rng.integers(10**5, 10**6, n)})
+    df.loc[n // 2:, ["one_shot_acc", "params", "flops"]] = np.nan  # the second half is not yet scored
+    df["scored"] = df["one_shot_acc"].notna()
+    return df
+
+
+def fitness() -> pd.DataFrame:
+    return pd.DataFrame({
+        "stage": ["s1", "s1", "s1", "s2"], "component": ["conv3x3", "maxpool3x3", "skip", "conv1x1"],
+        "fitness": [0.02, -0.03, math.nan, 0.01], "ci_low": [-0.01, -0.05, math.nan, -0.02],
+        "ci_high": [0.05, -0.01, math.nan, 0.04], "frequency": [12, 10, 0, 22], "mean_with": [0.8, 0.7, math.nan, 0.75],
+        "mean_without": [0.78, 0.73, 0.75, math.nan], "best_with": [0.9, 0.8, math.nan, 0.9],
+        "pruned": [False, False, True, False], "pinned": [False, False, False, True]})
+
+
+def test_scatter_has_named_brush_and_arch_point_selection():
+    spec = charts.candidate_scatter(points()).to_dict()
+    params = {p["name"]: p["select"] for p in spec["params"]}
+    assert params[charts.BRUSH]["type"] == "interval" and params[charts.BRUSH]["encodings"] == ["x", "y"]
+    assert params[charts.PICK]["type"] == "point" and params[charts.PICK]["fields"] == ["arch"]
+    grey, scored = spec["layer"]
+    assert grey["mark"]["color"] == charts.GREY  # unscored candidates are grey
+    assert scored["encoding"]["color"]["field"] == "one_shot_acc" and scored["encoding"]["size"]["field"] == "params"
+    tips = {t["field"] for t in scored["encoding"]["tooltip"]}
+    assert {"arch", "one_shot_acc", "params", "flops"} <= tips
+
+
+def test_scatter_works_with_nothing_scored_and_one_point():
+    df = points(4)
+    df["scored"] = False
+    df["one_shot_acc"] = np.nan
+    charts.candidate_scatter(df).to_dict()
+    charts.candidate_scatter(points(2).head(1)).to_dict()
+
+
+def test_pareto_front_keeps_only_non_dominated_rows():
+    df = pd.DataFrame({"arch": list("abcde"), "params": [10, 20, 30, 15, 40], "one_shot_acc": [0.5, 0.7, 0.6, 0.4, 0.8]})
+    front = charts.pareto_front(df)
+    assert list(front["arch"]) == ["a", "b", "e"]
+    charts.pareto_chart(df.assign(flops=1)).to_dict()
+
+
+def test_fitness_views_handle_nan_and_flags():
+    fit = fitness()
+    for chart in (charts.fitness_frequency(fit), charts.fitness_heatmap(fit)):
+        spec = chart.to_dict()
+        assert spec["layer"]
+    text = charts.fitness_heatmap(fit).data
+    cells = dict(zip(text["component"], text["cell"]))
+    assert cells["skip"] == "pruned" and cells["conv3x3"] == "+0.020"
+
+
+def test_curves_timeline_finals_selection_and_data_charts():
+    metrics = pd.DataFrame({"epoch": [1, 2, 3], "train_loss": [2.0, 1.5, 1.2], "val_loss": [2.1, 1.7, 1.4],
+                            "train_acc": [0.2, 0.4, 0.5], "val_acc": [0.2, 0.35, 0.45]})
+    for metric in ("loss", "acc"):
+        spec = charts.training_curves(metrics, metric).to_dict()
+        assert spec["encoding"]["color"]["scale"]["domain"] == ["train", "val"]
+        assert len(charts.training_curves(metrics, metric).data) == 6
+    hist = pd.DataFrame({"round": [0, 1], "space_size": [120, 60], "candidates": [24, 24],
+                         "best_one_shot": [0.8, 0.85], "decisions": ["prune s1:skip", ""]})
+    assert len(charts.timeline_chart(hist).to_dict()["layer"]) == 2
+    finals = pd.DataFrame({"arch": ["a/b", "c/d"], "one_shot_acc": [0.8, None], "val_acc": [0.9, 0.85],
+                           "test_acc": [0.88, 0.86]})
+    assert set(charts.finals_chart(finals).data["measure"]) == {"one-shot (supernet)", "standalone val", "standalone test"}
+    df = points()
+    sel = list(df["arch"].head(5))
+    dist = charts.selection_distribution(df, sel)
+    assert set(dist.data["group"]) == {"selection", "rest"}
+    counts = {"train": {"0": 5, "1": 6}, "val": {"0": 1, "1": 1}}
+    charts.class_counts_chart(counts).to_dict()
+    charts.sequence_preview([(np.zeros((1, 10)).tolist(), "a"), (np.ones((1, 10)).tolist(), "b")]).to_dict()
+
+
+@pytest.mark.parametrize("used", [None, {("s1", "conv3x3"): 0.75, ("s2", "avgpool3x3"): 0.2}])
+def test_template_diagram_marks_pruned_pinned_and_selection(used):
+    dot = template_dot(space(), used=used, arch="conv3x3/conv1x1")
+    assert dot.startswith("digraph") and dot.rstrip().endswith("}")
+    assert "skip\\n(pruned)" in dot and "(pinned)" in dot
+    assert dot.count("subgraph cluster_") == 2
+    if used:
+        assert "75% of selection" in dot
+    assert "graph" in LOOP_DOT
+
+
+def test_charts_are_altair_objects():
+    assert isinstance(charts.candidate_scatter(points()), alt.TopLevelMixin)

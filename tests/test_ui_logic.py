@@ -1,0 +1,178 @@
+"""Plain UI logic: chart selection -> architectures, run-directory UI state (selections, pending
+decision, job queue), the walkthrough's next step, and the space editor's model."""
+
+from types import SimpleNamespace
+
+import pandas as pd
+import pytest
+
+from nasnav.config import load_config, preset_path
+from nasnav.pipeline import create_run
+from nasnav.runs import RunDir, write_yaml
+from nasnav.ui import guide, selection, space_edit, state
+from nasnav.ui import queue as jobq
+from nasnav.ui.store import fallback_layout
+
+
+@pytest.fixture
+def pts():
+    return pd.DataFrame({"arch": ["a", "b", "c", "d"], "x": [0.0, 1.0, 2.0, 3.0], "y": [0.0, 1.0, 2.0, 3.0],
+                         "one_shot_acc": [0.5, 0.9, 0.7, None], "scored": [True, True, True, False]})
+
+
+@pytest.fixture
+def run(tmp_path):
+    return create_run(load_config(preset_path("tiny")), tmp_path / "r")
+
+
+def test_brush_selects_points_inside_best_first(pts):
+    sel = {"brush": {"x": [0.5, 3.5], "y": [0.5, 3.5]}}
+    assert selection.archs_from_selection(sel, pts) == ["b", "c"]  # d is not scored
+    assert selection.archs_from_selection(sel, pts, scored_only=False) == ["b", "c", "d"]
+    assert selection.archs_from_selection({"brush": {"x": [3.5, 0.5]}}, pts) == ["b", "c"]  # reversed, x only
+
+
+def test_clicks_and_attribute_style_events(pts):
+    event = SimpleNamespace(brush={}, pick=[{"arch": "a"}, {"arch": "c"}])
+    assert selection.archs_from_selection(event, pts) == ["c", "a"]
+    both = {"brush": {"x": [0.9, 1.1], "y": [0.9, 1.1]}, "pick": [{"arch": "a"}]}
+    assert selection.archs_from_selection(both, pts) == ["b", "a"]
+    assert selection.archs_from_selection({}, pts) == []
+    assert selection.archs_from_selection(None, pts) == []
+    assert selection.archs_from_selection({"pick": [{"arch": "zzz"}]}, pts) == []
+
+
+def test_components_used_and_readable_actions(small_space):
+    used = selection.components_used(small_space, ["conv3x3/conv1x1+skip/dilconv3x3", "skip/conv1x1/dilconv3x3"])
+    assert used[("s1", "conv3x3")] == 0.5 and used[("s2", "conv1x1")] == 1.0 and used[("s3", "dilconv3x3")] == 1.0
+    assert selection.describe_action({"op": "prune", "stage": "s1", "component": "skip"}) == "Prune **skip** in stage **s1**"
+    assert "Pin **conv3x3**" in selection.describe_action({"op": "pin", "stage": "s2", "choice": "conv3x3"})
+    text = selection.describe_evidence({"gap": 0.031, "ci": [-0.05, -0.01], "n": 12})
+    assert "gap 0.031" in text and "[-0.0500, -0.0100]" in text and "{" not in text
+    row = {"stage": "s1", "component": "skip", "fitness": -0.031, "ci_low": -0.05, "ci_high": -0.01, "frequency": 12,
+           "mean_with": 0.7, "mean_without": 0.73, "top_with": 0.8, "in_top": 0, "pruned": False}
+    text = selection.describe_evidence(row)
+    assert text.startswith("fitness -0.0310 [-0.0500, -0.0100] · seen in 12 candidates") and "pruned" not in text
+
+
+def test_saved_selections_and_pending_decision_live_in_the_run(run):
+    assert state.saved_selections(run) == {}
+    state.save_selection(run, "good", ["a", "b", "a"])
+    assert state.saved_selections(RunDir(run.path)) == {"good": ["a", "b"]}
+    with pytest.raises(ValueError, match="name"):
+        state.save_selection(run, " ", ["a"])
+    state.delete_selection(run, "good")
+    assert state.saved_selections(run) == {}
+    assert state.add_pending(run, [{"op": "prune", "stage": "s1", "component": "skip", "evidence": {"x": 1}}]) == 1
+    assert state.add_pending(run, [{"op": "restore", "stage": "s1", "component": "skip"},
+                                   {"op": "pin", "stage": "s2", "choice": "conv3x3"}]) == 2  # restore replaces prune
+    assert [a["op"] for a in state.pending(run)] == ["restore", "pin"]
+    assert "evidence" not in state.pending(run)[0]
+    state.remove_pending(run, 0)
+    assert [a["op"] for a in state.pending(run)] == ["pin"]
+    state.clear_pending(run)
+    assert state.pending(run) == []
+
+
+def test_run_names_and_free_names(tmp_path):
+    assert state.check_run_name(" digits-1 ") == "digits-1"
+    for bad in ("", "../x", "a b", "-x", "x/y"):
+        with pytest.raises(ValueError, match="run name"):
+            state.check_run_name(bad)
+    (tmp_path / "tiny-1").mkdir()
+    assert state.free_name(tmp_path, "tiny") == "tiny-2"
+
+
+def test_job_queue_runs_one_job_at_a_time_and_pauses_after_a_failure(run, monkeypatch):
+    started = []
+
+    def fake_start(r, job, args):
+        started.append((job, args))
+        r.write_status(state="running", job=job, pid=None)
+        return 1
+
+    monkeypatch.setattr(jobq, "start_job", fake_start)
+    live = {"job": None}
+    monkeypatch.setattr(jobq, "running_job", lambda r: live["job"])
+    items = jobq.retrain_items(run, ["a/b", "c/d"], seeds=2, export=True)
+    assert [i["job"] for i in items] == ["retrain", "export", "retrain", "export"]
+    assert items[0]["args"] == ["retrain", str(run.path), "--arch", "a/b", "--seeds", "2"]
+    jobq.enqueue(run, items)
+    jobq.enqueue(run, items[:1])  # duplicates are not queued twice
+    assert len(jobq.items(run)) == 4
+    assert jobq.advance(run)["arch"] == "a/b"
+    assert jobq.current(run)["job"] == "retrain"
+    live["job"] = {"pid": 1, "job": "retrain"}
+    assert jobq.advance(run) is None  # busy
+    live["job"] = None
+    run.write_status(state="failed", job="retrain")
+    assert jobq.advance(run) is None  # paused after a failure
+    assert jobq.resume(run)["job"] == "export"
+    run.write_status(state="done", job="export")
+    assert jobq.advance(run)["arch"] == "c/d"
+    jobq.clear(run)
+    assert jobq.items(run) == []
+    assert len(started) == 3
+
+
+def test_walkthrough_next_step_follows_the_run(run):
+    assert guide.next_step(None).action == "Create run"
+    assert guide.next_step(run) == guide.Step(guide.SUPERNET, "Start training", guide.next_step(run).why)
+    (run.round_dir(0) / "supernet.ckpt").write_bytes(b"x")
+    assert guide.next_step(run).action == "Start search"
+    (run.round_dir(0) / "candidates.csv").write_text("arch,one_shot_acc\na,0.5\n")
+    assert guide.next_step(run).action == "Prune"
+    write_yaml(run.ensure_round_dir(1) / "space.yaml", {"stages": []})
+    run.set_current_round(1)
+    assert guide.next_step(run).action == "Start next round"
+    (run.round_dir(1) / "supernet.ckpt").write_bytes(b"x")
+    (run.round_dir(1) / "candidates.csv").write_text("arch,one_shot_acc\na,0.5\n")
+    assert guide.next_step(run).action == "Retrain"
+    final = run.final_dir("a")
+    final.mkdir(parents=True)
+    (final / "metrics.json").write_text("{}")
+    assert guide.next_step(run).action == "Export"
+    (final / "model.py").write_text("")
+    assert guide.next_step(run).action == "Download model.py"
+    assert all(page in guide.EXPLAIN for page in guide.PAGE_FILES)
+
+
+def test_space_editor_edits_validate_and_save(run):
+    cfg = load_config(preset_path("tiny"))
+    draft = space_edit.draft_from(cfg.to_dict()["space"])
+    ids = [s["_id"] for s in draft["stages"]]
+    space_edit.add_stage(draft, ["conv3x3", "maxpool3x3", "skip"])
+    assert draft["stages"][-1]["name"] == "s4" and space_edit.problems(draft, "image") == []
+    space_edit.move_stage(draft, ids[0], +1)
+    assert [s["name"] for s in draft["stages"]][:2] == ["s2", "s1"]
+    space_edit.remove_stage(draft, draft["stages"][-1]["_id"])
+    assert "_id" not in space_edit.clean(draft)["stages"][0]
+    draft["stages"][0]["candidates"] = []
+    assert any("candidates: empty" in p for p in space_edit.problems(draft, "image"))
+    draft["stages"][0]["candidates"] = ["linear"]  # a tabular component in an image space
+    assert any("unknown component 'linear'" in p for p in space_edit.problems(draft, "image"))
+    draft["stages"][0]["candidates"] = ["conv3x3", "skip"]
+    draft["stages"][0]["max_active"] = 5
+    assert any("max_active" in p for p in space_edit.problems(draft, "image"))
+    draft["stages"][0]["max_active"] = None
+    assert space_edit.order_like(["skip", "conv1x1", "conv3x3"], ["conv3x3", "skip"], ["conv1x1", "conv3x3", "skip"]) \
+        == ["conv3x3", "skip", "conv1x1"]
+    new_cfg = space_edit.build_config(cfg.to_dict(), draft, {"max_samples": 300})
+    assert new_cfg.data.max_samples == 300 and new_cfg.space.stages[0].name == "s2"
+    space_edit.save_to_run(run, new_cfg)
+    from nasnav.pipeline import round_space
+
+    assert round_space(run, new_cfg, 0).stages[0].name == "s2"
+    (run.round_dir(0) / "supernet.ckpt").write_bytes(b"x")
+    with pytest.raises(ValueError, match="cannot change the space"):
+        space_edit.save_to_run(run, new_cfg)
+    with pytest.raises(ValueError, match="expected a space"):
+        space_edit.space_from_upload({"data": {}}, "x.yaml")
+    assert space_edit.space_from_upload(cfg.to_dict(), "c.yaml")["stages"]
+
+
+def test_fallback_layout_is_stable(small_space):
+    archs = ["conv3x3/conv1x1/dilconv3x3", "skip/conv1x1+skip/conv5x5"]
+    a = fallback_layout(small_space, archs)
+    b = fallback_layout(small_space, list(reversed(archs)))
+    assert a.set_index("arch").loc[archs[0]].tolist() == b.set_index("arch").loc[archs[0]].tolist()
