@@ -7,6 +7,7 @@ the statistics are restored afterwards, so candidates never leak into each other
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from typing import Protocol
@@ -144,6 +145,11 @@ class SupernetEvaluator:
         finally:
             for m, state in zip(bns, saved):
                 m.load_state_dict(state)
+        if math.isnan(loss):  # NaN outputs: the weights (or their BN statistics) are broken, not this arch
+            raise ValueError(
+                f"architecture {arch}: the supernet gives NaN outputs, so no accuracy can be measured; "
+                "its training diverged: lower supernet.lr (e.g. 10 times smaller) and train the supernet again"
+            )
         return {
             "one_shot_acc": correct / self.n_val,
             "val_loss": loss / self.n_val,

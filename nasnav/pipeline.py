@@ -7,6 +7,7 @@ stage can run in a separate process (a job), be stopped, and be resumed.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import signal
 import time
@@ -16,7 +17,7 @@ from pathlib import Path
 import torch
 
 from nasnav.config import Config, config_from_dict, save_config
-from nasnav.runs import JobLock, RunDir, read_yaml, write_yaml
+from nasnav.runs import JobLock, RunDir, read_yaml, sweep_temp_files, write_yaml
 from nasnav.space import SearchSpace
 
 CKPT_NAME = "supernet.ckpt"
@@ -24,6 +25,20 @@ CKPT_NAME = "supernet.ckpt"
 
 class JobStopped(Exception):
     """Raised inside a job when a stop (SIGTERM) was requested."""
+
+
+class DiskFull(ValueError):
+    """A job could not write because the disk (or quota) is full. A ValueError: the CLI prints the
+    message without a traceback; nothing written before is damaged (writes are atomic)."""
+
+
+_DISK_FULL = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
+
+
+def _safe_status(run: RunDir, **fields) -> None:
+    """Record a job's end without masking the error that ended it (a full disk fails this write too)."""
+    with contextlib.suppress(OSError, ValueError):
+        run.write_status(**fields)
 
 
 _STOP = {"requested": False}
@@ -46,30 +61,42 @@ def job(run: RunDir, name: str, stage: str | None = None):
     _STOP["requested"] = False
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     lock = JobLock(run, name)
-    lock.acquire()
-    run.write_status(state="running", job=name, stage=stage or name, pid=os.getpid(), progress=0.0,
-                     message=f"{name} started", error=None, started=time.time(), eta_seconds=None)
+    lock.acquire()  # JobRunning (a ValueError) when another job holds the run: its status is left alone
+    with contextlib.suppress(OSError):
+        sweep_temp_files(run.path)  # half-written files of killed writers (only those whose pid is gone)
     try:
+        run.write_status(state="running", job=name, stage=stage or name, pid=os.getpid(), progress=0.0,
+                         message=f"{name} started", error=None, started=time.time(), eta_seconds=None)
         yield
         if stop_requested():
             raise JobStopped()
         run.write_status(state="done", progress=1.0, message=f"{name} finished", eta_seconds=None)
     except (JobStopped, KeyboardInterrupt):
-        run.write_status(state="stopped", message=f"{name} stopped; resume continues from the last saved state")
+        _safe_status(run, state="stopped", message=f"{name} stopped; resume continues from the last saved state")
         raise JobStopped() from None
     except SystemExit as e:  # Lightning exits this way after SIGTERM
-        run.write_status(state="stopped" if stop_requested() else "failed",
-                         message=f"{name} stopped" if stop_requested() else f"{name} exited ({e.code})")
+        _safe_status(run, state="stopped" if stop_requested() else "failed",
+                     message=f"{name} stopped" if stop_requested() else f"{name} exited ({e.code})")
         raise
     except ValueError as e:
-        run.write_status(state="failed", error=str(e), message=f"{name} failed: {e}")
+        _safe_status(run, state="failed", error=str(e), message=f"{name} failed: {e}")
         raise
-    except Exception as e:
-        run.write_status(state="failed", error=f"{type(e).__name__}: {e}", message=f"{name} failed",
+    except OSError as e:
+        if e.errno not in _DISK_FULL:
+            _safe_status(run, state="failed", error=f"{type(e).__name__}: {e}", message=f"{name} failed",
                          extra={"traceback": traceback.format_exc()[-4000:]})
+            raise
+        msg = (f"disk full: the {name} job could not write {e.filename or 'its files'} ({e.strerror}); "
+               "free some space and start it again: the files it wrote before are intact and it resumes from them")
+        _safe_status(run, state="failed", error=msg, message=f"{name} failed: disk full")
+        raise DiskFull(msg) from None
+    except Exception as e:
+        _safe_status(run, state="failed", error=f"{type(e).__name__}: {e}", message=f"{name} failed",
+                     extra={"traceback": traceback.format_exc()[-4000:]})
         raise
     finally:
-        lock.release()
+        with contextlib.suppress(OSError):  # a full disk must not hide the job's own error
+            lock.release()
         signal.signal(signal.SIGTERM, previous)
 
 
@@ -96,7 +123,11 @@ def round_space(run: RunDir, cfg: Config, k: int | None = None) -> SearchSpace:
     path = run.round_dir(k) / "space.yaml"
     if not path.exists():
         raise ValueError(f"{path}: round {k} has no space.yaml")
-    space = SearchSpace.from_dict(read_yaml(path), cfg.kind)
+    try:
+        space = SearchSpace.from_dict(read_yaml(path), cfg.kind)
+    except ValueError as e:
+        msg = str(e)
+        raise ValueError(msg if msg.startswith(str(path)) else f"{path}: {msg}") from None
     from nasnav.ops import list_ops
 
     return space.validate(list_ops(cfg.kind), where=str(path))
@@ -131,19 +162,80 @@ def save_supernet(path: Path, module, space: SearchSpace, cfg: Config, spec, epo
         "config": cfg.to_dict(),
         "epochs": epochs,
     }
+    bad = _non_finite(payload["state_dict"])
+    if bad:
+        from nasnav.training import NonFiniteLossError
+
+        raise NonFiniteLossError(
+            f"{path}: not saved: weight '{bad}' is NaN or infinite, training diverged; lower the learning rate "
+            "(supernet.lr, e.g. 10 times smaller) and train the supernet again"
+        )
     buf = io.BytesIO()
     torch.save(payload, buf)
     atomic_write_bytes(path, buf.getvalue())
 
 
+def _non_finite(state_dict: dict) -> str | None:
+    """The name of the first floating-point tensor holding NaN or inf, or None."""
+    for name, v in state_dict.items():
+        if torch.is_tensor(v) and v.is_floating_point() and not torch.isfinite(v).all():
+            return name
+    return None
+
+
+CKPT_KEYS = ("state_dict", "space", "spec")
+
+
 def load_checkpoint(path: Path) -> dict:
-    """A nasnav checkpoint, loaded without unpickling code (weights_only=True)."""
+    """A nasnav checkpoint, loaded without unpickling code (weights_only=True); anything else
+    (a truncated file, a pickle that names code, another program's checkpoint) is a ValueError."""
     if not Path(path).exists():
         raise ValueError(f"{path}: no supernet checkpoint; train the supernet first (`python -m nasnav supernet RUN`)")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
-        raise ValueError(f"{path}: not a readable nasnav checkpoint ({type(e).__name__}: {e})") from None
+        from nasnav.training import describe_load_error
+
+        raise ValueError(f"{path}: not a readable nasnav checkpoint ({describe_load_error(e)}); "
+                         "train the supernet again to replace it") from None
+    if not isinstance(ckpt, dict) or any(k not in ckpt for k in CKPT_KEYS) or not isinstance(ckpt["state_dict"], dict):
+        raise ValueError(f"{path}: not a nasnav supernet checkpoint (expected a mapping with {', '.join(CKPT_KEYS)}); "
+                         "train the supernet again to replace it")
+    return ckpt
+
+
+def _template(space_dict: dict) -> dict:
+    """What fixes a supernet's weights: the unpruned stages, widths and strides."""
+    return SearchSpace.from_dict(space_dict).unpruned().to_dict()
+
+
+def check_checkpoint(ckpt: dict, path: Path, space: SearchSpace, cfg: Config) -> None:
+    """ValueError unless ``ckpt`` was trained on this space's template and this data source,
+    and holds finite weights (a checkpoint copied in from another run is refused, not misread)."""
+    try:
+        theirs = _template(ckpt["space"])
+    except ValueError as e:
+        raise ValueError(f"{path}: its space is not readable ({e}); train the supernet again") from None
+    ours = space.unpruned().to_dict()
+    if theirs != ours:
+        diff = [f"stage {i}" for i, (a, b) in enumerate(zip(theirs["stages"], ours["stages"])) if a != b]
+        if len(theirs["stages"]) != len(ours["stages"]):
+            diff.append(f"{len(theirs['stages'])} stages instead of {len(ours['stages'])}")
+        if theirs.get("stem_channels") != ours.get("stem_channels"):
+            diff.append("stem_channels")
+        raise ValueError(f"{path}: this checkpoint was trained on another search space (differs in "
+                         f"{', '.join(diff) or 'its stages'}); it does not belong to this run: train the "
+                         "supernet of this round again (`python -m nasnav supernet RUN`)")
+    data = (ckpt.get("config") or {}).get("data") if isinstance(ckpt.get("config"), dict) else None
+    if isinstance(data, dict):
+        for key in ("source", "path", "target", "image_size", "grayscale"):
+            if key in data and data[key] != getattr(cfg.data, key):
+                raise ValueError(f"{path}: this checkpoint was trained on other data (data.{key} {data[key]!r}, "
+                                 f"this run has {getattr(cfg.data, key)!r}); train the supernet of this round again")
+    bad = _non_finite(ckpt["state_dict"])
+    if bad:
+        raise ValueError(f"{path}: weight '{bad}' is NaN or infinite (training diverged); lower supernet.lr and "
+                         "train the supernet again")
 
 
 def load_supernet(run: RunDir, cfg: Config, k: int | None = None):
@@ -151,16 +243,22 @@ def load_supernet(run: RunDir, cfg: Config, k: int | None = None):
     from nasnav.supernet import Supernet
 
     k = run.current_round() if k is None else k
-    ckpt = load_checkpoint(run.round_dir(k) / CKPT_NAME)
+    path = run.round_dir(k) / CKPT_NAME
+    ckpt = load_checkpoint(path)
+    check_checkpoint(ckpt, path, round_space(run, cfg, k), cfg)
     from nasnav.data import InputSpec
 
-    spec = InputSpec.from_dict(ckpt["spec"])
-    space = SearchSpace.from_dict(ckpt["space"], spec.kind)
+    try:
+        spec = InputSpec.from_dict(ckpt["spec"])
+        space = SearchSpace.from_dict(ckpt["space"], spec.kind)
+    except (ValueError, TypeError) as e:
+        raise ValueError(f"{path}: damaged checkpoint ({e}); train the supernet again") from None
     net = Supernet(space, spec.kind, spec.shape[0], spec.num_classes)
     try:
         net.load_state_dict(ckpt["state_dict"])
     except RuntimeError as e:
-        raise ValueError(f"{run.round_dir(k) / CKPT_NAME}: checkpoint does not match its space ({e})") from None
+        first = str(e).strip().splitlines()[0][:300]
+        raise ValueError(f"{path}: checkpoint does not match its space ({first}); train the supernet again") from None
     return net.eval(), spec
 
 
@@ -192,11 +290,13 @@ def train_supernet(run: RunDir, cfg: Config, k: int | None = None, resume: bool 
     ckpt_dir = rdir / "lightning"
     last = ckpt_dir / "last.ckpt"
     if epochs > 0:
-        reporter = RunReporter(run, rdir / "metrics.csv", "supernet", epochs)
+        done = _resume_point(last, space) if resume else 0  # epochs finished in last.ckpt (0: start over)
+        rows = _metric_rows(rdir / "metrics.csv", done)
+        reporter = RunReporter(run, rdir / "metrics.csv", "supernet", epochs, first_epoch_rows=rows)
         trainer = make_trainer(cfg.trainer, epochs, rdir, [reporter], grad_clip=sc.grad_clip,
-                               unused_parameters=True, checkpoint_dir=ckpt_dir)
+                               unused_parameters=True, checkpoint_dir=ckpt_dir, lr_key="supernet.lr")
         dm = NasDataModule(cfg.data, cfg.seed, splits)
-        trainer.fit(module, datamodule=dm, ckpt_path=str(last) if resume and last.exists() else None)
+        trainer.fit(module, datamodule=dm, ckpt_path=str(last) if done else None, weights_only=True)
         if trainer.received_sigterm or stop_requested():
             raise JobStopped()
         if not trainer.is_global_zero:
@@ -206,3 +306,31 @@ def train_supernet(run: RunDir, cfg: Config, k: int | None = None, resume: bool 
         warm_start(module.net, prev["state_dict"])
     save_supernet(rdir / CKPT_NAME, module, space, cfg, spec, epochs)
     return {"round": k, "epochs": epochs, "seconds": time.time() - t0}
+
+
+def _resume_point(last: Path, space: SearchSpace) -> int:
+    """Epochs finished in a Lightning ``last.ckpt`` of this space (0: none, or not resumable)."""
+    if not last.exists():
+        return 0
+    from nasnav.training import AtomicCheckpointIO
+
+    ckpt = AtomicCheckpointIO().load_checkpoint(last)  # ValueError naming the file if unreadable
+    hp = ckpt.get("hyper_parameters") if isinstance(ckpt, dict) else None
+    if not isinstance(hp, dict) or not isinstance(hp.get("space"), dict) or _template(hp["space"]) != space.unpruned().to_dict():
+        raise ValueError(f"{last}: this checkpoint belongs to another search space; delete it (or drop --resume) "
+                         "to train this round's supernet from the start")
+    return int(ckpt.get("epoch", -1)) + 1
+
+
+def _metric_rows(path: Path, done: int) -> list[dict]:
+    """metrics.csv rows of the epochs a resumed training keeps (1..done), so none are lost."""
+    if not done:
+        return []
+    import pandas as pd
+
+    from nasnav.runs import read_csv
+    from nasnav.training import METRIC_COLUMNS
+
+    df = read_csv(path, columns=METRIC_COLUMNS)
+    df = df[pd.to_numeric(df["epoch"], errors="coerce") <= done].drop_duplicates("epoch", keep="last")
+    return [{c: (None if v != v else v) for c, v in r.items()} for r in df[METRIC_COLUMNS].to_dict("records")]

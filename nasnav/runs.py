@@ -56,19 +56,40 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    # The writer's pid is in the name, so a temporary file left by a killed writer can be swept.
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
+        if isinstance(e, OSError) and e.filename is None:
+            e.filename = str(path)  # say which file could not be written (a full disk names no file)
         raise
+
+
+_TMP_NAME = re.compile(r"^\..+\.(\d+)\.[A-Za-z0-9_]+\.tmp$")
+
+
+def sweep_temp_files(root: str | Path) -> list[Path]:
+    """Remove the temporary files of ``atomic_write_bytes`` under ``root`` whose writer is gone
+    (a job killed mid-write leaves one; the file it was replacing is intact). Returns them."""
+    removed = []
+    for tmp in Path(root).rglob(".*.tmp"):
+        m = _TMP_NAME.match(tmp.name)
+        if m and tmp.is_file() and not pid_alive(int(m.group(1))):
+            try:
+                tmp.unlink()
+                removed.append(tmp)
+            except OSError:
+                pass
+    return removed
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
@@ -158,10 +179,15 @@ def append_csv_rows(path: str | Path, rows: list[dict], columns: list[str]) -> N
     if header is None:
         writer.writeheader()
     writer.writerows(rows)
-    with open(path, "a", encoding="utf-8", newline="") as f:
-        f.write(buf.getvalue())
-        f.flush()
-        os.fsync(f.fileno())
+    try:
+        with open(path, "a", encoding="utf-8", newline="") as f:
+            f.write(buf.getvalue())
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as e:  # e.g. disk full: a cut-off last line is dropped by the next reader / writer
+        if e.filename is None:
+            e.filename = str(path)
+        raise
 
 
 def _drop_partial_line(path: Path) -> None:

@@ -102,11 +102,56 @@ def read_mnist1d() -> RawData:
     return RawData(x, y, tuple(str(i) for i in range(10)), "sequence")
 
 
+# ---- where data may be read from ---------------------------------------------------------------
+DATA_ROOT_ENV = "NASNAV_DATA_ROOT"
+
+
+def data_root() -> Path | None:
+    """The folder data paths are confined to (``$NASNAV_DATA_ROOT``), or None: no confinement.
+
+    Set it when the app runs as a shared server, so that nobody can make it read files elsewhere.
+    """
+    env = os.environ.get(DATA_ROOT_ENV, "").strip()
+    return Path(env).expanduser().resolve() if env else None
+
+
+def confine_path(path: str | Path, key: str = "data.path") -> Path:
+    """The path to read for config key ``key``.
+
+    Without a data root: ``path`` with ``~`` expanded. With ``$NASNAV_DATA_ROOT`` set: a relative
+    path is taken inside the root, and the result (after resolving ``..`` and symbolic links) must
+    lie inside the root; anything else is a ValueError naming the key and the root.
+    """
+    text = str(path)
+    if "\x00" in text:
+        raise ValueError(f"{key}: {text!r} contains a NUL character; give a plain file or folder path")
+    root = data_root()
+    if root is None:
+        return Path(text).expanduser()
+    p = Path(text)
+    try:
+        resolved = (p if p.is_absolute() else root / p).resolve()
+    except (OSError, RuntimeError) as e:  # e.g. a symbolic link loop
+        raise ValueError(f"{key}: '{text}' cannot be resolved ({e})") from None
+    if not resolved.is_relative_to(root):
+        raise ValueError(
+            f"{key}: '{text}' is outside the data root {root} ({DATA_ROOT_ENV}); this server only reads data "
+            "from that folder: give a path inside it (relative paths are taken from the root)"
+        )
+    return resolved
+
+
+def _inside_root(file: Path, key: str = "data.path") -> None:
+    """With a data root, refuse a file or folder inside the data that links to somewhere outside it."""
+    if data_root() is not None:
+        confine_path(file, key)
+
+
 # ---- folder of images ------------------------------------------------------------------------
 def _existing_dir(path: str | None, what: str) -> Path:
     if not path:
         raise ValueError(f"data.path: required for this source; point it at {what}")
-    p = Path(path).expanduser()
+    p = confine_path(path)
     if not p.exists():
         raise ValueError(f"data.path: '{p}' does not exist; point data.path at {what}")
     if not p.is_dir():
@@ -140,10 +185,12 @@ def read_folder(path: str | None, image_size: int | None, grayscale: bool) -> Ra
     xs, ys = [], []
     by_size: dict[tuple, list[Path]] = defaultdict(list)  # shape -> files, to explain a mismatch
     for label, d in enumerate(class_dirs):
+        _inside_root(d)
         files = sorted(f for f in d.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
         if not files:
             raise ValueError(f"data.path: class folder '{d}' holds no images ({', '.join(IMAGE_SUFFIXES)})")
         for f in files:
+            _inside_root(f)
             arr = _read_image(f, image_size, grayscale)
             by_size[arr.shape].append(f)
             xs.append(arr)
@@ -191,6 +238,7 @@ class RestrictedUnpickler(pickle.Unpickler):
 
 def load_restricted_pickle(file: Path) -> Any:
     """Load a pickle with ``RestrictedUnpickler``; every failure is a ValueError naming the file."""
+    _inside_root(file)
     try:
         with open(file, "rb") as f:
             return RestrictedUnpickler(f, str(file)).load()
@@ -257,7 +305,7 @@ def read_csv(path: str | None, target: str | None) -> RawData:
 
     if not path:
         raise ValueError("data.path: required for source 'csv'; point it at a .csv file")
-    p = Path(path).expanduser()
+    p = confine_path(path)
     if not p.is_file():
         raise ValueError(f"data.path: CSV file '{p}' does not exist; point data.path at a .csv file")
     try:
@@ -275,9 +323,10 @@ def read_csv(path: str | None, target: str | None) -> RawData:
     for c in features.columns:
         col = features[c]
         if not pd.api.types.is_numeric_dtype(col):
-            example = col.dropna().iloc[0] if col.notna().any() else ""
+            text_rows = np.flatnonzero((col.notna() & pd.to_numeric(col, errors="coerce").isna()).to_numpy())
+            where = f"{col.iloc[text_rows[0]]!r} on file line {text_rows[0] + 2}" if len(text_rows) else "text"
             raise ValueError(
-                f"data.path: column '{c}' of '{p}' is not numeric (e.g. {example!r}); "
+                f"data.path: column '{c}' of '{p}' is not numeric ({where}); "
                 "remove it or encode it as numbers (e.g. one-hot)"
             )
         bad = ~np.isfinite(col.to_numpy(dtype=np.float64))

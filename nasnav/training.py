@@ -6,11 +6,13 @@ import logging
 import math
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import lightning.pytorch as pl
 import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from nasnav.config import TrainerConfig
 from nasnav.runs import RunDir, write_csv
@@ -44,6 +46,7 @@ class RunReporter(Callback):
 
     def on_train_start(self, trainer, pl_module):
         self.t0 = time.time()
+        self.start_epoch = trainer.current_epoch  # > 0 when resumed from a checkpoint
         self.epoch_t0 = time.time()
         self.samples = 0
 
@@ -84,35 +87,125 @@ class RunReporter(Callback):
 
     def _status(self, trainer, done_epochs: float, message: str):
         elapsed = time.time() - self.t0
-        start_epoch = self.rows[0]["epoch"] - 1 if self.rows else 0
-        rate = (done_epochs - start_epoch) / elapsed if elapsed > 0 else 0
+        rate = (done_epochs - getattr(self, "start_epoch", 0)) / elapsed if elapsed > 0 else 0
         eta = (self.total - done_epochs) / rate if rate > 0 else None
         self.run.write_status(progress=min(1.0, done_epochs / max(1, self.total)), message=message,
                               eta_seconds=eta, extra={"epoch": int(done_epochs), "epochs": self.total,
                                                       "samples_per_s": self.samples / max(1e-9, time.time() - self.epoch_t0)})
 
 
+class NonFiniteLossError(FloatingPointError, ValueError):
+    """Training diverged (NaN, infinite or exploding loss or weights).
+
+    A ValueError too: the cause is a setting the user can change (the learning rate), so the CLI
+    reports it without a traceback (exit 2) and ``pipeline.job`` marks the job failed with it.
+    """
+
+
+EXPLODED_LOSS = 1e4  # cross-entropy this large means logit gaps of 1e4: the run has diverged
+
+
+def _diverged(what: str, value: float, where: str, key: str) -> NonFiniteLossError:
+    clip = " or set a gradient clip (supernet.grad_clip)" if key.startswith("supernet") else ""
+    return NonFiniteLossError(
+        f"{what} became {value:g} {where}: training diverged; lower the learning rate ({key}, e.g. 10 times "
+        f"smaller){clip} and start the training again; no result of this training was saved"
+    )
+
+
 class NonFiniteLoss(Callback):
-    """Stops training with a clear message when the loss becomes NaN or infinite."""
+    """Stops training with a clear message when the loss becomes NaN, infinite or explodes
+    (> ``EXPLODED_LOSS``), or when a weight is no longer finite at the end of an epoch (the last
+    optimizer step can break the weights after the last loss was checked).
+
+    ``lr_key``: the config key to suggest lowering; None: ``supernet.lr`` for supernet training,
+    ``retrain.lr`` otherwise (told apart by the module's class).
+    """
+
+    def __init__(self, lr_key: str | None = None, max_loss: float = EXPLODED_LOSS):
+        self.lr_key, self.max_loss = lr_key, max_loss
+
+    def _key(self, pl_module) -> str:
+        if self.lr_key:
+            return self.lr_key
+        return "supernet.lr" if type(pl_module).__name__.startswith("Supernet") else "retrain.lr"
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         loss = outputs["loss"] if isinstance(outputs, dict) else outputs
-        if loss is not None and not torch.isfinite(loss).all():
-            raise FloatingPointError(
-                f"training loss became {float(loss)} at epoch {trainer.current_epoch + 1}, batch {batch_idx + 1}; "
-                "lower the learning rate (supernet.lr / retrain.lr) or set a gradient clip"
-            )
+        if loss is None or not torch.is_tensor(loss):
+            return
+        value = float(loss.detach().float().max()) if loss.numel() else 0.0
+        if not math.isfinite(value) or value > self.max_loss:
+            raise _diverged("training loss", value, f"at epoch {trainer.current_epoch + 1}, batch {batch_idx + 1}",
+                            self._key(pl_module))
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        for name, p in pl_module.named_parameters():
+            if not torch.isfinite(p).all():
+                raise _diverged(f"weight '{name}'", float("nan"), f"after epoch {trainer.current_epoch + 1}",
+                                self._key(pl_module))
+
+
+def describe_load_error(e: BaseException) -> str:
+    """Why ``torch.load(weights_only=True)`` refused a file, in words for the user (torch's own
+    message suggests ``weights_only=False``, which is exactly what must not be done with it)."""
+    import re
+
+    text = str(e)
+    m = re.search(r"GLOBAL ([\w.]+)", text)
+    if m:
+        return f"it names Python code ({m.group(1)}), which is never loaded: it is not a plain weights file"
+    if isinstance(e, (EOFError, RuntimeError)) or "zip archive" in text or "truncated" in text:
+        return "it is damaged or cut short"
+    first = text.strip().splitlines()[0] if text.strip() else ""
+    if first.startswith("Weights only load failed"):
+        return "it is not a plain weights file"
+    return f"{type(e).__name__}: {first[:200]}"
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning checkpoints written atomically into the run directory and read back safely.
+
+    Lightning's own writer stages the file in the system temp folder and moves it; across file
+    systems that move is a copy, which a kill can cut short. Here the bytes go to a temporary file
+    next to the target and are renamed over it (``runs.atomic_write_bytes``): a killed job or a full
+    disk leaves the previous ``last.ckpt`` intact. Reading uses ``weights_only=True`` (no code is
+    unpickled), and an unreadable file is a ValueError naming it.
+    """
+
+    def save_checkpoint(self, checkpoint, path, storage_options=None):
+        import io
+
+        from nasnav.runs import atomic_write_bytes
+
+        buf = io.BytesIO()
+        torch.save(checkpoint, buf)
+        atomic_write_bytes(path, buf.getvalue())
+
+    def load_checkpoint(self, path, map_location=lambda storage, loc: storage, weights_only=None):
+        try:
+            return torch.load(path, map_location=map_location, weights_only=True)
+        except FileNotFoundError:
+            raise ValueError(f"{path}: checkpoint not found") from None
+        except Exception as e:
+            raise ValueError(
+                f"{path}: not a readable training checkpoint ({describe_load_error(e)}); "
+                "delete it to start this training over"
+            ) from None
 
 
 def make_trainer(tc: TrainerConfig, max_epochs: int, root: Path, callbacks: list, grad_clip: float | None = None,
-                 unused_parameters: bool = False, checkpoint_dir: Path | None = None) -> pl.Trainer:
-    """A Trainer from the ``trainer`` config section; saves ``last.ckpt`` each epoch for resume."""
-    callbacks = list(callbacks) + [NonFiniteLoss()]
+                 unused_parameters: bool = False, checkpoint_dir: Path | None = None,
+                 lr_key: str | None = None) -> pl.Trainer:
+    """A Trainer from the ``trainer`` config section; saves ``last.ckpt`` each epoch for resume
+    (atomically, see ``AtomicCheckpointIO``); stops on a diverged loss (``NonFiniteLoss``)."""
+    callbacks = [NonFiniteLoss(lr_key)] + list(callbacks)  # first: a diverged step is reported before anything is written
     if checkpoint_dir is not None:
         callbacks.append(ModelCheckpoint(dirpath=checkpoint_dir, filename="last", save_last=False, save_top_k=1,
                                          monitor=None, every_n_epochs=1, enable_version_counter=False))
     for name in ("lightning.pytorch", "lightning.fabric"):
         logging.getLogger(name).setLevel(logging.WARNING)  # no "GPU available" banners in job logs
+    warnings.filterwarnings("ignore", message=".*Checkpoint directory .* exists and is not empty.*")  # resume reuses it
     progress = tc.enable_progress_bar if tc.enable_progress_bar is not None else sys.stderr.isatty()
     return pl.Trainer(
         accelerator=tc.accelerator,
@@ -131,4 +224,5 @@ def make_trainer(tc: TrainerConfig, max_epochs: int, root: Path, callbacks: list
         log_every_n_steps=tc.log_every_n_steps,
         default_root_dir=str(root),
         num_sanity_val_steps=0,
+        plugins=[AtomicCheckpointIO()],
     )

@@ -1,0 +1,249 @@
+"""Concurrency: one job per run, isolated app sessions on different runs, consistent sessions on
+the same run, and a soak of prune/undo cycles and page reruns that must not grow memory, open
+files or threads."""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from nasnav import cli, steering
+from nasnav.config import config_from_dict, preset_path
+from nasnav.jobs import JobLock, JobRunning, running_job, start_job, stop_job
+from nasnav.pipeline import create_run, train_supernet
+from nasnav.runs import RunDir, pid_alive, read_json, read_yaml
+
+pytestmark = pytest.mark.usefixtures("single_thread")
+REPO = Path(__file__).resolve().parents[1]
+FAST = ["data.max_samples=300", "supernet.epochs=1", "trainer.enable_progress_bar=false", "steering.autopilot=false"]
+JOB_ENV = {"OMP_NUM_THREADS": "1"}
+
+
+def wait_for(cond, seconds: float = 60.0) -> bool:
+    deadline = time.time() + seconds
+    while time.time() < deadline and not cond():
+        time.sleep(0.05)
+    return bool(cond())
+
+
+def snapshot(path: Path) -> dict[str, str]:
+    return {str(f.relative_to(path)): hashlib.sha256(f.read_bytes()).hexdigest()
+            for f in sorted(path.rglob("*")) if f.is_file()}
+
+
+@pytest.fixture(scope="module")
+def scored(tmp_path_factory) -> RunDir:
+    """Round 0 with a supernet (1 epoch) and 12 scored candidates; tests work on copies."""
+    cfg = config_from_dict(read_yaml(preset_path("tiny")), "tiny", FAST)
+    run = create_run(cfg, tmp_path_factory.mktemp("conc") / "base")
+    train_supernet(run, cfg, 0)
+    assert cli.main(["evaluate", str(run.path), "--n", "12"]) == 0
+    return run
+
+
+def copy_of(run: RunDir, dst: Path) -> RunDir:
+    shutil.copytree(run.path, dst)
+    return RunDir(dst)
+
+
+# ---- one job per run ------------------------------------------------------------------------------
+def test_second_job_on_a_running_run_is_refused_with_a_clear_message(scored, tmp_path, capsys):
+    run = copy_of(scored, tmp_path / "runs" / "busy")
+    # a real, slow job: 60 fine-tuning epochs of round 0's supernet
+    cfg = read_yaml(run.config_path)
+    cfg["supernet"]["epochs"] = 60
+    from nasnav.runs import write_yaml
+
+    write_yaml(run.config_path, cfg)
+    pid = start_job(run, "supernet", ["supernet", str(run.path)], env=JOB_ENV)
+    try:
+        assert wait_for(lambda: (read_json(run.lock_path, default={}) or {}).get("pid") == pid
+                        and "reserved_by" not in (read_json(run.lock_path, default={}) or {})), run.log_tail("supernet")
+        status_before = read_json(run.status_path)
+        with pytest.raises(JobRunning, match=rf"already has a running supernet job \(pid {pid}\); stop it first"):
+            start_job(run, "search", ["evaluate", str(run.path), "--n", "3"])
+        capsys.readouterr()
+        assert cli.main(["evaluate", str(run.path), "--n", "3"]) == 2  # the same from a terminal
+        err = capsys.readouterr().err
+        assert f"already has a running supernet job (pid {pid})" in err and "Traceback" not in err, err
+        with pytest.raises(JobRunning):
+            JobLock(run, "retrain").acquire()
+        with pytest.raises(JobRunning, match="stop it before changing rounds"):
+            steering.apply_decision(run, config_from_dict(read_yaml(run.config_path)),
+                                    [{"op": "prune", "stage": "s1", "component": "skip"}])
+        now = read_json(run.status_path)
+        assert now["pid"] == pid and now["job"] == "supernet" and now["started"] == status_before["started"]
+        assert run.read_status()["state"] == "running"
+        assert running_job(run)["pid"] == pid
+    finally:
+        stop_job(run, timeout=20)
+    assert not pid_alive(pid)
+    assert run.read_status()["state"] in ("stopped", "done")
+    assert cli.main(["evaluate", str(run.path), "--n", "1"]) == 0  # free again
+
+
+HOLDER = textwrap.dedent("""
+    import sys, time
+    from nasnav.jobs import JobLock, JobRunning
+    from nasnav.runs import RunDir
+    run, start = RunDir(sys.argv[1]), float(sys.argv[2])
+    while time.time() < start:
+        time.sleep(0.001)
+    try:
+        JobLock(run, "racer").acquire()
+        print("won", flush=True)
+        time.sleep(3)
+    except JobRunning:
+        print("refused", flush=True)
+""")
+
+
+def test_simultaneous_starts_exactly_one_wins(tmp_path):
+    run = RunDir.create(tmp_path / "race")
+    start = time.time() + 2.5  # every racer is ready (imports done) and waits for this moment
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    procs = [subprocess.Popen([sys.executable, "-c", HOLDER, str(run.path), str(start)], stdout=subprocess.PIPE,
+                              text=True, env=env) for _ in range(4)]
+    outs = [p.communicate(timeout=60)[0].strip() for p in procs]
+    assert sorted(outs) == ["refused", "refused", "refused", "won"], outs
+
+
+def test_threads_starting_jobs_at_once_start_exactly_one(tmp_path):
+    run = RunDir.create(tmp_path / "threads")
+    pkg = tmp_path / "pkg"
+    pkg.mkdir()
+    (pkg / "sleeper.py").write_text("import time\ntime.sleep(3)\n")
+    results, barrier = [], threading.Barrier(6)
+
+    def go():
+        barrier.wait()
+        try:
+            results.append(start_job(run, "sleeper", [], env={"PYTHONPATH": str(pkg)}, module="sleeper"))
+        except JobRunning as e:
+            results.append(str(e))
+
+    threads = [threading.Thread(target=go) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    pids = [r for r in results if isinstance(r, int)]
+    assert len(pids) == 1 and sum("already has a running sleeper job" in str(r) for r in results) == 5, results
+    stop_job(run, timeout=5)
+
+
+# ---- app sessions -----------------------------------------------------------------------------------
+def _page(run: RunDir):
+    sys.path.insert(0, str(REPO / "tests"))
+    from test_app_support import page
+
+    return page("3_explore.py", run.path)
+
+
+def _texts(at) -> str:
+    from test_app_support import texts
+
+    return texts(at)
+
+
+def _prune_and_apply(at, stage="s1", component="skip") -> None:
+    at.selectbox(key="ex_dec_stage").set_value(stage).run()
+    at.selectbox(key=f"ex_dec_comp_{stage}").set_value(component).run()
+    at.button(key="ex_dec_prune").click().run()
+    at.button(key="ex_apply").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+
+
+def test_sessions_on_different_runs_are_isolated(scored, tmp_path, monkeypatch):
+    monkeypatch.setenv("NASNAV_RUNS", str(tmp_path / "runs"))
+    a = copy_of(scored, tmp_path / "runs" / "a")
+    b = copy_of(scored, tmp_path / "runs" / "b")
+    at_a, at_b = _page(a).run(), _page(b).run()
+    b_files = snapshot(b.path)
+    _prune_and_apply(at_a)
+    at_b.run()
+    assert a.current_round() == 1 and b.current_round() == 0
+    assert "Round 1's space is ready" in _texts(at_a) and "**Search** · round 0" in _texts(at_b)
+    assert snapshot(b.path) == b_files, "a decision in session A changed run B"
+    assert at_a.session_state["run_path"] != at_b.session_state["run_path"]
+    assert "Nothing pending" in _texts(at_b)
+
+
+def test_sessions_on_the_same_run_see_the_same_state(scored, tmp_path, monkeypatch):
+    monkeypatch.setenv("NASNAV_RUNS", str(tmp_path / "runs"))
+    run = copy_of(scored, tmp_path / "runs" / "shared")
+    at_a, at_b = _page(run).run(), _page(run).run()
+    at_a.selectbox(key="ex_dec_stage").set_value("s1").run()
+    at_a.selectbox(key="ex_dec_comp_s1").set_value("skip").run()
+    at_a.button(key="ex_dec_prune").click().run()
+    at_b.run()
+    assert "Prune **skip** in stage **s1**" in _texts(at_b)  # the pending basket lives in the run
+    at_a.button(key="ex_apply").click().run()
+    at_b.run()
+    assert "Round 1's space is ready" in _texts(at_b)  # the other session sees the new round
+    at_b.button(key="ex_undo").click().run()
+    at_a.run()
+    assert "**Search** · round 0" in _texts(at_a) and run.current_round() == 0
+    assert not at_a.exception and not at_b.exception
+    # a job started from one session is seen (and refused) in the other
+    pid = start_job(run, "search", ["evaluate", str(run.path), "--n", "30"], env=JOB_ENV)
+    try:
+        at_a.run()
+        assert "job: search (running)" in _texts(at_a)
+    finally:
+        stop_job(run, timeout=20)
+    assert not pid_alive(pid)
+    at_b.run()
+    assert "job: search (running)" not in _texts(at_b)
+
+
+# ---- soak ---------------------------------------------------------------------------------------------
+def _resources() -> tuple[int, int, int]:
+    """(resident memory in kB, open file descriptors, threads) of this process."""
+    gc.collect()
+    rss = int(next(line.split()[1] for line in Path("/proc/self/status").read_text().splitlines() if line.startswith("VmRSS")))
+    return rss, len(os.listdir("/proc/self/fd")), threading.active_count()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="measures /proc")
+def test_soak_prune_undo_cycles_and_reruns_do_not_grow(scored, tmp_path, monkeypatch):
+    monkeypatch.setenv("NASNAV_RUNS", str(tmp_path / "runs"))
+    run = copy_of(scored, tmp_path / "runs" / "soak")
+    cfg = config_from_dict(read_yaml(run.config_path), "config")
+    actions = [{"op": "prune", "stage": "s1", "component": "skip"}]
+    at = _page(run)
+
+    def cycle(i: int) -> None:
+        assert steering.apply_decision(run, cfg, actions) == 1
+        assert steering.undo(run) == 0
+        if i % 10 == 0:
+            at.run()
+            assert not at.exception, [e.value for e in at.exception]
+
+    t0 = time.time()
+    for i in range(20):  # warm-up: caches, lazy imports, allocator pools
+        cycle(i)
+    rss0, fds0, threads0 = _resources()
+    for i in range(20, 200):
+        cycle(i)
+    for _ in range(20):  # plain page reruns (a fragment polling, a user clicking around)
+        at.run()
+    rss1, fds1, threads1 = _resources()
+    assert fds1 <= fds0 + 2, f"open files grew from {fds0} to {fds1}"
+    assert threads1 <= threads0, f"threads grew from {threads0} to {threads1}"
+    assert rss1 - rss0 < 40_000, f"memory grew by {(rss1 - rss0) / 1000:.1f} MB over 180 cycles"
+    hist = read_json(run.path / "history.json")
+    assert sum(e["event"] == "decision" for e in hist) == 200 and sum(e["event"] == "undo" for e in hist) == 200
+    assert run.current_round() == 0 and not at.exception
+    assert time.time() - t0 < 120
