@@ -7,7 +7,9 @@ dotted key, and all problems are reported at once (``ConfigError.problems``).
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
+import reprlib
 import types
 import typing
 from dataclasses import dataclass, field
@@ -193,6 +195,29 @@ def _type_name(tp: Any) -> str:
     return "null" if tp is type(None) else getattr(tp, "__name__", str(tp))
 
 
+_REPR = reprlib.Repr()  # Python 3.11: limits are attributes, not constructor arguments
+_REPR.maxstring, _REPR.maxother, _REPR.maxlist, _REPR.maxdict, _REPR.maxlevel = 60, 60, 4, 4, 2
+
+
+def _short(value: Any) -> str:
+    """A value as it appears in a problem message: cut short, so a huge value gives a short message."""
+    return _REPR.repr(value)
+
+
+def _as_float(value: Any) -> float | None:
+    """``value`` as a float: a number, or a string float() reads (YAML 1.1 reads ``1e-3`` as a string)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str) and len(value) < 40:
+        try:
+            return float(value)
+        except ValueError:
+            return None
+    return None
+
+
 def _coerce(value: Any, tp: Any, key: str, problems: list[str]) -> Any:
     """Check ``value`` against the annotation ``tp``; build nested dataclasses."""
     origin = typing.get_origin(tp)
@@ -207,19 +232,23 @@ def _coerce(value: Any, tp: Any, key: str, problems: list[str]) -> Any:
             out = _coerce(value, arg, key, trial)
             if not trial:
                 return out
-        problems.append(f"{key}: expected {_type_name(tp)}, got {value!r}")
+        problems.append(f"{key}: expected {_type_name(tp)}, got {_short(value)}")
         return None
     if origin is list:
         if not isinstance(value, list):
-            problems.append(f"{key}: expected a list, got {value!r}")
+            problems.append(f"{key}: expected a list, got {_short(value)}")
             return []
         (inner,) = typing.get_args(tp)
         return [_coerce(v, inner, f"{key}[{i}]", problems) for i, v in enumerate(value)]
     if dataclasses.is_dataclass(tp):
         return _build(tp, value, key, problems)
     if tp is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
+        number = _as_float(value)
+        if number is not None:
+            if not math.isfinite(number):
+                problems.append(f"{key}: {_short(value)} is not a finite number; give a plain number such as 0.01")
+                return None
+            return number
     elif tp is int:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
@@ -227,7 +256,7 @@ def _coerce(value: Any, tp: Any, key: str, problems: list[str]) -> Any:
             return int(value)
     elif isinstance(value, tp):
         return value
-    problems.append(f"{key}: expected {_type_name(tp)}, got {value!r}")
+    problems.append(f"{key}: expected {_type_name(tp)}, got {_short(value)}")
     return None
 
 
@@ -235,7 +264,7 @@ def _build(cls: type, raw: Any, prefix: str, problems: list[str]) -> Any:
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
-        problems.append(f"{prefix or 'config'}: expected a mapping, got {raw!r}")
+        problems.append(f"{prefix or 'config'}: expected a mapping, got {_short(raw)}")
         raw = {}
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
@@ -342,19 +371,47 @@ def config_from_dict(raw: Any, source: str = "config", overrides: list[str] | tu
     return cfg
 
 
+class _NoAliasLoader(yaml.SafeLoader):
+    """``yaml.safe_load`` that refuses aliases (``*name``): a few hundred bytes of nested aliases
+    expand into gigabytes ("billion laughs"); nasnav's own files never use them."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            raise yaml.composer.ComposerError(
+                None, None, "YAML aliases (*name) are not accepted; write the value out in full", self.peek_event().start_mark
+            )
+        return super().compose_node(parent, index)
+
+
+def load_user_yaml(text: str | bytes, name: str) -> Any:
+    """Parse YAML a user handed in (a config file, an upload): safe tags only, no aliases.
+    A ValueError names ``name`` and the line for malformed YAML or a file that is not text."""
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ValueError(f"{name}: not a UTF-8 text file; expected YAML") from None
+    try:
+        loader = _NoAliasLoader(text)
+        try:
+            return loader.get_single_data()
+        finally:
+            loader.dispose()
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        raise ValueError(f"{name}: not valid YAML{where}: {getattr(e, 'problem', None) or e}") from None
+
+
 def load_config(path: str | Path, overrides: list[str] | tuple = ()) -> Config:
-    """Read a YAML config file (safe_load) and apply ``key=value`` overrides."""
+    """Read a YAML config file (safe, no aliases) and apply ``key=value`` overrides."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError([f"{path}: config file not found"])
     try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        raise ConfigError([f"{path}: not valid YAML{where}: {getattr(e, 'problem', e)}"]) from None
-    except UnicodeDecodeError:
-        raise ConfigError([f"{path}: not a text file"]) from None
+        raw = load_user_yaml(path.read_bytes(), str(path))
+    except ValueError as e:
+        raise ConfigError([str(e)]) from None
     if raw is not None and not isinstance(raw, dict):
         raise ConfigError([f"{path}: expected a mapping of sections (data, space, ...), got {type(raw).__name__}"])
     return config_from_dict(raw, str(path), overrides)

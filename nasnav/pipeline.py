@@ -269,7 +269,7 @@ def train_supernet(run: RunDir, cfg: Config, k: int | None = None, resume: bool 
     from nasnav.data import NasDataModule
     from nasnav.module import SupernetModule
     from nasnav.supernet import warm_start
-    from nasnav.training import RunReporter, make_trainer
+    from nasnav.training import RunReporter, make_trainer, metric_rows_until
 
     k = run.current_round() if k is None else k
     space = round_space(run, cfg, k)
@@ -291,7 +291,7 @@ def train_supernet(run: RunDir, cfg: Config, k: int | None = None, resume: bool 
     last = ckpt_dir / "last.ckpt"
     if epochs > 0:
         done = _resume_point(last, space) if resume else 0  # epochs finished in last.ckpt (0: start over)
-        rows = _metric_rows(rdir / "metrics.csv", done)
+        rows = metric_rows_until(rdir / "metrics.csv", done)
         reporter = RunReporter(run, rdir / "metrics.csv", "supernet", epochs, first_epoch_rows=rows)
         trainer = make_trainer(cfg.trainer, epochs, rdir, [reporter], grad_clip=sc.grad_clip,
                                unused_parameters=True, checkpoint_dir=ckpt_dir, lr_key="supernet.lr")
@@ -310,27 +310,11 @@ def train_supernet(run: RunDir, cfg: Config, k: int | None = None, resume: bool 
 
 def _resume_point(last: Path, space: SearchSpace) -> int:
     """Epochs finished in a Lightning ``last.ckpt`` of this space (0: none, or not resumable)."""
-    if not last.exists():
-        return 0
-    from nasnav.training import AtomicCheckpointIO
+    from nasnav.training import finished_epochs
 
-    ckpt = AtomicCheckpointIO().load_checkpoint(last)  # ValueError naming the file if unreadable
-    hp = ckpt.get("hyper_parameters") if isinstance(ckpt, dict) else None
-    if not isinstance(hp, dict) or not isinstance(hp.get("space"), dict) or _template(hp["space"]) != space.unpruned().to_dict():
+    ckpt_epochs = finished_epochs(last, check=lambda hp: isinstance(hp.get("space"), dict)
+                                  and _template(hp["space"]) == space.unpruned().to_dict())
+    if ckpt_epochs is None:
         raise ValueError(f"{last}: this checkpoint belongs to another search space; delete it (or drop --resume) "
                          "to train this round's supernet from the start")
-    return int(ckpt.get("epoch", -1)) + 1
-
-
-def _metric_rows(path: Path, done: int) -> list[dict]:
-    """metrics.csv rows of the epochs a resumed training keeps (1..done), so none are lost."""
-    if not done:
-        return []
-    import pandas as pd
-
-    from nasnav.runs import read_csv
-    from nasnav.training import METRIC_COLUMNS
-
-    df = read_csv(path, columns=METRIC_COLUMNS)
-    df = df[pd.to_numeric(df["epoch"], errors="coerce") <= done].drop_duplicates("epoch", keep="last")
-    return [{c: (None if v != v else v) for c, v in r.items()} for r in df[METRIC_COLUMNS].to_dict("records")]
+    return ckpt_epochs

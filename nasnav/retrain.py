@@ -20,6 +20,7 @@ import dataclasses
 import hashlib
 import io
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -89,6 +90,12 @@ class _BestWeights:
                 if self.state is not None:
                     pl_module.net.load_state_dict(self.state)
 
+            def state_dict(self):  # kept in last.ckpt, so a resumed training still knows its best epoch
+                return {"best": self.best, "epoch": self.epoch, "state": self.state}
+
+            def load_state_dict(self, state_dict):
+                self.best, self.epoch, self.state = state_dict["best"], state_dict["epoch"], state_dict["state"]
+
         return BestWeights()
 
 
@@ -105,12 +112,14 @@ def train_standalone(
     test: bool = True,
     quiet: bool = False,
     single_process: bool = False,
+    checkpoint_dir: Path | None = None,
 ) -> dict:
     """Train one architecture from scratch under the ``retrain`` and ``trainer`` settings.
 
     Returns val (and, with ``test``, test) accuracy and loss, wall time, the epoch curve and the
     trained module. ``quiet`` turns off the progress bar; ``single_process`` forces one device
-    (spot checks: many short trainings, where DDP start-up would dominate). With
+    (spot checks: many short trainings, where DDP start-up would dominate). With ``checkpoint_dir``,
+    ``last.ckpt`` there is saved each epoch and a training killed midway resumes from it. With
     ``retrain.patience`` set, training stops early on validation accuracy and the best
     validation epoch's weights are kept.
     """
@@ -119,9 +128,11 @@ def train_standalone(
 
     from nasnav.data import NasDataModule
     from nasnav.module import StandaloneModule
-    from nasnav.training import RunReporter, make_trainer
+    from nasnav.training import RunReporter, finished_epochs, make_trainer, metric_rows_until
 
     rc = cfg.retrain
+    last = checkpoint_dir / "last.ckpt" if checkpoint_dir is not None else None
+    done = finished_epochs(last) if last is not None else 0
     spec = splits.spec
     pl.seed_everything(seed, workers=True, verbose=False)
     optim = {
@@ -143,7 +154,8 @@ def train_standalone(
     callbacks = []
     reporter = None
     if run is not None and metrics_path is not None:
-        reporter = RunReporter(run, metrics_path, "retrain", epochs)
+        reporter = RunReporter(run, metrics_path, "retrain", epochs,
+                               first_epoch_rows=metric_rows_until(metrics_path, done))
         callbacks.append(reporter)
     best = None
     if rc.patience:
@@ -155,10 +167,10 @@ def train_standalone(
     if single_process:
         tc = dataclasses.replace(tc, devices=1, num_nodes=1, strategy="auto")
     root = metrics_path.parent if metrics_path is not None else Path(".")
-    trainer = make_trainer(tc, epochs, root, callbacks, grad_clip=5.0)
+    trainer = make_trainer(tc, epochs, root, callbacks, grad_clip=5.0, checkpoint_dir=checkpoint_dir, lr_key="retrain.lr")
     dm = NasDataModule(cfg.data, cfg.seed, splits)
     t0 = time.time()
-    trainer.fit(module, datamodule=dm)
+    trainer.fit(module, datamodule=dm, ckpt_path=str(last) if done else None, weights_only=True)
     seconds = time.time() - t0
     from nasnav.pipeline import JobStopped, stop_requested
 
@@ -227,7 +239,17 @@ def load_weights(path: Path) -> dict:
         raise ValueError(
             f"{path}: no weights; retrain the architecture first (`python -m nasnav retrain RUN --arch ...`)"
         )
-    return torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        from nasnav.training import describe_load_error
+
+        raise ValueError(f"{path}: not a readable weights file ({describe_load_error(e)}); "
+                         "retrain the architecture to replace it") from None
+    if not isinstance(state, dict) or not all(torch.is_tensor(v) for v in state.values()):
+        raise ValueError(f"{path}: not a weights file (expected a state_dict of tensors); "
+                         "retrain the architecture to replace it")
+    return state
 
 
 def arch_record(cfg: Config, space: SearchSpace, arch: Arch, splits) -> dict:
@@ -291,7 +313,9 @@ def retrain(
             raise JobStopped()
         if i > 0:
             run.write_status(message=f"retrain seed {i + 1}/{seeds}")
-        else:  # new weights for this folder: results and exports of the old ones no longer apply
+        ckpt_dir = out_dir / "lightning" / f"{fp}_seed{seed}"  # a killed seed resumes from its last epoch
+        if i == 0 and not (ckpt_dir / "last.ckpt").exists():
+            # new weights for this folder: results and exports of the old ones no longer apply
             for stale in (METRICS_FILE, "export.json"):
                 (out_dir / stale).unlink(missing_ok=True)
         res = train_standalone(
@@ -303,6 +327,7 @@ def retrain(
             cfg.retrain.epochs,
             metrics_path=out_dir / ("metrics.csv" if i == 0 else f"metrics_seed{i}.csv"),
             run=run,
+            checkpoint_dir=ckpt_dir,
         )
         rank0 = res["is_global_zero"]
         if not rank0:
@@ -311,6 +336,7 @@ def retrain(
             _save_weights(out_dir / WEIGHTS_FILE, res["module"].net)
         row = {k: res.get(k) for k in SEED_COLUMNS} | {"seed": seed, "fingerprint": fp}
         append_csv_rows(out_dir / SEEDS_FILE, [row], SEED_COLUMNS)
+        shutil.rmtree(ckpt_dir, ignore_errors=True)  # the seed is recorded: its resume point is not needed
         by_seed[seed] = row
     if not rank0:
         return {}

@@ -129,9 +129,17 @@ def read_json(path: str | Path, default: Any = None) -> Any:
         raise ValueError(f"{path}: not a UTF-8 text file; expected JSON") from None
 
 
+class _PlainDumper(yaml.SafeDumper):
+    """safe_dump without anchors/aliases: a value used twice is written out twice, so the files
+    read back under the no-alias loader that user files get (``config.load_user_yaml``)."""
+
+    def ignore_aliases(self, data):
+        return True
+
+
 def write_yaml(path: str | Path, obj: Any) -> None:
     """Atomic ``yaml.safe_dump`` with key order kept."""
-    atomic_write_text(path, yaml.safe_dump(obj, sort_keys=False, allow_unicode=True))
+    atomic_write_text(path, yaml.dump(obj, Dumper=_PlainDumper, sort_keys=False, allow_unicode=True))
 
 
 def read_yaml(path: str | Path) -> Any:

@@ -194,6 +194,32 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             ) from None
 
 
+def finished_epochs(last: Path, check=None) -> int | None:
+    """Epochs finished in a Lightning ``last.ckpt`` (0 when there is none). ``check`` gets the
+    checkpoint's hyper-parameters and says whether it belongs here; None when it does not.
+    An unreadable file is a ValueError naming it."""
+    if not Path(last).exists():
+        return 0
+    ckpt = AtomicCheckpointIO().load_checkpoint(last)
+    hp = ckpt.get("hyper_parameters") if isinstance(ckpt, dict) else None
+    if check is not None and not (isinstance(hp, dict) and check(hp)):
+        return None
+    return int(ckpt.get("epoch", -1)) + 1
+
+
+def metric_rows_until(path: Path, done: int) -> list[dict]:
+    """metrics.csv rows of the epochs a resumed training keeps (1..done), so none are lost."""
+    if not done:
+        return []
+    import pandas as pd
+
+    from nasnav.runs import read_csv
+
+    df = read_csv(path, columns=METRIC_COLUMNS)
+    df = df[pd.to_numeric(df["epoch"], errors="coerce") <= done].drop_duplicates("epoch", keep="last")
+    return [{c: (None if v != v else v) for c, v in r.items()} for r in df[METRIC_COLUMNS].to_dict("records")]
+
+
 def make_trainer(tc: TrainerConfig, max_epochs: int, root: Path, callbacks: list, grad_clip: float | None = None,
                  unused_parameters: bool = False, checkpoint_dir: Path | None = None,
                  lr_key: str | None = None) -> pl.Trainer:

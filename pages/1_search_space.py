@@ -3,7 +3,7 @@
 import streamlit as st
 import yaml
 
-from nasnav.config import SOURCE_KIND, list_presets, load_config, preset_path
+from nasnav.config import SOURCE_KIND, list_presets, load_config, load_user_yaml, preset_path
 from nasnav.jobs import running_job
 from nasnav.ops import list_ops
 from nasnav.pipeline import create_run
@@ -58,10 +58,7 @@ with widgets.guarded():  # every error is a message on the page, never a traceba
         up = st.file_uploader("Load a space (or a whole config) from YAML", type=["yaml", "yml"], key="sp_upload")
         if up is not None and st.button("Use uploaded space", key="sp_use_upload", disabled=locked):
             with widgets.guarded("Load YAML"):
-                try:
-                    raw = yaml.safe_load(up.getvalue().decode("utf-8"))
-                except (yaml.YAMLError, UnicodeDecodeError) as e:
-                    raise ValueError(f"{up.name}: not valid YAML ({e})") from None
+                raw = load_user_yaml(up.getvalue(), up.name)
                 st.session_state["draft"] = space_edit.draft_from(space_edit.space_from_upload(raw, up.name))
                 st.rerun()
 

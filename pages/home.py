@@ -2,9 +2,8 @@
 
 import pandas as pd
 import streamlit as st
-import yaml
 
-from nasnav.config import config_from_dict, list_presets, load_config, preset_path
+from nasnav.config import config_from_dict, list_presets, load_config, load_user_yaml, preset_path
 from nasnav.pipeline import create_run
 from nasnav.runs import RunDir, list_runs
 from nasnav.ui import guide, state, widgets
@@ -58,10 +57,7 @@ with widgets.guarded():  # every error is a message on the page, never a traceba
         up_name = st.text_input("Run name", value=free_name(root, "custom"), key="home_upload_name")
         if st.button("Create run from YAML", key="home_create_yaml", disabled=up is None):
             with widgets.guarded("Create run from YAML"):
-                try:
-                    raw = yaml.safe_load(up.getvalue().decode("utf-8"))
-                except (yaml.YAMLError, UnicodeDecodeError) as e:
-                    raise ValueError(f"{up.name}: not valid YAML ({e})") from None
+                raw = load_user_yaml(up.getvalue(), up.name)
                 cfg = config_from_dict(raw, up.name)
                 new = create_run(cfg, root / state.check_run_name(up_name))
                 state.open_run(new.path)

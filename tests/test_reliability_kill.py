@@ -231,10 +231,6 @@ def test_retrain_killed_keeps_finished_seeds(tmp_path):
     assert run.read_status()["state"] == "done"
 
 
-@pytest.mark.xfail(reason="needs fix in nasnav/retrain.py: train_standalone keeps no epoch checkpoint, so a retrain "
-                          "killed mid-seed trains that seed from epoch 1 again (pass checkpoint_dir=<final dir>/"
-                          "lightning_seed<i> to make_trainer, fit with ckpt_path=last.ckpt when it exists, and seed "
-                          "RunReporter with the kept metrics rows)", strict=True)
 def test_retrain_killed_mid_seed_loses_at_most_one_epoch(tmp_path):
     from nasnav.runs import arch_key
 

@@ -36,15 +36,19 @@ def check_run_name(name: str) -> str:
     return name
 
 
-def _resolve(ref: str) -> Path:
-    p = Path(ref)
-    return p if p.is_absolute() else runs_root() / p
+def _resolve(ref: str) -> Path | None:
+    """The run a URL names: only a plain run name under the runs root (``?run=../x`` or an absolute
+    path would let a shared link open folders elsewhere on the server)."""
+    try:
+        return runs_root() / check_run_name(ref)
+    except ValueError:
+        return None
 
 
-def _ref(path: Path) -> str:
-    """The URL form of a run path: its name under the runs root, else the absolute path."""
+def _ref(path: Path) -> str | None:
+    """The URL form of a run path: its name under the runs root (runs elsewhere stay out of the URL)."""
     path = Path(path).resolve()
-    return path.name if path.parent == runs_root() else str(path)
+    return path.name if path.parent == runs_root() else None
 
 
 def run_path() -> Path | None:
@@ -52,23 +56,27 @@ def run_path() -> Path | None:
     path = st.session_state.get(RUN_KEY)
     if not path:
         ref = st.query_params.get("run")
-        if ref:
-            candidate = _resolve(ref)
-            if RunDir(candidate).exists():
-                st.session_state[RUN_KEY] = path = str(candidate)
+        candidate = _resolve(ref) if ref else None
+        if candidate is not None and RunDir(candidate).exists():
+            st.session_state[RUN_KEY] = path = str(candidate)
     if path and not RunDir(path).exists():
         st.session_state.pop(RUN_KEY, None)
         path = None
     if path:
-        ref = _ref(Path(path))
-        if st.query_params.get("run") != ref:
-            st.query_params["run"] = ref
+        _set_url(_ref(Path(path)))
     return Path(path) if path else None
+
+
+def _set_url(ref: str | None) -> None:
+    if ref is None:
+        st.query_params.pop("run", None)
+    elif st.query_params.get("run") != ref:
+        st.query_params["run"] = ref
 
 
 def open_run(path: str | Path) -> None:
     st.session_state[RUN_KEY] = str(Path(path).resolve())
-    st.query_params["run"] = _ref(Path(path))
+    _set_url(_ref(Path(path)))
 
 
 def close_run() -> None:
