@@ -534,3 +534,9 @@ def test_damaged_final_weights_exit_2(base_run, tmp_path, capsys):
     code = cli.main(["export", str(path), "--arch", ARCH, "--no-onnx", "--no-pt2"])
     err = capsys.readouterr().err
     assert code == 2 and "weights.pt" in err and "Traceback" not in err, err
+
+
+def test_reliability_md_lists_every_case():
+    text = (REPO / "RELIABILITY.md").read_text()
+    missing = [c.id for c in CASES if f"`{c.id}`" not in text]
+    assert not missing, f"RELIABILITY.md does not list: {missing}"
