@@ -47,6 +47,10 @@ def cmd_search(args) -> int:
     with job(run, "search"):
         df = score_candidates(run, cfg, k, budget=args.budget, strategy=args.strategy, seconds=args.seconds,
                               resume=args.resume)
+        run.write_status(message="search finished; computing fitness and the projection")
+        from nasnav.analysis import analyze_round
+
+        analyze_round(run, cfg, k)  # fitness.csv, importance.csv, projection.csv (and its cache) ready for the app
     _say(f"round {k}: {len(df) - before} candidates scored ({len(df)} in all); {_best(df)}")
     return 0
 
