@@ -124,7 +124,6 @@ def test_prune_round_undo_redo(run_dir, capsys):
     assert main(["search", d, "--budget", "20"]) == 0
     for name in ("fitness.csv", "importance.csv", "projection.csv"):  # the search job leaves its analysis
         assert (run_dir / "rounds" / "000" / name).exists(), name
-    assert list((run_dir / "projection").glob("*.npz")), "the projection cache was not written"
     assert main(["analyze", d]) == 0
     out = capsys.readouterr().out
     assert "fitness" in out and "auto-pilot suggests" in out
