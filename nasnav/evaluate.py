@@ -158,6 +158,27 @@ class SupernetEvaluator:
         }
 
 
+@torch.no_grad()
+def exact_scores(net: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1024) -> tuple[float, float]:
+    """(accuracy, mean cross-entropy) of ``net`` (in eval mode) over every sample of (x, y), once each.
+
+    Used after multi-process (DDP) training, where Lightning's test loop splits the set across ranks,
+    pads it with repeated samples and averages the ranks' means: close, but not the exact number.
+    """
+    was_training = net.training
+    net.eval()
+    device = next(net.parameters()).device
+    correct, loss = 0, 0.0
+    try:
+        for xb, yb in zip(x.split(batch_size), y.split(batch_size)):
+            logits = net(xb.to(device)).float()
+            correct += int((logits.argmax(1).cpu() == yb).sum())
+            loss += float(F.cross_entropy(logits.cpu(), yb, reduction="sum"))
+    finally:
+        net.train(was_training)
+    return correct / max(1, len(y)), loss / max(1, len(y))
+
+
 def make_recal_batches(x_train: torch.Tensor, n_batches: int, batch_size: int, seed: int) -> list[torch.Tensor]:
     """A fixed, seeded set of training batches for recalibration (the same for every candidate)."""
     g = torch.Generator().manual_seed(seed)

@@ -176,10 +176,16 @@ def train_standalone(
 
     if trainer.received_sigterm or stop_requested():
         raise JobStopped()
-    val = trainer.validate(module, datamodule=dm, verbose=False)[0]
+    if trainer.world_size > 1:  # one exact pass on each rank instead of Lightning's padded, split loop
+        from nasnav.evaluate import exact_scores
+
+        val_acc, val_loss = exact_scores(module.net, splits.x_val, splits.y_val)
+    else:
+        val = trainer.validate(module, datamodule=dm, verbose=False)[0]
+        val_acc, val_loss = float(val["val_acc"]), float(val["val_loss"])
     out = {
-        "val_acc": float(val["val_acc"]),
-        "val_loss": float(val["val_loss"]),
+        "val_acc": val_acc,
+        "val_loss": val_loss,
         "train_seconds": seconds,
         "epochs_trained": trainer.current_epoch,
         "best_epoch": best.epoch if best else trainer.current_epoch,
@@ -187,7 +193,12 @@ def train_standalone(
         "rows": reporter.rows if reporter else [],
         "is_global_zero": trainer.is_global_zero,
     }
-    if test:
+    if test and trainer.world_size > 1:
+        from nasnav.evaluate import exact_scores
+
+        test_acc, test_loss = exact_scores(module.net, splits.x_test, splits.y_test)
+        out.update(test_acc=test_acc, test_loss=test_loss)
+    elif test:
         res = trainer.test(module, datamodule=dm, verbose=False)[0]
         out.update(test_acc=float(res["test_acc"]), test_loss=float(res["test_loss"]))
     return out
