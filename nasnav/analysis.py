@@ -18,6 +18,12 @@ than without it". Two estimators:
 
 ``bootstrap=B`` replaces either interval by a seeded percentile bootstrap over candidates.
 
+Evidence: by default a round's fitness uses that round's candidates only (a fine-tuned supernet
+scores differently from the previous one). With ``steering.evidence: all`` (an evaluator whose
+scores do not change between rounds: a lookup table, standalone training) the candidates of earlier
+rounds that still lie in the space count too (``evidence_frame``); ``in_top`` then still looks at
+the latest round only, so that one lucky score does not protect its components forever.
+
 Neither estimator sees interactions between stages (a component poor on average can be the best
 one in the best cell); the table therefore also reports the upper tail of each component
 (``top_with``: a quantile of the accuracies of candidates containing it, ``best_with``) and
@@ -38,6 +44,7 @@ from nasnav.space import SearchSpace
 FITNESS_COLUMNS = ["stage", "component", "fitness", "ci_low", "ci_high", "frequency", "mean_with", "mean_without",
                    "best_with", "top_with", "in_top", "pruned", "pinned", "active"]
 FITNESS_METHODS = ("adjusted", "marginal")
+EVIDENCE = ("round", "all")  # steering.evidence: which rounds' candidates fitness is computed from
 
 
 def _design(df: pd.DataFrame, space: SearchSpace) -> tuple[np.ndarray, np.ndarray, list[str]]:
@@ -114,6 +121,17 @@ def _estimable(m: np.ndarray) -> list[int]:
     return [j for j in range(m.shape[1]) if 0 < freq[j] < len(m)]
 
 
+def _top(df: pd.DataFrame, archs: list[str], y: np.ndarray, top: int) -> np.ndarray:
+    """Indices (into the design) of the ``top`` best candidates of the latest round present."""
+    idx = np.arange(len(y))
+    if len(y) and "round" in df.columns:
+        rounds = pd.to_numeric(df["round"], errors="coerce")
+        if rounds.notna().any():
+            latest = set(df.loc[rounds == rounds.max(), "arch"].astype(str))
+            idx = np.array([i for i, a in enumerate(archs) if a in latest], dtype=int)
+    return idx[np.argsort(-y[idx], kind="stable")][: max(0, int(top))] if len(idx) else idx
+
+
 def _point(m: np.ndarray, y: np.ndarray, space: SearchSpace, method: str) -> dict[int, float]:
     cols = _estimable(m)
     if method == "adjusted":
@@ -125,15 +143,16 @@ def fitness_table(df: pd.DataFrame, space: SearchSpace, confidence: float = 0.95
                   method: str = "adjusted", quantile: float = 0.9, top: int = 5, bootstrap: int = 0) -> pd.DataFrame:
     """One row per ORIGINAL (stage, component): fitness with a ``confidence`` interval, frequency,
     mean accuracy with / without, best and ``quantile`` accuracy with it, uses among the ``top`` best
-    candidates, and the pruned / pinned / active flags. Candidates outside ``space`` are ignored;
-    fitness is NaN where it cannot be estimated (never or always used)."""
+    candidates (of the latest round, if ``df`` has a ``round`` column), and the pruned / pinned /
+    active flags. Candidates outside ``space`` are ignored; fitness is NaN where it cannot be
+    estimated (never or always used)."""
     from scipy import stats
 
     if method not in FITNESS_METHODS:
         raise ValueError(f"fitness method '{method}' is unknown; methods: {', '.join(FITNESS_METHODS)}")
     if not 0 < confidence < 1:
         raise ValueError(f"confidence {confidence} must lie strictly between 0 and 1")
-    m, y, _ = _design(df, space)
+    m, y, archs = _design(df, space)
     n = len(y)
     cols = _estimable(m) if n else []
     est, lo, hi = {}, {}, {}
@@ -164,7 +183,7 @@ def fitness_table(df: pd.DataFrame, space: SearchSpace, confidence: float = 0.95
             d = np.array(d)
             d = d[np.isfinite(d)]
             lo[j], hi[j] = (np.quantile(d, 1 - z), np.quantile(d, z)) if len(d) else (math.nan, math.nan)
-    top_idx = np.argsort(-y, kind="stable")[: max(0, int(top))] if n else np.array([], dtype=int)
+    top_idx = _top(df, archs, y, top)
     rows = []
     pairs = [(st, c) for st in space.stages for c in st.candidates]  # the mask's columns, in order
     for j, (s, c) in enumerate(pairs):
@@ -182,6 +201,36 @@ def fitness_table(df: pd.DataFrame, space: SearchSpace, confidence: float = 0.95
             "pruned": c not in s.active, "pinned": s.pinned is not None and c in s.pinned, "active": c in s.active,
         })
     return pd.DataFrame(rows, columns=FITNESS_COLUMNS)
+
+
+def steering_fitness(df: pd.DataFrame, space: SearchSpace, sc, seed: int = 0) -> pd.DataFrame:
+    """The fitness table the auto-pilot decides on, with the settings of ``sc`` (a SteeringConfig):
+    the one call shared by the app's fitness view and proposals, the headless auto-pilot and bench/."""
+    return fitness_table(df, space, confidence=sc.confidence, seed=seed, method=sc.fitness,
+                         quantile=sc.quantile, top=sc.protect_top)
+
+
+def evidence_frame(rounds: list[pd.DataFrame], evidence: str = "round") -> pd.DataFrame:
+    """The candidates fitness is computed from, given each round's candidates (oldest first):
+    ``round``: the latest round's; ``all``: every round's, an architecture scored in several rounds
+    keeping its latest score (fitness ignores those outside the current space)."""
+    if evidence not in EVIDENCE:
+        raise ValueError(f"steering.evidence: '{evidence}' is not one of {', '.join(EVIDENCE)}")
+    frames = [f for f in rounds if f is not None and len(f)]
+    if evidence == "round" or not frames:
+        return rounds[-1] if rounds else pd.DataFrame(columns=["arch", "one_shot_acc"])
+    pooled = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    return pooled.drop_duplicates("arch", keep="last").reset_index(drop=True)
+
+
+def steering_candidates(run: RunDir, cfg, k: int) -> pd.DataFrame:
+    """The candidates behind round k's fitness: round k's, or with ``steering.evidence: all`` those
+    of rounds 0..k (the current branch: abandoned rounds live elsewhere)."""
+    from nasnav.search import read_candidates
+
+    evidence = getattr(cfg.steering, "evidence", "round")
+    ks = [j for j in run.rounds() if j <= k] if evidence == "all" else [k]
+    return evidence_frame([read_candidates(run, j) for j in ks] or [read_candidates(run, k)], evidence)
 
 
 def stage_importance(df: pd.DataFrame, space: SearchSpace) -> pd.DataFrame:
@@ -228,10 +277,9 @@ def analyze_round(run: RunDir, cfg, k: int | None = None) -> dict:
     k = run.current_round() if k is None else k
     space = _load_space(run, k, cfg.kind)
     df = read_candidates(run, k)
-    sc = cfg.steering
-    fit = fitness_table(df, space, confidence=sc.confidence, seed=cfg.seed, method=getattr(sc, "fitness", "adjusted"),
-                        quantile=getattr(sc, "quantile", 0.9), top=getattr(sc, "protect_top", 5))
-    imp = stage_importance(df, space)
+    evidence = steering_candidates(run, cfg, k)
+    fit = steering_fitness(evidence, space, cfg.steering, cfg.seed)
+    imp = stage_importance(evidence, space)
     archs = list(dict.fromkeys(df["arch"].astype(str))) if len(df) else []
     proj = pd.DataFrame(columns=["arch", "x", "y"])
     if archs:

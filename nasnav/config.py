@@ -97,15 +97,19 @@ class SearchConfig:
 @dataclass
 class SteeringConfig:
     autopilot: bool = False  # headless run: prune automatically round after round
-    rounds: int = 3  # at most this many rounds (round 0 included)
+    rounds: int = 3  # at most this many rounds (round 0 included; with extend, extensions count too)
     max_prune_per_round: int = 2  # per stage
     min_space_size: int = 4  # stop pruning once the space is this small
     confidence: float = 0.95  # level of the fitness intervals
     fitness: str = "adjusted"  # adjusted: with vs without, other stages held fixed (additive model); marginal: raw means
     quantile: float = 0.9  # upper tail of a component: this quantile of the accuracies of candidates that contain it
-    margin: float = 0.005  # a component is pruned only if it trails the stage's best by this much (interval and tail)
+    margin: float = 0.005  # a component is pruned only if its fitness interval lies this far below the stage's best
+    tail_margin: float = 0.005  # ... and its upper tail (top_with) trails the stage's best tail by this much
     protect_top: int = 5  # never prune a component used by any of the round's this-many best candidates
     min_frequency: int = 5  # never prune a component seen in fewer candidates than this
+    extend: bool = False  # nothing clearly worse: score search.budget more in the same round (counts as a round)
+    evidence: str = "round"  # round: fitness from the round's candidates; all: also earlier rounds' (scores that
+    # do not change between rounds: a lookup table, standalone training), which are then not scored again
 
 
 @dataclass
@@ -169,6 +173,7 @@ CHOICES = {
     "search.strategy": ("random", "evolution"),
     "search.projection": ("mds", "tsne", "umap", "pca"),
     "steering.fitness": ("adjusted", "marginal"),
+    "steering.evidence": ("round", "all"),
 }
 POSITIVE = {
     "data.batch_size", "supernet.epochs", "search.budget", "search.population", "search.sample_size",
@@ -181,7 +186,7 @@ POSITIVE = {
 NON_NEGATIVE = {
     "supernet.warm_start_epochs", "supernet.momentum", "supernet.weight_decay", "retrain.momentum",
     "retrain.weight_decay", "supernet.label_smoothing", "data.num_workers", "steering.max_prune_per_round",
-    "seed", "supernet.grad_clip", "steering.margin", "steering.protect_top", "steering.min_frequency",
+    "seed", "supernet.grad_clip", "steering.margin", "steering.tail_margin", "steering.protect_top", "steering.min_frequency",
 }
 FRACTIONS = {"data.val_fraction", "data.test_fraction", "search.crossover_prob", "steering.confidence"}
 

@@ -52,6 +52,11 @@ def score_candidates(run: RunDir, cfg: Config, k: int | None = None, budget: int
         evaluator = supernet_evaluator(run, cfg, k)
     n0 = len(read_candidates(run, k))
     rng = np.random.default_rng([cfg.seed, k, 17, n0])  # a resumed search draws fresh, reproducible numbers
+    prior = None
+    if cfg.steering.evidence == "all" and k > 0:  # scores of earlier rounds still hold: never score them again
+        from nasnav.analysis import evidence_frame
+
+        prior = evidence_frame([read_candidates(run, j) for j in run.rounds() if j < k], "all")
 
     def progress(done: int, total: int) -> None:
         if total and (done % 5 == 0 or done == total):
@@ -62,7 +67,7 @@ def score_candidates(run: RunDir, cfg: Config, k: int | None = None, budget: int
     return run_search(run, space, k, evaluator, budget, rng, strategy=strategy or sc.strategy, seconds=seconds,
                       should_stop=should_stop or stop_requested, progress=progress, population=sc.population,
                       sample_size=sc.sample_size, crossover_prob=sc.crossover_prob, max_params=sc.max_params,
-                      max_flops=sc.max_flops, retries=sc.mutation_retries)
+                      max_flops=sc.max_flops, retries=sc.mutation_retries, prior=prior)
 
 
 def run_round(run: RunDir, cfg: Config, say: Callable[[str], None] = print, evaluator=None) -> pd.DataFrame:
@@ -88,6 +93,22 @@ def run_round(run: RunDir, cfg: Config, say: Callable[[str], None] = print, eval
         df = score_candidates(run, cfg, k, fill=True, evaluator=evaluator)
         run.write_status(stage="analysis", message=f"fitness and projection of round {k}")
         analyze_round(run, cfg, k)
+    return df
+
+
+def extend_round(run: RunDir, cfg: Config, say: Callable[[str], None] = print, evaluator=None) -> pd.DataFrame:
+    """Score ``search.budget`` more candidates in the current round (its supernet, or ``evaluator``),
+    then redo its fitness and projection: the auto-pilot gathering evidence before it decides."""
+    from nasnav.analysis import analyze_round
+    from nasnav.pipeline import job
+
+    k = run.current_round()
+    with job(run, "round", stage="search"):
+        run.write_status(stage="search", progress=0.0, message=f"searching round {k} further")
+        df = score_candidates(run, cfg, k, budget=cfg.search.budget, evaluator=evaluator)
+        run.write_status(stage="analysis", message=f"fitness and projection of round {k}")
+        analyze_round(run, cfg, k)
+    say(f"round {k}: {len(df)} candidates")
     return df
 
 

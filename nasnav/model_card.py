@@ -91,6 +91,9 @@ def _decision_lines(data) -> list[str]:
         if status == "stop":
             lines.append(f"- {when}{who}: stopped here: {r.get('stop') or r.get('reason') or 'no reason recorded'}")
             continue
+        if status == "extend":
+            lines.append(f"- {when}{who}: searched this round further: {r.get('why') or 'nothing clearly worse yet'}")
+            continue
         actions = r.get("actions") if isinstance(r.get("actions"), list) else [r]
         size = ""
         if r.get("space_size") is not None and r.get("next_space_size") is not None:

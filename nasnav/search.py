@@ -226,14 +226,33 @@ def plan_budget(run: RunDir, k: int, budget: int | None, seconds: float | None, 
     return budget, seconds
 
 
+def make_proposer(space: SearchSpace, rng: np.random.Generator, strategy: str, seen: set[str],
+                  history: list[Member] = (), population: int = 50, sample_size: int = 10,
+                  crossover_prob: float = 0.5, ok: Callable[[Arch], bool] = lambda a: True,
+                  retries: int = 50) -> tuple[Callable[[], tuple[Arch, dict] | None], Callable[[Arch, dict, dict], None]]:
+    """``(propose, tell)`` of a strategy: ``propose()`` gives the next unseen architecture and its
+    generation / parent (None when exhausted), ``tell(arch, metrics, meta)`` reports its score.
+    ``seen`` is read live; ``history`` (scored members, oldest first) seeds evolution's population."""
+    if strategy not in STRATEGIES:
+        raise ValueError(f"search strategy '{strategy}' is unknown; strategies: {', '.join(STRATEGIES)}")
+    if strategy == "evolution":
+        proposer = Evolution(space, rng, seen, population, sample_size, crossover_prob, ok, history=list(history),
+                             retries=retries)
+        return proposer.propose, proposer.tell
+    gen = random_proposals(space, rng, seen, ok)
+    return (lambda: next(gen, None)), (lambda *a: None)
+
+
 def run_search(run: RunDir, space: SearchSpace, k: int, evaluator: Callable[[Arch], dict], budget: int | None,
                rng: np.random.Generator, strategy: str = "random", seconds: float | None = None,
                should_stop: Callable[[], bool] = lambda: False, progress: Callable[[int, int], None] | None = None,
                population: int = 50, sample_size: int = 10, crossover_prob: float = 0.5,
                max_params: int | None = None, max_flops: int | None = None, cost=None,
-               retries: int = 50) -> pd.DataFrame:
+               retries: int = 50, prior: pd.DataFrame | None = None) -> pd.DataFrame:
     """Score up to ``budget`` new candidates of ``space`` (None: until ``seconds`` or exhaustion).
 
+    ``prior``: candidates scored in earlier rounds whose scores still hold (steering.evidence
+    ``all``): they are not scored again, and those in ``space`` seed evolution's population.
     Returns the round's whole candidates table. Stops early (state ``stopped``) when
     ``should_stop()`` turns true; the caller decides what that means (a job raises JobStopped).
     """
@@ -248,13 +267,12 @@ def run_search(run: RunDir, space: SearchSpace, k: int, evaluator: Callable[[Arc
     done = read_csv(path, columns=candidate_columns(space))
     columns = list(done.columns) if path.exists() and path.stat().st_size else None  # keep an existing header
     seen = set(done["arch"].astype(str))
-    if strategy == "evolution":
-        proposer = Evolution(space, rng, seen, population, sample_size, crossover_prob, ok,
-                             history=_members(space, done), retries=retries)
-        propose, tell = proposer.propose, proposer.tell
-    else:
-        gen = random_proposals(space, rng, seen, ok)
-        propose, tell = (lambda: next(gen, None)), (lambda *a: None)
+    history = members(space, done)
+    if prior is not None and len(prior):
+        seen |= set(prior["arch"].astype(str))
+        history = members(space, prior) + history
+    propose, tell = make_proposer(space, rng, strategy, seen, history, population, sample_size, crossover_prob, ok,
+                                  retries)
 
     state_path = run.round_dir(k) / "search.json"
     state = {"strategy": strategy, "budget": budget, "seconds": seconds, "seconds_used": 0.0,
@@ -300,11 +318,12 @@ def run_search(run: RunDir, space: SearchSpace, k: int, evaluator: Callable[[Arc
     return read_csv(path, columns=candidate_columns(space))
 
 
-def _members(space: SearchSpace, done: pd.DataFrame) -> list[Member]:
-    """Rows already scored in this round (file order) that belong to ``space``: evolution's memory."""
+def members(space: SearchSpace, done: pd.DataFrame) -> list[Member]:
+    """Rows already scored (file order) that belong to ``space``: evolution's memory."""
     out = []
-    gens = pd.to_numeric(done.get("generation"), errors="coerce") if len(done) else []
-    accs = pd.to_numeric(done.get("one_shot_acc"), errors="coerce") if len(done) else []
+    nan = pd.Series([math.nan] * len(done), dtype=float)
+    gens = pd.to_numeric(done["generation"], errors="coerce") if "generation" in done else nan
+    accs = pd.to_numeric(done["one_shot_acc"], errors="coerce") if "one_shot_acc" in done else nan
     for text, acc, gen in zip(done["arch"].astype(str), accs, gens):
         try:
             arch = space.parse(text, check_active=False)

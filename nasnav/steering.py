@@ -164,14 +164,12 @@ def apply_decision(run: RunDir, cfg, actions: list[dict], evidence: pd.DataFrame
 
 
 def _evidence(run: RunDir, cfg, k: int, space: SearchSpace) -> pd.DataFrame | None:
-    from nasnav.analysis import fitness_table
-    from nasnav.search import read_candidates
+    from nasnav.analysis import steering_candidates, steering_fitness
 
-    df = read_candidates(run, k)
+    df = steering_candidates(run, cfg, k)
     if not len(df):
         return None
-    sc = cfg.steering
-    return fitness_table(df, space, sc.confidence, cfg.seed, method=sc.fitness, quantile=sc.quantile, top=sc.protect_top)
+    return steering_fitness(df, space, cfg.steering, cfg.seed)
 
 
 def _abandon_after(run: RunDir, k: int) -> str | None:
@@ -260,7 +258,11 @@ def check_steering(sc) -> None:
         raise ValueError(f"steering.fitness: '{sc.fitness}' is not one of {', '.join(FITNESS_METHODS)}")
     if not 0 < sc.quantile <= 1:
         raise ValueError(f"steering.quantile: {sc.quantile} must lie in (0, 1]")
-    for key in ("margin", "protect_top", "min_frequency"):
+    from nasnav.analysis import EVIDENCE
+
+    if sc.evidence not in EVIDENCE:
+        raise ValueError(f"steering.evidence: '{sc.evidence}' is not one of {', '.join(EVIDENCE)}")
+    for key in ("margin", "tail_margin", "protect_top", "min_frequency"):
         if getattr(sc, key) < 0:
             raise ValueError(f"steering.{key}: {getattr(sc, key)} must not be negative")
 
@@ -269,18 +271,26 @@ def propose_actions(fit: pd.DataFrame, space: SearchSpace, sc) -> tuple[list[dic
     """The auto-pilot's policy on a fitness table; returns (actions, why it proposes nothing).
 
     In each free stage, a component is pruned only if all of these hold (conservative on purpose:
-    marginal fitness misses interactions between stages):
+    fitness is an average over the other stages and misses their interactions):
     its fitness interval lies wholly below the interval of the stage's best by ``margin``; its
-    upper tail (``top_with``) trails the stage's best upper tail by ``margin`` too (a component that
+    upper tail (``top_with``) trails the stage's best upper tail by ``tail_margin`` (a component that
     is bad on average but excellent in some cells survives); it is seen in at least
     ``min_frequency`` candidates; no candidate among the round's ``protect_top`` best uses it.
     Worst first, at most ``max_prune_per_round`` per stage, never emptying a stage, and never taking
-    the space below ``min_space_size``.
+    the space below ``min_space_size``. The same function decides for the app's proposals, the
+    headless auto-pilot and ``bench/nb201_table.py``, where it is judged on a table of real accuracies.
     """
     check_steering(sc)
     size = space.size()
     if size <= sc.min_space_size:
         return [], f"the space has {size} architecture(s), at most steering.min_space_size={sc.min_space_size}"
+    free = [s for s in space.stages if s.pinned is None and len(s.active) > 1]
+    if not free:
+        return [], "nothing left to prune: every stage is pinned or down to one component"
+    largest = max(space.prune(s.name, s.active[0]).size() for s in free)  # the most one prune leaves
+    if largest < sc.min_space_size:
+        return [], (f"the space has {size} architecture(s): any prune would leave fewer than "
+                    f"steering.min_space_size={sc.min_space_size}")
     proposals = []
     for s in space.stages:
         if s.pinned is not None or len(s.active) < 2:
@@ -296,7 +306,7 @@ def propose_actions(fit: pd.DataFrame, space: SearchSpace, sc) -> tuple[list[dic
             if r["component"] == best["component"] or r["frequency"] < sc.min_frequency or r["in_top"] > 0:
                 continue
             gap = best["ci_low"] - r["ci_high"]
-            if gap > sc.margin and r["top_with"] < tail - sc.margin:
+            if gap > sc.margin and r["top_with"] < tail - sc.tail_margin:
                 worse.append((gap, r))
         worse.sort(key=lambda g: -g[0])
         for gap, r in worse[: sc.max_prune_per_round][: len(s.active) - 1]:
@@ -317,22 +327,22 @@ def propose_actions(fit: pd.DataFrame, space: SearchSpace, sc) -> tuple[list[dic
         cur = nxt
     if actions:
         return actions, ""
+    if proposals:
+        return [], (f"{len(proposals)} clearly worse component(s), but pruning any would leave fewer than "
+                    f"steering.min_space_size={sc.min_space_size} architectures")
     return [], (f"nothing clearly worse: no component's {sc.confidence:.0%} interval lies below its stage's best by "
-                f"more than {sc.margin} with a trailing upper tail, {sc.min_frequency}+ candidates and none of the "
-                f"top {sc.protect_top}")
+                f"more than {sc.margin} with an upper tail trailing by {sc.tail_margin}, {sc.min_frequency}+ candidates "
+                f"and none of the top {sc.protect_top}")
 
 
 def propose(run: RunDir, cfg, k: int | None = None) -> list[dict]:
     """Auto-pilot suggestions for round k (current by default): actions with "reason" and "evidence"."""
-    from nasnav.analysis import fitness_table
-    from nasnav.search import read_candidates
+    from nasnav.analysis import steering_candidates, steering_fitness
 
     k = run.current_round() if k is None else k
     space = load_space(run, k, cfg.kind)
-    sc = cfg.steering
-    fit = fitness_table(read_candidates(run, k), space, sc.confidence, cfg.seed, method=sc.fitness,
-                        quantile=sc.quantile, top=sc.protect_top)
-    return propose_actions(fit, space, sc)[0]
+    fit = steering_fitness(steering_candidates(run, cfg, k), space, cfg.steering, cfg.seed)
+    return propose_actions(fit, space, cfg.steering)[0]
 
 
 def record_stop(run: RunDir, k: int, reason: str, evidence: pd.DataFrame | None = None, source: str = "autopilot") -> None:
@@ -343,21 +353,37 @@ def record_stop(run: RunDir, k: int, reason: str, evidence: pd.DataFrame | None 
     _log(run, {"event": "stop", "round": k, "reason": reason})
 
 
+def search_passes(run: RunDir, k: int) -> int:
+    """Search passes the auto-pilot has spent up to round k: one per round plus one per extension."""
+    return k + 1 + sum(r.get("status") == "extend" for j in range(k + 1) for r in read_decisions(run, j))
+
+
 def autopilot_round(run: RunDir, cfg, say: Callable[[str], None] = print, evaluator=None) -> bool:
     """Analyse the current round, take the auto-pilot's decision, then fine-tune and search the new
-    round in-process (with ``evaluator`` instead of the supernet, if given). False (with a stop record)
-    when the round limit is reached, the space is small enough or nothing is clearly worse."""
+    round in-process (with ``evaluator`` instead of the supernet, if given). When nothing is clearly
+    worse and ``steering.extend`` is on, score ``search.budget`` more candidates in the same round
+    instead (an ``extend`` record; it counts against ``steering.rounds`` like a round). False (with a
+    stop record) when the pass limit is reached, the space is small enough or nothing is clearly worse."""
     from nasnav.analysis import analyze_round
-    from nasnav.headless import run_round
+    from nasnav.headless import extend_round, run_round
 
+    sc = cfg.steering
     k = run.current_round()
     space = load_space(run, k, cfg.kind)
     fit = analyze_round(run, cfg, k)["fitness"]
-    if k + 1 >= cfg.steering.rounds:
-        reason = f"round limit reached (steering.rounds={cfg.steering.rounds})"
+    if search_passes(run, k) >= sc.rounds:
+        reason = f"round limit reached (steering.rounds={sc.rounds})"
         actions = []
     else:
-        actions, reason = propose_actions(fit, space, cfg.steering)
+        actions, reason = propose_actions(fit, space, sc)
+    if not actions and sc.extend and reason.startswith("nothing clearly worse"):
+        rec = {"time": time.strftime("%Y-%m-%dT%H:%M:%S"), "timestamp": time.time(), "source": "autopilot",
+               "round": k, "actions": [], "status": "extend", "why": reason, "evidence": _records(fit)}
+        write_json(run.round_dir(k) / "decisions.json", read_decisions(run, k) + [rec])
+        _log(run, {"event": "extend", "round": k, "reason": reason})
+        say(f"auto-pilot, round {k}: {reason}; scoring {cfg.search.budget} more candidates")
+        extend_round(run, cfg, say=say, evaluator=evaluator)
+        return True
     if not actions:
         record_stop(run, k, reason, fit)
         say(f"auto-pilot stops at round {k}: {reason}")

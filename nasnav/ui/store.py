@@ -119,7 +119,9 @@ def _fitness(path: str, k: int, confidence: float, seed: int, cand_t: float, spa
     df = candidates(run, k)
     if df["one_shot_acc"].notna().sum() == 0:
         return pd.DataFrame()
-    return engine.fn("analysis", "fitness_table")(df, space(run, cfg, k), confidence=confidence, seed=seed)
+    if cfg.steering.evidence == "all":  # earlier rounds' candidates count too, as for the auto-pilot
+        df = engine.fn("analysis", "steering_candidates")(run, cfg, k)
+    return engine.fn("analysis", "steering_fitness")(df, space(run, cfg, k), cfg.steering, seed)
 
 
 def history(run: RunDir) -> pd.DataFrame:

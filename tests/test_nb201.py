@@ -1,0 +1,159 @@
+"""The NAS-Bench-201 benchmark's pieces: the restricted reader of the table, the policy on the
+interaction the table is known for, and the bench script end to end on a small synthetic table.
+
+The real table comes from the ``analog-nasbench`` wheel (requirements-bench.txt); the test that
+reads it is skipped when the wheel is not installed and ``NASNAV_NB201_TABLE`` does not name it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import os
+import pickle
+import sys
+import types
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bench.nb201_data import EDGES, OPS, RestrictedUnpickler, installed_table, load_anb, nb201_space, space_table
+from nasnav.analysis import fitness_table
+from nasnav.config import SteeringConfig
+from nasnav.space import SearchSpace, Stage
+from nasnav.steering import propose_actions
+
+ANB_SHA256 = "85f3435b877aa2d36268d55ce07f6ff6d73643d17a840f1941745da5eb80db32"  # analog-nasbench 0.1.3's data.anb
+
+
+class _Remove:
+    """Unpickling this would delete a file: what a hostile table could do."""
+
+    def __init__(self, path: str):
+        self.path = path
+
+    def __reduce__(self):
+        return os.remove, (self.path,)
+
+
+def write_anb(path: Path, table: dict[tuple[int, ...], float], monkeypatch) -> None:
+    """A pickle in the wheel's format: {op tuple: analognasbench.data.Architecture} with drift records."""
+    mod = types.ModuleType("analognasbench.data")
+
+    class Architecture:
+        pass
+
+    class DriftMeasurement:
+        pass
+
+    for cls in (Architecture, DriftMeasurement):
+        cls.__module__, cls.__qualname__ = "analognasbench.data", cls.__name__
+        setattr(mod, cls.__name__, cls)
+    monkeypatch.setitem(sys.modules, "analognasbench", types.ModuleType("analognasbench"))
+    monkeypatch.setitem(sys.modules, "analognasbench.data", mod)
+    data = {}
+    for key, acc in table.items():
+        rec, drift = Architecture(), DriftMeasurement()
+        drift.__dict__.update(value=1.0, uncertainty=0.5)
+        rec.__dict__.update(architecture=key, baseline_accuracy=acc, ptq_accuracy=acc - 1, baseline_drift_60=drift)
+        data[key] = rec
+    path.write_bytes(pickle.dumps(data, protocol=4))
+
+
+def synthetic_table(n_ops: int = 3, seed: int = 0) -> dict[tuple[int, ...], float]:
+    """NAS-Bench-201-like: op 1 ("none") hurts, op 2 ("conv3x3") helps, and skip on edge 2 is bad on
+    average but best together with conv3x3 on every other edge (the interaction the real table has)."""
+    rng = np.random.default_rng(seed)
+    out = {}
+    for key in itertools.product(range(n_ops), repeat=len(EDGES)):
+        acc = 85 + sum(-4.0 * (o == 1) + 1.5 * (o == 2) for o in key) + rng.normal(0, 0.3)
+        if key[2] == 0:
+            acc += 2.0 if all(o == 2 for i, o in enumerate(key) if i != 2) else -2.0
+        out[key] = float(acc)
+    return out
+
+
+def test_restricted_unpickler_refuses_other_code_and_runs_nothing(tmp_path):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("still here")
+    bad = tmp_path / "bad.anb"
+    bad.write_bytes(pickle.dumps({(0,) * 6: _Remove(str(victim))}))
+    with pytest.raises(ValueError, match=r"bad\.anb: table pickle refers to (posix|os|nt)\.remove, which is not allowed"):
+        load_anb(bad)
+    assert victim.read_text() == "still here"
+    with pytest.raises(ValueError, match=r"builtins\.eval"):
+        RestrictedUnpickler(__import__("io").BytesIO(pickle.dumps(eval))).load()
+
+
+def test_reads_the_table_format_and_rejects_malformed_files(tmp_path, monkeypatch):
+    table = synthetic_table(2)
+    path = tmp_path / "data.anb"
+    write_anb(path, table, monkeypatch)
+    assert load_anb(path) == pytest.approx(table)
+    wrong = tmp_path / "wrong.anb"
+    write_anb(wrong, {(0, 1, 9, 0, 0, 0): 50.0}, monkeypatch)
+    with pytest.raises(ValueError, match=r"key \(0, 1, 9, 0, 0, 0\) is not a 6-tuple"):
+        load_anb(wrong)
+    (tmp_path / "junk.anb").write_bytes(b"not a pickle")
+    with pytest.raises(ValueError, match="not a readable table pickle"):
+        load_anb(tmp_path / "junk.anb")
+    with pytest.raises(ValueError, match="table file not found"):
+        load_anb(tmp_path / "missing.anb")
+    with pytest.raises(ValueError, match="has no entry for"):
+        space_table(table, nb201_space(3))  # the table covers 2 operations per edge, the space 3
+
+
+def test_tuned_policy_spares_a_component_bad_on_average_but_best_in_combination():
+    """Skip on s2 costs points on average (it needs "c" on the other stages, and mostly gets other
+    company), but with "c" everywhere else it makes the best cell, as skip on edge (1,4) does in
+    NAS-Bench-201. "x" is bad everywhere. The bench's tuned settings prune x, never skip."""
+    space = SearchSpace(tuple(Stage(f"s{i}", ("skip", "c", "d", "x")) for i in range(4)))
+    rng = np.random.default_rng(1)
+    rows = []
+    for arch in space:
+        ch = [c[0] for c in arch.choices]
+        acc = 0.80 + 0.01 * ch.count("c") - 0.05 * ch.count("x") + rng.normal(0, 0.003)
+        if ch[2] == "skip":
+            acc += 0.03 * sum(c == "c" for i, c in enumerate(ch) if i != 2) - 0.045
+        rows.append({"arch": str(arch), "one_shot_acc": acc})
+    df = pd.DataFrame(rows).sample(160, random_state=0)
+    best = max(rows, key=lambda r: r["one_shot_acc"])["arch"]
+    assert best == "c/c/skip/c"
+    sc = SteeringConfig(margin=0.0, tail_margin=0.0, confidence=0.9, min_space_size=4)
+    fit = fitness_table(df, space, confidence=sc.confidence, top=sc.protect_top)
+    row = fit.set_index(["stage", "component"])
+    assert row.loc[("s2", "skip"), "ci_high"] < row.loc[("s2", "c"), "ci_low"]  # bad on average, clearly
+    assert row.loc[("s2", "skip"), "in_top"] > 0  # ... but among the best candidates
+    pruned = {(a["stage"], a["component"]) for a in propose_actions(fit, space, sc)[0]}
+    assert ("s2", "x") in pruned and ("s2", "skip") not in pruned
+
+
+def test_bench_script_runs_on_a_small_synthetic_table(tmp_path, monkeypatch, capsys):
+    from bench import nb201_table
+
+    path = tmp_path / "data.anb"
+    write_anb(path, synthetic_table(3), monkeypatch)
+    assert nb201_table.main(["--table", str(path), "--subset", "3", "--quick", "--no-write"]) == 0
+    out = capsys.readouterr().out
+    assert "729 architectures (6 edges x 3 operations)" in out and "auto-pilot (tuned)" in out
+    assert "evolution search" in out and "What each change buys" in out and "Target at noise 1 pp" in out
+
+
+def _real_table() -> Path | None:
+    env = os.environ.get("NASNAV_NB201_TABLE")
+    return Path(env) if env else installed_table()
+
+
+@pytest.mark.skipif(_real_table() is None, reason="the analog-nasbench wheel is not installed "
+                    "(pip install -r requirements-bench.txt) and NASNAV_NB201_TABLE is not set")
+def test_the_real_table():
+    path = _real_table()
+    if path.suffix == ".anb":  # the file the wheel's RECORD lists
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == ANB_SHA256
+    table = load_anb(path)
+    assert len(table) == 15625 and len(OPS) ** len(EDGES) == 15625
+    best = max(table, key=table.get)
+    assert round(table[best], 2) == 94.07 and np.mean(list(table.values())) == pytest.approx(86.8, abs=0.05)
+    assert best == (2, 2, 0, 2, 3, 2)  # conv3x3 everywhere but skip on edge (1,4), conv1x1 on (2,4)
