@@ -46,3 +46,16 @@ def report(title: str, body: str, write: bool = True) -> None:
     if write:
         with open(BENCHMARKS, "a") as f:
             f.write(text)
+
+
+def log(msg: str) -> None:
+    """Progress line on stderr (flushed), with a clock: watch long runs with tail -f."""
+    print(f"{datetime.datetime.now():%H:%M:%S} {msg}", file=sys.stderr, flush=True)
+
+
+def set_threads(n: int | None) -> None:
+    """Pin torch's intra-op threads (None: leave torch's default)."""
+    if n:
+        import torch
+
+        torch.set_num_threads(n)

@@ -1,12 +1,27 @@
 """Ranking fidelity: does the supernet rank architectures as standalone training does?
 
     python bench/ranking.py --preset digits --archs 50 --seeds 3
-    python bench/ranking.py --preset tiny --archs 6 --seeds 2 --quick --no-write   # smoke test
+    python bench/ranking.py --preset mnist1d --archs 50 --seeds 3 --epochs 20
+    python bench/ranking.py --preset tiny --archs 6 --seeds 2 --epochs 2 --quick --no-write   # smoke test
 
-For each supernet training scheme (sampler) and budget: sample architectures uniformly from the
-preset's space, score each with the supernet (BN recalibrated), train each standalone with
-several seeds (mean = ground truth), and report Kendall tau, Spearman rho, top-5 hit, the spread
-of ground truth, and the ceiling: tau between two single-seed standalone trainings.
+Samples architectures uniformly from the preset's space, trains each standalone with several
+seeds (the mean validation accuracy is the ground truth; trainings are cached, see
+bench/standalone.py), then scores each with supernets trained under several **variants** and
+reports, per variant, Kendall tau, Spearman rho, top-5 hit (does the estimator's top 5 hold an
+architecture within 0.5 pp of the best ground truth?), with the spread of the ground truth and the
+**ceiling**: the mean Kendall tau between two single-seed standalone trainings (no estimator ranks
+better than training itself; the multi-seed mean is less noisy, so tau against it may exceed it).
+
+A variant is ``key=value,...`` (variants separated by ``;``), one table row each:
+
+- ``sampler``: uniform | fair (the engine's path samplers; default the preset's)
+- ``epochs``: supernet epochs, an integer or a multiple of the preset's (``3x``)
+- ``recal``: BatchNorm recalibration batches per candidate (default the preset's search.recal_batches)
+- ``kd``: 1 = in-place distillation: each step also trains the largest path (most parameters) on the
+  labels and the sampled path on its soft outputs (BigNAS / OFA style; twice the step cost)
+- ``score``: acc (one-shot accuracy, as the engine ranks) | loss (minus validation loss: continuous,
+  no ties on small validation sets)
+- ``ens``: average the scores of this many supernets trained with different seeds
 """
 
 from __future__ import annotations
@@ -14,6 +29,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from itertools import combinations
 from pathlib import Path
 
 import numpy as np
@@ -23,66 +39,71 @@ from scipy.stats import kendalltau, spearmanr
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import markdown_table, report  # noqa: E402
+from bench.common import log, markdown_table, report, set_threads  # noqa: E402
+from bench.standalone import StandaloneTrainer, fit  # noqa: E402
 from nasnav.config import load_config, preset_path  # noqa: E402
-from nasnav.evaluate import SupernetEvaluator, make_recal_batches  # noqa: E402
-from nasnav.module import SupernetModule, augment_batch, make_optimizer, path_sampler  # noqa: E402
+from nasnav.evaluate import CostModel, SupernetEvaluator, make_recal_batches  # noqa: E402
+from nasnav.module import path_sampler  # noqa: E402
 from nasnav.pipeline import load_data  # noqa: E402
-from nasnav.supernet import build_network  # noqa: E402
+from nasnav.space import Arch  # noqa: E402
+from nasnav.supernet import Supernet  # noqa: E402
+
+DEFAULT_VARIANTS = ("sampler=uniform; sampler=fair; sampler=fair,recal=16; sampler=fair,recal=16,score=loss; "
+                    "sampler=fair,recal=16,epochs=3x; sampler=fair,recal=16,kd=1; sampler=fair,recal=16,ens=3; "
+                    "sampler=fair,recal=16,epochs=3x,score=loss,ens=3")
 
 
-def _accuracy(forward, x, y) -> float:
-    with torch.no_grad():
-        return float((torch.cat([forward(c).argmax(1) for c in x.split(1024)]) == y).float().mean())
+def parse_variant(text: str, cfg) -> dict:
+    v = {"sampler": cfg.supernet.sampler, "epochs": cfg.supernet.epochs, "recal": cfg.search.recal_batches,
+         "kd": 0, "score": "acc", "ens": 1}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        key, _, val = part.partition("=")
+        key, val = key.strip(), val.strip()
+        if key not in v:
+            raise ValueError(f"variant '{text}': unknown key '{key}' (keys: {', '.join(v)})")
+        if key == "epochs" and val.endswith("x"):
+            v[key] = int(round(float(val[:-1]) * cfg.supernet.epochs))
+        elif key in ("sampler", "score"):
+            v[key] = val
+        else:
+            v[key] = int(val)
+    if v["score"] not in ("acc", "loss") or v["sampler"] not in ("uniform", "fair"):
+        raise ValueError(f"variant '{text}': score is acc|loss, sampler uniform|fair")
+    return v
 
 
-def _fit(net_forward, params, splits, epochs, section, seed, batch_size, augment, before_step=None) -> None:
-    """A plain training loop (the same optimiser and cosine schedule as the engine, less overhead)."""
-    opt = make_optimizer(params, section)
-    steps_per_epoch = max(1, len(splits.y_train) // batch_size)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs * steps_per_epoch)
-    g = torch.Generator().manual_seed(seed)
-    step = 0
-    for _ in range(epochs):
-        perm = torch.randperm(len(splits.y_train), generator=g)
-        for i in range(steps_per_epoch):
-            idx = perm[i * batch_size:(i + 1) * batch_size]
-            x, y = splits.x_train[idx], splits.y_train[idx]
-            if augment:
-                x = augment_batch(x, max(1, min(x.shape[2:]) // 16))
-            opt.zero_grad(set_to_none=True)
-            F.cross_entropy(net_forward(x, step), y).backward()
-            torch.nn.utils.clip_grad_norm_(params, 5.0)
-            opt.step()
-            sched.step()
-            step += 1
+def teacher_arch(space, net: Supernet, input_shape) -> Arch:
+    """Per stage, the active choice with the most parameters (the 'largest path')."""
+    cost = CostModel(net, input_shape)
+    choices = []
+    for i, s in enumerate(space.stages):
+        opts = list(s.choices())
+        choices.append(max(opts, key=lambda ch, i=i: sum(cost.table[(i, c)][0] for c in ch)))
+    return Arch(tuple(choices))
 
 
-def standalone_acc(cfg, space, arch, splits, seed: int, epochs: int) -> float:
-    torch.manual_seed(seed)
-    spec = splits.spec
-    net = build_network(space, arch, spec.kind, spec.shape[0], spec.num_classes).train()
-    rc = cfg.retrain
-    section = {"optimizer": rc.optimizer, "lr": rc.lr, "momentum": rc.momentum, "weight_decay": rc.weight_decay}
-    _fit(lambda x, s: net(x), list(net.parameters()), splits, epochs, section, seed, cfg.data.batch_size,
-         rc.augment and spec.kind != "tabular")
-    net.eval()
-    return _accuracy(net, splits.x_val, splits.y_val)
-
-
-def supernet_scores(cfg, space, archs, splits, sampler: str, epochs: int, seed: int) -> list[float]:
+def train_supernet(cfg, space, splits, sampler: str, epochs: int, seed: int, kd: bool) -> Supernet:
+    """The engine's Supernet and path sampler, trained by the benchmark's plain loop (no Lightning)."""
     torch.manual_seed(seed)
     spec = splits.spec
     sc = cfg.supernet
     section = {"optimizer": sc.optimizer, "lr": sc.lr, "momentum": sc.momentum, "weight_decay": sc.weight_decay}
-    module = SupernetModule(space.to_dict(), spec.kind, spec.shape[0], spec.num_classes, section, sampler=sampler, seed=seed)
-    net = module.net.train()
+    net = Supernet(space, spec.kind, spec.shape[0], spec.num_classes).train()
     sample = path_sampler(space, sampler, seed)
-    _fit(lambda x, s: net(x, sample(s)), list(net.parameters()), splits, epochs, section, seed, cfg.data.batch_size,
-         False)
-    recal = make_recal_batches(splits.x_train, cfg.search.recal_batches, cfg.data.batch_size, seed)
-    ev = SupernetEvaluator(net, recal, splits.x_val, splits.y_val, tuple(spec.shape))
-    return [ev(a)["one_shot_acc"] for a in archs]
+    extra = None
+    if kd:
+        big = teacher_arch(space, net, tuple(spec.shape))
+        net.train()
+
+        def extra(x, y, step):
+            t_logits = net(x, big)
+            s_logits = net(x, sample(step))
+            soft = F.kl_div(F.log_softmax(s_logits, 1), F.softmax(t_logits.detach(), 1), reduction="batchmean")
+            return F.cross_entropy(t_logits, y) + soft
+
+    fit(lambda x, s: net(x, sample(s)), list(net.parameters()), splits, epochs, section, seed,
+        cfg.data.batch_size, False, extra_loss=extra)
+    return net
 
 
 def top5_hit(pred, truth, tol=0.005) -> bool:
@@ -91,51 +112,94 @@ def top5_hit(pred, truth, tol=0.005) -> bool:
     return any(truth[i] >= best - tol for i in top)
 
 
+def sample_archs(space, n: int, seed: int = 0) -> list:
+    rng = np.random.default_rng(seed)
+    archs, seen = [], set()
+    while len(archs) < min(n, space.size()):
+        a = space.sample(rng)
+        if str(a) not in seen:
+            seen.add(str(a))
+            archs.append(a)
+    return archs
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--preset", default="digits")
     ap.add_argument("--archs", type=int, default=50)
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--epochs", type=int, default=None, help="standalone epochs (default: retrain.epochs)")
-    ap.add_argument("--budgets", default=None, help="comma-separated supernet epochs (default: supernet.epochs)")
-    ap.add_argument("--samplers", default="uniform,fair")
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--no-write", action="store_true")
+    ap.add_argument("--variants", default=DEFAULT_VARIANTS, help="';'-separated supernet variants (see the docstring)")
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    ap.add_argument("--cache", default="default", help="standalone cache file ('' = none)")
+    ap.add_argument("--quick", action="store_true", help="smoke test: two variants, shortened supernet budget")
+    ap.add_argument("--no-write", action="store_true", help="print only; do not append to BENCHMARKS.md")
     args = ap.parse_args(argv)
+    set_threads(args.threads)
     cfg = load_config(preset_path(args.preset))
     splits = load_data(cfg)
     space = cfg.search_space()
-    rng = np.random.default_rng(0)
-    archs = []
-    seen = set()
-    while len(archs) < min(args.archs, space.size()):
-        a = space.sample(rng)
-        if str(a) not in seen:
-            seen.add(str(a))
-            archs.append(a)
-    epochs = args.epochs or cfg.retrain.epochs
+    archs = sample_archs(space, args.archs)
+    trainer = StandaloneTrainer(cfg, splits, args.epochs, cache=args.cache)
     t0 = time.time()
-    truth_runs = np.array([[standalone_acc(cfg, space, a, splits, 100 + s, epochs) for a in archs]
-                           for s in range(args.seeds)])  # (seeds, archs)
+    truth_runs = np.zeros((args.seeds, len(archs)))  # (seeds, archs)
+    secs = 0.0
+    for i, a in enumerate(archs):
+        for s in range(args.seeds):
+            r = trainer(a, 100 + s)
+            truth_runs[s, i] = r["val_acc"]
+            secs += r["seconds"]
+        log(f"[ranking {args.preset}] ground truth {i + 1}/{len(archs)} {a}: {truth_runs[:, i].round(4)}")
     t_truth = time.time() - t0
     truth = truth_runs.mean(0)
-    ceiling = kendalltau(truth_runs[0], truth_runs[1])[0] if args.seeds >= 2 else float("nan")
-    budgets = [int(b) for b in args.budgets.split(",")] if args.budgets else [cfg.supernet.epochs]
+    pairs = [kendalltau(truth_runs[i], truth_runs[j])[0] for i, j in combinations(range(args.seeds), 2)]
+    ceiling = float(np.mean(pairs)) if pairs else float("nan")
+    seed_std = float(truth_runs.std(0, ddof=1).mean()) if args.seeds >= 2 else float("nan")
+    variants = [v.strip() for v in args.variants.split(";") if v.strip()]
+    if args.quick:
+        variants = variants[:2]
+    scored: dict[tuple, tuple[np.ndarray, np.ndarray, float]] = {}
     rows = []
-    for sampler in args.samplers.split(","):
-        for budget in budgets:
-            t = time.time()
-            pred = supernet_scores(cfg, space, archs, splits, sampler, budget, cfg.seed)
-            tau, p = kendalltau(pred, truth)
-            rho = spearmanr(pred, truth)[0]
-            rows.append({"scheme": sampler, "supernet epochs": budget, "N": len(archs), "tau": f"{tau:.3f}",
-                         "p": f"{p:.2g}", "rho": f"{rho:.3f}", "ceiling tau": f"{ceiling:.3f}",
-                         "tau / ceiling": f"{tau / ceiling:.2f}" if ceiling > 0 else "-",
-                         "top-5 hit": "yes" if top5_hit(pred, truth) else "no",
-                         "seconds": f"{time.time() - t:.0f}"})
-    body = (f"Ground truth: {args.seeds} seeds x {len(archs)} architectures, {epochs} epochs each "
-            f"({t_truth:.0f} s); accuracy spread {truth.min():.3f}..{truth.max():.3f} "
-            f"(std {truth.std():.3f}); seed-to-seed tau (ceiling) {ceiling:.3f}.\n\n" + markdown_table(rows))
+    for text in variants:
+        v = parse_variant(text, cfg)
+        if args.quick:
+            v["epochs"] = min(v["epochs"], 2)
+        accs, losses, t_var = [], [], 0.0
+        for e in range(v["ens"]):
+            key = (v["sampler"], v["epochs"], v["kd"], v["recal"], cfg.seed + e)
+            if key not in scored:
+                t = time.time()
+                net = train_supernet(cfg, space, splits, v["sampler"], v["epochs"], cfg.seed + e, bool(v["kd"]))
+                t_train = time.time() - t
+                recal = make_recal_batches(splits.x_train, v["recal"], cfg.data.batch_size, cfg.seed)
+                ev = SupernetEvaluator(net, recal, splits.x_val, splits.y_val, tuple(splits.spec.shape))
+                res = [ev(a) for a in archs]
+                scored[key] = (np.array([r["one_shot_acc"] for r in res]), np.array([r["val_loss"] for r in res]),
+                               time.time() - t)
+                log(f"[ranking {args.preset}] supernet {key}: trained in {t_train:.1f} s")
+            a_, l_, tt = scored[key]
+            accs.append(a_)
+            losses.append(l_)
+            t_var += tt
+        pred = np.mean(accs, 0) if v["score"] == "acc" else -np.mean(losses, 0)
+        tau, p = kendalltau(pred, truth)
+        rho = spearmanr(pred, truth)[0]
+        ratio = tau / ceiling if ceiling > 0 else float("nan")
+        rows.append({"variant": text, "supernet epochs": v["epochs"], "N": len(archs), "tau": f"{tau:.3f}",
+                     "p": f"{p:.1g}", "rho": f"{rho:.3f}",
+                     "tau / ceiling": f"{ratio:.2f}" if ceiling > 0 else "-",
+                     "top-5 hit": "yes" if top5_hit(pred, truth) else "no",
+                     "target (tau >= 0.8 and >= 0.9 ceiling)": "met" if tau >= 0.8 and ratio >= 0.9 else "missed",
+                     "supernet + scoring s": f"{t_var:.0f}"})
+        log(f"[ranking {args.preset}] {text}: tau {tau:.3f} rho {rho:.3f}")
+    body = (f"Preset `{args.preset}` ({space.size():,} architectures). Ground truth: {len(archs)} architectures "
+            f"sampled uniformly x {args.seeds} seeds, {trainer.epochs} standalone epochs each (validation "
+            f"accuracy, mean over seeds; {secs:.0f} s of training, {t_truth:.0f} s here with the cache). "
+            f"Ground-truth spread {truth.min():.3f}..{truth.max():.3f} (std across archs {truth.std():.3f}; "
+            f"mean seed-to-seed std per arch {seed_std:.3f}). **Ceiling** (mean tau between two single-seed "
+            f"trainings, {len(pairs)} pairs): {ceiling:.3f} "
+            f"[{', '.join(f'{x:.3f}' for x in pairs)}]. Validation set: {len(splits.y_val)} samples.\n\n"
+            + markdown_table(rows))
     report(f"Ranking fidelity ({args.preset})", body, write=not args.no_write)
 
 

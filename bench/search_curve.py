@@ -22,7 +22,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import markdown_table, report  # noqa: E402
+from bench.common import markdown_table, report, set_threads  # noqa: E402
 from nasnav.config import load_config, preset_path  # noqa: E402
 from nasnav.headless import supernet_evaluator  # noqa: E402
 from nasnav.pipeline import create_run, train_supernet  # noqa: E402
@@ -55,8 +55,10 @@ def main(argv=None) -> None:
     ap.add_argument("--budget", type=int, default=200)
     ap.add_argument("--seeds", type=int, default=10)
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides")
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     ap.add_argument("--no-write", action="store_true", help="print only; do not append to BENCHMARKS.md")
     args = ap.parse_args(argv)
+    set_threads(args.threads)
     cfg = load_config(preset_path(args.preset), args.set)
     space = cfg.search_space()
     with tempfile.TemporaryDirectory() as tmp:

@@ -1,0 +1,85 @@
+"""Smoke tests: every benchmark script runs end to end on the tiny preset (correctness, not speed).
+
+Each runs as its own process (``--threads 1`` would otherwise leak into the test process) with
+``--no-write``, so BENCHMARKS.md is never touched, and with the standalone-training cache in a
+temporary file.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+BENCHMARKS = ROOT / "BENCHMARKS.md"
+
+SCRIPTS = {
+    "throughput": (["--preset", "tiny", "--quick", "--methods", "mds,pca"], "Engine throughput (tiny)"),
+    "ranking": (["--preset", "tiny", "--archs", "6", "--seeds", "2", "--epochs", "1", "--quick"],
+                "Ranking fidelity (tiny)"),
+    "search_curve": (["--preset", "tiny", "--budget", "12", "--seeds", "2"], "Search: evolution vs random"),
+    "search_efficiency": (["--preset", "tiny", "--reps", "1", "--epochs", "1", "--max-evals", "3", "--quick"],
+                          "Search efficiency (tiny)"),
+    "explore_render": (["--quick", "--candidates", "40", "--reps", "1"], "Explore page render (40 candidates"),
+}
+
+
+def _run(script: str, args: list[str], tmp_path: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "NASNAV_BENCH_CACHE": str(tmp_path / "standalone.jsonl"), "PYTHONWARNINGS": "ignore"}
+    return subprocess.run([sys.executable, str(ROOT / "bench" / f"{script}.py"), *args, "--no-write", "--threads", "1"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize("script", sorted(SCRIPTS))
+def test_bench_script_runs_on_tiny(script, tmp_path):
+    before = BENCHMARKS.read_bytes() if BENCHMARKS.exists() else None
+    args, title = SCRIPTS[script]
+    if script == "search_efficiency":
+        pytest.importorskip("optuna")
+    if script == "explore_render":
+        pytest.importorskip("playwright")
+        from bench.explore_render import chromium_path
+
+        if chromium_path() is None:
+            pytest.skip("explore_render needs Chromium")
+    proc = _run(script, args, tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert title in proc.stdout
+    assert "|---|" in proc.stdout  # a markdown table was printed
+    after = BENCHMARKS.read_bytes() if BENCHMARKS.exists() else None
+    assert before == after  # --no-write: nothing appended
+
+
+def test_ranking_variants_parse():
+    from bench.ranking import parse_variant
+    from nasnav.config import load_config, preset_path
+
+    cfg = load_config(preset_path("tiny"))
+    v = parse_variant("sampler=uniform,epochs=3x,recal=16,kd=1,score=loss,ens=2", cfg)
+    assert v == {"sampler": "uniform", "epochs": 3 * cfg.supernet.epochs, "recal": 16, "kd": 1, "score": "loss",
+                 "ens": 2}
+    assert parse_variant("", cfg)["sampler"] == cfg.supernet.sampler
+    with pytest.raises(ValueError, match="unknown key"):
+        parse_variant("lr=3", cfg)
+
+
+def test_standalone_cache_reuses_results(tmp_path):
+    from bench.standalone import StandaloneTrainer
+    from nasnav.config import load_config, preset_path
+    from nasnav.pipeline import load_data
+
+    cfg = load_config(preset_path("tiny"))
+    splits = load_data(cfg)
+    arch = str(cfg.search_space().sample(__import__("numpy").random.default_rng(0)))
+    cache = tmp_path / "c.jsonl"
+    first = StandaloneTrainer(cfg, splits, epochs=1, cache=cache)(arch, 3)
+    assert not first["cached"] and 0.0 <= first["test_acc"] <= 1.0
+    again = StandaloneTrainer(cfg, splits, epochs=1, cache=cache)(arch, 3)
+    assert again["cached"] and again["val_acc"] == first["val_acc"] and again["seconds"] == first["seconds"]
+    other = StandaloneTrainer(cfg, splits, epochs=2, cache=cache)(arch, 3)  # another budget: another key
+    assert not other["cached"]
