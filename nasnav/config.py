@@ -76,6 +76,7 @@ class SupernetConfig:
     sampler: str = "fair"  # uniform: random path per step; fair: every component equally often
     label_smoothing: float = 0.0
     grad_clip: float | None = 5.0
+    distill: bool = False  # in-place distillation from the largest path (twice the step cost; ranks better)
 
 
 @dataclass

@@ -91,16 +91,38 @@ class SupernetModule(_Classifier):
     gradient is None, so they get no momentum or weight-decay update either.
     Validation scores one random path per batch with batch statistics (running statistics of
     a supernet are a mix of paths; one-shot scores recalibrate them instead, see evaluate.py).
+
+    ``distill`` (in-place distillation, as BigNAS / OFA): each step also trains the largest path
+    (most parameters) on the labels, and the sampled path learns from the largest path's soft
+    outputs instead of the labels. Twice the step cost; the logged loss and accuracy stay those
+    of the sampled path.
     """
 
     def __init__(self, space: dict, kind: str, in_channels: int, num_classes: int, optim: dict,
-                 sampler: str = "fair", seed: int = 0, label_smoothing: float = 0.0, step_offset: int = 0):
+                 sampler: str = "fair", seed: int = 0, label_smoothing: float = 0.0, step_offset: int = 0,
+                 distill: bool = False):
         super().__init__()
         self.save_hyperparameters()
         self.space = SearchSpace.from_dict(space, kind)
         self.net = Supernet(self.space, kind, in_channels, num_classes)
         self._sample = path_sampler(self.space, sampler, seed)
         self._val_sample = path_sampler(self.space, "uniform", seed + 7919)
+        self._teacher = self.net.largest_path(self.space) if distill else None
+
+    def training_step(self, batch, batch_idx):
+        if self._teacher is None:
+            return super().training_step(batch, batch_idx)
+        x, y = batch
+        smoothing = self.hparams.label_smoothing
+        t_logits = self.net(x, self._teacher)
+        logits = self.net(x, self._sample(self.global_step + self.hparams.step_offset))
+        soft = F.kl_div(F.log_softmax(logits, 1), F.softmax(t_logits.detach(), 1), reduction="batchmean")
+        loss = F.cross_entropy(t_logits, y, label_smoothing=smoothing) + soft
+        self.log("train_loss", F.cross_entropy(logits.detach(), y), on_step=False, on_epoch=True, prog_bar=True,
+                 sync_dist=True)
+        self.log("train_acc", (logits.argmax(1) == y).float().mean(), on_step=False, on_epoch=True, prog_bar=True,
+                 sync_dist=True)
+        return loss
 
     def _logits(self, x, stage):
         if stage == "train":

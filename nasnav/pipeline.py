@@ -282,7 +282,8 @@ def train_supernet(run: RunDir, cfg: Config, k: int | None = None, resume: bool 
     optim = {"optimizer": sc.optimizer, "lr": sc.lr if k == 0 else sc.lr * 0.5, "momentum": sc.momentum,
              "weight_decay": sc.weight_decay, "schedule": sc.schedule}
     module = SupernetModule(space.to_dict(), spec.kind, spec.shape[0], spec.num_classes, optim,
-                            sampler=sc.sampler, seed=cfg.seed + 1000 * k, label_smoothing=sc.label_smoothing)
+                            sampler=sc.sampler, seed=cfg.seed + 1000 * k, label_smoothing=sc.label_smoothing,
+                            distill=sc.distill)
     if k > 0 and epochs > 0:
         prev = load_checkpoint(run.round_dir(k - 1) / CKPT_NAME)
         warm_start(module.net, prev["state_dict"])

@@ -70,6 +70,14 @@ class Supernet(nn.Module):
             mods.extend(stage.ops[c] for c in choice)
         return mods
 
+    def largest_path(self, space: SearchSpace) -> Arch:
+        """Per stage of ``space`` (pruned or not), the allowed choice with the most parameters: the
+        teacher of in-place distillation (``supernet.distill``). Ties go to the earlier choice."""
+        def size(i: int, choice: tuple[str, ...]) -> int:
+            return sum(p.numel() for c in choice for p in self.stages[i].ops[c].parameters())
+
+        return Arch(tuple(max(st.choices(), key=lambda ch, i=i: size(i, ch)) for i, st in enumerate(space.stages)))
+
     def component_parameters(self, stage: int, component: str) -> list[nn.Parameter]:
         return list(self.stages[stage].ops[component].parameters())
 

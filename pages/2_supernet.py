@@ -21,7 +21,8 @@ with widgets.guarded():  # every error is a message on the page, never a traceba
     space = store.space(run, cfg, k)
     st.caption(f"Round {k}: {space.size():,} architectures · {epochs} epoch(s) "
                f"{'from scratch' if k == 0 else 'warm-started from round ' + str(k - 1)} · "
-               f"{cfg.supernet.optimizer}, lr {cfg.supernet.lr}, sampler {cfg.supernet.sampler}")
+               f"{cfg.supernet.optimizer}, lr {cfg.supernet.lr}, sampler {cfg.supernet.sampler}"
+               f"{' · distilled from the largest path' if cfg.supernet.distill else ''}")
 
     resume_ok = (rdir / "lightning" / "last.ckpt").exists()
     widgets.job_panel(

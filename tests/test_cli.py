@@ -6,7 +6,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 import yaml
 
 from nasnav.cli import main
@@ -18,14 +17,7 @@ TINY = str(REPO / "configs" / "tiny.yaml")
 FAST = ["steering.autopilot=false", "supernet.epochs=3", "retrain.epochs=2"]  # the tiny preset, shorter
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny networks gain nothing from a second thread, and on a shared 2-core machine two OpenMP
-    threads can stall each other badly (measured: a retrain 5x slower under load); restored after."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("single_thread")  # tiny networks: one thread (conftest)
 
 
 def nasnav(*args, timeout=300):
@@ -77,6 +69,19 @@ def test_same_config_and_seed_give_identical_candidates(tiny_run, tmp_path, caps
     assert len(first) == 24
     assert list(first["arch"]) == list(second["arch"])
     assert list(first["one_shot_acc"]) == list(second["one_shot_acc"])
+
+
+def test_distilled_supernet_trains_and_scores_differently(tiny_run, tmp_path):
+    """supernet.distill=true goes through Lightning end to end (a real run) and changes the
+    supernet: the same candidates get other one-shot scores than without it."""
+    path, _ = tiny_run
+    assert main(["run", TINY, "--run-dir", str(tmp_path / "kd"), "--set", *FAST, "supernet.distill=true",
+                 "search.budget=8"]) == 0
+    plain, kd = (read_csv(p / "rounds" / "000" / "candidates.csv") for p in (path, tmp_path / "kd"))
+    both = plain.merge(kd, on="arch", suffixes=("", "_kd"))
+    assert len(both) >= 4 and kd["one_shot_acc"].notna().all()
+    assert (both["one_shot_acc"] != both["one_shot_acc_kd"]).any()
+    assert len(read_csv(tmp_path / "kd" / "rounds" / "000" / "metrics.csv")) == 3
 
 
 def test_validate_good_and_bad_config(tmp_path, capsys):

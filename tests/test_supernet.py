@@ -408,3 +408,45 @@ def test_lightning_fit_leaves_pruned_components_untouched(nas):
     for k in pruned_keys:
         assert torch.equal(before[k], after[k]), k
     assert not torch.equal(before["stem.0.weight"], after["stem.0.weight"])
+
+
+# ---- in-place distillation (supernet.distill) ------------------------------------------------
+def test_largest_path_has_the_most_parameters_and_respects_pruning(nas):
+    space = nas.image_space()
+    net = Supernet(space, "image", 1, 3)
+    n_params = lambda arch: sum(p.numel() for m in net.path_modules(arch) for p in m.parameters())  # noqa: E731
+    big = net.largest_path(space)
+    assert space.contains(big)
+    assert all(n_params(big) >= n_params(a) for a in random_archs(space, 40))
+    pruned = space.prune(space.stages[0].name, big.choices[0][0])
+    smaller = net.largest_path(pruned)
+    assert pruned.contains(smaller) and smaller.choices[0] != big.choices[0]
+
+
+def test_distill_step_trains_the_largest_and_the_sampled_path_only(nas):
+    torch.manual_seed(0)
+    space = nas.image_space().prune("s1", "conv3x3")
+    module = SupernetModule(space.to_dict(), "image", 1, 3, OPTIM, sampler="fair", seed=0, distill=True)
+    module.log = lambda *a, **k: None  # no trainer here: logging is Lightning's business
+    net = module.net.train()
+    teacher, student = module._teacher, module._sample(0)
+    assert teacher == net.largest_path(space) and teacher != student
+    x, y = torch.randn(8, 1, 8, 8), torch.randint(0, 3, (8,))
+    loss = module.training_step((x, y), 0)
+    assert torch.isfinite(loss)
+    loss.backward()
+    for i, stage in enumerate(net.space.stages):
+        for c in stage.candidates:
+            grads = [p.grad for p in net.component_parameters(i, c)]
+            used = c in teacher.choices[i] or c in student.choices[i]
+            if used and grads:
+                assert any(g is not None and g.abs().sum() > 0 for g in grads), (stage.name, c)
+            if not used:
+                assert all(g is None for g in grads), f"{stage.name}:{c} got a gradient but was on no path"
+    # the sampled path learns from the teacher's outputs, not from the labels: with the teacher's
+    # logits equal to the student's, the distillation term vanishes
+    module._teacher = student
+    module.zero_grad()
+    same = module.training_step((x, y), 0)
+    ce = F.cross_entropy(net(x, student), y)
+    assert torch.allclose(same, ce, atol=1e-5)
