@@ -12,7 +12,7 @@ in system Chromium through Playwright:
 - **load**: from navigation until the scatterplot is drawn and Streamlit has finished the script
   run (the status widget is gone); the first load of a fresh server process is reported apart;
 - **brush -> selection**: from releasing a rectangle drag over the scatterplot until the selection
-  summary ("Mean one-shot acc") is on the page.
+  summary ("Mean one-shot acc"), or the notice that the rectangle holds no candidate, is on the page.
 
 Needs Chromium (``/usr/bin/chromium`` or ``NASNAV_CHROMIUM``) and the ``playwright`` package.
 """
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -104,7 +105,8 @@ def brush_time(page, frac: tuple[float, float, float, float]) -> float:
     page.mouse.move(x1, y1, steps=5)
     t = time.perf_counter()
     page.mouse.up()
-    page.get_by_text("Mean one-shot acc").first.wait_for(timeout=120_000)
+    # the summary of a selection, or the notice that the rectangle holds no scored candidate
+    page.get_by_text(re.compile("Mean one-shot acc|holds no scored candidate")).first.wait_for(timeout=120_000)
     settle(page)
     return time.perf_counter() - t
 

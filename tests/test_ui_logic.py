@@ -42,6 +42,14 @@ def test_clicks_and_attribute_style_events(pts):
     assert selection.archs_from_selection({"pick": [{"arch": "zzz"}]}, pts) == []
 
 
+def test_an_empty_rectangle_is_told_apart_from_no_selection(pts):
+    empty = {"brush": {"x": [8.0, 9.0], "y": [8.0, 9.0]}}
+    assert selection.archs_from_selection(empty, pts) == [] and selection.is_drawn(empty)
+    assert selection.is_drawn(SimpleNamespace(brush={}, pick=[{"arch": "zzz"}]))
+    for nothing in (None, {}, {"brush": {}, "pick": []}, SimpleNamespace(brush={}, pick=[])):
+        assert not selection.is_drawn(nothing)
+
+
 def test_components_used_and_readable_actions(small_space):
     used = selection.components_used(small_space, ["conv3x3/conv1x1+skip/dilconv3x3", "skip/conv1x1/dilconv3x3"])
     assert used[("s1", "conv3x3")] == 0.5 and used[("s2", "conv1x1")] == 1.0 and used[("s3", "dilconv3x3")] == 1.0

@@ -111,11 +111,13 @@ def scatter_and_selection(run: RunDir, cfg, k: int, space: SearchSpace) -> None:
                                     key=f"ex_scatter_{k}_{method}", on_select="rerun",
                                     selection_mode=[charts.BRUSH, charts.PICK], width="stretch")
             st.session_state["ex_render_s"] = time.perf_counter() - t0
-        chart_sel = selection.archs_from_selection(getattr(event, "selection", None), points)
+        event_sel = getattr(event, "selection", None)
+        chart_sel = selection.archs_from_selection(event_sel, points)
         with right:
             src, sel = active_selection(run, chart_sel)
             st.session_state[SEL_KEY] = sel
-            selection_panel(run, cfg, k, space, cands, sel, src)
+            drawn = src == "chart selection" and selection.is_drawn(event_sel)
+            selection_panel(run, cfg, k, space, cands, sel, src, drawn=drawn)
         if sel:
             d1, d2 = st.columns([3, 2])
             with d1:
@@ -145,8 +147,13 @@ def spotcheck_line(run: RunDir, k: int) -> str:
 
 
 def selection_panel(run: RunDir, cfg, k: int, space: SearchSpace, cands: pd.DataFrame, sel: list[str],
-                    src: str) -> None:
-    """The selected candidates: count, table and the actions on them."""
+                    src: str, drawn: bool = False) -> None:
+    """The selected candidates: count, table and the actions on them. ``drawn``: a rectangle or
+    clicked points exist on the chart (then an empty selection means they hold no scored candidate)."""
+    if not sel and drawn:
+        st.info("The rectangle holds no scored candidate (grey points are not scored yet). Drag a larger one, "
+                "or double-click the chart to clear it.", icon=":material/touch_app:")
+        return
     if not sel:
         st.info("Nothing selected. Drag a rectangle over the scatterplot (brush) or click points "
                 "(shift-click adds); double-click clears.", icon=":material/touch_app:")

@@ -20,6 +20,12 @@ def _get(obj: Any, key: str) -> Any:
     return getattr(obj, key, None)
 
 
+def is_drawn(selection: Any) -> bool:
+    """Whether the event holds a brush rectangle or clicked points at all (they may hold no candidate)."""
+    brush, picked = _get(selection, BRUSH), _get(selection, PICK)
+    return bool(isinstance(brush, Mapping) and any(f in brush for f in ("x", "y"))) or bool(picked)
+
+
 def archs_from_selection(selection: Any, points: pd.DataFrame, scored_only: bool = True) -> list[str]:
     """Architectures in the brush (``{"x": [lo, hi], "y": [lo, hi]}``) or clicked
     (``[{"arch": ...}, ...]``), best one-shot accuracy first.
