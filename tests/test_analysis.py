@@ -169,18 +169,7 @@ def test_analyze_round_writes_files(tmp_path):
     assert res["fitness"].set_index(["stage", "component"]).loc[("s1", "skip"), "ci_high"] < 0
 
 
-@pytest.fixture
-def one_thread():
-    """Tiny networks run faster on one thread, and far faster on a busy machine (no OpenMP spinning)."""
-    import torch
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-def test_supernet_with_a_harmful_component(tmp_path, one_thread):
+def test_supernet_with_a_harmful_component(tmp_path, single_thread):
     """A real (tiny) supernet whose s1:conv3x3 weights are replaced by large noise: the fitness
     interval of that component lies below zero."""
     import torch

@@ -27,15 +27,7 @@ OVERRIDES = ["space.stages[0].select=any", "space.stages[0].max_active=3",
              "search.budget=30", "search.projection=pca", "supernet.epochs=3"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny networks run faster on one thread, and far faster on a busy machine (no OpenMP spinning)."""
-    import torch
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("single_thread")  # tiny networks: one thread (conftest)
 
 
 @pytest.fixture(scope="module")

@@ -16,14 +16,7 @@ REPO = Path(__file__).resolve().parent.parent
 FAST = ["steering.autopilot=false", "supernet.epochs=2", "search.budget=8", "retrain.epochs=2"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny networks gain nothing from a second thread, and on a shared 2-core machine two OpenMP
-    threads can stall each other badly (measured: a retrain 5x slower under load); restored after."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("single_thread")  # tiny networks: one thread (conftest)
 
 
 def make_run(path, *overrides):

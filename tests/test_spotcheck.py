@@ -5,7 +5,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 from nasnav import pipeline, spotcheck
 from nasnav.cli import main
@@ -17,14 +16,7 @@ from nasnav.runs import read_csv, read_json
 REPO = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny networks gain nothing from a second thread, and on a shared 2-core machine two OpenMP
-    threads can stall each other badly (measured: a retrain 5x slower under load); restored after."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("single_thread")  # tiny networks: one thread (conftest)
 
 
 @pytest.fixture(scope="module")
