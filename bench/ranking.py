@@ -22,6 +22,10 @@ A variant is ``key=value,...`` (variants separated by ``;``), one table row each
 - ``score``: acc (one-shot accuracy, as the engine ranks) | loss (minus validation loss: continuous,
   no ties on small validation sets)
 - ``ens``: average the scores of this many supernets trained with different seeds
+- ``seed``: added to the preset's seed for the supernet (another draw of the same variant)
+- ``engine``: 1 = train the supernet with nasnav's own pipeline (Lightning, ``pipeline.train_supernet``
+  in a scratch run directory, the preset's optimiser and schedule, ``supernet.distill`` for ``kd``) and
+  score with the pipeline's evaluator: what a user of the preset gets; 0 = the benchmark's plain loop
 """
 
 from __future__ import annotations
@@ -42,10 +46,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import log, markdown_table, report, set_threads  # noqa: E402
 from bench.standalone import StandaloneTrainer, fit  # noqa: E402
 from nasnav.config import load_config, preset_path  # noqa: E402
-from nasnav.evaluate import CostModel, SupernetEvaluator, make_recal_batches  # noqa: E402
+from nasnav.evaluate import SupernetEvaluator, make_recal_batches  # noqa: E402
 from nasnav.module import path_sampler  # noqa: E402
 from nasnav.pipeline import load_data  # noqa: E402
-from nasnav.space import Arch  # noqa: E402
 from nasnav.supernet import Supernet  # noqa: E402
 
 DEFAULT_VARIANTS = ("sampler=uniform; sampler=fair; sampler=fair,recal=16; sampler=fair,recal=16,score=loss; "
@@ -55,7 +58,7 @@ DEFAULT_VARIANTS = ("sampler=uniform; sampler=fair; sampler=fair,recal=16; sampl
 
 def parse_variant(text: str, cfg) -> dict:
     v = {"sampler": cfg.supernet.sampler, "epochs": cfg.supernet.epochs, "recal": cfg.search.recal_batches,
-         "kd": 0, "score": "acc", "ens": 1}
+         "kd": 0, "score": "acc", "ens": 1, "seed": 0, "engine": 0}
     for part in filter(None, (p.strip() for p in text.split(","))):
         key, _, val = part.partition("=")
         key, val = key.strip(), val.strip()
@@ -67,19 +70,12 @@ def parse_variant(text: str, cfg) -> dict:
             v[key] = val
         else:
             v[key] = int(val)
+    if v["engine"] and (v["seed"] or v["ens"] > 1):
+        raise ValueError(f"variant '{text}': engine=1 trains with the preset's seed (it draws the data split too), "
+                         "so it takes neither seed= nor ens= > 1")
     if v["score"] not in ("acc", "loss") or v["sampler"] not in ("uniform", "fair"):
         raise ValueError(f"variant '{text}': score is acc|loss, sampler uniform|fair")
     return v
-
-
-def teacher_arch(space, net: Supernet, input_shape) -> Arch:
-    """Per stage, the active choice with the most parameters (the 'largest path')."""
-    cost = CostModel(net, input_shape)
-    choices = []
-    for i, s in enumerate(space.stages):
-        opts = list(s.choices())
-        choices.append(max(opts, key=lambda ch, i=i: sum(cost.table[(i, c)][0] for c in ch)))
-    return Arch(tuple(choices))
 
 
 def train_supernet(cfg, space, splits, sampler: str, epochs: int, seed: int, kd: bool) -> Supernet:
@@ -92,7 +88,7 @@ def train_supernet(cfg, space, splits, sampler: str, epochs: int, seed: int, kd:
     sample = path_sampler(space, sampler, seed)
     extra = None
     if kd:
-        big = teacher_arch(space, net, tuple(spec.shape))
+        big = net.largest_path(space)  # the engine's teacher (supernet.distill)
         net.train()
 
         def extra(x, y, step):
@@ -104,6 +100,24 @@ def train_supernet(cfg, space, splits, sampler: str, epochs: int, seed: int, kd:
     fit(lambda x, s: net(x, sample(s)), list(net.parameters()), splits, epochs, section, seed,
         cfg.data.batch_size, False, extra_loss=extra)
     return net
+
+
+def engine_evaluator(config_path, v: dict):
+    """The variant's supernet trained by nasnav's pipeline in a scratch run; its one-shot evaluator.
+    The run keeps the preset's seed: it also draws the data split the ground truth was measured on."""
+    import tempfile
+
+    from nasnav.headless import supernet_evaluator
+    from nasnav.pipeline import create_run
+    from nasnav.pipeline import train_supernet as pipeline_train
+
+    over = [f"supernet.sampler={v['sampler']}", f"supernet.epochs={v['epochs']}", f"supernet.distill={bool(v['kd'])}",
+            f"search.recal_batches={v['recal']}", "trainer.devices=1", "trainer.enable_progress_bar=false"]
+    run_cfg = load_config(config_path, over)
+    with tempfile.TemporaryDirectory(prefix="nasnav-rank-") as tmp:
+        run = create_run(run_cfg, Path(tmp) / "run")
+        pipeline_train(run, run_cfg, 0)
+        return supernet_evaluator(run, run_cfg, 0)
 
 
 def top5_hit(pred, truth, tol=0.005) -> bool:
@@ -125,7 +139,7 @@ def sample_archs(space, n: int, seed: int = 0) -> list:
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--preset", default="digits")
+    ap.add_argument("--preset", default="digits", help="a preset name or a config file (.yaml)")
     ap.add_argument("--archs", type=int, default=50)
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--epochs", type=int, default=None, help="standalone epochs (default: retrain.epochs)")
@@ -136,7 +150,8 @@ def main(argv=None) -> None:
     ap.add_argument("--no-write", action="store_true", help="print only; do not append to BENCHMARKS.md")
     args = ap.parse_args(argv)
     set_threads(args.threads)
-    cfg = load_config(preset_path(args.preset))
+    config_path = args.preset if args.preset.endswith((".yaml", ".yml")) else preset_path(args.preset)
+    cfg = load_config(config_path)
     splits = load_data(cfg)
     space = cfg.search_space()
     archs = sample_archs(space, args.archs)
@@ -166,13 +181,17 @@ def main(argv=None) -> None:
             v["epochs"] = min(v["epochs"], 2)
         accs, losses, t_var = [], [], 0.0
         for e in range(v["ens"]):
-            key = (v["sampler"], v["epochs"], v["kd"], v["recal"], cfg.seed + e)
+            seed = cfg.seed + v["seed"] + e
+            key = (v["sampler"], v["epochs"], v["kd"], v["recal"], seed, v["engine"])
             if key not in scored:
                 t = time.time()
-                net = train_supernet(cfg, space, splits, v["sampler"], v["epochs"], cfg.seed + e, bool(v["kd"]))
+                if v["engine"]:
+                    ev = engine_evaluator(config_path, v)
+                else:
+                    net = train_supernet(cfg, space, splits, v["sampler"], v["epochs"], seed, bool(v["kd"]))
+                    recal = make_recal_batches(splits.x_train, v["recal"], cfg.data.batch_size, cfg.seed)
+                    ev = SupernetEvaluator(net, recal, splits.x_val, splits.y_val, tuple(splits.spec.shape))
                 t_train = time.time() - t
-                recal = make_recal_batches(splits.x_train, v["recal"], cfg.data.batch_size, cfg.seed)
-                ev = SupernetEvaluator(net, recal, splits.x_val, splits.y_val, tuple(splits.spec.shape))
                 res = [ev(a) for a in archs]
                 scored[key] = (np.array([r["one_shot_acc"] for r in res]), np.array([r["val_loss"] for r in res]),
                                time.time() - t)

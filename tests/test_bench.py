@@ -20,7 +20,8 @@ BENCHMARKS = ROOT / "BENCHMARKS.md"
 
 SCRIPTS = {
     "throughput": (["--preset", "tiny", "--quick", "--methods", "mds,pca"], "Engine throughput (tiny)"),
-    "ranking": (["--preset", "tiny", "--archs", "6", "--seeds", "2", "--epochs", "1", "--quick"],
+    "ranking": (["--preset", "tiny", "--archs", "6", "--seeds", "2", "--epochs", "1", "--quick",
+                 "--variants", "sampler=fair; engine=1,kd=1"],
                 "Ranking fidelity (tiny)"),
     "search_curve": (["--preset", "tiny", "--budget", "12", "--seeds", "2"], "Search: evolution vs random"),
     "search_efficiency": (["--preset", "tiny", "--reps", "1", "--epochs", "1", "--max-evals", "3", "--quick"],
@@ -62,7 +63,10 @@ def test_ranking_variants_parse():
     cfg = load_config(preset_path("tiny"))
     v = parse_variant("sampler=uniform,epochs=3x,recal=16,kd=1,score=loss,ens=2", cfg)
     assert v == {"sampler": "uniform", "epochs": 3 * cfg.supernet.epochs, "recal": 16, "kd": 1, "score": "loss",
-                 "ens": 2}
+                 "ens": 2, "seed": 0, "engine": 0}
+    assert parse_variant("engine=1,kd=1", cfg)["engine"] == 1
+    with pytest.raises(ValueError, match="preset's seed"):
+        parse_variant("engine=1,ens=2", cfg)
     assert parse_variant("", cfg)["sampler"] == cfg.supernet.sampler
     with pytest.raises(ValueError, match="unknown key"):
         parse_variant("lr=3", cfg)
