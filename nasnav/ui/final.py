@@ -124,6 +124,9 @@ def results(run: RunDir) -> pd.DataFrame:
         finals["one_shot_acc"] = None
     finals["one_shot_acc"] = [o if o is not None and o == o else lookup.get(a)
                               for a, o in zip(finals["arch"], finals["one_shot_acc"])]
+    if "seeds" in finals.columns and "test_acc_std" in finals.columns:  # one seed has no spread: blank, not 0
+        one = pd.to_numeric(finals["seeds"], errors="coerce").fillna(1) < 2
+        finals["test_acc_std"] = pd.to_numeric(finals["test_acc_std"], errors="coerce").mask(one)
     cols = [c for c in ("arch", "one_shot_acc", "test_acc", "test_acc_std", "val_acc", "params", "flops",
                         "latency_ms", "train_seconds", "seeds") if c in finals.columns]
     fmt = st.column_config.NumberColumn
