@@ -75,6 +75,15 @@ def test_fitness_views_handle_nan_and_flags():
     assert cells["skip"] == "pruned" and cells["conv3x3"] == "+0.020"
 
 
+def test_fitness_labels_do_not_pile_up():
+    """Components at (nearly) the same place get one label, the most extreme fitness first; apart
+    ones keep theirs; a missing coordinate gets none."""
+    data = pd.DataFrame({"fitness": [0.010, 0.011, -0.050, 0.060, np.nan], "frequency": [8, 8, 2, 9, 5]})
+    keep = charts.label_room(data, "fitness", "frequency")
+    assert list(keep) == [False, True, True, True, False]  # 0.011 is the more extreme of the pair
+    assert charts.label_room(data.iloc[[4]], "fitness", "frequency").sum() == 0
+
+
 def test_curves_timeline_finals_selection_and_data_charts():
     metrics = pd.DataFrame({"epoch": [1, 2, 3], "train_loss": [2.0, 1.5, 1.2], "val_loss": [2.1, 1.7, 1.4],
                             "train_acc": [0.2, 0.4, 0.5], "val_acc": [0.2, 0.35, 0.45]})

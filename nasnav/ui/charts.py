@@ -81,6 +81,26 @@ def _pad(values: pd.Series, share: float = 0.05) -> list[float]:
     return [lo - pad, hi + pad]
 
 
+def label_room(data: pd.DataFrame, x: str, y: str, width: float = 0.14, height: float = 0.06) -> pd.Series:
+    """Which points get a text label: the most extreme |x| first, then any point whose label box
+    (a share ``width`` x ``height`` of the axis ranges) does not overlap one already kept; the rest
+    keep their tooltip. Rows with a missing coordinate get none."""
+    xs, ys = pd.to_numeric(data[x], errors="coerce"), pd.to_numeric(data[y], errors="coerce")
+    keep = pd.Series(False, index=data.index)
+    ok = xs.notna() & ys.notna()
+    if not ok.any():
+        return keep
+    span_x = max(float(xs[ok].max() - xs[ok].min()), 1e-12)
+    span_y = max(float(ys[ok].max() - ys[ok].min()), 1e-12)
+    placed: list[tuple[float, float]] = []
+    for i in xs[ok].abs().sort_values(ascending=False, kind="stable").index:
+        px, py = (xs[i] - xs[ok].min()) / span_x, (ys[i] - ys[ok].min()) / span_y
+        if all(abs(px - qx) >= width or abs(py - qy) >= height for qx, qy in placed):
+            placed.append((px, py))
+            keep[i] = True
+    return keep
+
+
 def fitness_frequency(fit: pd.DataFrame, height: int = 340) -> alt.LayerChart:
     """The paper's candidate-information view: fitness (x, with CI) vs frequency (y) per component."""
     data = fit.copy()
@@ -101,7 +121,8 @@ def fitness_frequency(fit: pd.DataFrame, height: int = 340) -> alt.LayerChart:
                                                                    range=["circle", "diamond", "cross"])),
         tooltip=tips,
     )
-    text = alt.Chart(data[data["state"] != "pruned"]).mark_text(align="left", dx=7, dy=-7, fontSize=10).encode(
+    shown = data[(data["state"] != "pruned") & label_room(data, "fitness", "frequency")]
+    text = alt.Chart(shown).mark_text(align="left", dx=7, dy=-7, fontSize=10).encode(
         x="fitness:Q", y="frequency:Q", text="label:N", color=alt.Color("stage:N", legend=None))
     zero = alt.Chart(pd.DataFrame({"x": [0.0]})).mark_rule(strokeDash=[4, 4], color="#888").encode(x="x:Q")
     return alt.layer(zero, bars, pts, text).resolve_scale(color="shared")
