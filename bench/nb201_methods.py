@@ -3,7 +3,7 @@ memory against any evaluator: random search, regularized evolution, and auto-pil
 
 Search uses nasnav's own proposers (``nasnav.search.make_proposer``, as ``run_search`` does); the
 auto-pilot decides with the very functions the app and the headless pipeline call
-(``nasnav.analysis.evidence_frame`` and ``steering_fitness``, ``nasnav.steering.propose_actions``),
+(``nasnav.analysis.evidence_frame`` and ``steering_fitness``, ``nasnav.steering.decide``),
 round after round as ``nasnav.steering.autopilot_round`` + ``nasnav.headless.run_round`` do, only
 without a run directory around them (no files, so thousands of runs take minutes).
 """
@@ -18,7 +18,7 @@ import pandas as pd
 from nasnav.analysis import evidence_frame, steering_fitness
 from nasnav.search import make_proposer, members
 from nasnav.space import SearchSpace
-from nasnav.steering import apply_actions, propose_actions
+from nasnav.steering import apply_actions, decide
 
 COLUMNS = ["round", "arch", "one_shot_acc", "table_acc"]
 
@@ -83,7 +83,7 @@ def autopilot(space: SearchSpace, evaluator, sc, budget: int, rng: np.random.Gen
             why = f"round limit reached (steering.rounds={sc.rounds})"
             break
         evidence = evidence_frame(rounds, sc.evidence)
-        actions, why = propose_actions(steering_fitness(evidence, space, sc, seed), space, sc)
+        actions, why = decide(steering_fitness(evidence, space, sc, seed), evidence, space, sc, passes)
         extend = not actions and sc.extend and why.startswith("nothing clearly worse")
         if extend:
             continue

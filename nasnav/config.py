@@ -111,6 +111,9 @@ class SteeringConfig:
     extend: bool = False  # nothing clearly worse: score search.budget more in the same round (counts as a round)
     evidence: str = "round"  # round: fitness from the round's candidates; all: also earlier rounds' (scores that
     # do not change between rounds: a lookup table, standalone training), which are then not scored again
+    narrow_to: int = 0  # before the last pass, keep only the best candidates' components, at most this many
+    # architectures (0: off); see steering.narrow_actions
+    narrow_elite: int = 20  # ... the best candidates whose components are kept (weighted by rank)
 
 
 @dataclass
@@ -183,11 +186,13 @@ POSITIVE = {
     "trainer.num_nodes", "supernet.lr", "retrain.lr", "data.image_size", "data.max_samples",
     "search.seconds", "search.max_params", "search.max_flops", "retrain.patience",
     "trainer.log_every_n_steps", "space.stem_channels", "search.projection_reference", "search.mutation_retries",
+    "steering.narrow_elite",
 }
 NON_NEGATIVE = {
     "supernet.warm_start_epochs", "supernet.momentum", "supernet.weight_decay", "retrain.momentum",
     "retrain.weight_decay", "supernet.label_smoothing", "data.num_workers", "steering.max_prune_per_round",
     "seed", "supernet.grad_clip", "steering.margin", "steering.tail_margin", "steering.protect_top", "steering.min_frequency",
+    "steering.narrow_to",
 }
 FRACTIONS = {"data.val_fraction", "data.test_fraction", "search.crossover_prob", "steering.confidence"}
 

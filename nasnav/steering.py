@@ -24,10 +24,11 @@ import os
 import time
 from collections.abc import Callable
 
+import numpy as np
 import pandas as pd
 
 from nasnav.runs import RunDir, read_json, read_yaml, write_json, write_yaml
-from nasnav.space import PARALLEL_SEP, SearchSpace
+from nasnav.space import PARALLEL_SEP, Arch, SearchSpace
 
 OPS = ("prune", "pin", "restore")
 SELECTION_MODES = ("keep", "drop_outside")
@@ -262,9 +263,11 @@ def check_steering(sc) -> None:
 
     if sc.evidence not in EVIDENCE:
         raise ValueError(f"steering.evidence: '{sc.evidence}' is not one of {', '.join(EVIDENCE)}")
-    for key in ("margin", "tail_margin", "protect_top", "min_frequency"):
+    for key in ("margin", "tail_margin", "protect_top", "min_frequency", "narrow_to"):
         if getattr(sc, key) < 0:
             raise ValueError(f"steering.{key}: {getattr(sc, key)} must not be negative")
+    if sc.narrow_elite < 1:
+        raise ValueError(f"steering.narrow_elite: {sc.narrow_elite} must be at least 1")
 
 
 def propose_actions(fit: pd.DataFrame, space: SearchSpace, sc) -> tuple[list[dict], str]:
@@ -335,14 +338,114 @@ def propose_actions(fit: pd.DataFrame, space: SearchSpace, sc) -> tuple[list[dic
                 f"and none of the top {sc.protect_top}")
 
 
+def narrow_actions(candidates: pd.DataFrame, space: SearchSpace, limit: int, elite: int = 20) -> tuple[list[dict], str]:
+    """Keep, in each free stage, only components the best candidates use, so that at most ``limit``
+    architectures remain; returns (prune actions, why nothing). The ``elite`` best candidates of the
+    space (by one-shot accuracy) vote for the components they use with weight 1/rank; each stage
+    starts with its most voted component and the space then widens, one component at a time, where
+    that adds the largest share of the vote, while it stays within ``limit``. Unlike pruning by
+    fitness this keeps what the best cells use even when it is poor on average (interactions), and
+    it makes the space small without having scored its best architecture."""
+    if space.size() <= limit:
+        return [], f"the space has {space.size():,} architecture(s), within steering.narrow_to={limit}"
+    _, y, archs = _in_space(candidates, space)
+    if len(y) < 2:
+        return [], "too few scored candidates in the space to narrow it"
+    order = np.argsort(-y, kind="stable")[: max(2, int(elite))]
+    free = [i for i, st in enumerate(space.stages) if st.pinned is None and len(st.active) > 1]
+    share: dict[int, dict[str, float]] = {}
+    for i in free:
+        votes = {c: 0.0 for c in space.stages[i].active}
+        for rank, j in enumerate(order):
+            for c in archs[j].choices[i]:
+                votes[c] += 1.0 / (rank + 1)
+        total = sum(votes.values()) or 1.0
+        share[i] = {c: v / total for c, v in votes.items()}
+    kept = {i: [max(share[i], key=share[i].get)] for i in free}
+
+    def narrowed(kept_now: dict[int, list[str]]) -> SearchSpace:
+        out = space
+        for i, comps in kept_now.items():
+            for c in space.stages[i].active:
+                if c not in comps:
+                    out = out.prune(i, c)
+        return out
+
+    while True:
+        best = None
+        for i in free:
+            mass = sum(share[i][c] for c in kept[i])
+            for c, v in share[i].items():
+                if c in kept[i] or v <= 0:
+                    continue
+                gain = (mass + v) / mass
+                if best is None or gain > best[0]:
+                    trial = {**kept, i: kept[i] + [c]}
+                    if narrowed(trial).size() <= limit:
+                        best = (gain, i, c)
+        if best is None:
+            break
+        kept[best[1]].append(best[2])
+    actions = []
+    for i in free:
+        st = space.stages[i]
+        used = ", ".join(f"{c} {share[i][c]:.0%}" for c in kept[i])
+        for c in st.active:
+            if c not in kept[i]:
+                actions.append({"op": "prune", "stage": st.name, "component": c,
+                                "reason": (f"narrowing to at most {limit} architectures: the {len(order)} best "
+                                           f"candidates use {st.name}:{c} for {share[i][c]:.0%} of their vote; "
+                                           f"kept: {used}"),
+                                "evidence": {"stage": st.name, "component": c, "elite_share": round(share[i][c], 4)}})
+    return actions, ""
+
+
+def _in_space(df: pd.DataFrame, space: SearchSpace) -> tuple[np.ndarray, np.ndarray, list[Arch]]:
+    """Scored candidates of ``df`` that lie in ``space``: (index, accuracy, parsed architecture)."""
+    idx, acc, archs = [], [], []
+    if len(df) and {"arch", "one_shot_acc"} <= set(df.columns):
+        scores = pd.to_numeric(df["one_shot_acc"], errors="coerce")
+        for j, (text, a) in enumerate(zip(df["arch"].astype(str), scores)):
+            if not np.isfinite(a):
+                continue
+            try:
+                arch = space.parse(text)
+            except ValueError:
+                continue
+            idx.append(j)
+            acc.append(float(a))
+            archs.append(arch)
+    return np.array(idx, dtype=int), np.array(acc, dtype=float), archs
+
+
+def decide(fit: pd.DataFrame, candidates: pd.DataFrame, space: SearchSpace, sc, passes: int) -> tuple[list[dict], str]:
+    """The auto-pilot's proposal after ``passes`` search passes (the caller enforces the pass limit):
+    pruning by fitness (``propose_actions``), except that with ``steering.narrow_to`` set and the
+    space still larger, the pass before the last narrows it to the best candidates' components
+    (``narrow_actions``), and so does any pass where pruning finds nothing and the auto-pilot
+    would stop (``steering.extend`` off)."""
+    narrow = bool(sc.narrow_to) and space.size() > sc.narrow_to
+    if narrow and passes == sc.rounds - 1:
+        actions, _ = narrow_actions(candidates, space, sc.narrow_to, sc.narrow_elite)
+        if actions:
+            return actions, ""
+    actions, why = propose_actions(fit, space, sc)
+    if not actions and narrow and not sc.extend:  # it would stop here: narrow instead
+        narrowed, _ = narrow_actions(candidates, space, sc.narrow_to, sc.narrow_elite)
+        if narrowed:
+            return narrowed, ""
+    return actions, why
+
+
 def propose(run: RunDir, cfg, k: int | None = None) -> list[dict]:
     """Auto-pilot suggestions for round k (current by default): actions with "reason" and "evidence"."""
     from nasnav.analysis import steering_candidates, steering_fitness
 
     k = run.current_round() if k is None else k
     space = load_space(run, k, cfg.kind)
-    fit = steering_fitness(steering_candidates(run, cfg, k), space, cfg.steering, cfg.seed)
-    return propose_actions(fit, space, cfg.steering)[0]
+    cands = steering_candidates(run, cfg, k)
+    fit = steering_fitness(cands, space, cfg.steering, cfg.seed)
+    return decide(fit, cands, space, cfg.steering, search_passes(run, k))[0]
 
 
 def record_stop(run: RunDir, k: int, reason: str, evidence: pd.DataFrame | None = None, source: str = "autopilot") -> None:
@@ -375,7 +478,9 @@ def autopilot_round(run: RunDir, cfg, say: Callable[[str], None] = print, evalua
         reason = f"round limit reached (steering.rounds={sc.rounds})"
         actions = []
     else:
-        actions, reason = propose_actions(fit, space, sc)
+        from nasnav.analysis import steering_candidates
+
+        actions, reason = decide(fit, steering_candidates(run, cfg, k), space, sc, search_passes(run, k))
     if not actions and sc.extend and reason.startswith("nothing clearly worse"):
         rec = {"time": time.strftime("%Y-%m-%dT%H:%M:%S"), "timestamp": time.time(), "source": "autopilot",
                "round": k, "actions": [], "status": "extend", "why": reason, "evidence": _records(fit)}

@@ -23,7 +23,7 @@ from bench.nb201_data import EDGES, OPS, RestrictedUnpickler, installed_table, l
 from nasnav.analysis import fitness_table
 from nasnav.config import SteeringConfig
 from nasnav.space import SearchSpace, Stage
-from nasnav.steering import propose_actions
+from nasnav.steering import apply_actions, decide, narrow_actions, propose_actions
 
 ANB_SHA256 = "85f3435b877aa2d36268d55ce07f6ff6d73643d17a840f1941745da5eb80db32"  # analog-nasbench 0.1.3's data.anb
 
@@ -128,6 +128,56 @@ def test_tuned_policy_spares_a_component_bad_on_average_but_best_in_combination(
     assert row.loc[("s2", "skip"), "in_top"] > 0  # ... but among the best candidates
     pruned = {(a["stage"], a["component"]) for a in propose_actions(fit, space, sc)[0]}
     assert ("s2", "x") in pruned and ("s2", "skip") not in pruned
+
+
+def _interaction_space_and_rows():
+    space = SearchSpace(tuple(Stage(f"s{i}", ("skip", "c", "d", "x")) for i in range(4)))
+    rng = np.random.default_rng(1)
+    rows = []
+    for arch in space:
+        ch = [c[0] for c in arch.choices]
+        acc = 0.80 + 0.01 * ch.count("c") - 0.05 * ch.count("x") + rng.normal(0, 0.003)
+        if ch[2] == "skip":
+            acc += 0.03 * sum(c == "c" for i, c in enumerate(ch) if i != 2) - 0.045
+        rows.append({"arch": str(arch), "one_shot_acc": acc})
+    return space, pd.DataFrame(rows)
+
+
+def test_narrowing_keeps_what_the_best_cells_use_within_the_limit():
+    """Narrowing (steering.narrow_to) keeps skip on s2, poor on average but in the best cell, drops
+    x everywhere, leaves at most `limit` architectures and explains every prune."""
+    space, rows = _interaction_space_and_rows()
+    df = rows.sample(120, random_state=0)
+    actions, why = narrow_actions(df, space, limit=12, elite=20)
+    assert actions and not why
+    new, _ = apply_actions(space, actions)
+    assert 1 < new.size() <= 12
+    assert new.contains(space.parse("c/c/skip/c"))  # the best cell survives
+    assert all("x" not in st.active for st in new.stages)
+    assert all("narrowing to at most 12" in a["reason"] and a["evidence"]["elite_share"] < 0.5 for a in actions)
+    # nothing to do when the space is already small enough, and too little evidence is said plainly
+    assert narrow_actions(df, space, limit=space.size())[0] == []
+    assert "too few" in narrow_actions(df.head(1), space, limit=12)[1]
+
+
+def test_decide_narrows_only_on_the_pass_before_the_last():
+    space, rows = _interaction_space_and_rows()
+    df = rows.sample(120, random_state=0)
+    sc = SteeringConfig(rounds=4, narrow_to=12, min_space_size=4)
+    fit = fitness_table(df, space, confidence=sc.confidence, top=sc.protect_top)
+    narrowed, _ = decide(fit, df, space, sc, passes=3)
+    assert narrowed and all("narrowing" in a["reason"] for a in narrowed)
+    assert apply_actions(space, narrowed)[0].size() <= 12
+    earlier, _ = decide(fit, df, space, sc, passes=2)
+    assert earlier == propose_actions(fit, space, sc)[0]  # before that: pruning by fitness
+    off = SteeringConfig(rounds=4, min_space_size=4)
+    assert decide(fit, df, space, off, passes=3)[0] == propose_actions(fit, space, off)[0]
+    # where pruning by fitness finds nothing and the auto-pilot would stop, it narrows instead
+    flat = df.assign(one_shot_acc=0.8 + np.random.default_rng(0).normal(0, 1e-4, len(df)))
+    flat_fit = fitness_table(flat, space, confidence=sc.confidence, top=sc.protect_top)
+    assert propose_actions(flat_fit, space, sc)[0] == []
+    assert decide(flat_fit, flat, space, sc, passes=1)[0]
+    assert decide(flat_fit, flat, space, SteeringConfig(rounds=4, narrow_to=12, extend=True), passes=1)[0] == []
 
 
 def test_bench_script_runs_on_a_small_synthetic_table(tmp_path, monkeypatch, capsys):

@@ -14,7 +14,7 @@ from nasnav.pipeline import create_run
 from nasnav.runs import RunDir
 from nasnav.search import read_candidates, run_search
 from nasnav.space import SearchSpace, Stage
-from nasnav.steering import autopilot_round, read_decisions, search_passes
+from nasnav.steering import autopilot_round, load_space, read_decisions, search_passes
 from nasnav.table_eval import TableEvaluator
 
 TINY = ["search.projection=pca", "search.budget=30", "steering.min_frequency=3", "steering.protect_top=3",
@@ -125,3 +125,22 @@ def test_autopilot_on_a_table_reuses_earlier_scores(tmp_path):
     fit = pd.read_csv(run.round_dir(1) / "fitness.csv")
     s3 = fit[fit["stage"] == "s3"]
     assert s3["frequency"].sum() > len(read_candidates(run, 1))  # round 0's in-space candidates count too
+
+
+def test_autopilot_narrows_before_its_last_pass_and_searches_the_narrowed_space(tmp_path):
+    cfg = load_config("configs/tiny.yaml", TINY + ["steering.rounds=3", "steering.evidence=all",
+                                                   "steering.narrow_to=6", "steering.narrow_elite=10"])
+    space = cfg.search_space()
+    ev = TableEvaluator(additive_table(space, {("s1", "skip"): -8.0, ("s3", "dilconv3x3"): -5.0}))
+    run = create_run(cfg, tmp_path / "run")
+    run_round(run, cfg, say=lambda s: None, evaluator=ev)
+    said: list[str] = []
+    while autopilot_round(run, cfg, say=said.append, evaluator=ev):
+        pass
+    last = run.current_round()
+    final = load_space(run, last, cfg.kind)
+    assert final.size() <= 6 < space.size()
+    narrowing = [a for a in read_decisions(run, last - 1)[-1]["actions"] if "narrowing" in a.get("reason", "")]
+    assert narrowing and search_passes(run, last) == 3
+    assert len(read_candidates(run, last)) > 0  # the narrowed space was searched: retrain has a candidate
+    assert "round limit" in said[-1]
