@@ -338,7 +338,8 @@ def propose_actions(fit: pd.DataFrame, space: SearchSpace, sc) -> tuple[list[dic
                 f"and none of the top {sc.protect_top}")
 
 
-def narrow_actions(candidates: pd.DataFrame, space: SearchSpace, limit: int, elite: int = 20) -> tuple[list[dict], str]:
+def narrow_actions(candidates: pd.DataFrame, space: SearchSpace, limit: int, elite: int = 20,
+                   keep_top: int = 0) -> tuple[list[dict], str]:
     """Keep, in each free stage, only components the best candidates use, so that at most ``limit``
     architectures remain; returns (prune actions, why nothing). The ``elite`` best candidates of the
     space (by one-shot accuracy) vote for the components they use with weight 1/rank; each stage
@@ -362,14 +363,10 @@ def narrow_actions(candidates: pd.DataFrame, space: SearchSpace, limit: int, eli
         total = sum(votes.values()) or 1.0
         share[i] = {c: v / total for c, v in votes.items()}
     kept = {i: [max(share[i], key=share[i].get)] for i in free}
-
-    def narrowed(kept_now: dict[int, list[str]]) -> SearchSpace:
-        out = space
-        for i, comps in kept_now.items():
-            for c in space.stages[i].active:
-                if c not in comps:
-                    out = out.prune(i, c)
-        return out
+    for j in order[: max(0, int(keep_top))]:  # the very best candidates stay in, as far as the limit allows
+        trial = {i: kept[i] + [c for c in archs[j].choices[i] if c not in kept[i]] for i in free}
+        if _narrowed(space, trial).size() <= limit:
+            kept = trial
 
     while True:
         best = None
@@ -381,7 +378,7 @@ def narrow_actions(candidates: pd.DataFrame, space: SearchSpace, limit: int, eli
                 gain = (mass + v) / mass
                 if best is None or gain > best[0]:
                     trial = {**kept, i: kept[i] + [c]}
-                    if narrowed(trial).size() <= limit:
+                    if _narrowed(space, trial).size() <= limit:
                         best = (gain, i, c)
         if best is None:
             break
@@ -398,6 +395,15 @@ def narrow_actions(candidates: pd.DataFrame, space: SearchSpace, limit: int, eli
                                            f"kept: {used}"),
                                 "evidence": {"stage": st.name, "component": c, "elite_share": round(share[i][c], 4)}})
     return actions, ""
+
+
+def _narrowed(space: SearchSpace, kept: dict[int, list[str]]) -> SearchSpace:
+    """``space`` with only the ``kept`` components active in the given stages."""
+    for i, comps in kept.items():
+        for c in space.stages[i].active:
+            if c not in comps:
+                space = space.prune(i, c)
+    return space
 
 
 def _in_space(df: pd.DataFrame, space: SearchSpace) -> tuple[np.ndarray, np.ndarray, list[Arch]]:
@@ -426,12 +432,12 @@ def decide(fit: pd.DataFrame, candidates: pd.DataFrame, space: SearchSpace, sc, 
     would stop (``steering.extend`` off)."""
     narrow = bool(sc.narrow_to) and space.size() > sc.narrow_to
     if narrow and passes == sc.rounds - 1:
-        actions, _ = narrow_actions(candidates, space, sc.narrow_to, sc.narrow_elite)
+        actions, _ = narrow_actions(candidates, space, sc.narrow_to, sc.narrow_elite, keep_top=sc.protect_top)
         if actions:
             return actions, ""
     actions, why = propose_actions(fit, space, sc)
     if not actions and narrow and not sc.extend:  # it would stop here: narrow instead
-        narrowed, _ = narrow_actions(candidates, space, sc.narrow_to, sc.narrow_elite)
+        narrowed, _ = narrow_actions(candidates, space, sc.narrow_to, sc.narrow_elite, keep_top=sc.protect_top)
         if narrowed:
             return narrowed, ""
     return actions, why

@@ -160,6 +160,23 @@ def test_narrowing_keeps_what_the_best_cells_use_within_the_limit():
     assert "too few" in narrow_actions(df.head(1), space, limit=12)[1]
 
 
+def test_narrowing_keeps_the_very_best_candidates_when_the_limit_allows():
+    """The third best candidate uses d on s0, which the rest of the elite never votes for: the vote
+    alone drops it, keep_top=3 keeps it (as protect_top does for pruning by fitness)."""
+    space = SearchSpace(tuple(Stage(f"s{i}", ("skip", "c", "d", "x")) for i in range(3)))
+    rows = [{"arch": "c/c/c", "one_shot_acc": 0.96}, {"arch": "c/skip/skip", "one_shot_acc": 0.955},
+            {"arch": "d/c/c", "one_shot_acc": 0.95}]
+    rows += [{"arch": f"{a}/{b}/{c}", "one_shot_acc": 0.90 - 0.001 * n}
+             for n, (a, b, c) in enumerate([("skip", "skip", "skip"), ("c", "c", "skip"), ("skip", "skip", "c")] * 5)]
+    rows += [{"arch": "x/x/x", "one_shot_acc": 0.5}]
+    df = pd.DataFrame(rows)
+    by_vote, _ = narrow_actions(df, space, limit=8, elite=20)
+    assert not apply_actions(space, by_vote)[0].contains(space.parse("d/c/c"))
+    kept, _ = narrow_actions(df, space, limit=8, elite=20, keep_top=3)
+    narrowed = apply_actions(space, kept)[0]
+    assert narrowed.contains(space.parse("d/c/c")) and narrowed.size() <= 8
+
+
 def test_decide_narrows_only_on_the_pass_before_the_last():
     space, rows = _interaction_space_and_rows()
     df = rows.sample(120, random_state=0)
