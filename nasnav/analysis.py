@@ -47,7 +47,7 @@ FITNESS_METHODS = ("adjusted", "marginal")
 EVIDENCE = ("round", "all")  # steering.evidence: which rounds' candidates fitness is computed from
 
 
-def _design(df: pd.DataFrame, space: SearchSpace) -> tuple[np.ndarray, np.ndarray, list[str]]:
+def design(df: pd.DataFrame, space: SearchSpace) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Masks (n, columns) and accuracies of the candidates that belong to ``space`` with a finite score."""
     if df is None or not len(df) or "arch" not in df:
         return np.zeros((0, len(space.columns())), dtype=np.uint8), np.zeros(0), []
@@ -152,7 +152,7 @@ def fitness_table(df: pd.DataFrame, space: SearchSpace, confidence: float = 0.95
         raise ValueError(f"fitness method '{method}' is unknown; methods: {', '.join(FITNESS_METHODS)}")
     if not 0 < confidence < 1:
         raise ValueError(f"confidence {confidence} must lie strictly between 0 and 1")
-    m, y, archs = _design(df, space)
+    m, y, archs = design(df, space)
     n = len(y)
     cols = _estimable(m) if n else []
     est, lo, hi = {}, {}, {}
@@ -238,7 +238,7 @@ def stage_importance(df: pd.DataFrame, space: SearchSpace) -> pd.DataFrame:
     part of the additive model over the candidates, divided by the variance of the accuracies. The
     shares add up to the additive model's R^2 when stages were sampled independently; the rest is
     interactions and noise (column ``r2`` repeats the model's R^2)."""
-    m, y, _ = _design(df, space)
+    m, y, _ = design(df, space)
     cols = _estimable(m) if len(y) else []
     imp = {s.name: 0.0 for s in space.stages}
     r2 = 0.0

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from nasnav.runs import RunDir, read_json, read_yaml, write_json, write_yaml
-from nasnav.space import PARALLEL_SEP, Arch, SearchSpace
+from nasnav.space import PARALLEL_SEP, SearchSpace
 
 OPS = ("prune", "pin", "restore")
 SELECTION_MODES = ("keep", "drop_outside")
@@ -349,10 +349,13 @@ def narrow_actions(candidates: pd.DataFrame, space: SearchSpace, limit: int, eli
     it makes the space small without having scored its best architecture."""
     if space.size() <= limit:
         return [], f"the space has {space.size():,} architecture(s), within steering.narrow_to={limit}"
-    _, y, archs = _in_space(candidates, space)
+    from nasnav.analysis import design
+
+    _, y, names = design(candidates, space)
     if len(y) < 2:
         return [], "too few scored candidates in the space to narrow it"
     order = np.argsort(-y, kind="stable")[: max(2, int(elite))]
+    archs = {j: space.parse(names[j]) for j in order}
     free = [i for i, st in enumerate(space.stages) if st.pinned is None and len(st.active) > 1]
     share: dict[int, dict[str, float]] = {}
     for i in free:
@@ -404,24 +407,6 @@ def _narrowed(space: SearchSpace, kept: dict[int, list[str]]) -> SearchSpace:
             if c not in comps:
                 space = space.prune(i, c)
     return space
-
-
-def _in_space(df: pd.DataFrame, space: SearchSpace) -> tuple[np.ndarray, np.ndarray, list[Arch]]:
-    """Scored candidates of ``df`` that lie in ``space``: (index, accuracy, parsed architecture)."""
-    idx, acc, archs = [], [], []
-    if len(df) and {"arch", "one_shot_acc"} <= set(df.columns):
-        scores = pd.to_numeric(df["one_shot_acc"], errors="coerce")
-        for j, (text, a) in enumerate(zip(df["arch"].astype(str), scores)):
-            if not np.isfinite(a):
-                continue
-            try:
-                arch = space.parse(text)
-            except ValueError:
-                continue
-            idx.append(j)
-            acc.append(float(a))
-            archs.append(arch)
-    return np.array(idx, dtype=int), np.array(acc, dtype=float), archs
 
 
 def decide(fit: pd.DataFrame, candidates: pd.DataFrame, space: SearchSpace, sc, passes: int) -> tuple[list[dict], str]:

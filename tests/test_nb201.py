@@ -105,32 +105,10 @@ def test_reads_the_table_format_and_rejects_malformed_files(tmp_path, monkeypatc
         space_table(table, nb201_space(3))  # the table covers 2 operations per edge, the space 3
 
 
-def test_tuned_policy_spares_a_component_bad_on_average_but_best_in_combination():
+def _interaction_space_and_rows():
     """Skip on s2 costs points on average (it needs "c" on the other stages, and mostly gets other
     company), but with "c" everywhere else it makes the best cell, as skip on edge (1,4) does in
-    NAS-Bench-201. "x" is bad everywhere. The bench's tuned settings prune x, never skip."""
-    space = SearchSpace(tuple(Stage(f"s{i}", ("skip", "c", "d", "x")) for i in range(4)))
-    rng = np.random.default_rng(1)
-    rows = []
-    for arch in space:
-        ch = [c[0] for c in arch.choices]
-        acc = 0.80 + 0.01 * ch.count("c") - 0.05 * ch.count("x") + rng.normal(0, 0.003)
-        if ch[2] == "skip":
-            acc += 0.03 * sum(c == "c" for i, c in enumerate(ch) if i != 2) - 0.045
-        rows.append({"arch": str(arch), "one_shot_acc": acc})
-    df = pd.DataFrame(rows).sample(160, random_state=0)
-    best = max(rows, key=lambda r: r["one_shot_acc"])["arch"]
-    assert best == "c/c/skip/c"
-    sc = SteeringConfig(margin=0.0, tail_margin=0.0, confidence=0.9, min_space_size=4)
-    fit = fitness_table(df, space, confidence=sc.confidence, top=sc.protect_top)
-    row = fit.set_index(["stage", "component"])
-    assert row.loc[("s2", "skip"), "ci_high"] < row.loc[("s2", "c"), "ci_low"]  # bad on average, clearly
-    assert row.loc[("s2", "skip"), "in_top"] > 0  # ... but among the best candidates
-    pruned = {(a["stage"], a["component"]) for a in propose_actions(fit, space, sc)[0]}
-    assert ("s2", "x") in pruned and ("s2", "skip") not in pruned
-
-
-def _interaction_space_and_rows():
+    NAS-Bench-201. "x" is bad everywhere. Every architecture with its accuracy."""
     space = SearchSpace(tuple(Stage(f"s{i}", ("skip", "c", "d", "x")) for i in range(4)))
     rng = np.random.default_rng(1)
     rows = []
@@ -141,6 +119,22 @@ def _interaction_space_and_rows():
             acc += 0.03 * sum(c == "c" for i, c in enumerate(ch) if i != 2) - 0.045
         rows.append({"arch": str(arch), "one_shot_acc": acc})
     return space, pd.DataFrame(rows)
+
+
+def test_tuned_policy_spares_a_component_bad_on_average_but_best_in_combination():
+    """The interaction case (see _interaction_space_and_rows): the bench's tuned settings prune x,
+    never skip."""
+    space, rows = _interaction_space_and_rows()
+    df = rows.sample(160, random_state=0)
+    best = rows.loc[rows["one_shot_acc"].idxmax(), "arch"]
+    assert best == "c/c/skip/c"
+    sc = SteeringConfig(margin=0.0, tail_margin=0.0, confidence=0.9, min_space_size=4)
+    fit = fitness_table(df, space, confidence=sc.confidence, top=sc.protect_top)
+    row = fit.set_index(["stage", "component"])
+    assert row.loc[("s2", "skip"), "ci_high"] < row.loc[("s2", "c"), "ci_low"]  # bad on average, clearly
+    assert row.loc[("s2", "skip"), "in_top"] > 0  # ... but among the best candidates
+    pruned = {(a["stage"], a["component"]) for a in propose_actions(fit, space, sc)[0]}
+    assert ("s2", "x") in pruned and ("s2", "skip") not in pruned
 
 
 def test_narrowing_keeps_what_the_best_cells_use_within_the_limit():

@@ -116,11 +116,9 @@ def fitness(run: RunDir, cfg, k: int) -> pd.DataFrame:
 def _fitness(path: str, k: int, confidence: float, seed: int, cand_t: float, space_t: float) -> pd.DataFrame:
     run = RunDir(path)
     _, cfg = load(path)
-    df = candidates(run, k)
-    if df["one_shot_acc"].notna().sum() == 0:
+    if candidates(run, k)["one_shot_acc"].notna().sum() == 0:
         return pd.DataFrame()
-    if cfg.steering.evidence == "all":  # earlier rounds' candidates count too, as for the auto-pilot
-        df = engine.fn("analysis", "steering_candidates")(run, cfg, k)
+    df = engine.fn("analysis", "steering_candidates")(run, cfg, k)  # the auto-pilot's evidence (steering.evidence)
     return engine.fn("analysis", "steering_fitness")(df, space(run, cfg, k), cfg.steering, seed)
 
 
