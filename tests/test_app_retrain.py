@@ -24,7 +24,7 @@ def test_finished_run_shows_results_and_downloads(tmp_path_factory, tmp_path, mo
     assert {"arch", "one_shot_acc", "test_acc", "params", "flops", "latency_ms"} <= set(table.columns)
     assert table["one_shot_acc"].notna().all()  # the estimate is shown beside the standalone accuracy
     single = table["seeds"] < 2
-    assert single.any() and table.loc[single, "test_acc_std"].isna().all()  # one seed: no spread, not "0.0000"
+    assert single.any() and (table.loc[single, "test_acc_std"] == "–").all()  # one seed: no spread, not "0.0000"
     labels = {b.label for b in at.get("download_button")}
     assert {"model.py", "weights.pt", "arch.yaml", "model.onnx", "model_card.md"} <= labels
     assert len(at.get("vega_lite_chart")) >= 1  # the comparison chart

@@ -124,16 +124,17 @@ def results(run: RunDir) -> pd.DataFrame:
         finals["one_shot_acc"] = None
     finals["one_shot_acc"] = [o if o is not None and o == o else lookup.get(a)
                               for a, o in zip(finals["arch"], finals["one_shot_acc"])]
-    if "seeds" in finals.columns and "test_acc_std" in finals.columns:  # one seed has no spread: blank, not 0
+    if "seeds" in finals.columns and "test_acc_std" in finals.columns:  # one seed has no spread: "–", not 0
         one = pd.to_numeric(finals["seeds"], errors="coerce").fillna(1) < 2
-        finals["test_acc_std"] = pd.to_numeric(finals["test_acc_std"], errors="coerce").mask(one)
+        std = pd.to_numeric(finals["test_acc_std"], errors="coerce")
+        finals["test_acc_std"] = ["–" if single or v != v else f"±{v:.4f}" for single, v in zip(one, std)]
     cols = [c for c in ("arch", "one_shot_acc", "test_acc", "test_acc_std", "val_acc", "params", "flops",
                         "latency_ms", "train_seconds", "seeds") if c in finals.columns]
     fmt = st.column_config.NumberColumn
     st.dataframe(finals[cols].sort_values("test_acc", ascending=False), hide_index=True, width="stretch",
                  column_config={"one_shot_acc": fmt("one-shot (estimate)", format="%.4f"),
                                 "test_acc": fmt("standalone test acc", format="%.4f"),
-                                "test_acc_std": fmt("± (seeds)", format="%.4f"),
+                                "test_acc_std": st.column_config.TextColumn("± (seeds)"),
                                 "val_acc": fmt("standalone val acc", format="%.4f"),
                                 "params": fmt("params", format="%d"), "flops": fmt("FLOPs", format="%d"),
                                 "latency_ms": fmt("latency (ms)", format="%.2f"),
