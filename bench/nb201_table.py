@@ -137,6 +137,8 @@ def search_row(label: str, runs: list[dict], best: float, at: int) -> dict:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--seeds", type=int, default=50, help="seeds per method and noise level (default 50)")
+    p.add_argument("--first-seed", type=int, default=0,
+                   help="seeds run from this one (default 0; e.g. 300 with --seeds 300: a fresh set to confirm a tuning)")
     p.add_argument("--noise", type=float, nargs="+", default=[0.0, 1.0, 2.0], help="noise levels in pp")
     p.add_argument("--ablation-noise", type=float, default=1.0, help="noise level of the policy ladder")
     p.add_argument("--table", help="analognasbench/data.anb or the analog-nasbench wheel (default: the installed one)")
@@ -149,7 +151,9 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("no table: pip install -r requirements-bench.txt, or give --table PATH")
     if args.seeds < 1:
         raise SystemExit("--seeds must be at least 1")
-    seeds = range(2 if args.quick else args.seeds)
+    if args.first_seed < 0:
+        raise SystemExit("--first-seed must not be negative")
+    seeds = range(args.first_seed, args.first_seed + (2 if args.quick else args.seeds))
     noises = [1.0] if args.quick else args.noise
     ladder = [LADDER[0], LADDER[9]] if args.quick else LADDER
     t0 = time.time()
@@ -159,7 +163,8 @@ def main(argv: list[str] | None = None) -> int:
     cap = min(full, 400 if args.quick else 20000)
     body = [f"Table: {Path(path).name}, {len(table):,} architectures ({len(space.stages)} edges x {args.subset} "
             f"operations), global best {best:.2f}%, mean {np.mean(list(table.values())):.2f}%; near-best: within "
-            f"{NEAR} pp ({sum(v >= best - NEAR - 1e-9 for v in table.values())} architectures). {len(seeds)} seeds. "
+            f"{NEAR} pp ({sum(v >= best - NEAR - 1e-9 for v in table.values())} architectures). {len(seeds)} seeds "
+            f"({seeds.start}..{seeds.stop - 1}). "
             f"Auto-pilot: nasnav's policy (steering.propose_actions on analysis.steering_fitness), {BUDGET} "
             f"candidates per pass, tuned steering settings {TUNED}, other settings at their defaults.\n"]
     verdict = []

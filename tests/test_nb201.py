@@ -200,6 +200,11 @@ def test_bench_script_runs_on_a_small_synthetic_table(tmp_path, monkeypatch, cap
     out = capsys.readouterr().out
     assert "729 architectures (6 edges x 3 operations)" in out and "auto-pilot (tuned)" in out
     assert "evolution search" in out and "What each change buys" in out and "Target at noise 1 pp" in out
+    assert "2 seeds (0..1)" in out
+    assert nb201_table.main(["--table", str(path), "--subset", "3", "--quick", "--no-write", "--first-seed", "7"]) == 0
+    assert "2 seeds (7..8)" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="--first-seed must not be negative"):
+        nb201_table.main(["--table", str(path), "--quick", "--no-write", "--first-seed", "-1"])
 
 
 def _real_table() -> Path | None:
