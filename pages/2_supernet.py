@@ -10,9 +10,7 @@ widgets.page_setup()
 st.title("2 · Supernet training")
 
 with widgets.guarded():  # every error is a message on the page, never a traceback
-    run, cfg = widgets.require_run()
-    widgets.run_header(run, cfg)
-    widgets.callout(guide.SUPERNET, run)
+    run, cfg = widgets.open_run_page(guide.SUPERNET)
 
     k = run.current_round()
     rdir = run.round_dir(k)

@@ -8,9 +8,7 @@ widgets.page_setup()
 st.title("3 · Explore")
 
 with widgets.guarded():  # every error is a message on the page, never a traceback
-    run, cfg = widgets.require_run()
-    widgets.run_header(run, cfg)
-    widgets.callout(guide.EXPLORE, run)
+    run, cfg = widgets.open_run_page(guide.EXPLORE)
 
     k = explore.view_round(run)
     current = run.current_round()

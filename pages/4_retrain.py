@@ -8,9 +8,7 @@ widgets.page_setup()
 st.title("4 · Retrain & export")
 
 with widgets.guarded():  # every error is a message on the page, never a traceback
-    run, cfg = widgets.require_run()
-    widgets.run_header(run, cfg)
-    widgets.callout(guide.RETRAIN, run)
+    run, cfg = widgets.open_run_page(guide.RETRAIN)
 
     k = explore.view_round(run)
     cands = store.candidates(run, k).dropna(subset=["arch", "one_shot_acc"])

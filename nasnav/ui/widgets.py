@@ -121,6 +121,15 @@ def require_run():
         st.stop()
 
 
+def open_run_page(page: str):
+    """The top of a page that works on the open run: (RunDir, Config), after the run's header line and
+    the walkthrough's callout for ``page``; without an open run, a link home and st.stop()."""
+    run, cfg = require_run()
+    run_header(run, cfg)
+    callout(page, run)
+    return run, cfg
+
+
 def run_header(run: RunDir, cfg) -> None:
     """One line about the open run: name, round, job state."""
     status = run.read_status()
