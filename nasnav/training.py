@@ -160,7 +160,8 @@ def describe_load_error(e: BaseException) -> str:
     first = text.strip().splitlines()[0] if text.strip() else ""
     if first.startswith("Weights only load failed"):
         return "it is not a plain weights file"
-    return f"{type(e).__name__}: {first[:200]}"
+    # random bytes reach the unpickler, which fails in many ways (IndexError, KeyError, ValueError, ...)
+    return f"it is damaged or not a checkpoint at all: {type(e).__name__}{': ' + first[:200] if first else ''}"
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):

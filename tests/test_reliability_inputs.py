@@ -318,7 +318,7 @@ CASES = [
     Case("csv_missing_target", "data", data_cfg("csv", lambda tmp: csv_file(tmp / "t.csv", good_rows()), target="species"),
          r"data\.target: no column 'species'.*columns are: a, b, label"),
     Case("csv_empty", "data", data_cfg("csv", lambda tmp: Path(cfg_file(tmp, "", "e.csv")), target="label"), r"cannot read '.*e\.csv' as CSV"),
-    Case("csv_binary", "data", data_cfg("csv", lambda tmp: Path(cfg_file(tmp, os.urandom(3000), "b.csv")), target="label"),
+    Case("csv_binary", "data", data_cfg("csv", lambda tmp: Path(cfg_file(tmp, np.random.default_rng(0).bytes(3000), "b.csv")), target="label"),
          r"data\.(path|target)"),
     Case("csv_one_class", "data", data_cfg("csv", lambda tmp: csv_file(tmp / "t.csv", [f"{i},{i},z" for i in range(30)]), target="label"),
          r"1 class\(es\); classification needs at least 2"),
@@ -337,8 +337,13 @@ CASES = [
     # -- damaged or foreign run files
     Case("ckpt_from_another_space", "run", on_run(foreign_ckpt(f"rounds/000/{CKPT_NAME}"), "evaluate", "RUN", "--n", "2"),
          r"supernet\.ckpt: this checkpoint was trained on another search space"),
-    Case("ckpt_garbage", "run", on_run(write(f"rounds/000/{CKPT_NAME}", os.urandom(4000)), "evaluate", "RUN", "--n", "2"),
-         r"supernet\.ckpt: not a readable nasnav checkpoint \(it (is not a plain weights file|is damaged)"),
+    # random bytes, seeded: seed 0 reads as an unknown pickle opcode, 17 makes the unpickler itself fail (IndexError)
+    Case("ckpt_garbage", "run", on_run(write(f"rounds/000/{CKPT_NAME}", np.random.default_rng(0).bytes(4000)),
+                                       "evaluate", "RUN", "--n", "2"),
+         r"supernet\.ckpt: not a readable nasnav checkpoint \(it is not a plain weights file\)"),
+    Case("ckpt_garbage_breaks_unpickler", "run", on_run(write(f"rounds/000/{CKPT_NAME}", np.random.default_rng(17).bytes(4000)),
+                                                        "evaluate", "RUN", "--n", "2"),
+         r"supernet\.ckpt: not a readable nasnav checkpoint \(it is damaged or not a checkpoint at all: IndexError"),
     Case("ckpt_truncated", "run", on_run(lambda run, fx: (run.round_dir(0) / CKPT_NAME).write_bytes(
         (run.round_dir(0) / CKPT_NAME).read_bytes()[:3000]), "evaluate", "RUN", "--n", "2"),
         r"supernet\.ckpt: not a readable nasnav checkpoint \(it is damaged or cut short\)"),
