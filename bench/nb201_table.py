@@ -47,9 +47,13 @@ BUDGET = 40  # candidates per auto-pilot search pass (search.budget)
 PRUNING = dict(rounds=11, min_space_size=64, evidence="all", extend=True, margin=0.0, tail_margin=0.0,
                confidence=0.9)  # pruning by fitness, tuned on this table (see the ladder)
 NARROW = 156  # 15,625 / 100: the target's size
-NARROWED = {**PRUNING, "narrow_to": NARROW}
+NARROWED = {**PRUNING, "narrow_to": NARROW, "narrow_by": "score"}
 SHORTER = {**NARROWED, "rounds": 8, "narrow_elite": 40}
-TUNED = {**SHORTER, "tail_margin": 0.005}  # the auto-pilot's steering settings for this table
+PRUNED = {**SHORTER, "tail_margin": 0.005}  # the best policy that prunes by fitness (the tuned one until 2026-11-29)
+BY_MODEL = {**PRUNED, "narrow_by": "model"}
+NARROW_ONLY = {**BY_MODEL, "prune": False, "protect_top": 0}
+TUNED = {**NARROW_ONLY, "rounds": 9}  # the auto-pilot's steering settings for this table
+TUNED_BUDGET = 35  # candidates per pass of the tuned policy: 9 x 35 = 315 evaluations at most
 # The ladder: each rung adds one change to the previous one (label, steering overrides, budget, strategy).
 LADDER = [
     ("default policy, 4 rounds x 150 random", dict(rounds=4), 150, "random"),
@@ -61,12 +65,16 @@ LADDER = [
     ("+ margin 0, tail_margin 0", dict(rounds=11, min_space_size=64, evidence="all", extend=True, margin=0.0,
                                        tail_margin=0.0), BUDGET, "evolution"),
     ("+ confidence 0.90", PRUNING, BUDGET, "evolution"),
-    (f"+ narrow to {NARROW} before the last pass", NARROWED, BUDGET, "evolution"),
+    (f"+ narrow to {NARROW} before the last pass (elite by raw score)", NARROWED, BUDGET, "evolution"),
     ("+ 8 passes, narrowing elite of 40", SHORTER, BUDGET, "evolution"),
-    ("+ tail_margin 0.005 again (tuned)", TUNED, BUDGET, "evolution"),
-    ("tuned, protect_top 0", {**TUNED, "protect_top": 0}, BUDGET, "evolution"),
-    ("tuned, marginal fitness", {**TUNED, "fitness": "marginal"}, BUDGET, "evolution"),
+    ("+ tail_margin 0.005 again", PRUNED, BUDGET, "evolution"),
+    ("+ narrowing ranks the elite by the additive model", BY_MODEL, BUDGET, "evolution"),
+    ("+ no pruning by fitness, protect_top 0 (narrowing alone)", NARROW_ONLY, BUDGET, "evolution"),
+    (f"+ 9 passes x {TUNED_BUDGET} (tuned)", TUNED, TUNED_BUDGET, "evolution"),
+    ("tuned, elite by raw score", {**TUNED, "narrow_by": "score"}, TUNED_BUDGET, "evolution"),
+    ("tuned, with pruning by fitness", {**TUNED, "prune": True}, TUNED_BUDGET, "evolution"),
 ]
+TUNED_RUNG = 12
 
 
 def _rng(seed: int, noise: float, what: int) -> np.random.Generator:
@@ -155,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("--first-seed must not be negative")
     seeds = range(args.first_seed, args.first_seed + (2 if args.quick else args.seeds))
     noises = [1.0] if args.quick else args.noise
-    ladder = [LADDER[0], LADDER[9]] if args.quick else LADDER
+    ladder = [LADDER[0], LADDER[TUNED_RUNG]] if args.quick else LADDER
     t0 = time.time()
     space = nb201_space(args.subset)
     table = space_table(load_anb(path), space)
@@ -165,11 +173,11 @@ def main(argv: list[str] | None = None) -> int:
             f"operations), global best {best:.2f}%, mean {np.mean(list(table.values())):.2f}%; near-best: within "
             f"{NEAR} pp ({sum(v >= best - NEAR - 1e-9 for v in table.values())} architectures). {len(seeds)} seeds "
             f"({seeds.start}..{seeds.stop - 1}). "
-            f"Auto-pilot: nasnav's policy (steering.propose_actions on analysis.steering_fitness), {BUDGET} "
-            f"candidates per pass, tuned steering settings {TUNED}, other settings at their defaults.\n"]
+            f"Auto-pilot: nasnav's policy (steering.decide), {TUNED_BUDGET} candidates per pass, tuned steering "
+            f"settings {TUNED}, other settings at their defaults.\n"]
     verdict = []
     for noise in noises:
-        tuned = [pilot_run(space, table, TUNED, BUDGET, "evolution", noise, s) for s in seeds]
+        tuned = [pilot_run(space, table, TUNED, TUNED_BUDGET, "evolution", noise, s) for s in seeds]
         at = int(round(np.mean([r["evals"] for r in tuned])))
         rows = [pilot_row("auto-pilot (tuned)", tuned, best, full)]
         searches = [search_row(f"{name} search", [search_run(space, table, name, noise, s, at, cap) for s in seeds],

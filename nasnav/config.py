@@ -114,6 +114,9 @@ class SteeringConfig:
     narrow_to: int = 0  # before the last pass, keep only the best candidates' components, at most this many
     # architectures (0: off); see steering.narrow_actions
     narrow_elite: int = 20  # ... the best candidates whose components are kept (weighted by rank)
+    narrow_by: str = "score"  # rank candidates for narrowing by score (their one-shot accuracy) or by model: the
+    # additive model's fit of their scores (averages out estimation noise, but can miss what only works in combination)
+    prune: bool = True  # prune by fitness (propose_actions); false: only narrowing shrinks the space
 
 
 @dataclass
@@ -178,6 +181,7 @@ CHOICES = {
     "search.projection": ("mds", "tsne", "umap", "pca"),
     "steering.fitness": ("adjusted", "marginal"),
     "steering.evidence": ("round", "all"),
+    "steering.narrow_by": ("model", "score"),
 }
 POSITIVE = {
     "data.batch_size", "supernet.epochs", "search.budget", "search.population", "search.sample_size",

@@ -268,6 +268,8 @@ def check_steering(sc) -> None:
             raise ValueError(f"steering.{key}: {getattr(sc, key)} must not be negative")
     if sc.narrow_elite < 1:
         raise ValueError(f"steering.narrow_elite: {sc.narrow_elite} must be at least 1")
+    if sc.narrow_by not in NARROW_BY:
+        raise ValueError(f"steering.narrow_by: '{sc.narrow_by}' is not one of {', '.join(NARROW_BY)}")
 
 
 def propose_actions(fit: pd.DataFrame, space: SearchSpace, sc) -> tuple[list[dict], str]:
@@ -338,11 +340,27 @@ def propose_actions(fit: pd.DataFrame, space: SearchSpace, sc) -> tuple[list[dic
                 f"and none of the top {sc.protect_top}")
 
 
+NARROW_BY = ("model", "score")
+RIDGE = 1.0  # ridge penalty of the additive model that ranks candidates for narrowing (accuracies in 0..1)
+
+
+def denoised(m: np.ndarray, y: np.ndarray, ridge: float = RIDGE) -> np.ndarray:
+    """The additive model's fit of the scores ``y`` of candidates with component masks ``m``: each
+    candidate's accuracy as the sum of its components' effects (ridge-regularised least squares),
+    so that one candidate's estimation error is shared out over every candidate using the same
+    components instead of deciding its rank alone."""
+    x = m.astype(float)
+    mu = float(y.mean())
+    beta = np.linalg.solve(x.T @ x + ridge * np.eye(x.shape[1]), x.T @ (y - mu))
+    return x @ beta + mu
+
+
 def narrow_actions(candidates: pd.DataFrame, space: SearchSpace, limit: int, elite: int = 20,
-                   keep_top: int = 0) -> tuple[list[dict], str]:
+                   keep_top: int = 0, by: str = "score") -> tuple[list[dict], str]:
     """Keep, in each free stage, only components the best candidates use, so that at most ``limit``
-    architectures remain; returns (prune actions, why nothing). The ``elite`` best candidates of the
-    space (by one-shot accuracy) vote for the components they use with weight 1/rank; each stage
+    architectures remain; returns (prune actions, why nothing). The ``elite`` best scored candidates
+    of the space (by their one-shot accuracy; with ``by="model"`` by the additive model's fit of
+    their scores, see ``denoised``: steadier under noisy scores, blind to interactions) vote for the components they use with weight 1/rank; each stage
     starts with its most voted component and the space then widens, one component at a time, where
     that adds the largest share of the vote, while it stays within ``limit``. Unlike pruning by
     fitness this keeps what the best cells use even when it is poor on average (interactions), and
@@ -351,10 +369,13 @@ def narrow_actions(candidates: pd.DataFrame, space: SearchSpace, limit: int, eli
         return [], f"the space has {space.size():,} architecture(s), within steering.narrow_to={limit}"
     from nasnav.analysis import design
 
-    _, y, names = design(candidates, space)
+    if by not in NARROW_BY:
+        raise ValueError(f"steering.narrow_by: '{by}' is not one of {', '.join(NARROW_BY)}")
+    m, y, names = design(candidates, space)
     if len(y) < 2:
         return [], "too few scored candidates in the space to narrow it"
-    order = np.argsort(-y, kind="stable")[: max(2, int(elite))]
+    rank_by = denoised(m, y) if by == "model" else y
+    order = np.argsort(-rank_by, kind="stable")[: max(2, int(elite))]
     archs = {j: space.parse(names[j]) for j in order}
     free = [i for i, st in enumerate(space.stages) if st.pinned is None and len(st.active) > 1]
     share: dict[int, dict[str, float]] = {}
@@ -394,7 +415,8 @@ def narrow_actions(candidates: pd.DataFrame, space: SearchSpace, limit: int, eli
             if c not in kept[i]:
                 actions.append({"op": "prune", "stage": st.name, "component": c,
                                 "reason": (f"narrowing to at most {limit} architectures: the {len(order)} best "
-                                           f"candidates use {st.name}:{c} for {share[i][c]:.0%} of their vote; "
+                                           f"candidates{' (by the additive model of their scores)' if by == 'model' else ''} "
+                                           f"use {st.name}:{c} for {share[i][c]:.0%} of their vote; "
                                            f"kept: {used}"),
                                 "evidence": {"stage": st.name, "component": c, "elite_share": round(share[i][c], 4)}})
     return actions, ""
@@ -411,18 +433,22 @@ def _narrowed(space: SearchSpace, kept: dict[int, list[str]]) -> SearchSpace:
 
 def decide(fit: pd.DataFrame, candidates: pd.DataFrame, space: SearchSpace, sc, passes: int) -> tuple[list[dict], str]:
     """The auto-pilot's proposal after ``passes`` search passes (the caller enforces the pass limit):
-    pruning by fitness (``propose_actions``), except that with ``steering.narrow_to`` set and the
+    pruning by fitness (``propose_actions``; none with ``steering.prune`` off), except that with ``steering.narrow_to`` set and the
     space still larger, the pass before the last narrows it to the best candidates' components
     (``narrow_actions``), and so does any pass where pruning finds nothing and the auto-pilot
     would stop (``steering.extend`` off)."""
     narrow = bool(sc.narrow_to) and space.size() > sc.narrow_to
     if narrow and passes == sc.rounds - 1:
-        actions, _ = narrow_actions(candidates, space, sc.narrow_to, sc.narrow_elite, keep_top=sc.protect_top)
+        actions, _ = narrow_actions(candidates, space, sc.narrow_to, sc.narrow_elite, sc.protect_top, sc.narrow_by)
         if actions:
             return actions, ""
-    actions, why = propose_actions(fit, space, sc)
+    if sc.prune:
+        actions, why = propose_actions(fit, space, sc)
+    else:
+        check_steering(sc)
+        actions, why = [], "nothing clearly worse: pruning by fitness is off (steering.prune: false)"
     if not actions and narrow and not sc.extend:  # it would stop here: narrow instead
-        narrowed, _ = narrow_actions(candidates, space, sc.narrow_to, sc.narrow_elite, keep_top=sc.protect_top)
+        narrowed, _ = narrow_actions(candidates, space, sc.narrow_to, sc.narrow_elite, sc.protect_top, sc.narrow_by)
         if narrowed:
             return narrowed, ""
     return actions, why

@@ -223,3 +223,46 @@ def test_the_real_table():
     best = max(table, key=table.get)
     assert round(table[best], 2) == 94.07 and np.mean(list(table.values())) == pytest.approx(86.8, abs=0.05)
     assert best == (2, 2, 0, 2, 3, 2)  # conv3x3 everywhere but skip on edge (1,4), conv1x1 on (2,4)
+
+
+def test_narrowing_by_the_model_ignores_a_lucky_score_but_misses_interactions():
+    """Additive truth, noisy scores: one candidate with the bad component "x" scores best by luck.
+    Ranked by score it leads the elite and keeps x; ranked by the additive model's fit (``by="model"``)
+    it does not. The price, said in steering.narrow_by's comment: in the interaction case the model
+    ranks the best cell low and narrowing by model loses it where narrowing by score keeps it."""
+    space = SearchSpace(tuple(Stage(f"s{i}", ("a", "b", "x")) for i in range(3)))
+    rng = np.random.default_rng(0)
+    rows = []
+    for arch in space:
+        ch = [c[0] for c in arch.choices]
+        rows.append({"arch": str(arch), "one_shot_acc": 0.9 + 0.01 * ch.count("a") - 0.03 * ch.count("x")
+                     + rng.normal(0, 0.002)})
+    df = pd.DataFrame(rows)
+    df.loc[df["arch"] == "x/a/a", "one_shot_acc"] = 0.99  # the lucky one
+    kept = {by: apply_actions(space, narrow_actions(df, space, limit=2, elite=2, by=by)[0])[0] for by in ("score", "model")}
+    assert "x" in kept["score"].stages[0].active
+    assert "x" not in kept["model"].stages[0].active and kept["model"].contains(space.parse("a/a/a"))
+    with pytest.raises(ValueError, match="narrow_by: 'mean' is not one of model, score"):
+        narrow_actions(df, space, limit=2, by="mean")
+
+    space, rows = _interaction_space_and_rows()
+    df = rows.sample(120, random_state=0)
+    best = space.parse("c/c/skip/c")
+    assert apply_actions(space, narrow_actions(df, space, limit=12, elite=20)[0])[0].contains(best)
+    assert not apply_actions(space, narrow_actions(df, space, limit=12, elite=20, by="model")[0])[0].contains(best)
+
+
+def test_without_pruning_by_fitness_the_auto_pilot_extends_then_narrows():
+    space, rows = _interaction_space_and_rows()
+    df = rows.sample(120, random_state=0)
+    sc = SteeringConfig(rounds=4, narrow_to=12, prune=False, extend=True)
+    fit = fitness_table(df, space, confidence=sc.confidence, top=sc.protect_top)
+    assert propose_actions(fit, space, sc)[0]  # pruning by fitness would prune ...
+    actions, why = decide(fit, df, space, sc, passes=1)
+    assert actions == [] and why.startswith("nothing clearly worse") and "steering.prune: false" in why  # ... it is off
+    narrowed, _ = decide(fit, df, space, sc, passes=3)
+    assert narrowed and all("narrowing" in a["reason"] for a in narrowed)
+    # without extension it would stop: it narrows at once
+    assert decide(fit, df, space, SteeringConfig(rounds=4, narrow_to=12, prune=False), passes=1)[0]
+    with pytest.raises(ValueError, match="steering.narrow_by"):
+        decide(fit, df, space, SteeringConfig(narrow_by="best"), passes=1)
