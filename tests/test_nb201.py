@@ -121,9 +121,9 @@ def _interaction_space_and_rows():
     return space, pd.DataFrame(rows)
 
 
-def test_tuned_policy_spares_a_component_bad_on_average_but_best_in_combination():
-    """The interaction case (see _interaction_space_and_rows): the bench's tuned settings prune x,
-    never skip."""
+def test_pruning_policy_spares_a_component_bad_on_average_but_best_in_combination():
+    """The interaction case (see _interaction_space_and_rows): the bench's pruning settings (the
+    ladder's, before the tuned policy turned pruning off) prune x, never skip."""
     space, rows = _interaction_space_and_rows()
     df = rows.sample(160, random_state=0)
     best = rows.loc[rows["one_shot_acc"].idxmax(), "arch"]
