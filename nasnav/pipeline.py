@@ -12,6 +12,7 @@ import os
 import signal
 import time
 import traceback
+import warnings
 from pathlib import Path
 
 import torch
@@ -192,7 +193,9 @@ def load_checkpoint(path: Path) -> dict:
     if not Path(path).exists():
         raise ValueError(f"{path}: no supernet checkpoint; train the supernet first (`python -m nasnav supernet RUN`)")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # a damaged file also draws torch's pickle-protocol warning: the error says it all
+            warnings.simplefilter("ignore", UserWarning)
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
         from nasnav.training import describe_load_error
 
