@@ -12,8 +12,9 @@ Methods, each for ``--seeds`` seeds at each noise level:
   the budget that finds one in 90% of seeds), and the best found at the auto-pilot's budget.
 - the auto-pilot: passes of search, then pruning or narrowing with nasnav's own policy
   (``steering.decide`` via ``bench/nb201_methods.autopilot``; the tuned settings prune nothing by
-  fitness and narrow once, ranking the elite by the additive model); reported: evaluations, final space size, regret of the final
-  space (global best minus the best architecture still in it) and how often a near-best survives.
+  fitness and narrow once, ranking the elite by the additive model); reported: evaluations, final
+  space size, regret of the final space (global best minus the best architecture still in it) and
+  how often a near-best survives.
 - an ablation at ``--ablation-noise``: the policy ladder from the default settings to the tuned
   ones, one change at a time, and two single removals from the tuned policy.
 

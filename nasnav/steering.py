@@ -360,11 +360,12 @@ def narrow_actions(candidates: pd.DataFrame, space: SearchSpace, limit: int, eli
     """Keep, in each free stage, only components the best candidates use, so that at most ``limit``
     architectures remain; returns (prune actions, why nothing). The ``elite`` best scored candidates
     of the space (by their one-shot accuracy; with ``by="model"`` by the additive model's fit of
-    their scores, see ``denoised``: steadier under noisy scores, blind to interactions) vote for the components they use with weight 1/rank; each stage
-    starts with its most voted component and the space then widens, one component at a time, where
-    that adds the largest share of the vote, while it stays within ``limit``. Unlike pruning by
-    fitness this keeps what the best cells use even when it is poor on average (interactions), and
-    it makes the space small without having scored its best architecture."""
+    their scores, see ``denoised``: steadier under noisy scores, blind to interactions) vote for
+    the components they use with weight 1/rank; each stage starts with its most voted component
+    and the space then widens, one component at a time, where that adds the largest share of the
+    vote, while it stays within ``limit``. Unlike pruning by fitness this keeps what the best cells
+    use even when it is poor on average (interactions), and it makes the space small without having
+    scored its best architecture."""
     if space.size() <= limit:
         return [], f"the space has {space.size():,} architecture(s), within steering.narrow_to={limit}"
     from nasnav.analysis import design
@@ -433,10 +434,11 @@ def _narrowed(space: SearchSpace, kept: dict[int, list[str]]) -> SearchSpace:
 
 def decide(fit: pd.DataFrame, candidates: pd.DataFrame, space: SearchSpace, sc, passes: int) -> tuple[list[dict], str]:
     """The auto-pilot's proposal after ``passes`` search passes (the caller enforces the pass limit):
-    pruning by fitness (``propose_actions``; none with ``steering.prune`` off), except that with ``steering.narrow_to`` set and the
-    space still larger, the pass before the last narrows it to the best candidates' components
-    (``narrow_actions``), and so does any pass where pruning finds nothing and the auto-pilot
-    would stop (``steering.extend`` off)."""
+    pruning by fitness (``propose_actions``; none with ``steering.prune`` off), except that with
+    ``steering.narrow_to`` set and the space still larger, the pass before the last narrows it to
+    the best candidates' components (``narrow_actions``), and so does any pass where pruning finds
+    nothing and the auto-pilot would stop (``steering.extend`` off)."""
+    check_steering(sc)
     narrow = bool(sc.narrow_to) and space.size() > sc.narrow_to
     if narrow and passes == sc.rounds - 1:
         actions, _ = narrow_actions(candidates, space, sc.narrow_to, sc.narrow_elite, sc.protect_top, sc.narrow_by)
@@ -445,7 +447,6 @@ def decide(fit: pd.DataFrame, candidates: pd.DataFrame, space: SearchSpace, sc, 
     if sc.prune:
         actions, why = propose_actions(fit, space, sc)
     else:
-        check_steering(sc)
         actions, why = [], "nothing clearly worse: pruning by fitness is off (steering.prune: false)"
     if not actions and narrow and not sc.extend:  # it would stop here: narrow instead
         narrowed, _ = narrow_actions(candidates, space, sc.narrow_to, sc.narrow_elite, sc.protect_top, sc.narrow_by)
