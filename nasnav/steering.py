@@ -485,20 +485,22 @@ def autopilot_round(run: RunDir, cfg, say: Callable[[str], None] = print, evalua
     worse and ``steering.extend`` is on, score ``search.budget`` more candidates in the same round
     instead (an ``extend`` record; it counts against ``steering.rounds`` like a round). False (with a
     stop record) when the pass limit is reached, the space is small enough or nothing is clearly worse."""
-    from nasnav.analysis import analyze_round
+    from nasnav.analysis import analyze_round, steering_candidates, steering_fitness
     from nasnav.headless import extend_round, run_round
 
     sc = cfg.steering
     k = run.current_round()
     space = load_space(run, k, cfg.kind)
-    fit = analyze_round(run, cfg, k)["fitness"]
+    fit_file, cand_file = run.round_dir(k) / "fitness.csv", run.round_dir(k) / "candidates.csv"
+    if not fit_file.exists() or (cand_file.exists() and cand_file.stat().st_mtime > fit_file.stat().st_mtime):
+        analyze_round(run, cfg, k)  # scored since its last analysis (an interrupted run): files for the app
+    cands = steering_candidates(run, cfg, k)
+    fit = steering_fitness(cands, space, sc, cfg.seed)  # what analyze_round wrote, without the projection
     if search_passes(run, k) >= sc.rounds:
         reason = f"round limit reached (steering.rounds={sc.rounds})"
         actions = []
     else:
-        from nasnav.analysis import steering_candidates
-
-        actions, reason = decide(fit, steering_candidates(run, cfg, k), space, sc, search_passes(run, k))
+        actions, reason = decide(fit, cands, space, sc, search_passes(run, k))
     if not actions and sc.extend and reason.startswith("nothing clearly worse"):
         rec = {"time": time.strftime("%Y-%m-%dT%H:%M:%S"), "timestamp": time.time(), "source": "autopilot",
                "round": k, "actions": [], "status": "extend", "why": reason, "evidence": _records(fit)}

@@ -144,3 +144,27 @@ def test_autopilot_narrows_before_its_last_pass_and_searches_the_narrowed_space(
     assert narrowing and search_passes(run, last) == 3
     assert len(read_candidates(run, last)) > 0  # the narrowed space was searched: retrain has a candidate
     assert "round limit" in said[-1]
+
+
+def test_autopilot_reuses_a_fresh_analysis_and_redoes_a_missing_one(tmp_path):
+    """The auto-pilot decides on fitness computed from the candidates; it rewrites the round's
+    analysis files (the projection is the slow part) only when they are missing or older."""
+    import os
+
+    cfg = load_config("configs/tiny.yaml", TINY + ["steering.rounds=3", "steering.extend=true",
+                                                   "steering.evidence=all"])
+    space = cfg.search_space()
+    ev = TableEvaluator({str(a): 80.0 for a in space})
+    run = create_run(cfg, tmp_path / "run")
+    run_round(run, cfg, say=lambda s: None, evaluator=ev)
+    rdir = run.round_dir(0)
+    stamp = (rdir / "candidates.csv").stat().st_mtime - 100  # analysis files newer than the candidates ...
+    for name in ("fitness.csv", "projection.csv"):
+        os.utime(rdir / name, (stamp + 200, stamp + 200))
+    os.utime(rdir / "candidates.csv", (stamp, stamp))
+    cfg1 = load_config("configs/tiny.yaml", TINY + ["steering.rounds=1"])  # ... a stop, no new search
+    assert not autopilot_round(run, cfg1, say=lambda s: None, evaluator=ev)
+    assert (rdir / "projection.csv").stat().st_mtime == stamp + 200  # not recomputed
+    (rdir / "fitness.csv").unlink()  # an interrupted analysis
+    assert not autopilot_round(run, cfg1, say=lambda s: None, evaluator=ev)
+    assert (rdir / "fitness.csv").exists() and (rdir / "projection.csv").stat().st_mtime != stamp + 200
