@@ -23,6 +23,12 @@ A variant is ``key=value,...`` (variants separated by ``;``), one table row each
   no ties on small validation sets)
 - ``ens``: average the scores of this many supernets trained with different seeds
 - ``seed``: added to the preset's seed for the supernet (another draw of the same variant)
+- ``split``: few-shot NAS (Zhao et al. 2021): 1-based number of the stage to split on (0: off, one-shot).
+  After the one-shot training, one copy of the supernet per operation of that stage is trained on
+  from the shared weights with the stage pinned to that operation, for ``sub_epochs`` epochs each;
+  an architecture is scored by the copy of its own operation. Total supernet epochs: ``epochs`` +
+  operations x ``sub_epochs`` (the table's "supernet epochs")
+- ``sub_epochs``: epochs of each few-shot copy (default: the preset's supernet epochs / 4)
 - ``engine``: 1 = train the supernet with nasnav's own pipeline (Lightning, ``pipeline.train_supernet``
   in a scratch run directory, the preset's optimiser and schedule, ``supernet.distill`` for ``kd``) and
   score with the pipeline's evaluator: what a user of the preset gets; 0 = the benchmark's plain loop
@@ -58,7 +64,8 @@ DEFAULT_VARIANTS = ("sampler=uniform; sampler=fair; sampler=fair,recal=16; sampl
 
 def parse_variant(text: str, cfg) -> dict:
     v = {"sampler": cfg.supernet.sampler, "epochs": cfg.supernet.epochs, "recal": cfg.search.recal_batches,
-         "kd": 0, "score": "acc", "ens": 1, "seed": 0, "engine": 0}
+         "kd": 0, "score": "acc", "ens": 1, "seed": 0, "engine": 0, "split": 0,
+         "sub_epochs": max(1, cfg.supernet.epochs // 4)}
     for part in filter(None, (p.strip() for p in text.split(","))):
         key, _, val = part.partition("=")
         key, val = key.strip(), val.strip()
@@ -73,6 +80,12 @@ def parse_variant(text: str, cfg) -> dict:
     if v["engine"] and (v["seed"] or v["ens"] > 1):
         raise ValueError(f"variant '{text}': engine=1 trains with the preset's seed (it draws the data split too), "
                          "so it takes neither seed= nor ens= > 1")
+    if v["engine"] and v["split"]:
+        raise ValueError(f"variant '{text}': split (few-shot) runs in the benchmark's own loop, not with engine=1")
+    if not 0 <= v["split"] <= len(cfg.space.stages):
+        raise ValueError(f"variant '{text}': split is a stage number 1..{len(cfg.space.stages)} (0: off)")
+    if v["split"] and cfg.space.stages[v["split"] - 1].select != "one":
+        raise ValueError(f"variant '{text}': split needs a stage that selects one component")
     if v["score"] not in ("acc", "loss") or v["sampler"] not in ("uniform", "fair"):
         raise ValueError(f"variant '{text}': score is acc|loss, sampler uniform|fair")
     return v
@@ -100,6 +113,36 @@ def train_supernet(cfg, space, splits, sampler: str, epochs: int, seed: int, kd:
     fit(lambda x, s: net(x, sample(s)), list(net.parameters()), splits, epochs, section, seed,
         cfg.data.batch_size, False, extra_loss=extra)
     return net
+
+
+def few_shot(net: Supernet, cfg, space, splits, v: dict, seed: int) -> dict[str, Supernet]:
+    """Few-shot split of a trained supernet: per operation of stage ``v["split"]``, a copy trained on
+    for ``v["sub_epochs"]`` epochs with that stage pinned to the operation (its other paths sampled
+    as before). Returns operation -> copy."""
+    import copy
+
+    stage = v["split"] - 1
+    sc = cfg.supernet
+    section = {"optimizer": sc.optimizer, "lr": sc.lr, "momentum": sc.momentum, "weight_decay": sc.weight_decay}
+    copies = {}
+    for j, op in enumerate(space.stages[stage].active):
+        sub = copy.deepcopy(net).train()
+        sample = path_sampler(space.pin(stage, op), v["sampler"], seed + 1000 * (j + 1))
+        fit(lambda x, s, sub=sub, sample=sample: sub(x, sample(s)), list(sub.parameters()), splits, v["sub_epochs"],
+            section, seed + j + 1, cfg.data.batch_size, False)
+        copies[op] = sub
+    return copies
+
+
+class FewShotEvaluator:
+    """Scores an architecture with the few-shot copy that owns its operation in the split stage."""
+
+    def __init__(self, copies: dict[str, Supernet], stage: int, make):
+        self.stage = stage
+        self.evaluators = {op: make(net) for op, net in copies.items()}
+
+    def __call__(self, arch):
+        return self.evaluators["+".join(arch.choices[self.stage])](arch)
 
 
 def engine_evaluator(config_path, v: dict):
@@ -178,11 +221,11 @@ def main(argv=None) -> None:
     for text in variants:
         v = parse_variant(text, cfg)
         if args.quick:
-            v["epochs"] = min(v["epochs"], 2)
+            v["epochs"], v["sub_epochs"] = min(v["epochs"], 2), min(v["sub_epochs"], 1)
         accs, losses, t_var = [], [], 0.0
         for e in range(v["ens"]):
             seed = cfg.seed + v["seed"] + e
-            key = (v["sampler"], v["epochs"], v["kd"], v["recal"], seed, v["engine"])
+            key = (v["sampler"], v["epochs"], v["kd"], v["recal"], seed, v["engine"], v["split"], v["sub_epochs"])
             if key not in scored:
                 t = time.time()
                 if v["engine"]:
@@ -190,7 +233,14 @@ def main(argv=None) -> None:
                 else:
                     net = train_supernet(cfg, space, splits, v["sampler"], v["epochs"], seed, bool(v["kd"]))
                     recal = make_recal_batches(splits.x_train, v["recal"], cfg.data.batch_size, cfg.seed)
-                    ev = SupernetEvaluator(net, recal, splits.x_val, splits.y_val, tuple(splits.spec.shape))
+
+                    def make(n, recal=recal):
+                        return SupernetEvaluator(n, recal, splits.x_val, splits.y_val, tuple(splits.spec.shape))
+
+                    if v["split"]:
+                        ev = FewShotEvaluator(few_shot(net, cfg, space, splits, v, seed), v["split"] - 1, make)
+                    else:
+                        ev = make(net)
                 t_train = time.time() - t
                 res = [ev(a) for a in archs]
                 scored[key] = (np.array([r["one_shot_acc"] for r in res]), np.array([r["val_loss"] for r in res]),
@@ -204,7 +254,8 @@ def main(argv=None) -> None:
         tau, p = kendalltau(pred, truth)
         rho = spearmanr(pred, truth)[0]
         ratio = tau / ceiling if ceiling > 0 else float("nan")
-        rows.append({"variant": text, "supernet epochs": v["epochs"], "N": len(archs), "tau": f"{tau:.3f}",
+        epochs = v["epochs"] + (len(space.stages[v["split"] - 1].active) * v["sub_epochs"] if v["split"] else 0)
+        rows.append({"variant": text, "supernet epochs": epochs, "N": len(archs), "tau": f"{tau:.3f}",
                      "p": f"{p:.1g}", "rho": f"{rho:.3f}",
                      "tau / ceiling": f"{ratio:.2f}" if ceiling > 0 else "-",
                      "top-5 hit": "yes" if top5_hit(pred, truth) else "no",

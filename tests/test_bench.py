@@ -21,7 +21,7 @@ BENCHMARKS = ROOT / "BENCHMARKS.md"
 SCRIPTS = {
     "throughput": (["--preset", "tiny", "--quick", "--methods", "mds,pca"], "Engine throughput (tiny)"),
     "ranking": (["--preset", "tiny", "--archs", "6", "--seeds", "2", "--epochs", "1", "--quick",
-                 "--variants", "sampler=fair; engine=1,kd=1"],
+                 "--variants", "sampler=fair; engine=1,kd=1; split=1,sub_epochs=1"],
                 "Ranking fidelity (tiny)"),
     "search_curve": (["--preset", "tiny", "--budget", "12", "--seeds", "2"], "Search: evolution vs random"),
     "search_efficiency": (["--preset", "tiny", "--reps", "1", "--epochs", "1", "--max-evals", "3", "--quick"],
@@ -63,8 +63,15 @@ def test_ranking_variants_parse():
     cfg = load_config(preset_path("tiny"))
     v = parse_variant("sampler=uniform,epochs=3x,recal=16,kd=1,score=loss,ens=2", cfg)
     assert v == {"sampler": "uniform", "epochs": 3 * cfg.supernet.epochs, "recal": 16, "kd": 1, "score": "loss",
-                 "ens": 2, "seed": 0, "engine": 0}
+                 "ens": 2, "seed": 0, "engine": 0, "split": 0, "sub_epochs": max(1, cfg.supernet.epochs // 4)}
     assert parse_variant("engine=1,kd=1", cfg)["engine"] == 1
+    assert parse_variant("split=3,sub_epochs=3", cfg)["split"] == 3
+    with pytest.raises(ValueError, match="split needs a stage that selects one component"):
+        parse_variant("split=2", cfg)  # s2 selects any
+    with pytest.raises(ValueError, match="split is a stage number 1..3"):
+        parse_variant(f"split={len(cfg.space.stages) + 1}", cfg)
+    with pytest.raises(ValueError, match="not with engine=1"):
+        parse_variant("split=1,engine=1", cfg)
     with pytest.raises(ValueError, match="preset's seed"):
         parse_variant("engine=1,ens=2", cfg)
     assert parse_variant("", cfg)["sampler"] == cfg.supernet.sampler
