@@ -114,8 +114,10 @@ class SteeringConfig:
     narrow_to: int = 0  # before the last pass, keep only the best candidates' components, at most this many
     # architectures (0: off); see steering.narrow_actions
     narrow_elite: int = 20  # ... the best candidates whose components are kept (weighted by rank)
-    narrow_by: str = "score"  # rank candidates for narrowing by score (their one-shot accuracy) or by model: the
-    # additive model's fit of their scores (averages out estimation noise, but can miss what only works in combination)
+    narrow_by: str = "model"  # rank candidates for narrowing by model: the additive model's fit of their scores
+    # (averages out estimation noise), or by score (their raw one-shot accuracy)
+    interaction_sd: float = 2.5  # narrow_by model: a score this many robust SDs off the fit stands as it is (an
+    # interaction the additive model cannot see, not noise); 0: the fit for every candidate
     prune: bool = True  # prune by fitness (propose_actions); false: only narrowing shrinks the space
 
 

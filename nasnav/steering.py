@@ -263,7 +263,7 @@ def check_steering(sc) -> None:
 
     if sc.evidence not in EVIDENCE:
         raise ValueError(f"steering.evidence: '{sc.evidence}' is not one of {', '.join(EVIDENCE)}")
-    for key in ("margin", "tail_margin", "protect_top", "min_frequency", "narrow_to"):
+    for key in ("margin", "tail_margin", "protect_top", "min_frequency", "narrow_to", "interaction_sd"):
         if getattr(sc, key) < 0:
             raise ValueError(f"steering.{key}: {getattr(sc, key)} must not be negative")
     if sc.narrow_elite < 1:
@@ -342,26 +342,37 @@ def propose_actions(fit: pd.DataFrame, space: SearchSpace, sc) -> tuple[list[dic
 
 NARROW_BY = ("model", "score")
 RIDGE = 1.0  # ridge penalty of the additive model that ranks candidates for narrowing (accuracies in 0..1)
+INTERACTION_SD = 2.5  # default of steering.interaction_sd
 
 
-def denoised(m: np.ndarray, y: np.ndarray, ridge: float = RIDGE) -> np.ndarray:
+def denoised(m: np.ndarray, y: np.ndarray, ridge: float = RIDGE, interaction_sd: float = INTERACTION_SD) -> np.ndarray:
     """The additive model's fit of the scores ``y`` of candidates with component masks ``m``: each
     candidate's accuracy as the sum of its components' effects (ridge-regularised least squares),
     so that one candidate's estimation error is shared out over every candidate using the same
-    components instead of deciding its rank alone."""
+    components instead of deciding its rank alone. A candidate whose score lies more than
+    ``interaction_sd`` robust standard deviations (1.4826 x the median absolute deviation of the
+    residuals) from the fit keeps its own score: noise that large is rare, so it is taken for an
+    interaction the additive model cannot see (0: every candidate gets the fit)."""
     x = m.astype(float)
     mu = float(y.mean())
     beta = np.linalg.solve(x.T @ x + ridge * np.eye(x.shape[1]), x.T @ (y - mu))
-    return x @ beta + mu
+    fit = x @ beta + mu
+    if interaction_sd <= 0:
+        return fit
+    resid = y - fit
+    sd = 1.4826 * float(np.median(np.abs(resid - np.median(resid))))
+    return np.where(np.abs(resid) > interaction_sd * sd, y, fit) if sd > 0 else fit
 
 
 def narrow_actions(candidates: pd.DataFrame, space: SearchSpace, limit: int, elite: int = 20,
-                   keep_top: int = 0, by: str = "score") -> tuple[list[dict], str]:
+                   keep_top: int = 0, by: str = "model",
+                   interaction_sd: float = INTERACTION_SD) -> tuple[list[dict], str]:
     """Keep, in each free stage, only components the best candidates use, so that at most ``limit``
     architectures remain; returns (prune actions, why nothing). The ``elite`` best scored candidates
-    of the space (by their one-shot accuracy; with ``by="model"`` by the additive model's fit of
-    their scores, see ``denoised``: steadier under noisy scores, blind to interactions) vote for
-    the components they use with weight 1/rank; each stage starts with its most voted component
+    of the space (with ``by="model"`` by the additive model's fit of their scores, which averages
+    out estimation noise, except for scores ``interaction_sd`` robust SDs off the fit, which stand;
+    see ``denoised``; with ``by="score"`` by their raw one-shot accuracy) vote for the components
+    they use with weight 1/rank; each stage starts with its most voted component
     and the space then widens, one component at a time, where that adds the largest share of the
     vote, while it stays within ``limit``. Unlike pruning by fitness this keeps what the best cells
     use even when it is poor on average (interactions), and it makes the space small without having
@@ -375,7 +386,7 @@ def narrow_actions(candidates: pd.DataFrame, space: SearchSpace, limit: int, eli
     m, y, names = design(candidates, space)
     if len(y) < 2:
         return [], "too few scored candidates in the space to narrow it"
-    rank_by = denoised(m, y) if by == "model" else y
+    rank_by = denoised(m, y, interaction_sd=interaction_sd) if by == "model" else y
     order = np.argsort(-rank_by, kind="stable")[: max(2, int(elite))]
     archs = {j: space.parse(names[j]) for j in order}
     free = [i for i, st in enumerate(space.stages) if st.pinned is None and len(st.active) > 1]
@@ -441,7 +452,8 @@ def decide(fit: pd.DataFrame, candidates: pd.DataFrame, space: SearchSpace, sc, 
     check_steering(sc)
     narrow = bool(sc.narrow_to) and space.size() > sc.narrow_to
     if narrow and passes == sc.rounds - 1:
-        actions, _ = narrow_actions(candidates, space, sc.narrow_to, sc.narrow_elite, sc.protect_top, sc.narrow_by)
+        actions, _ = narrow_actions(candidates, space, sc.narrow_to, sc.narrow_elite, sc.protect_top, sc.narrow_by,
+                                     sc.interaction_sd)
         if actions:
             return actions, ""
     if sc.prune:
@@ -449,7 +461,8 @@ def decide(fit: pd.DataFrame, candidates: pd.DataFrame, space: SearchSpace, sc, 
     else:
         actions, why = [], "nothing clearly worse: pruning by fitness is off (steering.prune: false)"
     if not actions and narrow and not sc.extend:  # it would stop here: narrow instead
-        narrowed, _ = narrow_actions(candidates, space, sc.narrow_to, sc.narrow_elite, sc.protect_top, sc.narrow_by)
+        narrowed, _ = narrow_actions(candidates, space, sc.narrow_to, sc.narrow_elite, sc.protect_top,
+                                     sc.narrow_by, sc.interaction_sd)
         if narrowed:
             return narrowed, ""
     return actions, why

@@ -42,6 +42,19 @@ def test_finished_run_renders_every_view(tmp_path_factory, tmp_path, monkeypatch
     assert not at.error
 
 
+def test_with_pruning_by_fitness_off_the_suggestions_say_so(tmp_path_factory, tmp_path, monkeypatch):
+    from nasnav.runs import write_yaml
+
+    path = finished_copy(tmp_path_factory, tmp_path)
+    monkeypatch.setenv("NASNAV_RUNS", str(path.parent))
+    conf = read_yaml(path / "config.yaml")
+    conf.setdefault("steering", {})["prune"] = False
+    write_yaml(path / "config.yaml", conf)
+    at = ok(page("3_explore.py", path).run())
+    assert "pruning by fitness is off (steering.prune: false)" in texts(at)
+    assert "Prune **" not in texts(at)  # nothing proposed
+
+
 def test_prune_apply_undo_redo_and_next_round(tmp_path_factory, tmp_path, monkeypatch):
     path = finished_copy(tmp_path_factory, tmp_path)
     monkeypatch.setenv("NASNAV_RUNS", str(path.parent))

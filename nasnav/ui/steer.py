@@ -124,9 +124,11 @@ def suggestions(run: RunDir, cfg, k: int) -> None:
                     st.rerun()
         if not shown:
             why = "the evidence does not single out a component to prune"
+            if not cfg.steering.prune:
+                why = "pruning by fitness is off (steering.prune: false); the auto-pilot only narrows (steering.narrow_to)"
             try:
                 fit = store.fitness(run, cfg, k)
-                if fit is not None and not fit.empty and {"top_with", "in_top"} <= set(fit.columns):
+                if cfg.steering.prune and fit is not None and not fit.empty and {"top_with", "in_top"} <= set(fit.columns):
                     why = engine.fn("steering", "propose_actions")(fit, store.space(run, cfg, k), cfg.steering)[1] or why
             except ValueError:
                 pass
