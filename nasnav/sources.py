@@ -242,8 +242,10 @@ def load_restricted_pickle(file: Path) -> Any:
     try:
         with open(file, "rb") as f:
             return RestrictedUnpickler(f, str(file)).load()
-    except ValueError:
-        raise
+    except ValueError as e:
+        if str(e).startswith("data.path:"):  # RestrictedUnpickler's refusal says what it refused
+            raise
+        raise ValueError(f"data.path: '{file}' is not a readable CIFAR batch (ValueError: {e})") from None
     except Exception as e:  # truncated or not a pickle at all
         raise ValueError(f"data.path: '{file}' is not a readable CIFAR batch ({type(e).__name__}: {e})") from None
 
