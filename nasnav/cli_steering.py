@@ -58,7 +58,7 @@ def cmd_search(args) -> int:
 def cmd_analyze(args) -> int:
     from nasnav.analysis import analyze_round
     from nasnav.pipeline import load_run
-    from nasnav.steering import load_space, propose_actions
+    from nasnav.steering import proposal
 
     run, cfg = load_run(args.run_dir)
     k = run.current_round() if args.round is None else args.round
@@ -74,7 +74,7 @@ def cmd_analyze(args) -> int:
         _say("stage importance (share of accuracy variance):")
         _say(res["importance"].round(3).to_string(index=False))
     if len(res["projection"]):
-        actions, reason = propose_actions(fit, load_space(run, k, cfg.kind), cfg.steering)
+        actions, reason = proposal(run, cfg, k)
         _say("auto-pilot suggests " + (f"nothing: {reason}" if not actions else "(python -m nasnav prune RUN --drop ...):"))
         for a in actions:
             _say(f"  --drop {a['stage']}:{a['component']}   ({a['reason']})")

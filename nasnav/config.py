@@ -97,7 +97,7 @@ class SearchConfig:
 
 @dataclass
 class SteeringConfig:
-    autopilot: bool = False  # headless run: prune automatically round after round
+    autopilot: bool = False  # headless run: the auto-pilot decides round after round
     rounds: int = 3  # at most this many rounds (round 0 included; with extend, extensions count too)
     max_prune_per_round: int = 2  # per stage
     min_space_size: int = 4  # stop pruning once the space is this small
@@ -111,14 +111,15 @@ class SteeringConfig:
     extend: bool = False  # nothing clearly worse: score search.budget more in the same round (counts as a round)
     evidence: str = "round"  # round: fitness from the round's candidates; all: also earlier rounds' (scores that
     # do not change between rounds: a lookup table, standalone training), which are then not scored again
-    narrow_to: int = 0  # before the last pass, keep only the best candidates' components, at most this many
-    # architectures (0: off); see steering.narrow_actions
-    narrow_elite: int = 20  # ... the best candidates whose components are kept (weighted by rank)
+    narrow_to: float = 0.01  # narrowing (steering.narrow_actions) keeps the best candidates' components, at most
+    # this many architectures (>= 1) or this share of the space (< 1, at least min_space_size); 0: no narrowing
+    narrow_elite: int = 40  # ... the best candidates whose components are kept (weighted by rank)
     narrow_by: str = "model"  # rank candidates for narrowing by model: the additive model's fit of their scores
     # (averages out estimation noise), or by score (their raw one-shot accuracy)
     interaction_sd: float = 2.5  # narrow_by model: a score this many robust SDs off the fit stands as it is (an
     # interaction the additive model cannot see, not noise); 0: the fit for every candidate
-    prune: bool = True  # prune by fitness (propose_actions); false: only narrowing shrinks the space
+    prune: bool = False  # also prune by fitness round after round (propose_actions: the paper's rule; worse on the
+    # NAS-Bench-201 table, see BENCHMARKS.md); false: the auto-pilot shrinks the space by narrowing alone
 
 
 @dataclass

@@ -378,7 +378,7 @@ def narrow_actions(candidates: pd.DataFrame, space: SearchSpace, limit: int, eli
     use even when it is poor on average (interactions), and it makes the space small without having
     scored its best architecture."""
     if space.size() <= limit:
-        return [], f"the space has {space.size():,} architecture(s), within steering.narrow_to={limit}"
+        return [], f"the space has {space.size():,} architecture(s), within the narrowing limit of {limit}"
     from nasnav.analysis import design
 
     if by not in NARROW_BY:
@@ -443,40 +443,60 @@ def _narrowed(space: SearchSpace, kept: dict[int, list[str]]) -> SearchSpace:
     return space
 
 
+def narrow_limit(sc, space: SearchSpace) -> int:
+    """The most architectures narrowing keeps: ``steering.narrow_to`` itself when it is 1 or more, that
+    share of ``space`` (at least ``min_space_size``) when below 1, 0 (no narrowing) when 0."""
+    if sc.narrow_to >= 1:
+        return int(sc.narrow_to)
+    if sc.narrow_to <= 0:
+        return 0
+    return max(int(sc.min_space_size), int(space.size() * sc.narrow_to))
+
+
 def decide(fit: pd.DataFrame, candidates: pd.DataFrame, space: SearchSpace, sc, passes: int) -> tuple[list[dict], str]:
-    """The auto-pilot's proposal after ``passes`` search passes (the caller enforces the pass limit):
-    pruning by fitness (``propose_actions``; none with ``steering.prune`` off), except that with
-    ``steering.narrow_to`` set and the space still larger, the pass before the last narrows it to
-    the best candidates' components (``narrow_actions``), and so does any pass where pruning finds
-    nothing and the auto-pilot would stop (``steering.extend`` off)."""
+    """The auto-pilot's proposal after ``passes`` search passes (the caller enforces the pass limit).
+    While the space is larger than ``narrow_limit``, the pass before the last narrows it to the best
+    candidates' components (``narrow_actions``), and so does any pass where nothing else is proposed
+    and the auto-pilot would stop (``steering.extend`` off). Otherwise, with ``steering.prune`` on,
+    it prunes by fitness (``propose_actions``)."""
     check_steering(sc)
-    narrow = bool(sc.narrow_to) and space.size() > sc.narrow_to
+    limit = narrow_limit(sc, space)
+    narrow = bool(limit) and space.size() > limit
     if narrow and passes == sc.rounds - 1:
-        actions, _ = narrow_actions(candidates, space, sc.narrow_to, sc.narrow_elite, sc.protect_top, sc.narrow_by,
-                                     sc.interaction_sd)
+        actions, _ = narrow_actions(candidates, space, limit, sc.narrow_elite, sc.protect_top, sc.narrow_by,
+                                    sc.interaction_sd)
         if actions:
             return actions, ""
     if sc.prune:
         actions, why = propose_actions(fit, space, sc)
     else:
-        actions, why = [], "nothing clearly worse: pruning by fitness is off (steering.prune: false)"
+        actions, why = [], "nothing clearly worse: pruning by fitness is off (steering.prune: false), " + (
+            "and so is narrowing (steering.narrow_to: 0)" if not limit else
+            f"and the space is within the narrowing limit of {limit:,} architectures" if not narrow else
+            "and narrowing comes on the pass before the last (steering.rounds)")
     if not actions and narrow and not sc.extend:  # it would stop here: narrow instead
-        narrowed, _ = narrow_actions(candidates, space, sc.narrow_to, sc.narrow_elite, sc.protect_top,
-                                     sc.narrow_by, sc.interaction_sd)
+        narrowed, _ = narrow_actions(candidates, space, limit, sc.narrow_elite, sc.protect_top, sc.narrow_by,
+                                     sc.interaction_sd)
         if narrowed:
             return narrowed, ""
     return actions, why
 
 
-def propose(run: RunDir, cfg, k: int | None = None) -> list[dict]:
-    """Auto-pilot suggestions for round k (current by default): actions with "reason" and "evidence"."""
+def proposal(run: RunDir, cfg, k: int | None = None) -> tuple[list[dict], str]:
+    """The auto-pilot's proposal for round k (current by default): (actions with "reason" and
+    "evidence", why it proposes nothing)."""
     from nasnav.analysis import steering_candidates, steering_fitness
 
     k = run.current_round() if k is None else k
     space = load_space(run, k, cfg.kind)
     cands = steering_candidates(run, cfg, k)
     fit = steering_fitness(cands, space, cfg.steering, cfg.seed)
-    return decide(fit, cands, space, cfg.steering, search_passes(run, k))[0]
+    return decide(fit, cands, space, cfg.steering, search_passes(run, k))
+
+
+def propose(run: RunDir, cfg, k: int | None = None) -> list[dict]:
+    """Auto-pilot suggestions for round k (current by default): actions with "reason" and "evidence"."""
+    return proposal(run, cfg, k)[0]
 
 
 def record_stop(run: RunDir, k: int, reason: str, evidence: pd.DataFrame | None = None, source: str = "autopilot") -> None:

@@ -42,17 +42,18 @@ def test_finished_run_renders_every_view(tmp_path_factory, tmp_path, monkeypatch
     assert not at.error
 
 
-def test_with_pruning_by_fitness_off_the_suggestions_say_so(tmp_path_factory, tmp_path, monkeypatch):
+def test_the_auto_pilot_suggests_narrowing_and_says_why_when_it_has_nothing(tmp_path_factory, tmp_path, monkeypatch):
     from nasnav.runs import write_yaml
 
     path = finished_copy(tmp_path_factory, tmp_path)
     monkeypatch.setenv("NASNAV_RUNS", str(path.parent))
+    at = ok(page("3_explore.py", path).run())  # the defaults: narrowing on the pass before the last
+    assert "narrowing to at most 4 architectures" in texts(at)
     conf = read_yaml(path / "config.yaml")
-    conf.setdefault("steering", {})["prune"] = False
+    conf.setdefault("steering", {}).update(prune=False, narrow_to=0)
     write_yaml(path / "config.yaml", conf)
     at = ok(page("3_explore.py", path).run())
-    assert "pruning by fitness is off (steering.prune: false)" in texts(at)
-    assert "Prune **" not in texts(at)  # nothing proposed
+    assert "No suggestions: nothing clearly worse: pruning by fitness is off (steering.prune: false), and so is narrowing" in texts(at)
 
 
 def test_prune_apply_undo_redo_and_next_round(tmp_path_factory, tmp_path, monkeypatch):

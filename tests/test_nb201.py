@@ -23,7 +23,7 @@ from bench.nb201_data import EDGES, OPS, RestrictedUnpickler, installed_table, l
 from nasnav.analysis import fitness_table
 from nasnav.config import SteeringConfig
 from nasnav.space import SearchSpace, Stage
-from nasnav.steering import apply_actions, decide, narrow_actions, propose_actions
+from nasnav.steering import apply_actions, decide, narrow_actions, narrow_limit, propose_actions
 
 ANB_SHA256 = "85f3435b877aa2d36268d55ce07f6ff6d73643d17a840f1941745da5eb80db32"  # analog-nasbench 0.1.3's data.anb
 
@@ -174,21 +174,25 @@ def test_narrowing_keeps_the_very_best_candidates_when_the_limit_allows():
 def test_decide_narrows_only_on_the_pass_before_the_last():
     space, rows = _interaction_space_and_rows()
     df = rows.sample(120, random_state=0)
-    sc = SteeringConfig(rounds=4, narrow_to=12, min_space_size=4)
+    sc = SteeringConfig(rounds=4, narrow_to=12, min_space_size=4, prune=True)
     fit = fitness_table(df, space, confidence=sc.confidence, top=sc.protect_top)
     narrowed, _ = decide(fit, df, space, sc, passes=3)
     assert narrowed and all("narrowing" in a["reason"] for a in narrowed)
     assert apply_actions(space, narrowed)[0].size() <= 12
     earlier, _ = decide(fit, df, space, sc, passes=2)
     assert earlier == propose_actions(fit, space, sc)[0]  # before that: pruning by fitness
-    off = SteeringConfig(rounds=4, min_space_size=4)
+    off = SteeringConfig(rounds=4, min_space_size=4, prune=True, narrow_to=0)
     assert decide(fit, df, space, off, passes=3)[0] == propose_actions(fit, space, off)[0]
     # where pruning by fitness finds nothing and the auto-pilot would stop, it narrows instead
     flat = df.assign(one_shot_acc=0.8 + np.random.default_rng(0).normal(0, 1e-4, len(df)))
     flat_fit = fitness_table(flat, space, confidence=sc.confidence, top=sc.protect_top)
     assert propose_actions(flat_fit, space, sc)[0] == []
     assert decide(flat_fit, flat, space, sc, passes=1)[0]
-    assert decide(flat_fit, flat, space, SteeringConfig(rounds=4, narrow_to=12, extend=True), passes=1)[0] == []
+    assert decide(flat_fit, flat, space, SteeringConfig(rounds=4, narrow_to=12, extend=True, prune=True), passes=1)[0] == []
+    # a share of the space: 1 % of 256 is 2, raised to min_space_size
+    share = SteeringConfig(rounds=4, narrow_to=0.01, min_space_size=6)
+    assert narrow_limit(share, space) == 6 and narrow_limit(SteeringConfig(narrow_to=0), space) == 0
+    assert apply_actions(space, decide(fit, df, space, share, passes=1)[0])[0].size() <= 6
 
 
 def test_bench_script_runs_on_a_small_synthetic_table(tmp_path, monkeypatch, capsys):
@@ -257,8 +261,8 @@ def test_narrowing_by_the_model_ignores_a_lucky_score_and_keeps_interactions():
 
 
 def test_the_tuned_auto_pilot_keeps_a_component_bad_on_average_but_best_in_combination():
-    """The bench's tuned policy (no pruning by fitness, narrowing by the model) run round after
-    round on the interaction case, scaled to its 256 architectures: it keeps the best cell
+    """The bench's tuned policy (nasnav's defaults: no pruning by fitness, narrowing by the model)
+    run round after round on the interaction case, scaled to its 256 architectures: it keeps the best cell
     (skip on s2 with "c" elsewhere) in every seed; with the pure additive fit
     (``interaction_sd: 0``) it loses it in most."""
     from bench.nb201_methods import autopilot
@@ -269,14 +273,15 @@ def test_the_tuned_auto_pilot_keeps_a_component_bad_on_average_but_best_in_combi
     table = dict(zip(rows["arch"], rows["one_shot_acc"]))
     best = space.parse("c/c/skip/c")
     kept = {}
-    for sd in (TUNED["interaction_sd"], 0.0):
+    default = SteeringConfig().interaction_sd
+    for sd in (default, 0.0):
         sc = SteeringConfig(**{**TUNED, "rounds": 4, "narrow_to": 12, "narrow_elite": 20, "min_space_size": 4,
                                "interaction_sd": sd})
         runs = [autopilot(space, TableEvaluator(table, percent=False), sc, 30, np.random.default_rng(s), seed=s,
                           strategy="evolution") for s in range(10)]
         assert all(r.space.size() <= 12 for r in runs)
         kept[sd] = sum(r.space.contains(best) for r in runs)
-    assert kept[TUNED["interaction_sd"]] == 10 and kept[0.0] <= 5
+    assert kept[default] == 10 and kept[0.0] <= 5
 
 
 def test_without_pruning_by_fitness_the_auto_pilot_extends_then_narrows():

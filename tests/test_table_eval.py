@@ -18,7 +18,7 @@ from nasnav.steering import autopilot_round, load_space, read_decisions, search_
 from nasnav.table_eval import TableEvaluator
 
 TINY = ["search.projection=pca", "search.budget=30", "steering.min_frequency=3", "steering.protect_top=3",
-        "steering.margin=0", "steering.tail_margin=0"]
+        "steering.margin=0", "steering.tail_margin=0", "steering.prune=true", "steering.narrow_to=0"]  # pruning by fitness
 
 
 def additive_table(space: SearchSpace, effects: dict, seed: int = 0) -> dict[str, float]:

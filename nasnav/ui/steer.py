@@ -92,7 +92,7 @@ def suggestions(run: RunDir, cfg, k: int) -> None:
     """Auto-pilot suggestions with their evidence, to accept (into the pending decision) or reject."""
     st.markdown("**Auto-pilot suggestions**")
     try:
-        propose = engine.fn("steering", "propose")
+        proposal = engine.fn("steering", "proposal")
     except engine.Unavailable as e:
         st.caption(str(e))
         return
@@ -100,10 +100,11 @@ def suggestions(run: RunDir, cfg, k: int) -> None:
         stamp = store.mtime(run.round_dir(k) / "candidates.csv")
         key = f"ex_props_{k}_{stamp}"
         if key not in st.session_state:
-            st.session_state[key] = propose(run, cfg, k)
+            st.session_state[key] = proposal(run, cfg, k)
+        actions, why = st.session_state[key]
         rejected = st.session_state.setdefault("ex_rejected", set())
         shown = 0
-        for i, p in enumerate(st.session_state[key]):
+        for i, p in enumerate(actions):
             ident = (k, p.get("op"), p.get("stage"), p.get("component") or p.get("choice"))
             if ident in rejected:
                 continue
@@ -123,16 +124,7 @@ def suggestions(run: RunDir, cfg, k: int) -> None:
                     rejected.add(ident)
                     st.rerun()
         if not shown:
-            why = "the evidence does not single out a component to prune"
-            if not cfg.steering.prune:
-                why = "pruning by fitness is off (steering.prune: false); the auto-pilot only narrows (steering.narrow_to)"
-            try:
-                fit = store.fitness(run, cfg, k)
-                if cfg.steering.prune and fit is not None and not fit.empty and {"top_with", "in_top"} <= set(fit.columns):
-                    why = engine.fn("steering", "propose_actions")(fit, store.space(run, cfg, k), cfg.steering)[1] or why
-            except ValueError:
-                pass
-            st.caption(f"No suggestions: {why}.")
+            st.caption(f"No suggestions: {why or 'each one has been accepted or rejected'}.")
 
 
 def pending_panel(run: RunDir, cfg, space: SearchSpace) -> None:
