@@ -108,7 +108,8 @@ class SteeringConfig:
     tail_margin: float = 0.005  # ... and its upper tail (top_with) trails the stage's best tail by this much
     protect_top: int = 5  # never prune a component used by any of the round's this-many best candidates
     min_frequency: int = 5  # never prune a component seen in fewer candidates than this
-    extend: bool = False  # nothing clearly worse: score search.budget more in the same round (counts as a round)
+    extend: bool = True  # nothing to do yet: score search.budget more in the same round (counts as a round), so
+    # that narrowing, on the pass before the last, ranks more candidates; false: the auto-pilot narrows (or stops) at once
     evidence: str = "round"  # round: fitness from the round's candidates; all: also earlier rounds' (scores that
     # do not change between rounds: a lookup table, standalone training), which are then not scored again
     narrow_to: float = 0.01  # narrowing (steering.narrow_actions) keeps the best candidates' components, at most

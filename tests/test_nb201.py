@@ -174,14 +174,14 @@ def test_narrowing_keeps_the_very_best_candidates_when_the_limit_allows():
 def test_decide_narrows_only_on_the_pass_before_the_last():
     space, rows = _interaction_space_and_rows()
     df = rows.sample(120, random_state=0)
-    sc = SteeringConfig(rounds=4, narrow_to=12, min_space_size=4, prune=True)
+    sc = SteeringConfig(rounds=4, narrow_to=12, min_space_size=4, prune=True, extend=False)
     fit = fitness_table(df, space, confidence=sc.confidence, top=sc.protect_top)
     narrowed, _ = decide(fit, df, space, sc, passes=3)
     assert narrowed and all("narrowing" in a["reason"] for a in narrowed)
     assert apply_actions(space, narrowed)[0].size() <= 12
     earlier, _ = decide(fit, df, space, sc, passes=2)
     assert earlier == propose_actions(fit, space, sc)[0]  # before that: pruning by fitness
-    off = SteeringConfig(rounds=4, min_space_size=4, prune=True, narrow_to=0)
+    off = SteeringConfig(rounds=4, min_space_size=4, prune=True, narrow_to=0, extend=False)
     assert decide(fit, df, space, off, passes=3)[0] == propose_actions(fit, space, off)[0]
     # where pruning by fitness finds nothing and the auto-pilot would stop, it narrows instead
     flat = df.assign(one_shot_acc=0.8 + np.random.default_rng(0).normal(0, 1e-4, len(df)))
@@ -190,7 +190,7 @@ def test_decide_narrows_only_on_the_pass_before_the_last():
     assert decide(flat_fit, flat, space, sc, passes=1)[0]
     assert decide(flat_fit, flat, space, SteeringConfig(rounds=4, narrow_to=12, extend=True, prune=True), passes=1)[0] == []
     # a share of the space: 1 % of 256 is 2, raised to min_space_size
-    share = SteeringConfig(rounds=4, narrow_to=0.01, min_space_size=6)
+    share = SteeringConfig(rounds=4, narrow_to=0.01, min_space_size=6, extend=False)
     assert narrow_limit(share, space) == 6 and narrow_limit(SteeringConfig(narrow_to=0), space) == 0
     assert apply_actions(space, decide(fit, df, space, share, passes=1)[0])[0].size() <= 6
 
@@ -295,6 +295,6 @@ def test_without_pruning_by_fitness_the_auto_pilot_extends_then_narrows():
     narrowed, _ = decide(fit, df, space, sc, passes=3)
     assert narrowed and all("narrowing" in a["reason"] for a in narrowed)
     # without extension it would stop: it narrows at once
-    assert decide(fit, df, space, SteeringConfig(rounds=4, narrow_to=12, prune=False), passes=1)[0]
+    assert decide(fit, df, space, SteeringConfig(rounds=4, narrow_to=12, prune=False, extend=False), passes=1)[0]
     with pytest.raises(ValueError, match="steering.narrow_by"):
         decide(fit, df, space, SteeringConfig(narrow_by="best"), passes=1)

@@ -24,10 +24,12 @@ from nasnav.steering import (
     combine_selections,
     history,
     load_space,
+    proposal,
     propose,
     propose_actions,
     read_decisions,
     redo,
+    search_passes,
     selection_actions,
     undo,
 )
@@ -180,26 +182,31 @@ def test_policy_spares_a_component_that_is_bad_on_average_but_best_in_the_best_c
     assert ("s1", "a") not in {(a["stage"], a["component"]) for a in actions}
 
 
-def test_autopilot_with_the_defaults_narrows_once_and_searches_the_narrowed_space(tiny):
-    """The defaults: no pruning by fitness; the pass before the last narrows the space to 1 % of it
-    (at least steering.min_space_size) by what the best candidates use, ranked by the model."""
+def test_autopilot_with_the_defaults_extends_narrows_and_searches_the_narrowed_space(tiny):
+    """The defaults: no pruning by fitness; the first pass is extended (more candidates from the same
+    supernet), the pass before the last narrows the space to 1 % of it (at least
+    steering.min_space_size) by what the best candidates use, ranked by the model, and the last
+    pass searches the narrowed space."""
     run, cfg, ev = tiny
-    proposed = propose(run, cfg)
-    assert proposed and all("narrowing to at most 4 architectures" in a["reason"] for a in proposed)
+    actions, why = proposal(run, cfg)
+    assert actions == [] and "narrowing comes on the pass before the last" in why
     said = []
     while autopilot_round(run, cfg, say=said.append, evaluator=ev):
         pass
     final = load_space(run, run.current_round(), cfg.kind)
-    assert run.rounds() == [0, 1] and final.size() <= 4
+    assert run.rounds() == [0, 1] and search_passes(run, 1) == 3 and final.size() <= 4
+    decisions = read_decisions(run, 0)
+    assert decisions[0]["status"] == "extend" and len(read_candidates(run, 0)) == 120  # 60 + 60 more
+    assert all("narrowing to at most 4 architectures" in a["reason"] for a in decisions[-1]["actions"])
     assert not {"skip", "maxpool3x3"} & set(final.stages[0].active)  # the harmful ones are out
     assert "dilconv3x3" not in final.stages[2].active
     assert len(read_candidates(run, 1)) == final.size()  # the narrowed space is scored whole
-    assert "pruning by fitness is off" in said[-1]
+    assert "round limit" in said[-1]
 
 
 def test_autopilot_pruning_by_fitness_rounds_until_the_limit(tiny):
     run, cfg, ev = tiny
-    cfg = dataclasses.replace(cfg, steering=dataclasses.replace(cfg.steering, prune=True, narrow_to=0))
+    cfg = dataclasses.replace(cfg, steering=dataclasses.replace(cfg.steering, prune=True, narrow_to=0, extend=False))
     proposed = {(a["stage"], a["component"]) for a in propose(run, cfg)}
     assert {("s1", "skip"), ("s3", "dilconv3x3")} <= proposed and ("s2", "conv3x3") not in proposed
     said = []
