@@ -7,7 +7,7 @@ All three look for the best architecture of the same space, side by side in one 
 repetitions (seeds):
 
 - **nasnav**: the headless pipeline (``nasnav.headless.run_pipeline``: supernet, search rounds with
-  the auto-pilot pruning, fitness and projection, as ``python -m nasnav run`` does), then its
+  the auto-pilot (narrowing, by default), fitness and projection, as ``python -m nasnav run`` does), then its
   ``--nasnav-topk`` best candidates by one-shot accuracy trained standalone;
 - **random**: architectures drawn uniformly without repetition, each trained standalone;
 - **optuna-tpe**: Optuna's TPE sampler over one categorical parameter per stage (an architecture

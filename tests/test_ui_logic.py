@@ -61,6 +61,8 @@ def test_components_used_and_readable_actions(small_space):
            "mean_with": 0.7, "mean_without": 0.73, "top_with": 0.8, "in_top": 0, "pruned": False}
     text = selection.describe_evidence(row)
     assert text.startswith("fitness -0.0310 [-0.0500, -0.0100] · seen in 12 candidates") and "pruned" not in text
+    narrowing = {"stage": "s2", "component": "skip", "elite_share": 0.0417}
+    assert selection.describe_evidence(narrowing) == "4% of the best candidates' vote in stage s2"
 
 
 def test_saved_selections_and_pending_decision_live_in_the_run(run):

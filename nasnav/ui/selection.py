@@ -90,6 +90,8 @@ def describe_evidence(evidence: Any) -> str:
         return evidence
     if isinstance(evidence, Mapping) and "fitness" in evidence and "frequency" in evidence:
         return _fitness_row(evidence)
+    if isinstance(evidence, Mapping) and _num(evidence.get("elite_share")) is not None:  # a narrowing action
+        return f"{_num(evidence['elite_share']):.0%} of the best candidates' vote in stage {evidence.get('stage', '?')}"
     if isinstance(evidence, Mapping):
         parts = []
         for k, v in evidence.items():
