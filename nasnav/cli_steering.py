@@ -74,7 +74,7 @@ def cmd_analyze(args) -> int:
         _say("stage importance (share of accuracy variance):")
         _say(res["importance"].round(3).to_string(index=False))
     if len(res["projection"]):
-        actions, reason = proposal(run, cfg, k)
+        actions, reason = proposal(run, cfg, k, now=True)
         _say("auto-pilot suggests " + (f"nothing: {reason}" if not actions else "(python -m nasnav prune RUN --drop ...):"))
         for a in actions:
             _say(f"  --drop {a['stage']}:{a['component']}   ({a['reason']})")

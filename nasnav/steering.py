@@ -482,21 +482,24 @@ def decide(fit: pd.DataFrame, candidates: pd.DataFrame, space: SearchSpace, sc, 
     return actions, why
 
 
-def proposal(run: RunDir, cfg, k: int | None = None) -> tuple[list[dict], str]:
+def proposal(run: RunDir, cfg, k: int | None = None, now: bool = False) -> tuple[list[dict], str]:
     """The auto-pilot's proposal for round k (current by default): (actions with "reason" and
-    "evidence", why it proposes nothing)."""
+    "evidence", why it proposes nothing). ``now``: as if this were its deciding pass (the pass
+    before the last), whatever passes it has spent: what the app and ``analyze`` suggest, since the
+    analyst, not the pass count, decides when to stop searching a round."""
     from nasnav.analysis import steering_candidates, steering_fitness
 
     k = run.current_round() if k is None else k
     space = load_space(run, k, cfg.kind)
     cands = steering_candidates(run, cfg, k)
     fit = steering_fitness(cands, space, cfg.steering, cfg.seed)
-    return decide(fit, cands, space, cfg.steering, search_passes(run, k))
+    passes = search_passes(run, k)
+    return decide(fit, cands, space, cfg.steering, max(passes, cfg.steering.rounds - 1) if now else passes)
 
 
-def propose(run: RunDir, cfg, k: int | None = None) -> list[dict]:
+def propose(run: RunDir, cfg, k: int | None = None, now: bool = False) -> list[dict]:
     """Auto-pilot suggestions for round k (current by default): actions with "reason" and "evidence"."""
-    return proposal(run, cfg, k)[0]
+    return proposal(run, cfg, k, now)[0]
 
 
 def record_stop(run: RunDir, k: int, reason: str, evidence: pd.DataFrame | None = None, source: str = "autopilot") -> None:

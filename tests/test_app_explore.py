@@ -50,6 +50,10 @@ def test_the_auto_pilot_suggests_narrowing_and_says_why_when_it_has_nothing(tmp_
     at = ok(page("3_explore.py", path).run())  # the defaults: narrowing on the pass before the last
     assert "narrowing to at most 4 architectures" in texts(at)
     conf = read_yaml(path / "config.yaml")
+    conf.setdefault("steering", {})["rounds"] = 6  # the auto-pilot would search further; the analyst decides now
+    write_yaml(path / "config.yaml", conf)
+    at = ok(page("3_explore.py", path).run())
+    assert "narrowing to at most 4 architectures" in texts(at)
     conf.setdefault("steering", {}).update(prune=False, narrow_to=0)
     write_yaml(path / "config.yaml", conf)
     at = ok(page("3_explore.py", path).run())

@@ -188,8 +188,10 @@ def test_autopilot_with_the_defaults_extends_narrows_and_searches_the_narrowed_s
     steering.min_space_size) by what the best candidates use, ranked by the model, and the last
     pass searches the narrowed space."""
     run, cfg, ev = tiny
-    actions, why = proposal(run, cfg)
+    actions, why = proposal(run, cfg)  # the auto-pilot's first pass: it searches further first
     assert actions == [] and "narrowing comes on the pass before the last" in why
+    now = proposal(run, cfg, now=True)[0]  # what the app suggests: the analyst decides when to stop searching
+    assert now and all("narrowing to at most 4 architectures" in a["reason"] for a in now)
     said = []
     while autopilot_round(run, cfg, say=said.append, evaluator=ev):
         pass

@@ -100,7 +100,7 @@ def suggestions(run: RunDir, cfg, k: int) -> None:
         stamp = store.mtime(run.round_dir(k) / "candidates.csv")
         key = f"ex_props_{k}_{stamp}"
         if key not in st.session_state:
-            st.session_state[key] = proposal(run, cfg, k)
+            st.session_state[key] = proposal(run, cfg, k, now=True)
         actions, why = st.session_state[key]
         rejected = st.session_state.setdefault("ex_rejected", set())
         shown = 0
