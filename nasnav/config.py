@@ -100,7 +100,7 @@ class SteeringConfig:
     autopilot: bool = False  # headless run: the auto-pilot decides round after round
     rounds: int = 3  # at most this many rounds (round 0 included; with extend, extensions count too)
     max_prune_per_round: int = 2  # per stage
-    min_space_size: int = 4  # stop pruning once the space is this small
+    min_space_size: int = 4  # pruning stops at this size; narrowing to a share of the space never goes below it
     confidence: float = 0.95  # level of the fitness intervals
     fitness: str = "adjusted"  # adjusted: with vs without, other stages held fixed (additive model); marginal: raw means
     quantile: float = 0.9  # upper tail of a component: this quantile of the accuracies of candidates that contain it

@@ -98,7 +98,7 @@ def suggestions(run: RunDir, cfg, k: int) -> None:
         return
     with widgets.guarded("Auto-pilot"):
         stamp = store.mtime(run.round_dir(k) / "candidates.csv")
-        key = f"ex_props_{k}_{stamp}"
+        key = f"ex_proposal_{k}_{stamp}"  # (actions, why not)
         if key not in st.session_state:
             st.session_state[key] = proposal(run, cfg, k, now=True)
         actions, why = st.session_state[key]
