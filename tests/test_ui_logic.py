@@ -186,3 +186,24 @@ def test_fallback_layout_is_stable(small_space):
     a = fallback_layout(small_space, archs)
     b = fallback_layout(small_space, list(reversed(archs)))
     assert a.set_index("arch").loc[archs[0]].tolist() == b.set_index("arch").loc[archs[0]].tolist()
+
+
+def test_the_job_poll_sees_a_finished_job_let_go_of_the_run(run):
+    """A job writes its final status a moment before it releases the lock and exits: the page's poll
+    signature must change again then, or the job controls stay in their "running" state."""
+    import subprocess
+    import sys
+
+    from nasnav.runs import pid_start, write_json
+    from nasnav.ui.widgets import _signature
+
+    run.write_status(job="round", state="done", message="round finished")
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        write_json(run.lock_path, {"pid": proc.pid, "pid_start": pid_start(proc.pid), "job": "round"})
+        holding = _signature(run)
+    finally:
+        proc.kill()
+        proc.wait()
+    released = _signature(run)
+    assert holding[:3] == released[:3] and holding != released

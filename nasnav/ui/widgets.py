@@ -145,8 +145,11 @@ def run_header(run: RunDir, cfg) -> None:
 
 # ---- jobs ------------------------------------------------------------------------------------------------
 def _signature(run: RunDir) -> tuple:
+    """What the job controls depend on: the status, and whether a process still holds the run (a job
+    writes its final status a moment before it lets go of the lock and exits; without the second
+    part the page would keep showing it as running)."""
     s = run.read_status()
-    return (s.get("job"), s.get("state"), s.get("started"))
+    return (s.get("job"), s.get("state"), s.get("started"), running_job(run) is not None)
 
 
 def start(run: RunDir, job: str, args: list[str]) -> bool:
