@@ -27,6 +27,7 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
+from nasnav.config import SteeringConfig
 from nasnav.runs import RunDir, read_json, read_yaml, write_json, write_yaml
 from nasnav.space import PARALLEL_SEP, SearchSpace
 
@@ -342,7 +343,7 @@ def propose_actions(fit: pd.DataFrame, space: SearchSpace, sc) -> tuple[list[dic
 
 NARROW_BY = ("model", "score")
 RIDGE = 1.0  # ridge penalty of the additive model that ranks candidates for narrowing (accuracies in 0..1)
-INTERACTION_SD = 2.5  # default of steering.interaction_sd
+INTERACTION_SD = SteeringConfig.interaction_sd  # the config's default, for direct callers
 
 
 def denoised(m: np.ndarray, y: np.ndarray, ridge: float = RIDGE, interaction_sd: float = INTERACTION_SD) -> np.ndarray:
@@ -462,9 +463,13 @@ def decide(fit: pd.DataFrame, candidates: pd.DataFrame, space: SearchSpace, sc, 
     check_steering(sc)
     limit = narrow_limit(sc, space)
     narrow = bool(limit) and space.size() > limit
+
+    def narrowed() -> list[dict]:
+        return narrow_actions(candidates, space, limit, sc.narrow_elite, sc.protect_top, sc.narrow_by,
+                              sc.interaction_sd)[0]
+
     if narrow and passes == sc.rounds - 1:
-        actions, _ = narrow_actions(candidates, space, limit, sc.narrow_elite, sc.protect_top, sc.narrow_by,
-                                    sc.interaction_sd)
+        actions = narrowed()
         if actions:
             return actions, ""
     if sc.prune:
@@ -475,10 +480,9 @@ def decide(fit: pd.DataFrame, candidates: pd.DataFrame, space: SearchSpace, sc, 
             f"and the space is within the narrowing limit of {limit:,} architectures" if not narrow else
             "and narrowing comes on the pass before the last (steering.rounds)")
     if not actions and narrow and not sc.extend:  # it would stop here: narrow instead
-        narrowed, _ = narrow_actions(candidates, space, limit, sc.narrow_elite, sc.protect_top, sc.narrow_by,
-                                     sc.interaction_sd)
-        if narrowed:
-            return narrowed, ""
+        instead = narrowed()
+        if instead:
+            return instead, ""
     return actions, why
 
 
