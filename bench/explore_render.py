@@ -49,11 +49,11 @@ def chromium_path() -> str | None:
 
 def make_run(root: Path, n: int, quick: bool) -> tuple[Path, float]:
     """A run under ``root`` with n scored candidates in round 0, fitness and projection done."""
-    from nasnav.analysis import analyze_round
+    from nasnav.analysis.fitness import analyze_round
     from nasnav.config import config_from_dict, preset_path
-    from nasnav.headless import score_candidates
-    from nasnav.pipeline import create_run, train_supernet
-    from nasnav.runs import read_yaml
+    from nasnav.store.io import read_yaml
+    from nasnav.workflow.pipeline import score_candidates
+    from nasnav.workflow.runs import create_run, train_supernet
 
     raw = read_yaml(preset_path("tiny" if quick else "digits"))
     if not quick:

@@ -1,10 +1,10 @@
 """The three ways of looking for a good architecture that ``bench/nb201_table.py`` compares, run in
 memory against any evaluator: random search, regularized evolution, and auto-pilot rounds.
 
-Search uses nasnav's own proposers (``nasnav.search.make_proposer``, as ``run_search`` does); the
+Search uses nasnav's own proposers (``nasnav.search.loop.make_proposer``, as ``run_search`` does); the
 auto-pilot decides with the very functions the app and the headless pipeline call
-(``nasnav.analysis.evidence_frame`` and ``steering_fitness``, ``nasnav.steering.decide``),
-round after round as ``nasnav.steering.autopilot_round`` + ``nasnav.headless.run_round`` do, only
+(``nasnav.analysis.fitness.evidence_frame`` and ``steering_fitness``, ``nasnav.steering.policy.decide``),
+round after round as ``nasnav.steering.policy.autopilot_round`` + ``nasnav.workflow.pipeline.run_round`` do, only
 without a run directory around them (no files, so thousands of runs take minutes).
 """
 
@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from nasnav.analysis import evidence_frame, steering_fitness
-from nasnav.search import make_proposer, members
+from nasnav.analysis.fitness import evidence_frame, steering_fitness
+from nasnav.search.loop import make_proposer, members
 from nasnav.space import SearchSpace
-from nasnav.steering import apply_actions, decide
+from nasnav.steering.policy import apply_actions, decide
 
 COLUMNS = ["round", "arch", "one_shot_acc", "table_acc"]
 

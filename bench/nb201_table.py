@@ -44,7 +44,7 @@ from bench.common import markdown_table, report  # noqa: E402
 from bench.nb201_data import OPS, installed_table, load_anb, nb201_space, space_table  # noqa: E402
 from bench.nb201_methods import autopilot, sample  # noqa: E402
 from nasnav.config import SteeringConfig  # noqa: E402
-from nasnav.table_eval import TableEvaluator  # noqa: E402
+from nasnav.score.table import TableEvaluator  # noqa: E402
 
 NEAR = 0.1  # pp: "within 0.1 pp of the global best"
 BUDGET = 40  # candidates per auto-pilot search pass (search.budget)

@@ -52,10 +52,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import log, markdown_table, report, set_threads  # noqa: E402
 from bench.standalone import StandaloneTrainer, fit  # noqa: E402
 from nasnav.config import load_config, preset_path  # noqa: E402
-from nasnav.evaluate import SupernetEvaluator, make_recal_batches  # noqa: E402
-from nasnav.module import path_sampler  # noqa: E402
-from nasnav.pipeline import load_data  # noqa: E402
-from nasnav.supernet import Supernet  # noqa: E402
+from nasnav.model.supernet import Supernet  # noqa: E402
+from nasnav.score.evaluate import SupernetEvaluator, make_recal_batches  # noqa: E402
+from nasnav.train.modules import path_sampler  # noqa: E402
+from nasnav.workflow.runs import load_data  # noqa: E402
 
 DEFAULT_VARIANTS = ("sampler=uniform; sampler=fair; sampler=fair,recal=16; sampler=fair,recal=16,score=loss; "
                     "sampler=fair,recal=16,epochs=3x; sampler=fair,recal=16,kd=1; sampler=fair,recal=16,ens=3; "
@@ -150,9 +150,9 @@ def engine_evaluator(config_path, v: dict):
     The run keeps the preset's seed: it also draws the data split the ground truth was measured on."""
     import tempfile
 
-    from nasnav.headless import supernet_evaluator
-    from nasnav.pipeline import create_run
-    from nasnav.pipeline import train_supernet as pipeline_train
+    from nasnav.workflow.pipeline import supernet_evaluator
+    from nasnav.workflow.runs import create_run
+    from nasnav.workflow.runs import train_supernet as pipeline_train
 
     over = [f"supernet.sampler={v['sampler']}", f"supernet.epochs={v['epochs']}", f"supernet.distill={bool(v['kd'])}",
             f"search.recal_batches={v['recal']}", "trainer.devices=1", "trainer.enable_progress_bar=false"]

@@ -24,10 +24,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import markdown_table, report, set_threads  # noqa: E402
 from nasnav.config import load_config, preset_path  # noqa: E402
-from nasnav.headless import supernet_evaluator  # noqa: E402
-from nasnav.pipeline import create_run, train_supernet  # noqa: E402
-from nasnav.runs import RunDir, write_yaml  # noqa: E402
-from nasnav.search import run_search  # noqa: E402
+from nasnav.search.loop import run_search  # noqa: E402
+from nasnav.store.io import write_yaml  # noqa: E402
+from nasnav.store.run_dir import RunDir
+from nasnav.workflow.pipeline import supernet_evaluator  # noqa: E402
+from nasnav.workflow.runs import create_run, train_supernet  # noqa: E402
 
 
 class Table:

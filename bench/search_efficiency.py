@@ -6,7 +6,7 @@
 All three look for the best architecture of the same space, side by side in one run, for several
 repetitions (seeds):
 
-- **nasnav**: the headless pipeline (``nasnav.headless.run_pipeline``: supernet, search rounds with
+- **nasnav**: the headless pipeline (``nasnav.workflow.pipeline.run_pipeline``: supernet, search rounds with
   the auto-pilot (narrowing, by default), fitness and projection, as ``python -m nasnav run`` does), then its
   ``--nasnav-topk`` best candidates by one-shot accuracy trained standalone;
 - **random**: architectures drawn uniformly without repetition, each trained standalone;
@@ -123,10 +123,10 @@ def run_nasnav(cfg, splits, trainer, rep: int, topk: int, root: Path) -> tuple[C
     top-k candidates of its last round trained standalone."""
     import copy
 
-    from nasnav import pipeline
-    from nasnav.headless import run_pipeline
-    from nasnav.runs import RunDir
-    from nasnav.search import read_candidates
+    from nasnav.search.loop import read_candidates
+    from nasnav.store.run_dir import RunDir
+    from nasnav.workflow import runs as pipeline
+    from nasnav.workflow.pipeline import run_pipeline
 
     c = copy.deepcopy(cfg)
     c.seed = rep
@@ -163,7 +163,7 @@ def main(argv=None) -> None:
     ap.add_argument("--no-write", action="store_true", help="print only; do not append to BENCHMARKS.md")
     args = ap.parse_args(argv)
     set_threads(args.threads)
-    from nasnav.pipeline import load_data
+    from nasnav.workflow.runs import load_data
 
     config_path = args.preset if args.preset.endswith((".yaml", ".yml")) else preset_path(args.preset)
     cfg = load_config(config_path, args.set)

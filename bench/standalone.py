@@ -21,8 +21,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from nasnav.module import augment_batch, make_optimizer
-from nasnav.supernet import build_network
+from nasnav.model.supernet import build_network
+from nasnav.train.modules import augment_batch, make_optimizer
 
 
 def default_cache() -> Path | None:

@@ -22,10 +22,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import markdown_table, median_spread, report, set_threads  # noqa: E402
 from nasnav.config import load_config, preset_path  # noqa: E402
-from nasnav.evaluate import SupernetEvaluator, make_recal_batches  # noqa: E402
-from nasnav.module import make_optimizer  # noqa: E402
-from nasnav.pipeline import load_data  # noqa: E402
-from nasnav.supernet import Supernet  # noqa: E402
+from nasnav.model.supernet import Supernet  # noqa: E402
+from nasnav.score.evaluate import SupernetEvaluator, make_recal_batches  # noqa: E402
+from nasnav.train.modules import make_optimizer  # noqa: E402
+from nasnav.workflow.runs import load_data  # noqa: E402
 
 
 def _steps(forward, params, batches, section) -> float:
@@ -75,7 +75,7 @@ def scoring_speed(cfg, splits, n: int, rng) -> float:
 
 def projection_speed(cfg, n: int, method: str, rng, reference: int = 1000) -> tuple[float, int]:
     """Seconds to fit a fresh projector (reference layout) and place n distinct candidates."""
-    from nasnav.projection import Projector
+    from nasnav.analysis.projection import Projector
 
     space = cfg.search_space()
     n = min(n, space.size())

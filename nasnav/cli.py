@@ -36,7 +36,7 @@ def _say(msg: str) -> None:
 # ---- commands ---------------------------------------------------------------------------
 def cmd_validate(args) -> int:
     from nasnav.config import ConfigError, load_config
-    from nasnav.pipeline import load_data
+    from nasnav.workflow.runs import load_data
 
     try:
         cfg = load_config(args.config, args.set)
@@ -54,8 +54,8 @@ def cmd_validate(args) -> int:
 
 def cmd_run(args) -> int:
     from nasnav.config import load_config
-    from nasnav.headless import run_pipeline
-    from nasnav.pipeline import load_data
+    from nasnav.workflow.pipeline import run_pipeline
+    from nasnav.workflow.runs import load_data
 
     cfg = load_config(args.config, args.set)
     load_data(cfg)  # check the data before anything is written
@@ -63,7 +63,7 @@ def cmd_run(args) -> int:
 
 
 def cmd_supernet(args) -> int:
-    from nasnav.pipeline import job, load_run, train_supernet
+    from nasnav.workflow.runs import job, load_run, train_supernet
 
     run, cfg = load_run(args.run_dir)
     with job(run, "supernet"):
@@ -74,8 +74,8 @@ def cmd_supernet(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from nasnav.headless import score_candidates
-    from nasnav.pipeline import job, load_run
+    from nasnav.workflow.pipeline import score_candidates
+    from nasnav.workflow.runs import job, load_run
 
     run, cfg = load_run(args.run_dir)
     with job(run, "search"):
@@ -87,8 +87,8 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_retrain(args) -> int:
-    from nasnav.pipeline import job, load_run, round_space
-    from nasnav.retrain import retrain
+    from nasnav.workflow.retrain import retrain
+    from nasnav.workflow.runs import job, load_run, round_space
 
     run, cfg = load_run(args.run_dir)
     space = round_space(run, cfg)
@@ -98,7 +98,7 @@ def cmd_retrain(args) -> int:
     with job(run, "retrain"):
         m = retrain(run, cfg, space, arch, seeds=args.seeds)
         if m and not args.no_export:
-            from nasnav.export import export_final, export_summary
+            from nasnav.workflow.export import export_final, export_summary
 
             run.write_status(message="exporting model.py, ONNX, torch.export, model card")
             info = export_final(run, cfg, m["arch"])
@@ -187,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     # workers, the app's jobs) then do not fight over cores. NASNAV_THREADS overrides.
     os.environ.setdefault("OMP_NUM_THREADS", os.environ.get("NASNAV_THREADS", "1"))
     _quiet()
-    from nasnav.pipeline import JobStopped
+    from nasnav.workflow.runs import JobStopped
 
     t0 = time.time()
     try:

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from nasnav.store import layout
+
 
 def _say(msg: str) -> None:
     print(msg, flush=True)
 
 
 def cmd_spotcheck(args) -> int:
-    from nasnav.pipeline import job, load_run
-    from nasnav.spotcheck import RUNS_FILE, spotcheck
+    from nasnav.workflow.runs import job, load_run
+    from nasnav.workflow.spotcheck import spotcheck
 
     run, cfg = load_run(args.run_dir)
     k = run.current_round() if args.round is None else args.round
@@ -17,7 +19,7 @@ def cmd_spotcheck(args) -> int:
         s = spotcheck(run, cfg, args.n, k=k, seeds=args.seeds, epochs=args.epochs, say=None if args.quiet else _say)
     _say(
         f"spot check of round {k}: N={s['n']} candidates x {s['seeds']} seeds, {s['epochs']} epochs each, "
-        f"{s['seconds']:.1f} s ({s['trained_now']} trainings now, the rest reused from {RUNS_FILE})"
+        f"{s['seconds']:.1f} s ({s['trained_now']} trainings now, the rest reused from {layout.SPOTCHECK_RUNS})"
     )
     _say(
         f"  Kendall tau {_f(s['kendall_tau'])} (p {_f(s['kendall_p'], 3)}), Spearman rho {_f(s['spearman_rho'])} "
@@ -33,8 +35,8 @@ def _f(x, digits: int = 2) -> str:
 
 
 def cmd_export(args) -> int:
-    from nasnav.export import export_final, export_summary
-    from nasnav.pipeline import load_run, round_space
+    from nasnav.workflow.export import export_final, export_summary
+    from nasnav.workflow.runs import load_run, round_space
 
     run, cfg = load_run(args.run_dir)
     if "/" in args.arch or not run.final_dir(args.arch).is_dir():

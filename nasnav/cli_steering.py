@@ -30,9 +30,9 @@ def _best(df: pd.DataFrame) -> str:
 
 
 def cmd_search(args) -> int:
-    from nasnav.headless import score_candidates
-    from nasnav.pipeline import job, load_run
-    from nasnav.search import read_candidates, search_state
+    from nasnav.search.loop import read_candidates, search_state
+    from nasnav.workflow.pipeline import score_candidates
+    from nasnav.workflow.runs import job, load_run
 
     if args.budget is not None and args.budget < 1:
         raise ValueError("--budget must be at least 1")
@@ -48,7 +48,7 @@ def cmd_search(args) -> int:
         df = score_candidates(run, cfg, k, budget=args.budget, strategy=args.strategy, seconds=args.seconds,
                               resume=args.resume)
         run.write_status(message="search finished; computing fitness and the projection")
-        from nasnav.analysis import analyze_round
+        from nasnav.analysis.fitness import analyze_round
 
         analyze_round(run, cfg, k)  # fitness.csv, importance.csv, projection.csv (and its cache) ready for the app
     _say(f"round {k}: {len(df) - before} candidates scored ({len(df)} in all); {_best(df)}")
@@ -56,9 +56,9 @@ def cmd_search(args) -> int:
 
 
 def cmd_analyze(args) -> int:
-    from nasnav.analysis import analyze_round
-    from nasnav.pipeline import load_run
-    from nasnav.steering import proposal
+    from nasnav.analysis.fitness import analyze_round
+    from nasnav.steering.policy import proposal
+    from nasnav.workflow.runs import load_run
 
     run, cfg = load_run(args.run_dir)
     k = run.current_round() if args.round is None else args.round
@@ -82,8 +82,8 @@ def cmd_analyze(args) -> int:
 
 
 def cmd_prune(args) -> int:
-    from nasnav.pipeline import load_run
-    from nasnav.steering import apply_decision, describe_actions, history, load_space, redo, undo
+    from nasnav.steering.policy import apply_decision, describe_actions, history, load_space, redo, undo
+    from nasnav.workflow.runs import load_run
 
     run, cfg = load_run(args.run_dir)
     actions = [{"op": "prune", "stage": s, "component": c} for s, c in (_pair(t, "--drop") for t in args.drop)]
@@ -114,8 +114,8 @@ def cmd_prune(args) -> int:
 
 
 def cmd_round(args) -> int:
-    from nasnav.headless import run_round
-    from nasnav.pipeline import load_run
+    from nasnav.workflow.pipeline import run_round
+    from nasnav.workflow.runs import load_run
 
     run, cfg = load_run(args.run_dir)
     k = run.current_round()

@@ -382,7 +382,7 @@ def config_from_dict(raw: Any, source: str = "config", overrides: list[str] | tu
         if not cfg.space.stages and not had_type_problems:
             problems.append("space.stages: empty; give at least one stage")
         elif not had_type_problems:
-            from nasnav.ops import list_ops  # torch import, only when a space is checked
+            from nasnav.model.ops import list_ops  # torch import, only when a space is checked
 
             problems.extend(cfg.search_space().problems(list_ops(cfg.kind)))
     if problems:
@@ -490,6 +490,6 @@ def apply_overrides(raw: dict, overrides: list[str] | tuple) -> dict:
 
 def save_config(cfg: Config, path: str | Path) -> None:
     """Write the resolved config as YAML (atomically)."""
-    from nasnav.runs import write_yaml
+    from nasnav.store.io import write_yaml
 
     write_yaml(path, cfg.to_dict())

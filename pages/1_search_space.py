@@ -4,12 +4,12 @@ import streamlit as st
 import yaml
 
 from nasnav.config import SOURCE_KIND, list_presets, load_config, load_user_yaml, preset_path
-from nasnav.jobs import running_job
-from nasnav.ops import list_ops
-from nasnav.pipeline import create_run
-from nasnav.runs import RunDir
+from nasnav.jobs.control import running_job
+from nasnav.model.ops import list_ops
+from nasnav.store.run_dir import RunDir
 from nasnav.ui import guide, lego, space_edit, state, store, widgets
 from nasnav.ui.diagram import template_dot
+from nasnav.workflow.runs import create_run
 
 widgets.page_setup()
 st.title("1 · Search space")

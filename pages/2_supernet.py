@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from nasnav.jobs import running_job
+from nasnav.jobs.control import running_job
 from nasnav.ui import guide, store, widgets
 from nasnav.ui.diagram import template_dot
 

@@ -4,11 +4,11 @@ import pandas as pd
 import streamlit as st
 
 from nasnav.config import config_from_dict, list_presets, load_config, load_user_yaml, preset_path
-from nasnav.pipeline import create_run
-from nasnav.runs import RunDir, list_runs
+from nasnav.store.run_dir import RunDir, list_runs
 from nasnav.ui import guide, state, widgets
 from nasnav.ui.diagram import LOOP_DOT
 from nasnav.ui.state import free_name
+from nasnav.workflow.runs import create_run
 
 widgets.page_setup()
 st.title("nasnav")

@@ -90,7 +90,7 @@ def make_input(kind: str, n: int = 6, seed: int = 0) -> torch.Tensor:
 
 def make_supernet(space: SearchSpace, kind: str, num_classes: int = 3, seed: int = 0, warm_batches: int = 4):
     """A supernet whose BN running statistics are no longer the defaults (train-mode passes on random paths)."""
-    from nasnav.supernet import Supernet
+    from nasnav.model.supernet import Supernet
 
     torch.manual_seed(seed)
     in_ch, _ = KIND_INPUT[kind]

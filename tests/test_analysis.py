@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nasnav.analysis import FITNESS_COLUMNS, Projector, analyze_round, fitness_table, project, stage_importance
+from nasnav.analysis.fitness import FITNESS_COLUMNS, Projector, analyze_round, fitness_table, project, stage_importance
 from nasnav.space import SearchSpace, Stage
 
 
@@ -155,7 +155,7 @@ def test_placing_5000_candidates_is_fast():
 
 def test_analyze_round_writes_files(tmp_path):
     from nasnav.config import load_config
-    from nasnav.pipeline import create_run
+    from nasnav.workflow.runs import create_run
 
     cfg = load_config("configs/tiny.yaml", ["search.projection=pca"])
     run = create_run(cfg, tmp_path / "run")
@@ -175,8 +175,8 @@ def test_supernet_with_a_harmful_component(tmp_path, single_thread):
     import torch
 
     from nasnav.config import load_config
-    from nasnav.headless import score_candidates, supernet_evaluator
-    from nasnav.pipeline import create_run, train_supernet
+    from nasnav.workflow.pipeline import score_candidates, supernet_evaluator
+    from nasnav.workflow.runs import create_run, train_supernet
 
     cfg = load_config("configs/tiny.yaml", ["search.budget=60"])
     run = create_run(cfg, tmp_path / "run")

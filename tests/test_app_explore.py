@@ -9,10 +9,11 @@ import pytest
 from test_app_support import finished_copy, ok, page, texts, wait_job_gone
 
 from nasnav.config import config_from_dict, load_config, preset_path
-from nasnav.jobs import running_job
-from nasnav.pipeline import create_run
-from nasnav.runs import RunDir, read_yaml, write_csv
+from nasnav.jobs.control import running_job
+from nasnav.store.io import read_yaml, write_csv
+from nasnav.store.run_dir import RunDir
 from nasnav.ui import state
+from nasnav.workflow.runs import create_run
 
 
 def test_without_a_run_it_points_home(tmp_path, monkeypatch):
@@ -43,7 +44,7 @@ def test_finished_run_renders_every_view(tmp_path_factory, tmp_path, monkeypatch
 
 
 def test_the_auto_pilot_suggests_narrowing_and_says_why_when_it_has_nothing(tmp_path_factory, tmp_path, monkeypatch):
-    from nasnav.runs import write_yaml
+    from nasnav.store.io import write_yaml
 
     path = finished_copy(tmp_path_factory, tmp_path)
     monkeypatch.setenv("NASNAV_RUNS", str(path.parent))

@@ -4,7 +4,7 @@ import yaml
 from streamlit.testing.v1 import AppTest
 from test_app_support import REPO, finished_copy, ok, page, texts
 
-from nasnav.runs import RunDir
+from nasnav.store.run_dir import RunDir
 
 
 def test_app_entry_and_home_render_on_an_empty_runs_root(tmp_path, monkeypatch):

@@ -5,8 +5,8 @@ import time
 
 from test_app_support import finished_copy, ok, page, texts, wait_job_gone
 
-from nasnav.jobs import running_job
-from nasnav.runs import RunDir
+from nasnav.jobs.control import running_job
+from nasnav.store.run_dir import RunDir
 from nasnav.ui import queue as jobq
 
 
@@ -48,7 +48,7 @@ def test_retrain_button_starts_a_queued_job_that_can_be_stopped(tmp_path_factory
     assert [i["arch"] for i in jobq.items(run) if i["job"] == "retrain"] == picks[1:]  # waits its turn
     assert "Queued:" in texts(at)
     time.sleep(0.5)
-    from nasnav.jobs import stop_job
+    from nasnav.jobs.control import stop_job
 
     stop_job(run)
     assert running_job(run) is None

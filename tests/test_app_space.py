@@ -4,8 +4,8 @@ import yaml
 from test_app_support import finished_copy, ok, page, texts
 
 from nasnav.config import load_config, preset_path
-from nasnav.pipeline import create_run
-from nasnav.runs import RunDir
+from nasnav.store.run_dir import RunDir
+from nasnav.workflow.runs import create_run
 
 
 def metric(at, label):

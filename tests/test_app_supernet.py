@@ -5,9 +5,9 @@ import time
 from test_app_support import finished_copy, ok, page, texts, wait_job_gone
 
 from nasnav.config import load_config, preset_path
-from nasnav.jobs import running_job
-from nasnav.pipeline import create_run
-from nasnav.runs import RunDir
+from nasnav.jobs.control import running_job
+from nasnav.store.run_dir import RunDir
+from nasnav.workflow.runs import create_run
 
 
 def test_without_a_run_it_points_home(tmp_path, monkeypatch):
@@ -58,7 +58,7 @@ def test_a_killed_job_reads_as_interrupted_and_can_be_resumed(tmp_path, monkeypa
     import os
     import signal
 
-    from nasnav.jobs import start_job
+    from nasnav.jobs.control import start_job
 
     monkeypatch.setenv("NASNAV_RUNS", str(tmp_path))
     run = create_run(load_config(preset_path("digits")), tmp_path / "killed")  # 100 epochs: time to kill it

@@ -13,8 +13,8 @@ import pytest
 from streamlit import config as st_config
 from streamlit.testing.v1 import AppTest
 
-from nasnav.jobs import running_job, stop_job
-from nasnav.runs import RunDir
+from nasnav.jobs.control import running_job, stop_job
+from nasnav.store.run_dir import RunDir
 
 REPO = Path(__file__).resolve().parents[1]
 st_config.set_option("client.showErrorDetails", "full")  # test failures should show the real message

@@ -82,7 +82,7 @@ def test_ranking_variants_parse():
 def test_standalone_cache_reuses_results(tmp_path):
     from bench.standalone import StandaloneTrainer
     from nasnav.config import load_config, preset_path
-    from nasnav.pipeline import load_data
+    from nasnav.workflow.runs import load_data
 
     cfg = load_config(preset_path("tiny"))
     splits = load_data(cfg)

@@ -9,8 +9,9 @@ import pytest
 import yaml
 
 from nasnav.cli import main
-from nasnav.pipeline import round_space
-from nasnav.runs import RunDir, read_csv, read_json, write_yaml
+from nasnav.store.io import read_csv, read_json, write_yaml
+from nasnav.store.run_dir import RunDir
+from nasnav.workflow.runs import round_space
 
 REPO = Path(__file__).resolve().parent.parent
 TINY = str(REPO / "configs" / "tiny.yaml")
@@ -123,7 +124,7 @@ def test_bad_arch_exits_2_naming_the_problem(tiny_run, tmp_path, capsys):
         assert message in err and "Traceback" not in err, (arch, err)
     # a pruned component: round 1's space prunes maxpool3x3 from s1
     run = RunDir(path)
-    from nasnav.pipeline import load_run
+    from nasnav.workflow.runs import load_run
 
     _, cfg = load_run(path)
     write_yaml(run.ensure_round_dir(1) / "space.yaml", round_space(run, cfg, 0).prune("s1", "maxpool3x3").to_dict())

@@ -18,7 +18,7 @@ from nasnav.config import (
     load_config,
     preset_path,
 )
-from nasnav.ops import list_ops
+from nasnav.model.ops import list_ops
 
 PRESETS = sorted(CONFIG_DIR.glob("*.yaml"))
 STAGES = [{"name": "s1", "candidates": ["conv3x3", "skip"]}]

@@ -1,4 +1,4 @@
-"""Tests for nasnav.data and nasnav.sources, on tiny generated files (no downloads)."""
+"""Tests for nasnav.data.splits and nasnav.data.sources, on tiny generated files (no downloads)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ import pytest
 import torch
 from PIL import Image
 
-from nasnav import sources
-from nasnav.data import SOURCES, DataSplits, InputSpec, NasDataModule, describe, load_splits, preview_samples
+from nasnav.data import sources
+from nasnav.data.splits import SOURCES, DataSplits, InputSpec, NasDataModule, describe, load_splits, preview_samples
 
 
 def make_cfg(source: str = "digits", **kw) -> types.SimpleNamespace:

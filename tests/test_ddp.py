@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from nasnav.evaluate import exact_scores
-from nasnav.pipeline import load_data, load_run
-from nasnav.retrain import load_weights
-from nasnav.runs import read_csv, read_json, read_yaml
+from nasnav.model.supernet import build_network
+from nasnav.score.evaluate import exact_scores
 from nasnav.space import SearchSpace
-from nasnav.supernet import build_network
+from nasnav.store.io import read_csv, read_json, read_yaml
+from nasnav.workflow.retrain import load_weights
+from nasnav.workflow.runs import load_data, load_run
 
 REPO = Path(__file__).resolve().parent.parent
 SETS = ["trainer.devices=2", "trainer.strategy=ddp", "supernet.epochs=2", "retrain.epochs=2", "search.budget=10",

@@ -1,4 +1,4 @@
-"""nasnav.evaluate: one-shot scoring without cross-talk, BN recalibration, params / FLOPs / latency."""
+"""nasnav.score.evaluate: one-shot scoring without cross-talk, BN recalibration, params / FLOPs / latency."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from nasnav.evaluate import (
+from nasnav.score.evaluate import (
     CostModel,
     SupernetEvaluator,
     _bns,

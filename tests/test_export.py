@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 import torch
 
-from nasnav import export, retrain
 from nasnav.config import load_config
-from nasnav.data import InputSpec
-from nasnav.headless import score_candidates
-from nasnav.pipeline import create_run, load_data, round_space, train_supernet
-from nasnav.runs import read_json, write_json
+from nasnav.data.splits import InputSpec
+from nasnav.model.supernet import build_network
 from nasnav.space import SearchSpace
-from nasnav.supernet import build_network
+from nasnav.store.io import read_json, write_json
+from nasnav.workflow import export, retrain
+from nasnav.workflow.pipeline import score_candidates
+from nasnav.workflow.runs import create_run, load_data, round_space, train_supernet
 
 REPO = Path(__file__).resolve().parent.parent
 ARCH = "conv3x3/conv3x3+skip/dilconv3x3"
@@ -161,7 +161,7 @@ def test_model_card_tells_the_story(exported):
     ]
     write_json(
         run.round_dir(0) / "decisions.json",
-        [  # as nasnav.steering writes it
+        [  # as nasnav.steering.policy writes it
             {
                 "time": "2026-01-01T10:00:00",
                 "source": "analyst",

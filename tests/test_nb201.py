@@ -20,10 +20,10 @@ import pandas as pd
 import pytest
 
 from bench.nb201_data import EDGES, OPS, RestrictedUnpickler, installed_table, load_anb, nb201_space, space_table
-from nasnav.analysis import fitness_table
+from nasnav.analysis.fitness import fitness_table
 from nasnav.config import SteeringConfig
 from nasnav.space import SearchSpace, Stage
-from nasnav.steering import apply_actions, decide, narrow_actions, narrow_limit, propose_actions
+from nasnav.steering.policy import apply_actions, decide, narrow_actions, narrow_limit, propose_actions
 
 ANB_SHA256 = "85f3435b877aa2d36268d55ce07f6ff6d73643d17a840f1941745da5eb80db32"  # analog-nasbench 0.1.3's data.anb
 
@@ -267,7 +267,7 @@ def test_the_tuned_auto_pilot_keeps_a_component_bad_on_average_but_best_in_combi
     (``interaction_sd: 0``) it loses it in most."""
     from bench.nb201_methods import autopilot
     from bench.nb201_table import TUNED
-    from nasnav.table_eval import TableEvaluator
+    from nasnav.score.table import TableEvaluator
 
     space, rows = _interaction_space_and_rows()
     table = dict(zip(rows["arch"], rows["one_shot_acc"]))

@@ -1,4 +1,4 @@
-"""nasnav.ops registry and nasnav.layers building blocks, parametrized over the whole registry."""
+"""nasnav.model.ops registry and nasnav.model.layers building blocks, parametrized over the whole registry."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 import torch
 from torch import nn
 
-from nasnav import layers, ops
-from nasnav.ops import KIND_DIM, KINDS, create_op, get_op, list_ops, register
+from nasnav.model import layers, ops
+from nasnav.model.ops import KIND_DIM, KINDS, create_op, get_op, list_ops, register
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 

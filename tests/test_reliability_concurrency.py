@@ -17,11 +17,14 @@ from pathlib import Path
 
 import pytest
 
-from nasnav import cli, steering
+from nasnav import cli
 from nasnav.config import config_from_dict, preset_path
-from nasnav.jobs import JobLock, JobRunning, running_job, start_job, stop_job
-from nasnav.pipeline import create_run, train_supernet
-from nasnav.runs import RunDir, pid_alive, read_json, read_yaml
+from nasnav.jobs.control import JobLock, JobRunning, running_job, start_job, stop_job
+from nasnav.steering import policy as steering
+from nasnav.store.io import read_json, read_yaml
+from nasnav.store.process import pid_alive
+from nasnav.store.run_dir import RunDir
+from nasnav.workflow.runs import create_run, train_supernet
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 REPO = Path(__file__).resolve().parents[1]
@@ -62,7 +65,7 @@ def test_second_job_on_a_running_run_is_refused_with_a_clear_message(scored, tmp
     # a real, slow job: 60 fine-tuning epochs of round 0's supernet
     cfg = read_yaml(run.config_path)
     cfg["supernet"]["epochs"] = 60
-    from nasnav.runs import write_yaml
+    from nasnav.store.io import write_yaml
 
     write_yaml(run.config_path, cfg)
     pid = start_job(run, "supernet", ["supernet", str(run.path)], env=JOB_ENV)
@@ -94,8 +97,8 @@ def test_second_job_on_a_running_run_is_refused_with_a_clear_message(scored, tmp
 
 HOLDER = textwrap.dedent("""
     import sys, time
-    from nasnav.jobs import JobLock, JobRunning
-    from nasnav.runs import RunDir
+    from nasnav.jobs.control import JobLock, JobRunning
+    from nasnav.store.run_dir import RunDir
     run, start = RunDir(sys.argv[1]), float(sys.argv[2])
     while time.time() < start:
         time.sleep(0.001)

@@ -29,8 +29,10 @@ from PIL import Image
 
 from nasnav import cli
 from nasnav.config import config_from_dict, preset_path
-from nasnav.pipeline import CKPT_NAME, create_run, save_supernet, train_supernet
-from nasnav.runs import RunDir, read_json, read_yaml
+from nasnav.store import layout
+from nasnav.store.io import read_json, read_yaml
+from nasnav.store.run_dir import RunDir
+from nasnav.workflow.runs import create_run, save_supernet, train_supernet
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -120,8 +122,8 @@ def base_run(tmp_path_factory) -> RunDir:
 @pytest.fixture(scope="module")
 def other_space_ckpt(tmp_path_factory) -> Path:
     """A supernet checkpoint of a different space (untrained weights are enough)."""
-    from nasnav.data import InputSpec
-    from nasnav.module import SupernetModule
+    from nasnav.data.splits import InputSpec
+    from nasnav.train.modules import SupernetModule
 
     raw = tiny(space={"stem_channels": 8, "stages": [{"name": "x", "candidates": ["conv3x3", "skip"], "channels": 8}]})
     cfg = config_from_dict(raw, "other", FAST)
@@ -129,7 +131,7 @@ def other_space_ckpt(tmp_path_factory) -> Path:
     spec = InputSpec("image", (1, 8, 8), 10, tuple("0123456789"))
     module = SupernetModule(space.to_dict(), "image", 1, 10, {"optimizer": "sgd", "lr": 0.1, "momentum": 0.9,
                                                              "weight_decay": 0.0, "schedule": "constant"})
-    path = tmp_path_factory.mktemp("other") / CKPT_NAME
+    path = tmp_path_factory.mktemp("other") / layout.SUPERNET
     save_supernet(path, module, space, cfg, spec, 1)
     return path
 
@@ -209,7 +211,7 @@ def torch_file(rel: str, obj) -> Callable[[RunDir, dict], None]:
 
 
 def nan_weights(run: RunDir, fx: dict) -> None:
-    path = run.round_dir(0) / CKPT_NAME
+    path = run.round_dir(0) / layout.SUPERNET
     ckpt = torch.load(path, weights_only=True)
     name = next(k for k, v in ckpt["state_dict"].items() if v.is_floating_point())
     ckpt["state_dict"][name] = torch.full_like(ckpt["state_dict"][name], float("nan"))
@@ -335,22 +337,22 @@ CASES = [
         cifar(tmp / "cifar"), (tmp / "cifar" / "test_batch").write_bytes(pickle.dumps({b"data": np.zeros((4, 100), np.uint8), b"labels": [0] * 4})))[0]),
         r"test_batch' is not a CIFAR batch \(needs b'data' rows of 3072 bytes"),
     # -- damaged or foreign run files
-    Case("ckpt_from_another_space", "run", on_run(foreign_ckpt(f"rounds/000/{CKPT_NAME}"), "evaluate", "RUN", "--n", "2"),
+    Case("ckpt_from_another_space", "run", on_run(foreign_ckpt(f"rounds/000/{layout.SUPERNET}"), "evaluate", "RUN", "--n", "2"),
          r"supernet\.ckpt: this checkpoint was trained on another search space"),
     # random bytes, seeded: seed 0 reads as an unknown pickle opcode, 17 makes the unpickler itself fail (IndexError)
-    Case("ckpt_garbage", "run", on_run(write(f"rounds/000/{CKPT_NAME}", np.random.default_rng(0).bytes(4000)),
+    Case("ckpt_garbage", "run", on_run(write(f"rounds/000/{layout.SUPERNET}", np.random.default_rng(0).bytes(4000)),
                                        "evaluate", "RUN", "--n", "2"),
          r"supernet\.ckpt: not a readable nasnav checkpoint \(it is not a plain weights file\)"),
-    Case("ckpt_garbage_breaks_unpickler", "run", on_run(write(f"rounds/000/{CKPT_NAME}", np.random.default_rng(17).bytes(4000)),
+    Case("ckpt_garbage_breaks_unpickler", "run", on_run(write(f"rounds/000/{layout.SUPERNET}", np.random.default_rng(17).bytes(4000)),
                                                         "evaluate", "RUN", "--n", "2"),
          r"supernet\.ckpt: not a readable nasnav checkpoint \(it is damaged or not a checkpoint at all: IndexError"),
-    Case("ckpt_truncated", "run", on_run(lambda run, fx: (run.round_dir(0) / CKPT_NAME).write_bytes(
-        (run.round_dir(0) / CKPT_NAME).read_bytes()[:3000]), "evaluate", "RUN", "--n", "2"),
+    Case("ckpt_truncated", "run", on_run(lambda run, fx: (run.round_dir(0) / layout.SUPERNET).write_bytes(
+        (run.round_dir(0) / layout.SUPERNET).read_bytes()[:3000]), "evaluate", "RUN", "--n", "2"),
         r"supernet\.ckpt: not a readable nasnav checkpoint \(it is damaged or cut short\)"),
-    Case("ckpt_not_nasnav", "run", on_run(torch_file(f"rounds/000/{CKPT_NAME}", {"weights": torch.zeros(3)}), "evaluate", "RUN", "--n", "2"),
+    Case("ckpt_not_nasnav", "run", on_run(torch_file(f"rounds/000/{layout.SUPERNET}", {"weights": torch.zeros(3)}), "evaluate", "RUN", "--n", "2"),
          r"supernet\.ckpt: not a nasnav supernet checkpoint"),
     Case("ckpt_nan_weights", "run", on_run(nan_weights, "evaluate", "RUN", "--n", "2"), r"NaN or infinite.*lower supernet\.lr"),
-    Case("ckpt_code_pickle", "run", on_run(torch_file(f"rounds/000/{CKPT_NAME}", {"state_dict": Evil(Path("/tmp/nasnav-pwned-ckpt"))}),
+    Case("ckpt_code_pickle", "run", on_run(torch_file(f"rounds/000/{layout.SUPERNET}", {"state_dict": Evil(Path("/tmp/nasnav-pwned-ckpt"))}),
                                            "evaluate", "RUN", "--n", "2"), r"supernet\.ckpt: not a readable nasnav checkpoint \(it names Python code \(posix\.system\), which is never loaded"),
     Case("last_ckpt_from_another_space", "run", on_run(foreign_lightning_ckpt, "supernet", "RUN", "--resume"),
          r"last\.ckpt: this checkpoint belongs to another search space"),
@@ -432,7 +434,7 @@ def test_cut_off_candidates_row_is_dropped_and_search_continues(base_run, tmp_pa
     csv = run.round_dir(0) / "candidates.csv"
     csv.write_bytes(csv.read_bytes() + b"0,conv3x3/avgpool3x3/sk")  # a writer killed mid-row
     assert cli.main(["evaluate", str(path), "--n", "2"]) == 0
-    from nasnav.search import read_candidates
+    from nasnav.search.loop import read_candidates
 
     df = read_candidates(run, 0)
     assert len(df) == 5 and not df["arch"].duplicated().any() and df["one_shot_acc"].notna().all()
@@ -454,9 +456,9 @@ def test_diverging_training_stops_with_a_suggestion(command, sets, tmp_path, cap
     assert "training diverged" in err and f"lower the learning rate ({key}" in err and "Traceback" not in err, err
     status = run.read_status()
     assert status["state"] == "failed" and "training diverged" in status["error"]
-    assert not (run.round_dir(0) / CKPT_NAME).exists()
+    assert not (run.round_dir(0) / layout.SUPERNET).exists()
     for metrics in run.path.rglob("metrics*.csv"):  # no NaN accuracy was recorded
-        from nasnav.runs import read_csv
+        from nasnav.store.io import read_csv
 
         assert read_csv(metrics, columns=["val_acc"])["val_acc"].notna().all(), metrics
     assert not list(run.path.rglob("metrics.json")) and not list(run.path.rglob("weights.pt"))
@@ -465,7 +467,7 @@ def test_diverging_training_stops_with_a_suggestion(command, sets, tmp_path, cap
 def test_exploding_but_finite_loss_is_caught():
     from types import SimpleNamespace
 
-    from nasnav.training import NonFiniteLoss, NonFiniteLossError
+    from nasnav.train.trainer import NonFiniteLoss, NonFiniteLossError
 
     trainer = SimpleNamespace(current_epoch=2)
     cb = NonFiniteLoss("supernet.lr")  # named here: the module argument below is None
@@ -482,7 +484,7 @@ def test_overflowing_supernet_scores_nothing(base_run, tmp_path, capsys):
     path = tmp_path / "run"
     shutil.copytree(base_run.path, path)
     run = RunDir(path)
-    ckpt_path = run.round_dir(0) / CKPT_NAME
+    ckpt_path = run.round_dir(0) / layout.SUPERNET
     ckpt = torch.load(ckpt_path, weights_only=True)
     for k, v in ckpt["state_dict"].items():
         if k.endswith("weight") and v.is_floating_point():
@@ -531,7 +533,7 @@ def test_yaml_alias_bomb_gives_a_short_message(tmp_path, capsys):
 
 
 def test_damaged_final_weights_exit_2(base_run, tmp_path, capsys):
-    from nasnav.runs import arch_key
+    from nasnav.store.run_dir import arch_key
 
     path = tmp_path / "run"
     shutil.copytree(base_run.path, path)

@@ -26,10 +26,13 @@ import torch
 
 from nasnav import cli
 from nasnav.config import config_from_dict, preset_path
-from nasnav.jobs import running_job, start_job
-from nasnav.pipeline import CKPT_NAME, create_run, load_checkpoint, train_supernet
-from nasnav.runs import RunDir, list_runs, pid_alive, read_csv, read_json, read_yaml
-from nasnav.search import read_candidates
+from nasnav.jobs.control import running_job, start_job
+from nasnav.search.loop import read_candidates
+from nasnav.store import layout
+from nasnav.store.io import read_csv, read_json, read_yaml
+from nasnav.store.process import pid_alive
+from nasnav.store.run_dir import RunDir, list_runs
+from nasnav.workflow.runs import create_run, load_checkpoint, train_supernet
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -90,7 +93,7 @@ def parse_all(run: RunDir) -> None:
         elif f.suffix == ".csv":
             df = read_csv(f)
             assert not df.empty or f.stat().st_size < 200, f
-        elif f.name == CKPT_NAME:
+        elif f.name == layout.SUPERNET:
             load_checkpoint(f)
         elif f.suffix in (".ckpt", ".pt"):
             torch.load(f, map_location="cpu", weights_only=True)
@@ -150,7 +153,7 @@ def test_supernet_killed_at_random_points_resumes_from_last_epoch(tmp_path):
     for e in range(1, done + 1):  # epochs saved before the last kill were not trained again
         assert rows.set_index("epoch").loc[e, "seconds"] == kept[e], (e, history)
     assert run.read_status()["state"] == "done"
-    assert load_checkpoint(run.round_dir(0) / CKPT_NAME)["epochs"] == epochs
+    assert load_checkpoint(run.round_dir(0) / layout.SUPERNET)["epochs"] == epochs
     assert not list(run.path.rglob("*.tmp")), "temporary files of killed writers were not swept"
 
 
@@ -201,13 +204,13 @@ ARCH = "conv3x3/conv1x1/skip"
 
 
 def seeds_of(run: RunDir) -> pd.DataFrame:
-    from nasnav.runs import arch_key
+    from nasnav.store.run_dir import arch_key
 
     return read_csv(run.final_dir(arch_key(ARCH)) / "seeds.csv", columns=["seed", "train_seconds"])
 
 
 def test_retrain_killed_keeps_finished_seeds(tmp_path):
-    from nasnav.runs import arch_key
+    from nasnav.store.run_dir import arch_key
 
     rng = random.Random(SEED + 2)
     run = make_run(tmp_path / "rt", "retrain.epochs=25")
@@ -232,7 +235,7 @@ def test_retrain_killed_keeps_finished_seeds(tmp_path):
 
 
 def test_retrain_killed_mid_seed_loses_at_most_one_epoch(tmp_path):
-    from nasnav.runs import arch_key
+    from nasnav.store.run_dir import arch_key
 
     run = make_run(tmp_path / "rt1", "retrain.epochs=25")
     metrics = run.final_dir(arch_key(ARCH)) / "metrics.csv"
@@ -247,7 +250,7 @@ def test_retrain_killed_mid_seed_loses_at_most_one_epoch(tmp_path):
 
 # ---- full disk -----------------------------------------------------------------------------------
 class FullDisk:
-    """Fake ENOSPC for the run directory writers in nasnav.runs: after ``budget`` bytes, a write
+    """Fake ENOSPC for the run directory writers in nasnav.store.run_dir: after ``budget`` bytes, a write
     stores what still fits and raises OSError(ENOSPC), as a full file system does."""
 
     def __init__(self, budget: int):
@@ -283,7 +286,7 @@ class FullDisk:
     def install(self, monkeypatch):
         import builtins
 
-        import nasnav.runs as runs
+        import nasnav.store.run_dir as runs
 
         real_os = os
 
@@ -306,7 +309,7 @@ def test_disk_full_during_search_keeps_saved_candidates(trained, tmp_path, monke
     run = copy_run(trained, tmp_path / "full")
     assert cli.main(["evaluate", str(run.path), "--n", "3"]) == 0
     text = (run.round_dir(0) / "candidates.csv").read_bytes()
-    ckpt = sha(run.round_dir(0) / CKPT_NAME)
+    ckpt = sha(run.round_dir(0) / layout.SUPERNET)
     capsys.readouterr()
     FullDisk(budget=2500).install(monkeypatch)  # room for the status writes and about one more row
     assert cli.main(["evaluate", str(run.path), "--n", "20"]) == 2
@@ -317,7 +320,7 @@ def test_disk_full_during_search_keeps_saved_candidates(trained, tmp_path, monke
     assert after.startswith(text), "rows saved before the disk filled up were changed"
     df = read_candidates(run, 0)
     assert len(df) < 23 and df["one_shot_acc"].notna().all() and not df["arch"].duplicated().any()
-    assert sha(run.round_dir(0) / CKPT_NAME) == ckpt
+    assert sha(run.round_dir(0) / layout.SUPERNET) == ckpt
     parse_all(run)
     status = run.read_status()
     # "failed" when the status could still be written; otherwise it names this (live) process,
@@ -330,7 +333,7 @@ def test_disk_full_during_search_keeps_saved_candidates(trained, tmp_path, monke
 
 
 def test_disk_full_while_saving_a_checkpoint_keeps_the_previous_one(tmp_path, monkeypatch, capsys):
-    import nasnav.runs as runs
+    import nasnav.store.run_dir as runs
 
     run = make_run(tmp_path / "ckfull", "supernet.epochs=3")
     real = runs.atomic_write_bytes
@@ -350,12 +353,12 @@ def test_disk_full_while_saving_a_checkpoint_keeps_the_previous_one(tmp_path, mo
     monkeypatch.undo()
     last = run.round_dir(0) / "lightning" / "last.ckpt"
     assert sha(last) == saved[0] and ckpt_epochs(run) == 1  # the previous checkpoint, intact
-    assert not (run.round_dir(0) / CKPT_NAME).exists()
+    assert not (run.round_dir(0) / layout.SUPERNET).exists()
     status = run.read_status()
     assert status["state"] == "failed" and "disk full" in status["error"]
     assert cli.main(["supernet", str(run.path), "--resume"]) == 0  # resumes from epoch 1
     assert list(metric_rows(run)["epoch"]) == [1, 2, 3]
-    assert load_checkpoint(run.round_dir(0) / CKPT_NAME)["epochs"] == 3
+    assert load_checkpoint(run.round_dir(0) / layout.SUPERNET)["epochs"] == 3
 
 
 def test_killed_app_started_job_reads_interrupted_in_every_view(tmp_path):

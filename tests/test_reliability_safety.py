@@ -16,9 +16,10 @@ import pytest
 import torch
 import yaml
 
-from nasnav import cli, sources
+from nasnav import cli
 from nasnav.config import load_config, preset_path
-from nasnav.runs import read_yaml
+from nasnav.data import sources
+from nasnav.store.io import read_yaml
 
 REPO = Path(__file__).resolve().parents[1]
 SOURCES = sorted([*(REPO / "nasnav").rglob("*.py"), REPO / "app.py", *(REPO / "pages").glob("*.py"), *(REPO / "bench").rglob("*.py")])
@@ -86,19 +87,19 @@ def _evil_torch(path: Path, marker: Path, wrap=lambda e: {"state_dict": e}) -> N
 def test_code_in_a_pickle_is_never_run(loader, tmp_path):
     marker = tmp_path / "pwned"
     if loader == "supernet_ckpt":
-        from nasnav.pipeline import load_checkpoint
+        from nasnav.workflow.runs import load_checkpoint
 
         _evil_torch(tmp_path / "supernet.ckpt", marker)
         with pytest.raises(ValueError, match=r"supernet\.ckpt: not a readable nasnav checkpoint \(it names Python code \(posix\.system\)"):
             load_checkpoint(tmp_path / "supernet.ckpt")
     elif loader == "lightning_ckpt":
-        from nasnav.training import AtomicCheckpointIO
+        from nasnav.train.trainer import AtomicCheckpointIO
 
         _evil_torch(tmp_path / "last.ckpt", marker)
         with pytest.raises(ValueError, match=r"last\.ckpt: not a readable training checkpoint \(it names Python code"):
             AtomicCheckpointIO().load_checkpoint(tmp_path / "last.ckpt")
     elif loader == "final_weights":
-        from nasnav.retrain import load_weights
+        from nasnav.workflow.retrain import load_weights
 
         _evil_torch(tmp_path / "weights.pt", marker, wrap=lambda e: e)
         with pytest.raises(Exception):  # noqa: B017 - refused either way (the message: see the xfail in test_reliability_inputs)
@@ -271,7 +272,7 @@ def test_app_data_preview_refuses_a_path_outside_the_root(data_root, tmp_path, m
 @pytest.mark.parametrize("ref", ["../elsewhere", "{abs}"])
 def test_url_cannot_open_a_run_outside_the_runs_root(home, tmp_path, ref):
     from nasnav.config import load_config as load
-    from nasnav.pipeline import create_run
+    from nasnav.workflow.runs import create_run
 
     at, runs = home
     other = create_run(load(preset_path("tiny")), tmp_path / "elsewhere")
@@ -293,9 +294,9 @@ def test_run_names_cannot_traverse():
 def test_checkpoints_carry_plain_data_only(tmp_path):
     """What nasnav writes loads back with weights_only=True: nothing in it needs code."""
     from nasnav.config import config_from_dict
-    from nasnav.data import InputSpec
-    from nasnav.module import SupernetModule
-    from nasnav.pipeline import save_supernet
+    from nasnav.data.splits import InputSpec
+    from nasnav.train.modules import SupernetModule
+    from nasnav.workflow.runs import save_supernet
 
     cfg = config_from_dict(read_yaml(preset_path("tiny")), "tiny")
     space = cfg.search_space()

@@ -5,12 +5,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from nasnav import pipeline, retrain
 from nasnav.config import load_config
-from nasnav.headless import score_candidates
-from nasnav.pipeline import JobStopped, create_run, load_data, round_space, train_supernet
-from nasnav.runs import read_csv, read_json
-from nasnav.supernet import build_network
+from nasnav.model.supernet import build_network
+from nasnav.store.io import read_csv, read_json
+from nasnav.workflow import retrain
+from nasnav.workflow import runs as pipeline
+from nasnav.workflow.pipeline import score_candidates
+from nasnav.workflow.runs import JobStopped, create_run, load_data, round_space, train_supernet
 
 REPO = Path(__file__).resolve().parent.parent
 FAST = ["steering.autopilot=false", "supernet.epochs=2", "search.budget=8", "retrain.epochs=2"]

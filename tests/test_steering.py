@@ -11,14 +11,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nasnav.analysis import fitness_table
+from nasnav.analysis.fitness import fitness_table
 from nasnav.config import SteeringConfig, load_config
-from nasnav.headless import score_candidates
-from nasnav.pipeline import create_run
-from nasnav.runs import RunDir
-from nasnav.search import read_candidates
+from nasnav.search.loop import read_candidates
 from nasnav.space import SearchSpace, Stage
-from nasnav.steering import (
+from nasnav.steering.policy import (
     apply_decision,
     autopilot_round,
     combine_selections,
@@ -33,6 +30,9 @@ from nasnav.steering import (
     selection_actions,
     undo,
 )
+from nasnav.store.run_dir import RunDir
+from nasnav.workflow.pipeline import score_candidates
+from nasnav.workflow.runs import create_run
 
 HARM = {("s1", "skip"): -0.2, ("s1", "maxpool3x3"): -0.1, ("s3", "dilconv3x3"): -0.15, ("s2", "conv3x3"): 0.05}
 

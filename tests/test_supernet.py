@@ -1,4 +1,4 @@
-"""nasnav.supernet and nasnav.module: forward, extraction equivalence, exported source, warm start,
+"""nasnav.model.supernet and nasnav.train.modules: forward, extraction equivalence, exported source, warm start,
 path sampling, and the acceptance test that a training step leaves pruned components untouched."""
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nasnav import layers
-from nasnav.module import SupernetModule, augment_batch, make_optimizer, path_sampler
+from nasnav.model import layers
+from nasnav.model.supernet import Supernet, build_network, network_source, warm_start
 from nasnav.space import Arch, SearchSpace, Stage
-from nasnav.supernet import Supernet, build_network, network_source, warm_start
+from nasnav.train.modules import SupernetModule, augment_batch, make_optimizer, path_sampler
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -86,7 +86,7 @@ def test_extract_mode_is_consistent(nas):
     arch = space.largest()
     sub = net.extract(arch)
     assert {m.training for m in sub.modules()} == {False}
-    from nasnav.evaluate import count_flops
+    from nasnav.score.evaluate import count_flops
 
     count_flops(sub, nas.KIND_INPUT["image"][1])
     x = nas.make_input("image")

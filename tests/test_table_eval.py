@@ -7,15 +7,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nasnav.analysis import evidence_frame, fitness_table
+from nasnav.analysis.fitness import evidence_frame, fitness_table
 from nasnav.config import load_config
-from nasnav.headless import run_round
-from nasnav.pipeline import create_run
-from nasnav.runs import RunDir
-from nasnav.search import read_candidates, run_search
+from nasnav.score.table import TableEvaluator
+from nasnav.search.loop import read_candidates, run_search
 from nasnav.space import SearchSpace, Stage
-from nasnav.steering import autopilot_round, load_space, read_decisions, search_passes
-from nasnav.table_eval import TableEvaluator
+from nasnav.steering.policy import autopilot_round, load_space, read_decisions, search_passes
+from nasnav.store.run_dir import RunDir
+from nasnav.workflow.pipeline import run_round
+from nasnav.workflow.runs import create_run
 
 TINY = ["search.projection=pca", "search.budget=30", "steering.min_frequency=3", "steering.protect_top=3",
         "steering.margin=0", "steering.tail_margin=0", "steering.prune=true", "steering.narrow_to=0"]  # pruning by fitness

@@ -7,11 +7,12 @@ import pandas as pd
 import pytest
 
 from nasnav.config import load_config, preset_path
-from nasnav.pipeline import create_run
-from nasnav.runs import RunDir, write_yaml
+from nasnav.store.io import write_yaml
+from nasnav.store.run_dir import RunDir
 from nasnav.ui import guide, selection, space_edit, state
 from nasnav.ui import queue as jobq
 from nasnav.ui.store import fallback_layout
+from nasnav.workflow.runs import create_run
 
 
 @pytest.fixture
@@ -170,7 +171,7 @@ def test_space_editor_edits_validate_and_save(run):
     new_cfg = space_edit.build_config(cfg.to_dict(), draft, {"max_samples": 300})
     assert new_cfg.data.max_samples == 300 and new_cfg.space.stages[0].name == "s2"
     space_edit.save_to_run(run, new_cfg)
-    from nasnav.pipeline import round_space
+    from nasnav.workflow.runs import round_space
 
     assert round_space(run, new_cfg, 0).stages[0].name == "s2"
     (run.round_dir(0) / "supernet.ckpt").write_bytes(b"x")
@@ -194,7 +195,8 @@ def test_the_job_poll_sees_a_finished_job_let_go_of_the_run(run):
     import subprocess
     import sys
 
-    from nasnav.runs import pid_start, write_json
+    from nasnav.store.io import write_json
+    from nasnav.store.process import pid_start
     from nasnav.ui.widgets import _signature
 
     run.write_status(job="round", state="done", message="round finished")

@@ -8,9 +8,10 @@ import pandas as pd
 import streamlit as st
 
 from nasnav.config import config_from_dict, save_config
-from nasnav.jobs import running_job
-from nasnav.runs import RunDir
+from nasnav.jobs.control import running_job
 from nasnav.space import SearchSpace
+from nasnav.store import layout
+from nasnav.store.run_dir import RunDir
 from nasnav.ui import charts, engine, guide, selection, state, store, widgets
 from nasnav.ui.diagram import template_dot
 
@@ -21,7 +22,7 @@ SEL_KEY = "explore_selection"  # the active selection (list of arch strings), sh
 def view_round(run: RunDir) -> int:
     """The round to show: the current one once it has candidates, else the latest that has."""
     k = run.current_round()
-    with_cands = [j for j in run.rounds() if j <= k and store.mtime(run.round_dir(j) / "candidates.csv")]
+    with_cands = [j for j in run.rounds() if j <= k and store.mtime(run.round_dir(j) / layout.CANDIDATES)]
     if not with_cands or with_cands[-1] == k:
         return k
     return with_cands[-1]
@@ -61,7 +62,7 @@ def search_controls(run: RunDir, cfg, k: int) -> None:
     else:  # older CLI: score N more candidates
         args = ["evaluate", str(run.path), "--n", str(int(budget)), "--strategy", strategy]
         resume = args
-    trained = (run.round_dir(k) / "supernet.ckpt").exists()
+    trained = (run.round_dir(k) / layout.SUPERNET).exists()
     widgets.job_panel(
         run, "search", args, key="ex_search", page=guide.EXPLORE, start_label="Start search", stop_label="Pause",
         resume_label="Resume search", resume_args=resume,

@@ -5,17 +5,18 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from nasnav.jobs import running_job, stop_job
-from nasnav.runs import RunDir, arch_key
+from nasnav.jobs.control import running_job, stop_job
+from nasnav.store import layout
+from nasnav.store.run_dir import RunDir, arch_key
 from nasnav.ui import charts, guide, state, store, widgets
 from nasnav.ui import queue as jobq
 
 DOWNLOADS = [  # file, label, mime
-    ("model.py", "model.py", "text/x-python"),
-    ("weights.pt", "weights.pt", "application/octet-stream"),
-    ("arch.yaml", "arch.yaml", "application/x-yaml"),
-    ("model.onnx", "model.onnx", "application/octet-stream"),
-    ("model_card.md", "model_card.md", "text/markdown"),
+    (layout.MODEL_PY, layout.MODEL_PY, "text/x-python"),
+    (layout.WEIGHTS, layout.WEIGHTS, "application/octet-stream"),
+    (layout.ARCH, layout.ARCH, "application/x-yaml"),
+    (layout.ONNX, layout.ONNX, "application/octet-stream"),
+    (layout.CARD, layout.CARD, "text/markdown"),
 ]
 
 
@@ -93,7 +94,7 @@ def live_curves(run: RunDir) -> None:
     cur = jobq.current(run)
     if not cur or cur.get("job") != "retrain" or not cur.get("arch"):
         return
-    path = run.final_dir(arch_key(cur["arch"])) / "metrics.csv"
+    path = run.final_dir(arch_key(cur["arch"])) / layout.TRAIN_METRICS
 
     @st.fragment(run_every=1.0 if running_job(run) else None)
     def curves() -> None:
@@ -156,17 +157,17 @@ def downloads(run: RunDir, finals: pd.DataFrame) -> None:
     cols = st.columns(max(1, len(DOWNLOADS)))
     for col, (f, label, mime) in zip(cols, present):
         col.download_button(label, (folder / f).read_bytes(), file_name=f, mime=mime, key=f"rt_dl_{f}",
-                            type="primary" if f == "model.py" and widgets.is_next(guide.RETRAIN, "Download model.py", run)
+                            type="primary" if f == layout.MODEL_PY and widgets.is_next(guide.RETRAIN, "Download model.py", run)
                             else "secondary", width="stretch")
     missing = [f for f, _, _ in DOWNLOADS if not (folder / f).exists()]
-    if "model.py" in missing and "export" in store.cli_commands():
+    if layout.MODEL_PY in missing and "export" in store.cli_commands():
         if st.button("Export", key="rt_export", disabled=bool(running_job(run)),
                      type="primary" if widgets.is_next(guide.RETRAIN, "Export", run) else "secondary"):
             if widgets.start(run, "export", ["export", str(run.path), "--arch", arch]):
                 st.rerun()
     elif missing:
         st.caption("Not written yet: " + ", ".join(missing))
-    card = folder / "model_card.md"
+    card = folder / layout.CARD
     if card.exists():
         with st.expander("Model card"):
             st.markdown(card.read_text(encoding="utf-8", errors="replace"))

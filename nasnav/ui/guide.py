@@ -8,7 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from nasnav.runs import RunDir
+from nasnav.store import layout
+from nasnav.store.run_dir import RunDir
 
 HOME, SPACE, SUPERNET, EXPLORE, RETRAIN = "home", "space", "supernet", "explore", "retrain"
 PAGE_FILES = {
@@ -73,11 +74,11 @@ def next_step(run: RunDir | None) -> Step:
         return Step(HOME, "Create run", "create a run from the digits preset (or tiny, for a quick look)")
     k = run.current_round()
     rdir = run.round_dir(k)
-    if not _has(rdir / "supernet.ckpt"):
-        if k > 0 and (rdir / "space.yaml").exists():
+    if not _has(rdir / layout.SUPERNET):
+        if k > 0 and (rdir / layout.SPACE).exists():
             return Step(EXPLORE, "Start next round", "fine-tune the supernet on the pruned space and re-score it")
         return Step(SUPERNET, "Start training", "train the supernet once over the whole space")
-    if not _has(rdir / "candidates.csv"):
+    if not _has(rdir / layout.CANDIDATES):
         return Step(EXPLORE, "Start search", "score candidates with the supernet's weights")
     if k == 0:
         return Step(EXPLORE, "Prune", "brush the weak region of the scatterplot, or pick a low-fitness "
@@ -85,6 +86,6 @@ def next_step(run: RunDir | None) -> Step:
     finals = run.finals()
     if not finals:
         return Step(RETRAIN, "Retrain", "retrain the best candidate from scratch and test it")
-    if not any((run.final_dir(f) / "model.py").exists() for f in finals):
+    if not any((run.final_dir(f) / layout.MODEL_PY).exists() for f in finals):
         return Step(RETRAIN, "Export", "write the standalone model.py, weights and ONNX")
     return Step(RETRAIN, "Download model.py", "download the network; the loop is complete")

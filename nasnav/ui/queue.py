@@ -4,8 +4,9 @@ progress fragment calls ``advance``), so it survives reloads and app restarts. N
 
 from __future__ import annotations
 
-from nasnav.jobs import JobRunning, running_job, start_job
-from nasnav.runs import RunDir, read_json, write_json
+from nasnav.jobs.control import JobRunning, running_job, start_job
+from nasnav.store.io import read_json, write_json
+from nasnav.store.run_dir import RunDir
 
 QUEUE_FILE = "ui/queue.json"
 CURRENT_FILE = "ui/queue_current.json"  # the item started last (which architecture is training)

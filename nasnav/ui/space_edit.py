@@ -7,8 +7,10 @@ import copy
 import itertools
 
 from nasnav.config import config_from_dict, save_config
-from nasnav.runs import RunDir, write_yaml
 from nasnav.space import SearchSpace
+from nasnav.store import layout
+from nasnav.store.io import write_yaml
+from nasnav.store.run_dir import RunDir
 
 STAGE_KEYS = ("name", "candidates", "select", "max_active", "channels", "stride", "pruned", "pinned")
 _ids = itertools.count(1)
@@ -78,7 +80,7 @@ def order_like(chosen: list[str], previous: list[str], registry: list[str]) -> l
 
 def problems(draft: dict, kind: str) -> list[str]:
     """Every problem with the draft, one line each (empty: it can be saved)."""
-    from nasnav.ops import list_ops
+    from nasnav.model.ops import list_ops
 
     try:
         sp = SearchSpace.from_dict(clean(draft), kind)
@@ -107,7 +109,7 @@ def build_config(base: dict, draft: dict, data: dict | None = None, source: str 
 
 def editable(run: RunDir) -> str | None:
     """None if the run's space may still be changed in place, else why not."""
-    if run.current_round() > 0 or (run.round_dir(0) / "supernet.ckpt").exists():
+    if run.current_round() > 0 or (run.round_dir(0) / layout.SUPERNET).exists():
         return "the supernet of this run is trained on its space; prune or pin on Explore, or save the edits as a new run"
     if (run.round_dir(0) / "lightning").exists():
         return "supernet training has started on this space; save the edits as a new run instead"
@@ -116,7 +118,7 @@ def editable(run: RunDir) -> str | None:
 
 def save_to_run(run: RunDir, cfg) -> None:
     """Write an edited config and round 0's space into an untrained run."""
-    from nasnav.jobs import running_job
+    from nasnav.jobs.control import running_job
 
     why = editable(run)
     if why:
@@ -124,7 +126,7 @@ def save_to_run(run: RunDir, cfg) -> None:
     if running_job(run):
         raise ValueError(f"run '{run.path.name}' has a running job; stop it before changing the space")
     save_config(cfg, run.config_path)
-    write_yaml(run.round_dir(0) / "space.yaml", cfg.search_space().to_dict())
+    write_yaml(run.round_dir(0) / layout.SPACE, cfg.search_space().to_dict())
 
 
 def space_from_upload(raw: object, name: str) -> dict:

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import streamlit as st
 
-from nasnav.runs import RunDir, read_json, write_json
+from nasnav.store.io import read_json, write_json
+from nasnav.store.run_dir import RunDir
 
 RUN_KEY = "run_path"
 GUIDE_KEY = "walkthrough"

@@ -6,9 +6,10 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from nasnav.jobs import running_job
-from nasnav.runs import RunDir
+from nasnav.jobs.control import running_job
 from nasnav.space import SearchSpace
+from nasnav.store import layout
+from nasnav.store.run_dir import RunDir
 from nasnav.ui import charts, engine, guide, selection, state, store, widgets
 
 
@@ -97,7 +98,7 @@ def suggestions(run: RunDir, cfg, k: int) -> None:
         st.caption(str(e))
         return
     with widgets.guarded("Auto-pilot"):
-        stamp = store.mtime(run.round_dir(k) / "candidates.csv")
+        stamp = store.mtime(run.round_dir(k) / layout.CANDIDATES)
         key = f"ex_proposal_{k}_{stamp}"  # (actions, why not)
         if key not in st.session_state:
             st.session_state[key] = proposal(run, cfg, k, now=True)
@@ -164,7 +165,7 @@ def next_round_ready(run: RunDir) -> bool:
     """A decision prepared round k > 0 (its space) but its supernet is not trained yet."""
     k = run.current_round()
     rdir = run.round_dir(k)
-    return k > 0 and (rdir / "space.yaml").exists() and not (rdir / "supernet.ckpt").exists()
+    return k > 0 and (rdir / layout.SPACE).exists() and not (rdir / layout.SUPERNET).exists()
 
 
 def next_round_panel(run: RunDir) -> None:
@@ -252,6 +253,6 @@ def spotcheck_panel(run: RunDir, k: int) -> None:
                       start_label="Run spot check", poll=False,
                       disabled_reason=None if store.candidates(run, k)["one_shot_acc"].notna().sum() >= 3
                       else "Score a few candidates first.")
-    sc_path = run.round_dir(k) / "spotcheck.csv"
+    sc_path = run.round_dir(k) / layout.SPOTCHECK_PAIRS
     if sc_path.exists():
         st.dataframe(store.csv(sc_path), hide_index=True, width="stretch")

@@ -13,8 +13,10 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from nasnav.runs import RunDir, read_csv, read_json
 from nasnav.space import SearchSpace
+from nasnav.store import layout
+from nasnav.store.io import read_csv, read_json
+from nasnav.store.run_dir import RunDir
 from nasnav.ui import engine
 
 GREY_SAMPLE = 200  # unscored architectures drawn from the space for the scatterplot
@@ -38,7 +40,7 @@ def csv(path: str | Path) -> pd.DataFrame:
 
 @st.cache_data(max_entries=32, show_spinner=False)
 def _load(path: str, stamp: float):
-    from nasnav.pipeline import load_run
+    from nasnav.workflow.runs import load_run
 
     return load_run(path)
 
@@ -51,21 +53,21 @@ def load(path: str | Path):
 
 @st.cache_data(max_entries=64, show_spinner=False)
 def _space(path: str, kind: str, stamp: float) -> SearchSpace:
-    from nasnav.runs import read_yaml
+    from nasnav.store.io import read_yaml
 
     return SearchSpace.from_dict(read_yaml(path), kind)
 
 
 def space(run: RunDir, cfg, k: int | None = None) -> SearchSpace:
     k = run.current_round() if k is None else k
-    path = run.round_dir(k) / "space.yaml"
+    path = run.round_dir(k) / layout.SPACE
     if not path.exists():
         raise ValueError(f"{path}: round {k} has no space.yaml")
     return _space(str(path), cfg.kind, mtime(path))
 
 
 def candidates(run: RunDir, k: int) -> pd.DataFrame:
-    df = csv(run.round_dir(k) / "candidates.csv")
+    df = csv(run.round_dir(k) / layout.CANDIDATES)
     for col in ("arch", "one_shot_acc", "params", "flops", "val_loss"):
         if col not in df.columns:
             df[col] = pd.Series(dtype=float if col != "arch" else object)
@@ -83,20 +85,20 @@ def status(run: RunDir) -> dict:
 
 
 def finals(run: RunDir) -> pd.DataFrame:
-    stamps = tuple(mtime(run.final_dir(k) / "metrics.json") for k in run.finals())
+    stamps = tuple(mtime(run.final_dir(k) / layout.FINAL_METRICS) for k in run.finals())
     return _finals(str(run.path), stamps)
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
 def _finals(path: str, stamps: tuple) -> pd.DataFrame:
-    from nasnav.retrain import read_finals
+    from nasnav.workflow.retrain import read_finals
 
     return read_finals(RunDir(path))
 
 
 def spotcheck(run: RunDir, k: int) -> dict | None:
     try:
-        data = read_json(run.round_dir(k) / "spotcheck.json", default=None)
+        data = read_json(run.round_dir(k) / layout.SPOTCHECK_SUMMARY, default=None)
     except ValueError:
         return None
     return data if isinstance(data, dict) else None
@@ -106,9 +108,9 @@ def spotcheck(run: RunDir, k: int) -> dict | None:
 def fitness(run: RunDir, cfg, k: int) -> pd.DataFrame:
     """The fitness table of round k: the analysis file if it is up to date, else computed here."""
     rdir = run.round_dir(k)
-    cand_t, fit_t, space_t = mtime(rdir / "candidates.csv"), mtime(rdir / "fitness.csv"), mtime(rdir / "space.yaml")
+    cand_t, fit_t, space_t = mtime(rdir / layout.CANDIDATES), mtime(rdir / layout.FITNESS), mtime(rdir / layout.SPACE)
     if fit_t and fit_t >= cand_t:
-        return csv(rdir / "fitness.csv")
+        return csv(rdir / layout.FITNESS)
     return _fitness(str(run.path), k, cfg.steering.confidence, cfg.seed, cand_t, space_t)
 
 
@@ -124,7 +126,7 @@ def _fitness(path: str, k: int, confidence: float, seed: int, cand_t: float, spa
 
 def history(run: RunDir) -> pd.DataFrame:
     stamps = tuple(mtime(p) for p in sorted((run.path / "rounds").glob("*/*")) if p.suffix in (".json", ".yaml", ".csv"))
-    return _history(str(run.path), stamps + (mtime(run.path / "current_round.json"),))
+    return _history(str(run.path), stamps + (mtime(run.path / layout.CURRENT_ROUND),))
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
@@ -199,7 +201,7 @@ def scatter_points(run: RunDir, cfg, k: int, method: str) -> pd.DataFrame:
 def data_preview(data_dict: dict, seed: int) -> dict:
     """Sizes, class counts and a few samples of a data section (as plain values)."""
     from nasnav.config import DataConfig
-    from nasnav.data import describe, load_splits, preview_samples
+    from nasnav.data.splits import describe, load_splits, preview_samples
 
     splits = load_splits(DataConfig(**data_dict), seed)
     info = describe(splits)
@@ -210,8 +212,8 @@ def data_preview(data_dict: dict, seed: int) -> dict:
 @st.cache_data(max_entries=32, show_spinner=False)
 def space_cost(space_dict: dict, kind: str, shape: tuple, num_classes: int) -> tuple[int, int]:
     """Params of the smallest and of the largest architecture of a space."""
-    from nasnav.evaluate import CostModel, space_param_range
-    from nasnav.supernet import Supernet
+    from nasnav.model.supernet import Supernet
+    from nasnav.score.evaluate import CostModel, space_param_range
 
     sp = SearchSpace.from_dict(space_dict, kind)
     net = Supernet(sp, kind, shape[0], num_classes)

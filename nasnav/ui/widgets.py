@@ -11,8 +11,8 @@ from pathlib import Path
 
 import streamlit as st
 
-from nasnav.jobs import JobRunning, running_job, start_job, stop_job
-from nasnav.runs import RunDir
+from nasnav.jobs.control import JobRunning, running_job, start_job, stop_job
+from nasnav.store.run_dir import RunDir
 from nasnav.ui import guide, state, store
 from nasnav.ui import queue as jobq
 

@@ -10,13 +10,14 @@ import numpy as np
 import pandas as pd
 
 from nasnav.config import Config
-from nasnav.runs import RunDir
+from nasnav.store import layout
+from nasnav.store.run_dir import RunDir
 
 
 def supernet_evaluator(run: RunDir, cfg: Config, k: int):
     """The shared-weights evaluator of round k: its supernet, BN recalibration batches, validation split."""
-    from nasnav.evaluate import SupernetEvaluator, make_recal_batches
-    from nasnav.pipeline import load_data, load_supernet
+    from nasnav.score.evaluate import SupernetEvaluator, make_recal_batches
+    from nasnav.workflow.runs import load_data, load_supernet
 
     net, spec = load_supernet(run, cfg, k)
     splits = load_data(cfg)
@@ -34,14 +35,14 @@ def score_candidates(run: RunDir, cfg: Config, k: int | None = None, budget: int
     ``resume``: continue the round's last stopped search to its target. Strategy and evolution /
     constraint parameters come from ``cfg.search``.
     """
-    from nasnav.pipeline import round_space, stop_requested
-    from nasnav.search import plan_budget, read_candidates, run_search
+    from nasnav.search.loop import plan_budget, read_candidates, run_search
+    from nasnav.workflow.runs import round_space, stop_requested
 
     k = run.current_round() if k is None else k
     space = round_space(run, cfg, k)
     sc = cfg.search
     if resume:
-        from nasnav.search import search_state
+        from nasnav.search.loop import search_state
 
         strategy = strategy or search_state(run, k).get("strategy")
     budget, seconds = plan_budget(run, k, budget or sc.budget, seconds if seconds is not None else sc.seconds,
@@ -54,7 +55,7 @@ def score_candidates(run: RunDir, cfg: Config, k: int | None = None, budget: int
     rng = np.random.default_rng([cfg.seed, k, 17, n0])  # a resumed search draws fresh, reproducible numbers
     prior = None
     if cfg.steering.evidence == "all" and k > 0:  # scores of earlier rounds still hold: never score them again
-        from nasnav.analysis import evidence_frame
+        from nasnav.analysis.fitness import evidence_frame
 
         prior = evidence_frame([read_candidates(run, j) for j in run.rounds() if j < k], "all")
 
@@ -74,13 +75,13 @@ def run_round(run: RunDir, cfg: Config, say: Callable[[str], None] = print, eval
     """All of the current round: train / fine-tune its supernet if the checkpoint is missing (resuming
     an interrupted training), score candidates up to search.budget, then fitness and projection.
     With ``evaluator`` (any ``arch -> metrics``, e.g. a lookup table) there is no supernet to train."""
-    from nasnav.analysis import analyze_round
+    from nasnav.analysis.fitness import analyze_round
     from nasnav.cli import run_subcommand
-    from nasnav.pipeline import CKPT_NAME, job, train_supernet
-    from nasnav.training import is_multiprocess
+    from nasnav.train.trainer import is_multiprocess
+    from nasnav.workflow.runs import job, train_supernet
 
     k = run.current_round()
-    missing = evaluator is None and not (run.round_dir(k) / CKPT_NAME).exists()
+    missing = evaluator is None and not (run.round_dir(k) / layout.SUPERNET).exists()
     if missing and is_multiprocess(cfg.trainer):
         run_subcommand(["supernet", str(run.path), "--round", str(k), "--resume"])  # DDP needs its own process
         missing = False
@@ -99,8 +100,8 @@ def run_round(run: RunDir, cfg: Config, say: Callable[[str], None] = print, eval
 def extend_round(run: RunDir, cfg: Config, say: Callable[[str], None] = print, evaluator=None) -> pd.DataFrame:
     """Score ``search.budget`` more candidates in the current round (its supernet, or ``evaluator``),
     then redo its fitness and projection: the auto-pilot gathering evidence before it decides."""
-    from nasnav.analysis import analyze_round
-    from nasnav.pipeline import job
+    from nasnav.analysis.fitness import analyze_round
+    from nasnav.workflow.runs import job
 
     k = run.current_round()
     with job(run, "round", stage="search"):
@@ -115,8 +116,8 @@ def extend_round(run: RunDir, cfg: Config, say: Callable[[str], None] = print, e
 def _stage(cfg: Config, run: RunDir, name: str, argv: list[str], fn: Callable[[], object]):
     """Run a training stage in-process, or as a subprocess when Lightning starts several processes."""
     from nasnav.cli import run_subcommand
-    from nasnav.pipeline import job
-    from nasnav.training import is_multiprocess
+    from nasnav.train.trainer import is_multiprocess
+    from nasnav.workflow.runs import job
 
     if is_multiprocess(cfg.trainer):
         run_subcommand(argv)
@@ -127,9 +128,9 @@ def _stage(cfg: Config, run: RunDir, name: str, argv: list[str], fn: Callable[[]
 
 def run_pipeline(cfg: Config, run_dir: str | Path, resume: bool = False, say: Callable[[str], None] = print) -> int:
     """Create the run, then round after round: supernet, search, (auto-pilot decision); retrain the best."""
-    from nasnav.pipeline import create_run, job, load_run, train_supernet
-    from nasnav.retrain import read_finals, retrain
-    from nasnav.search import read_candidates
+    from nasnav.search.loop import read_candidates
+    from nasnav.workflow.retrain import read_finals, retrain
+    from nasnav.workflow.runs import create_run, job, load_run, train_supernet
 
     if resume:
         run, cfg = load_run(run_dir)
@@ -140,7 +141,7 @@ def run_pipeline(cfg: Config, run_dir: str | Path, resume: bool = False, say: Ca
     while True:
         k = run.current_round()
         t = time.time()
-        if not (run.round_dir(k) / "supernet.ckpt").exists():
+        if not (run.round_dir(k) / layout.SUPERNET).exists():
             _stage(cfg, run, "supernet", ["supernet", str(run.path), "--round", str(k)] + (["--resume"] if resume else []),
                    lambda: train_supernet(run, cfg, k, resume=resume))
         times["supernet"] = times.get("supernet", 0) + time.time() - t
@@ -152,7 +153,7 @@ def run_pipeline(cfg: Config, run_dir: str | Path, resume: bool = False, say: Ca
         say(f"round {k}: {len(df)} candidates, best one-shot {best['one_shot_acc']:.4f} {best['arch']}")
         if not cfg.steering.autopilot:
             break
-        from nasnav.steering import autopilot_round
+        from nasnav.steering.policy import autopilot_round
 
         t = time.time()  # analysis + decision + the next round's fine-tuning and search
         advanced = autopilot_round(run, cfg, say=say)
@@ -161,7 +162,7 @@ def run_pipeline(cfg: Config, run_dir: str | Path, resume: bool = False, say: Ca
             break
     k = run.current_round()
     df = read_candidates(run, k).sort_values("one_shot_acc", ascending=False, kind="mergesort")
-    from nasnav.pipeline import round_space
+    from nasnav.workflow.runs import round_space
 
     space = round_space(run, cfg, k)
     t = time.time()
@@ -174,7 +175,7 @@ def run_pipeline(cfg: Config, run_dir: str | Path, resume: bool = False, say: Ca
     if len(finals):
         top = finals.sort_values("val_acc", ascending=False).iloc[0]
         t = time.time()
-        from nasnav.export import export_final  # the best by validation (never test) accuracy
+        from nasnav.workflow.export import export_final  # the best by validation (never test) accuracy
 
         with job(run, "export"):
             exported = export_final(run, cfg, top["arch"])

@@ -12,9 +12,9 @@ import time
 
 import pandas as pd
 
-from nasnav.runs import RunDir, atomic_write_text, read_json, read_yaml
-
-CARD_FILE = "model_card.md"
+from nasnav.store import layout
+from nasnav.store.io import atomic_write_text, read_json, read_yaml
+from nasnav.store.run_dir import RunDir
 
 
 def _pct(x, digits: int = 2) -> str:
@@ -45,7 +45,7 @@ def wilson(p: float, n: int, z: float = 1.96) -> tuple[float, float]:
 
 
 def _evidence_text(ev: dict) -> str:
-    """A fitness row (nasnav.analysis) in a few words."""
+    """A fitness row (nasnav.analysis.fitness) in a few words."""
     parts = []
     if isinstance(ev.get("fitness"), (int, float)):
         ci = ""
@@ -79,7 +79,7 @@ def _action_line(a: dict, evidence: list) -> str:
 
 
 def _decision_lines(data) -> list[str]:
-    """decisions.json (nasnav.steering: a list of records with source, actions, evidence, status)."""
+    """decisions.json (nasnav.steering.policy: a list of records with source, actions, evidence, status)."""
     records = data if isinstance(data, list) else (data.get("decisions") or [data]) if isinstance(data, dict) else []
     lines = []
     for r in records:
@@ -106,7 +106,7 @@ def _decision_lines(data) -> list[str]:
 
 
 def _rounds_section(run: RunDir, cfg) -> list[str]:
-    from nasnav.search import read_candidates
+    from nasnav.search.loop import read_candidates
     from nasnav.space import SearchSpace
 
     out = [
@@ -117,7 +117,7 @@ def _rounds_section(run: RunDir, cfg) -> list[str]:
     for k in run.rounds():
         rdir = run.round_dir(k)
         size = "n/a"
-        if (rdir / "space.yaml").exists():
+        if (rdir / layout.SPACE).exists():
             try:
                 size = f"{SearchSpace.from_dict(read_yaml(rdir / 'space.yaml')).size():,}"
             except ValueError:
@@ -125,13 +125,13 @@ def _rounds_section(run: RunDir, cfg) -> list[str]:
         df = read_candidates(run, k)
         acc = pd.to_numeric(df["one_shot_acc"], errors="coerce") if len(df) else pd.Series(dtype=float)
         best = f"{_pct(acc.max())} `{df.loc[acc.idxmax(), 'arch']}`" if acc.notna().any() else "n/a"
-        sc = _safe_json(rdir / "spotcheck.json")
+        sc = _safe_json(rdir / layout.SPOTCHECK_SUMMARY)
         if isinstance(sc, dict) and sc.get("state") == "done":
             tau = f"{_num(sc.get('kendall_tau'), '.2f')} ({_num(sc.get('ceiling_tau'), '.2f')}, {sc.get('n')})"
         else:
             tau = "not run"
         out.append(f"| {k} | {size} | {len(df)} | {best} | {tau} |")
-        lines = _decision_lines(_safe_json(rdir / "decisions.json"))
+        lines = _decision_lines(_safe_json(rdir / layout.DECISIONS))
         if lines:
             decisions += [f"Round {k}:", *lines, ""]
     text = [
@@ -155,7 +155,7 @@ def _rounds_section(run: RunDir, cfg) -> list[str]:
 def _spotcheck_section(run: RunDir, metrics: dict) -> list[str]:
     k = metrics.get("round", run.current_round())
     for r in [k] + [x for x in reversed(run.rounds()) if x != k]:
-        sc = _safe_json(run.round_dir(r) / "spotcheck.json")
+        sc = _safe_json(run.round_dir(r) / layout.SPOTCHECK_SUMMARY)
         if isinstance(sc, dict) and sc.get("verdict_text"):
             state = "" if sc.get("state") == "done" else f" (stopped after {sc.get('n_finished', '?')} candidates)"
             return [
@@ -181,12 +181,11 @@ def _spotcheck_section(run: RunDir, metrics: dict) -> list[str]:
 
 def model_card(run: RunDir, cfg, key: str) -> str:
     """The markdown text of the card of ``final/<key>/``."""
-    from nasnav.retrain import ARCH_FILE, METRICS_FILE
 
     d = run.final_dir(key)
-    m = _safe_json(d / METRICS_FILE) or {}
-    rec = read_yaml(d / ARCH_FILE) if (d / ARCH_FILE).exists() else {}
-    exp = _safe_json(d / "export.json") or {}
+    m = _safe_json(d / layout.FINAL_METRICS) or {}
+    rec = read_yaml(d / layout.ARCH) if (d / layout.ARCH).exists() else {}
+    exp = _safe_json(d / layout.EXPORT) or {}
     spec = rec.get("input", {})
     arch = m.get("arch") or rec.get("arch", key)
     n_test = m.get("n_test") or 0
@@ -281,7 +280,7 @@ def _arch_section(rec: dict, cfg) -> list[str]:
 
 
 def _usage_section(exp: dict) -> list[str]:
-    from nasnav.export import export_summary
+    from nasnav.workflow.export import export_summary
 
     lines = [
         "## Files and how to load",
@@ -293,7 +292,7 @@ def _usage_section(exp: dict) -> list[str]:
         "",
         "```python",
         "import torch, model                      # model.py from this folder",
-        'net = model.load("weights.pt")',
+        'net = model.load(layout.WEIGHTS)',
         "logits = net(model.preprocess(x_raw))  # x_raw: raw inputs, see Data",
         "pred = logits.argmax(1)",
         "```",
@@ -302,7 +301,7 @@ def _usage_section(exp: dict) -> list[str]:
         "",
         "```python",
         "import onnxruntime as ort",
-        'sess = ort.InferenceSession("model.onnx")',
+        'sess = ort.InferenceSession(layout.ONNX)',
         'logits = sess.run(None, {"x": model.preprocess(x_raw).numpy()})[0]',
         "```",
         "",
@@ -321,6 +320,6 @@ def _usage_section(exp: dict) -> list[str]:
 
 def write_model_card(run: RunDir, cfg, key: str) -> str:
     """Write ``final/<key>/model_card.md``; returns its path."""
-    path = run.final_dir(key) / CARD_FILE
+    path = run.final_dir(key) / layout.CARD
     atomic_write_text(path, model_card(run, cfg, key))
     return str(path)

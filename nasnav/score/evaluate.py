@@ -17,8 +17,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from nasnav.model.supernet import Supernet
 from nasnav.space import Arch, SearchSpace
-from nasnav.supernet import Supernet
 
 Metrics = dict  # at least "one_shot_acc"; the supernet evaluator adds val_loss, params, flops
 

@@ -23,11 +23,10 @@ import numpy as np
 import pandas as pd
 
 from nasnav.config import Config
-from nasnav.runs import RunDir, append_csv_rows, read_csv, read_json, write_csv, write_json
+from nasnav.store import layout
+from nasnav.store.io import append_csv_rows, read_csv, read_json, write_csv, write_json
+from nasnav.store.run_dir import RunDir
 
-PAIRS_FILE = "spotcheck.csv"
-RUNS_FILE = "spotcheck_runs.csv"
-SUMMARY_FILE = "spotcheck.json"
 PAIR_COLUMNS = [
     "arch",
     "one_shot_acc",
@@ -183,7 +182,7 @@ def _verdict(s: dict) -> tuple[str, str]:
 def read_spotcheck(run: RunDir, k: int | None = None) -> dict | None:
     """The spot-check summary of round k (current round by default), or None: the app's trust indicator."""
     k = run.current_round() if k is None else k
-    data = read_json(run.round_dir(k) / SUMMARY_FILE, default=None)
+    data = read_json(run.round_dir(k) / layout.SPOTCHECK_SUMMARY, default=None)
     return data if isinstance(data, dict) else None
 
 
@@ -198,9 +197,9 @@ def spotcheck(
 ) -> dict:
     """Train ``n`` candidates of round k standalone (``seeds`` each) and compare with their one-shot
     accuracy; writes spotcheck.csv / spotcheck_runs.csv / spotcheck.json and returns the summary."""
-    from nasnav.pipeline import JobStopped, load_data, round_space, stop_requested
-    from nasnav.retrain import train_standalone
-    from nasnav.search import read_candidates
+    from nasnav.search.loop import read_candidates
+    from nasnav.workflow.retrain import train_standalone
+    from nasnav.workflow.runs import JobStopped, load_data, round_space, stop_requested
 
     say = say or (lambda msg: None)
     k = run.current_round() if k is None else k
@@ -217,7 +216,7 @@ def spotcheck(
         )
     space = round_space(run, cfg, k)
     rdir = run.round_dir(k)
-    prev = read_json(rdir / SUMMARY_FILE, default=None)
+    prev = read_json(rdir / layout.SPOTCHECK_SUMMARY, default=None)
     if isinstance(prev, dict) and prev.get("state") != "done" and prev.get("plan_key") == [n, epochs, seeds]:
         planned = list(prev.get("planned") or [])  # resume the interrupted plan, even if the search went on
     else:
@@ -229,14 +228,14 @@ def spotcheck(
     ranks = one_shot["one_shot_acc"].rank(ascending=False, method="min")
     seed_list = [cfg.seed + s for s in range(seeds)]
 
-    runs = read_csv(rdir / RUNS_FILE, columns=RUN_COLUMNS)
+    runs = read_csv(rdir / layout.SPOTCHECK_RUNS, columns=RUN_COLUMNS)
     runs = runs[pd.to_numeric(runs["epochs"], errors="coerce") == epochs]
     done = {(str(r["arch"]), int(r["seed"])): float(r["standalone_acc"]) for _, r in runs.iterrows()}
     secs = {(str(r["arch"]), int(r["seed"])): float(r["seconds"]) for _, r in runs.iterrows()}
     splits = load_data(cfg)
     t0 = time.time()
     base = {"round": k, "planned": planned, "plan_key": [n, epochs, seeds], "started": t0}
-    write_json(rdir / SUMMARY_FILE, {**base, "state": "running"})
+    write_json(rdir / layout.SPOTCHECK_SUMMARY, {**base, "state": "running"})
 
     pair_rows: list[dict] = []
 
@@ -260,7 +259,7 @@ def spotcheck(
     for a in planned:
         if all((a, s) in done for s in seed_list):
             pair_rows.append(pair_row(a))
-    write_csv(rdir / PAIRS_FILE, pd.DataFrame(pair_rows, columns=PAIR_COLUMNS))
+    write_csv(rdir / layout.SPOTCHECK_PAIRS, pd.DataFrame(pair_rows, columns=PAIR_COLUMNS))
     total = len(planned) * seeds
     todo = [(a, s) for a in planned for s in seed_list if (a, s) not in done]
     n_done, trained = total - len(todo), 0
@@ -270,7 +269,7 @@ def spotcheck(
                 continue
             if stop_requested():
                 write_json(
-                    rdir / SUMMARY_FILE,
+                    rdir / layout.SPOTCHECK_SUMMARY,
                     {**base, "state": "stopped", **_partial(pair_rows, done, seed_list, epochs, seeds)},
                 )
                 raise JobStopped()
@@ -288,7 +287,7 @@ def spotcheck(
             )
             done[(a, s)], secs[(a, s)] = res["val_acc"], time.time() - t
             append_csv_rows(
-                rdir / RUNS_FILE,
+                rdir / layout.SPOTCHECK_RUNS,
                 [
                     {
                         "arch": a,
@@ -308,7 +307,7 @@ def spotcheck(
             say(msg)
         if all((a, s) in done for s in seed_list) and a not in {r["arch"] for r in pair_rows}:
             pair_rows.append(pair_row(a))
-            append_csv_rows(rdir / PAIRS_FILE, [pair_rows[-1]], PAIR_COLUMNS)
+            append_csv_rows(rdir / layout.SPOTCHECK_PAIRS, [pair_rows[-1]], PAIR_COLUMNS)
     pairs = pd.DataFrame(pair_rows, columns=PAIR_COLUMNS)
     summary = summarize(pairs, {a: [done[(a, s)] for s in seed_list] for a in planned}, epochs, seeds)
     summary.update(
@@ -318,17 +317,17 @@ def spotcheck(
         trained_now=trained,
         pairs=pairs[["arch", "one_shot_acc", "standalone_acc", "standalone_std"]].to_dict("records"),
     )
-    write_json(rdir / SUMMARY_FILE, summary)
+    write_json(rdir / layout.SPOTCHECK_SUMMARY, summary)
     _refresh_cards(run, cfg)
     return summary
 
 
 def _refresh_cards(run: RunDir, cfg: Config) -> None:
     """Model cards quote the latest spot check: rewrite the ones already written."""
-    from nasnav.model_card import CARD_FILE, write_model_card
+    from nasnav.workflow.model_card import write_model_card
 
     for key in run.finals():
-        if (run.final_dir(key) / CARD_FILE).exists():
+        if (run.final_dir(key) / layout.CARD).exists():
             try:
                 write_model_card(run, cfg, key)
             except (ValueError, OSError):

@@ -18,10 +18,11 @@ from pathlib import Path
 import torch
 
 from nasnav.config import Config, config_from_dict, save_config
-from nasnav.runs import JobLock, RunDir, read_yaml, sweep_temp_files, write_yaml
+from nasnav.jobs.control import JobLock
 from nasnav.space import SearchSpace
-
-CKPT_NAME = "supernet.ckpt"
+from nasnav.store import layout
+from nasnav.store.io import read_yaml, sweep_temp_files, write_yaml
+from nasnav.store.run_dir import RunDir
 
 
 class JobStopped(Exception):
@@ -106,7 +107,7 @@ def create_run(cfg: Config, path: str | Path, exist_ok: bool = False) -> RunDir:
     """A new run directory with the resolved config and round 0's space."""
     run = RunDir.create(path, exist_ok=exist_ok)
     save_config(cfg, run.config_path)
-    write_yaml(run.ensure_round_dir(0) / "space.yaml", cfg.search_space().to_dict())
+    write_yaml(run.ensure_round_dir(0) / layout.SPACE, cfg.search_space().to_dict())
     run.write_status(state="idle", stage="created", progress=0.0, message="run created", pid=None)
     return run
 
@@ -121,7 +122,7 @@ def load_run(path: str | Path) -> tuple[RunDir, Config]:
 
 def round_space(run: RunDir, cfg: Config, k: int | None = None) -> SearchSpace:
     k = run.current_round() if k is None else k
-    path = run.round_dir(k) / "space.yaml"
+    path = run.round_dir(k) / layout.SPACE
     if not path.exists():
         raise ValueError(f"{path}: round {k} has no space.yaml")
     try:
@@ -129,7 +130,7 @@ def round_space(run: RunDir, cfg: Config, k: int | None = None) -> SearchSpace:
     except ValueError as e:
         msg = str(e)
         raise ValueError(msg if msg.startswith(str(path)) else f"{path}: {msg}") from None
-    from nasnav.ops import list_ops
+    from nasnav.model.ops import list_ops
 
     return space.validate(list_ops(cfg.kind), where=str(path))
 
@@ -140,7 +141,7 @@ _SPLITS: dict = {}
 
 def load_data(cfg: Config):
     """The data splits of a config, cached per process (the same data for every stage)."""
-    from nasnav.data import load_splits
+    from nasnav.data.splits import load_splits
 
     key = (repr(cfg.data), cfg.seed)
     if key not in _SPLITS:
@@ -154,7 +155,7 @@ def save_supernet(path: Path, module, space: SearchSpace, cfg: Config, spec, epo
     """Weights plus everything needed to rebuild them (space, input spec, config)."""
     import io
 
-    from nasnav.runs import atomic_write_bytes
+    from nasnav.store.io import atomic_write_bytes
 
     payload = {
         "state_dict": {k: v.detach().cpu() for k, v in module.net.state_dict().items()},
@@ -165,7 +166,7 @@ def save_supernet(path: Path, module, space: SearchSpace, cfg: Config, spec, epo
     }
     bad = _non_finite(payload["state_dict"])
     if bad:
-        from nasnav.training import NonFiniteLossError
+        from nasnav.train.trainer import NonFiniteLossError
 
         raise NonFiniteLossError(
             f"{path}: not saved: weight '{bad}' is NaN or infinite, training diverged; lower the learning rate "
@@ -197,7 +198,7 @@ def load_checkpoint(path: Path) -> dict:
             warnings.simplefilter("ignore", UserWarning)
             ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
-        from nasnav.training import describe_load_error
+        from nasnav.train.trainer import describe_load_error
 
         raise ValueError(f"{path}: not a readable nasnav checkpoint ({describe_load_error(e)}); "
                          "train the supernet again to replace it") from None
@@ -243,13 +244,13 @@ def check_checkpoint(ckpt: dict, path: Path, space: SearchSpace, cfg: Config) ->
 
 def load_supernet(run: RunDir, cfg: Config, k: int | None = None):
     """The trained Supernet of round k (current round by default), in eval mode on the CPU."""
-    from nasnav.supernet import Supernet
+    from nasnav.model.supernet import Supernet
 
     k = run.current_round() if k is None else k
-    path = run.round_dir(k) / CKPT_NAME
+    path = run.round_dir(k) / layout.SUPERNET
     ckpt = load_checkpoint(path)
     check_checkpoint(ckpt, path, round_space(run, cfg, k), cfg)
-    from nasnav.data import InputSpec
+    from nasnav.data.splits import InputSpec
 
     try:
         spec = InputSpec.from_dict(ckpt["spec"])
@@ -269,10 +270,10 @@ def train_supernet(run: RunDir, cfg: Config, k: int | None = None, resume: bool 
     """Train (round 0) or fine-tune (later rounds, warm start) the supernet of round k."""
     import lightning.pytorch as pl
 
-    from nasnav.data import NasDataModule
-    from nasnav.module import SupernetModule
-    from nasnav.supernet import warm_start
-    from nasnav.training import RunReporter, make_trainer, metric_rows_until
+    from nasnav.data.splits import NasDataModule
+    from nasnav.model.supernet import warm_start
+    from nasnav.train.modules import SupernetModule
+    from nasnav.train.trainer import RunReporter, make_trainer, metric_rows_until
 
     k = run.current_round() if k is None else k
     space = round_space(run, cfg, k)
@@ -288,15 +289,15 @@ def train_supernet(run: RunDir, cfg: Config, k: int | None = None, resume: bool 
                             sampler=sc.sampler, seed=cfg.seed + 1000 * k, label_smoothing=sc.label_smoothing,
                             distill=sc.distill)
     if k > 0 and epochs > 0:
-        prev = load_checkpoint(run.round_dir(k - 1) / CKPT_NAME)
+        prev = load_checkpoint(run.round_dir(k - 1) / layout.SUPERNET)
         warm_start(module.net, prev["state_dict"])
     t0 = time.time()
     ckpt_dir = rdir / "lightning"
-    last = ckpt_dir / "last.ckpt"
+    last = ckpt_dir / layout.LAST_CKPT
     if epochs > 0:
         done = _resume_point(last, space) if resume else 0  # epochs finished in last.ckpt (0: start over)
-        rows = metric_rows_until(rdir / "metrics.csv", done)
-        reporter = RunReporter(run, rdir / "metrics.csv", "supernet", epochs, first_epoch_rows=rows)
+        rows = metric_rows_until(rdir / layout.TRAIN_METRICS, done)
+        reporter = RunReporter(run, rdir / layout.TRAIN_METRICS, "supernet", epochs, first_epoch_rows=rows)
         trainer = make_trainer(cfg.trainer, epochs, rdir, [reporter], grad_clip=sc.grad_clip,
                                unused_parameters=True, checkpoint_dir=ckpt_dir, lr_key="supernet.lr")
         dm = NasDataModule(cfg.data, cfg.seed, splits)
@@ -306,15 +307,15 @@ def train_supernet(run: RunDir, cfg: Config, k: int | None = None, resume: bool 
         if not trainer.is_global_zero:
             return {}
     elif k > 0:
-        prev = load_checkpoint(run.round_dir(k - 1) / CKPT_NAME)
+        prev = load_checkpoint(run.round_dir(k - 1) / layout.SUPERNET)
         warm_start(module.net, prev["state_dict"])
-    save_supernet(rdir / CKPT_NAME, module, space, cfg, spec, epochs)
+    save_supernet(rdir / layout.SUPERNET, module, space, cfg, spec, epochs)
     return {"round": k, "epochs": epochs, "seconds": time.time() - t0}
 
 
 def _resume_point(last: Path, space: SearchSpace) -> int:
     """Epochs finished in a Lightning ``last.ckpt`` of this space (0: none, or not resumable)."""
-    from nasnav.training import finished_epochs
+    from nasnav.train.trainer import finished_epochs
 
     ckpt_epochs = finished_epochs(last, check=lambda hp: isinstance(hp.get("space"), dict)
                                   and _template(hp["space"]) == space.unpruned().to_dict())

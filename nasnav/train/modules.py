@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from nasnav.model.supernet import Supernet, build_network
 from nasnav.space import Arch, SearchSpace
-from nasnav.supernet import Supernet, build_network
 
 
 def path_sampler(space: SearchSpace, mode: str, seed: int):

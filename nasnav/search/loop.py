@@ -28,8 +28,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from nasnav.runs import RunDir, append_csv_rows, read_csv, read_json, write_json
 from nasnav.space import Arch, SearchSpace
+from nasnav.store import layout
+from nasnav.store.io import append_csv_rows, read_csv, read_json, write_json
+from nasnav.store.run_dir import RunDir
 
 STRATEGIES = ("random", "evolution")
 BASE_COLUMNS = ["round", "arch", "one_shot_acc", "val_loss", "params", "flops", "strategy", "generation",
@@ -48,12 +50,12 @@ def candidate_columns(space: SearchSpace) -> list[str]:
 
 def read_candidates(run: RunDir, k: int) -> pd.DataFrame:
     """Candidates of round k (empty frame if none yet)."""
-    return read_csv(run.round_dir(k) / "candidates.csv", columns=BASE_COLUMNS)
+    return read_csv(run.round_dir(k) / layout.CANDIDATES, columns=BASE_COLUMNS)
 
 
 def search_state(run: RunDir, k: int) -> dict:
     """The round's last search plan and state (empty dict if none)."""
-    return read_json(run.round_dir(k) / "search.json", default={}) or {}
+    return read_json(run.round_dir(k) / layout.SEARCH_STATE, default={}) or {}
 
 
 # ---- constraints -------------------------------------------------------------------------------
@@ -263,7 +265,7 @@ def run_search(run: RunDir, space: SearchSpace, k: int, evaluator: Callable[[Arc
     constraints = Constraints(space, cost if cost is not None else getattr(evaluator, "cost", None),
                               max_params, max_flops)
     ok = constraints.ok if constraints.active else (lambda a: True)
-    path = run.ensure_round_dir(k) / "candidates.csv"
+    path = run.ensure_round_dir(k) / layout.CANDIDATES
     done = read_csv(path, columns=candidate_columns(space))
     columns = list(done.columns) if path.exists() and path.stat().st_size else None  # keep an existing header
     seen = set(done["arch"].astype(str))
@@ -274,7 +276,7 @@ def run_search(run: RunDir, space: SearchSpace, k: int, evaluator: Callable[[Arc
     propose, tell = make_proposer(space, rng, strategy, seen, history, population, sample_size, crossover_prob, ok,
                                   retries)
 
-    state_path = run.round_dir(k) / "search.json"
+    state_path = run.round_dir(k) / layout.SEARCH_STATE
     state = {"strategy": strategy, "budget": budget, "seconds": seconds, "seconds_used": 0.0,
              "target": None if budget is None else len(done) + budget, "scored": 0, "state": "running",
              "started": time.time()}

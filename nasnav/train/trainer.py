@@ -15,7 +15,8 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from nasnav.config import TrainerConfig
-from nasnav.runs import RunDir, write_csv
+from nasnav.store.io import write_csv
+from nasnav.store.run_dir import RunDir
 
 METRIC_COLUMNS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds", "samples_per_s"]
 
@@ -177,7 +178,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     def save_checkpoint(self, checkpoint, path, storage_options=None):
         import io
 
-        from nasnav.runs import atomic_write_bytes
+        from nasnav.store.io import atomic_write_bytes
 
         buf = io.BytesIO()
         torch.save(checkpoint, buf)
@@ -214,7 +215,7 @@ def metric_rows_until(path: Path, done: int) -> list[dict]:
         return []
     import pandas as pd
 
-    from nasnav.runs import read_csv
+    from nasnav.store.io import read_csv
 
     df = read_csv(path, columns=METRIC_COLUMNS)
     df = df[pd.to_numeric(df["epoch"], errors="coerce") <= done].drop_duplicates("epoch", keep="last")

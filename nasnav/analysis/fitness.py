@@ -1,5 +1,5 @@
 """What the evaluated candidates of a round say: fitness per component, importance per stage,
-and the 2-D projection for the scatterplot (``nasnav.projection``, re-exported here).
+and the 2-D projection for the scatterplot (``nasnav.analysis.projection``, re-exported here).
 
 Fitness of a component (stage s, component c) answers "how much better are candidates with c
 than without it". Two estimators:
@@ -37,9 +37,11 @@ import math
 import numpy as np
 import pandas as pd
 
-from nasnav.projection import METHODS, Projector, get_projector, project  # noqa: F401 (re-exported)
-from nasnav.runs import RunDir, write_csv
+from nasnav.analysis.projection import METHODS, Projector, get_projector, project  # noqa: F401 (re-exported)
 from nasnav.space import SearchSpace
+from nasnav.store import layout
+from nasnav.store.io import write_csv
+from nasnav.store.run_dir import RunDir
 
 FITNESS_COLUMNS = ["stage", "component", "fitness", "ci_low", "ci_high", "frequency", "mean_with", "mean_without",
                    "best_with", "top_with", "in_top", "pruned", "pinned", "active"]
@@ -226,7 +228,7 @@ def evidence_frame(rounds: list[pd.DataFrame], evidence: str = "round") -> pd.Da
 def steering_candidates(run: RunDir, cfg, k: int) -> pd.DataFrame:
     """The candidates behind round k's fitness: round k's, or with ``steering.evidence: all`` those
     of rounds 0..k (the current branch: abandoned rounds live elsewhere)."""
-    from nasnav.search import read_candidates
+    from nasnav.search.loop import read_candidates
 
     evidence = getattr(cfg.steering, "evidence", "round")
     ks = [j for j in run.rounds() if j <= k] if evidence == "all" else [k]
@@ -256,9 +258,9 @@ def stage_importance(df: pd.DataFrame, space: SearchSpace) -> pd.DataFrame:
 
 
 def _load_space(run: RunDir, k: int, kind: str | None) -> SearchSpace:
-    from nasnav.runs import read_yaml
+    from nasnav.store.io import read_yaml
 
-    return SearchSpace.from_dict(read_yaml(run.round_dir(k) / "space.yaml"), kind).validate(where=f"round {k} space")
+    return SearchSpace.from_dict(read_yaml(run.round_dir(k) / layout.SPACE), kind).validate(where=f"round {k} space")
 
 
 def run_projector(run: RunDir, cfg) -> Projector:
@@ -272,7 +274,7 @@ def run_projector(run: RunDir, cfg) -> Projector:
 def analyze_round(run: RunDir, cfg, k: int | None = None) -> dict:
     """Fitness, stage importance and projection of round k's candidates, written to
     rounds/k/fitness.csv, importance.csv and projection.csv; returns the three frames."""
-    from nasnav.search import read_candidates
+    from nasnav.search.loop import read_candidates
 
     k = run.current_round() if k is None else k
     space = _load_space(run, k, cfg.kind)
@@ -286,7 +288,7 @@ def analyze_round(run: RunDir, cfg, k: int | None = None) -> dict:
         xy = run_projector(run, cfg).transform(archs)
         proj = pd.DataFrame({"arch": archs, "x": xy[:, 0], "y": xy[:, 1]})
     rdir = run.ensure_round_dir(k)
-    write_csv(rdir / "fitness.csv", fit)
-    write_csv(rdir / "importance.csv", imp)
-    write_csv(rdir / "projection.csv", proj)
+    write_csv(rdir / layout.FITNESS, fit)
+    write_csv(rdir / layout.IMPORTANCE, imp)
+    write_csv(rdir / layout.PROJECTION, proj)
     return {"fitness": fit, "importance": imp, "projection": proj}

@@ -1,6 +1,6 @@
 """Registry of candidate components per input kind (image 2-D, sequence 1-D, tabular).
 
-Each entry is a layer class from ``nasnav.layers`` plus keyword arguments, so a component
+Each entry is a layer class from ``nasnav.model.layers`` plus keyword arguments, so a component
 can be rebuilt anywhere (the exporter writes the same constructor call into ``model.py``).
 """
 
@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from torch import nn
 
-from nasnav import layers
+from nasnav.model import layers
 
 KINDS = ("image", "sequence", "tabular")
 KIND_DIM = {"image": 2, "sequence": 1, "tabular": 0}

@@ -23,9 +23,11 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from nasnav.runs import RunDir, pid_alive, pid_start, read_json, write_json
+from nasnav.store.io import read_json, write_json
+from nasnav.store.process import pid_alive, pid_start
+from nasnav.store.run_dir import RunDir
 
-REPO_ROOT = Path(__file__).resolve().parent.parent  # the folder holding the nasnav package
+REPO_ROOT = Path(__file__).resolve().parents[2]  # the folder holding the nasnav package
 HEARTBEAT_SECONDS = 15.0
 
 

@@ -12,8 +12,8 @@ import copy
 import torch
 from torch import nn
 
-from nasnav import layers
-from nasnav.ops import KIND_DIM, get_op
+from nasnav.model import layers
+from nasnav.model.ops import KIND_DIM, get_op
 from nasnav.space import Arch, SearchSpace
 
 

@@ -194,7 +194,7 @@ class Projector:
     def _save(self, path: str | Path, xy: np.ndarray) -> None:
         if self.method == "pca":
             return  # linear and instant: nothing worth caching
-        from nasnav.runs import atomic_write_bytes
+        from nasnav.store.io import atomic_write_bytes
 
         buf = io.BytesIO()
         np.savez(buf, meta=np.array(self._meta()), archs=np.array(self.ref_archs), xy=xy)

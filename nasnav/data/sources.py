@@ -2,7 +2,7 @@
 
 A reader returns ``RawData``: features ``x`` with the sample axis first, already in the layout the
 models expect (images N,C,H,W; sequences N,C,L; tables N,F), integer labels ``y`` in 0..K-1, and
-the class names. Subsetting, splitting and normalisation happen in ``nasnav.data``.
+the class names. Subsetting, splitting and normalisation happen in ``nasnav.data.splits``.
 
 Errors a user can fix are ``ValueError`` messages that start with the config key they concern.
 User files are never unpickled freely: CIFAR batches go through ``RestrictedUnpickler``.

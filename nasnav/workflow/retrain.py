@@ -8,7 +8,7 @@
 - ``metrics.csv``: the validation curve of the first seed (``metrics_seed<i>.csv`` for the others);
 - ``seeds.csv``: one row per finished seed, so a stopped multi-seed retrain resumes where it stopped;
 - ``weights.pt`` (the first seed's ``state_dict``) and ``arch.yaml`` (space, architecture, input spec,
-  normalisation): everything ``nasnav.export`` needs to rebuild the network without the data.
+  normalisation): everything ``nasnav.workflow.export`` needs to rebuild the network without the data.
 
 torch and Lightning are imported inside the functions that train, so ``read_finals`` stays light
 for the app.
@@ -28,13 +28,11 @@ import numpy as np
 import pandas as pd
 
 from nasnav.config import Config
-from nasnav.runs import RunDir, append_csv_rows, arch_key, atomic_write_bytes, read_csv, write_json, write_yaml
 from nasnav.space import Arch, SearchSpace
+from nasnav.store import layout
+from nasnav.store.io import append_csv_rows, atomic_write_bytes, read_csv, write_json, write_yaml
+from nasnav.store.run_dir import RunDir, arch_key
 
-METRICS_FILE = "metrics.json"
-WEIGHTS_FILE = "weights.pt"
-ARCH_FILE = "arch.yaml"
-SEEDS_FILE = "seeds.csv"
 SEED_COLUMNS = [
     "seed",
     "test_acc",
@@ -126,12 +124,12 @@ def train_standalone(
     import lightning.pytorch as pl
     from lightning.pytorch.callbacks import EarlyStopping
 
-    from nasnav.data import NasDataModule
-    from nasnav.module import StandaloneModule
-    from nasnav.training import RunReporter, finished_epochs, make_trainer, metric_rows_until
+    from nasnav.data.splits import NasDataModule
+    from nasnav.train.modules import StandaloneModule
+    from nasnav.train.trainer import RunReporter, finished_epochs, make_trainer, metric_rows_until
 
     rc = cfg.retrain
-    last = checkpoint_dir / "last.ckpt" if checkpoint_dir is not None else None
+    last = checkpoint_dir / layout.LAST_CKPT if checkpoint_dir is not None else None
     done = finished_epochs(last) if last is not None else 0
     spec = splits.spec
     pl.seed_everything(seed, workers=True, verbose=False)
@@ -172,12 +170,12 @@ def train_standalone(
     t0 = time.time()
     trainer.fit(module, datamodule=dm, ckpt_path=str(last) if done else None, weights_only=True)
     seconds = time.time() - t0
-    from nasnav.pipeline import JobStopped, stop_requested
+    from nasnav.workflow.runs import JobStopped, stop_requested
 
     if trainer.received_sigterm or stop_requested():
         raise JobStopped()
     if trainer.world_size > 1:  # one exact pass on each rank instead of Lightning's padded, split loop
-        from nasnav.evaluate import exact_scores
+        from nasnav.score.evaluate import exact_scores
 
         val_acc, val_loss = exact_scores(module.net, splits.x_val, splits.y_val)
     else:
@@ -194,7 +192,7 @@ def train_standalone(
         "is_global_zero": trainer.is_global_zero,
     }
     if test and trainer.world_size > 1:
-        from nasnav.evaluate import exact_scores
+        from nasnav.score.evaluate import exact_scores
 
         test_acc, test_loss = exact_scores(module.net, splits.x_test, splits.y_test)
         out.update(test_acc=test_acc, test_loss=test_loss)
@@ -224,7 +222,7 @@ def fingerprint(cfg: Config, space: SearchSpace, arch: Arch) -> str:
 
 def lookup_one_shot(run: RunDir, arch: Arch) -> float | None:
     """The arch's one-shot accuracy in the latest round that scored it, or None."""
-    from nasnav.search import read_candidates
+    from nasnav.search.loop import read_candidates
 
     for k in reversed(run.rounds()):
         df = read_candidates(run, k)
@@ -253,7 +251,7 @@ def load_weights(path: Path) -> dict:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
-        from nasnav.training import describe_load_error
+        from nasnav.train.trainer import describe_load_error
 
         raise ValueError(f"{path}: not a readable weights file ({describe_load_error(e)}); "
                          "retrain the architecture to replace it") from None
@@ -265,7 +263,7 @@ def load_weights(path: Path) -> dict:
 
 def arch_record(cfg: Config, space: SearchSpace, arch: Arch, splits) -> dict:
     """The contents of arch.yaml: everything needed to rebuild and feed the network."""
-    from nasnav.export import raw_input_description
+    from nasnav.workflow.export import raw_input_description
 
     return {
         "arch": str(arch),
@@ -298,9 +296,9 @@ def retrain(
     decide them are unchanged, so a stopped retrain resumes and ``--seeds 3`` after ``--seeds 1``
     trains only the two new seeds. Returns the metrics (empty on DDP ranks other than 0).
     """
-    from nasnav.evaluate import count_flops, latency_ms
-    from nasnav.pipeline import JobStopped, load_data, stop_requested
-    from nasnav.supernet import build_network
+    from nasnav.model.supernet import build_network
+    from nasnav.score.evaluate import count_flops, latency_ms
+    from nasnav.workflow.runs import JobStopped, load_data, stop_requested
 
     seeds = cfg.retrain.seeds if seeds is None else int(seeds)
     if seeds < 1:
@@ -310,10 +308,10 @@ def retrain(
     out_dir = run.final_dir(key)
     out_dir.mkdir(parents=True, exist_ok=True)
     fp = fingerprint(cfg, space, arch)
-    done = read_csv(out_dir / SEEDS_FILE, columns=SEED_COLUMNS)
+    done = read_csv(out_dir / layout.SEEDS, columns=SEED_COLUMNS)
     done = done[done["fingerprint"].astype(str) == fp].drop_duplicates("seed", keep="last")
     by_seed = {int(r["seed"]): r.to_dict() for _, r in done.iterrows()}
-    if cfg.seed in by_seed and not (out_dir / WEIGHTS_FILE).exists():
+    if cfg.seed in by_seed and not (out_dir / layout.WEIGHTS).exists():
         by_seed.pop(cfg.seed)  # the saved weights are gone: train the first seed again
     rank0 = True
     for i in range(seeds):
@@ -325,9 +323,9 @@ def retrain(
         if i > 0:
             run.write_status(message=f"retrain seed {i + 1}/{seeds}")
         ckpt_dir = out_dir / "lightning" / f"{fp}_seed{seed}"  # a killed seed resumes from its last epoch
-        if i == 0 and not (ckpt_dir / "last.ckpt").exists():
+        if i == 0 and not (ckpt_dir / layout.LAST_CKPT).exists():
             # new weights for this folder: results and exports of the old ones no longer apply
-            for stale in (METRICS_FILE, "export.json"):
+            for stale in (layout.FINAL_METRICS, layout.EXPORT):
                 (out_dir / stale).unlink(missing_ok=True)
         res = train_standalone(
             cfg,
@@ -336,7 +334,7 @@ def retrain(
             splits,
             seed,
             cfg.retrain.epochs,
-            metrics_path=out_dir / ("metrics.csv" if i == 0 else f"metrics_seed{i}.csv"),
+            metrics_path=out_dir / (layout.TRAIN_METRICS if i == 0 else f"metrics_seed{i}.csv"),
             run=run,
             checkpoint_dir=ckpt_dir,
         )
@@ -344,9 +342,9 @@ def retrain(
         if not rank0:
             continue  # DDP: the other ranks train every seed with rank 0 but write nothing
         if i == 0:
-            _save_weights(out_dir / WEIGHTS_FILE, res["module"].net)
+            _save_weights(out_dir / layout.WEIGHTS, res["module"].net)
         row = {k: res.get(k) for k in SEED_COLUMNS} | {"seed": seed, "fingerprint": fp}
-        append_csv_rows(out_dir / SEEDS_FILE, [row], SEED_COLUMNS)
+        append_csv_rows(out_dir / layout.SEEDS, [row], SEED_COLUMNS)
         shutil.rmtree(ckpt_dir, ignore_errors=True)  # the seed is recorded: its resume point is not needed
         by_seed[seed] = row
     if not rank0:
@@ -354,7 +352,7 @@ def retrain(
     rows = [by_seed[cfg.seed + i] for i in range(seeds)]
     spec = splits.spec
     net = build_network(space, arch, spec.kind, spec.shape[0], spec.num_classes)
-    net.load_state_dict(load_weights(out_dir / WEIGHTS_FILE))
+    net.load_state_dict(load_weights(out_dir / layout.WEIGHTS))
     net.eval()
     shape = tuple(spec.shape)
     test_accs = [float(r["test_acc"]) for r in rows]
@@ -389,24 +387,24 @@ def retrain(
         "fingerprint": fp,
         "finished": time.time(),
     }
-    write_yaml(out_dir / ARCH_FILE, arch_record(cfg, space, arch, splits))
-    write_json(out_dir / METRICS_FILE, metrics)
+    write_yaml(out_dir / layout.ARCH, arch_record(cfg, space, arch, splits))
+    write_json(out_dir / layout.FINAL_METRICS, metrics)
     return metrics
 
 
 def read_finals(run: RunDir) -> pd.DataFrame:
     """One row per retrained architecture; the results table's columns first."""
-    from nasnav.runs import read_json
+    from nasnav.store.io import read_json
 
     rows = []
     for k in run.finals():
         try:
-            m = read_json(run.final_dir(k) / METRICS_FILE)
+            m = read_json(run.final_dir(k) / layout.FINAL_METRICS)
         except ValueError:
             continue  # unreadable: skipped here, reported where the file is opened on its own
         if isinstance(m, dict):
             m.setdefault("test_acc_std", 0.0)
-            m["exported"] = (run.final_dir(k) / "export.json").exists()
+            m["exported"] = (run.final_dir(k) / layout.EXPORT).exists()
             rows.append(m)
     df = pd.DataFrame(rows)
     for c in FINAL_COLUMNS:

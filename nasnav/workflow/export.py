@@ -9,7 +9,7 @@
 - ``model.onnx`` (TorchScript-based exporter; needs only ``onnx``), checked with onnxruntime when
   installed;
 - ``model.pt2`` (``torch.export``), checked by loading it back;
-- ``model_card.md`` (see ``nasnav.model_card``) and ``export.json`` (files, checks, versions).
+- ``model_card.md`` (see ``nasnav.workflow.model_card``) and ``export.json`` (files, checks, versions).
 
 Every exported network takes NORMALISED input, exactly what it was trained on: call
 ``preprocess(raw)`` first (``model.py``), or apply ``(raw - mean) / std`` with the constants in
@@ -29,10 +29,11 @@ from pathlib import Path
 
 import torch
 
-from nasnav import layers
-from nasnav.runs import RunDir, arch_key, atomic_write_bytes, atomic_write_text, read_json, read_yaml, write_json
+from nasnav.model import layers
+from nasnav.store import layout
+from nasnav.store.io import atomic_write_bytes, atomic_write_text, read_json, read_yaml, write_json
+from nasnav.store.run_dir import RunDir, arch_key
 
-EXPORT_FILE = "export.json"
 N_EXAMPLES = 8
 TOLERANCE = 1e-4  # max |logit difference| accepted between an export and the original network
 
@@ -75,11 +76,11 @@ def layers_source() -> str:
     return "\n".join(lines).strip() + "\n"
 
 
-def model_source(record: dict, weights_name: str = "weights.pt") -> str:
+def model_source(record: dict, weights_name: str = layout.WEIGHTS) -> str:
     """The text of a self-contained model.py for an ``arch.yaml`` record."""
-    from nasnav.data import InputSpec
+    from nasnav.data.splits import InputSpec
+    from nasnav.model.supernet import network_source
     from nasnav.space import SearchSpace
-    from nasnav.supernet import network_source
 
     spec = InputSpec.from_dict(record["input"])
     space = SearchSpace.from_dict(record["space"], spec.kind)
@@ -113,6 +114,7 @@ outputs nasnav measured.
 
 import torch
 from torch import nn
+from nasnav.store import layout
 
 # ---- building blocks (copied verbatim from nasnav/layers.py) ------------------------------------
 
@@ -160,7 +162,7 @@ if __name__ == "__main__":
 
     here = os.path.dirname(os.path.abspath(__file__))
     net = load(os.path.join(here, "{weights_name}"))
-    example = torch.load(os.path.join(here, "example.pt"), map_location="cpu", weights_only=True)
+    example = torch.load(os.path.join(here, layout.EXAMPLE), map_location="cpu", weights_only=True)
     with torch.no_grad():
         diff = (net(preprocess(example["x"])) - example["logits"]).abs().max().item()
     print(f"{{sum(p.numel() for p in net.parameters()):,}} parameters; max |logit difference| on "
@@ -253,7 +255,7 @@ def export_pt2(net: torch.nn.Module, x: torch.Tensor, path: Path) -> dict:
 def resolve_final(run: RunDir, arch: str) -> str:
     """The final/ key of an architecture string (or of a key itself); ValueError if not retrained."""
     key = arch if run.final_dir(arch).is_dir() and "/" not in arch else arch_key(arch)
-    if not (run.final_dir(key) / "metrics.json").exists():
+    if not (run.final_dir(key) / layout.FINAL_METRICS).exists():
         have = ", ".join(run.finals()) or "none yet"
         raise ValueError(
             f"architecture '{arch}' has not been retrained in {run.path} (retrained: {have}); "
@@ -274,20 +276,20 @@ def export_final(
     Skipped (the previous export.json returned) when the weights are unchanged since the last
     export and nothing new is asked for, unless ``force``.
     """
-    from nasnav.data import InputSpec
-    from nasnav.pipeline import load_data
-    from nasnav.retrain import ARCH_FILE, WEIGHTS_FILE, load_weights
+    from nasnav.data.splits import InputSpec
+    from nasnav.model.supernet import build_network
     from nasnav.space import SearchSpace
-    from nasnav.supernet import build_network
+    from nasnav.workflow.retrain import load_weights
+    from nasnav.workflow.runs import load_data
 
     key = resolve_final(run, arch)
     d = run.final_dir(key)
-    weights = d / WEIGHTS_FILE
-    record = read_yaml(d / ARCH_FILE)
+    weights = d / layout.WEIGHTS
+    record = read_yaml(d / layout.ARCH)
     if not isinstance(record, dict) or "arch" not in record:
-        raise ValueError(f"{d / ARCH_FILE}: not an arch record; retrain the architecture again")
+        raise ValueError(f"{d / layout.ARCH}: not an arch record; retrain the architecture again")
     sha = _sha256(weights) if weights.exists() else None
-    prev = read_json(d / EXPORT_FILE, default=None)
+    prev = read_json(d / layout.EXPORT, default=None)
     if (
         not force
         and isinstance(prev, dict)
@@ -296,7 +298,7 @@ def export_final(
         and (not pt2 or "torch_export" in prev)
     ):
         if card:
-            from nasnav.model_card import write_model_card
+            from nasnav.workflow.model_card import write_model_card
 
             write_model_card(run, cfg, key)  # decisions or spot checks may be newer than the export
         return prev
@@ -316,11 +318,11 @@ def export_final(
         logits = net(x_norm)
     buf = io.BytesIO()
     torch.save({"x": x_raw.contiguous(), "logits": logits, "y": splits.y_test[:N_EXAMPLES].clone()}, buf)
-    atomic_write_bytes(d / "example.pt", buf.getvalue())
+    atomic_write_bytes(d / layout.EXAMPLE, buf.getvalue())
 
-    source = model_source(record, WEIGHTS_FILE)
-    atomic_write_text(d / "model.py", source)
-    mod = _import_file(d / "model.py", f"nasnav_export_{key[:40]}")  # the file builds, loads, reproduces
+    source = model_source(record, layout.WEIGHTS)
+    atomic_write_text(d / layout.MODEL_PY, source)
+    mod = _import_file(d / layout.MODEL_PY, f"nasnav_export_{key[:40]}")  # the file builds, loads, reproduces
     with torch.no_grad():
         own = mod.load(str(weights))(mod.preprocess(x_raw))
     info = {
@@ -330,29 +332,29 @@ def export_final(
         "exported": time.time(),
         "torch": torch.__version__,
         "input": "normalised: preprocess(raw) = (raw - mean) / std, see model.py",
-        "files": ["weights.pt", "arch.yaml", "model.py", "example.pt"],
+        "files": [layout.WEIGHTS, layout.ARCH, layout.MODEL_PY, layout.EXAMPLE],
         "model_py": {
             "status": "ok" if float((own - logits).abs().max()) < TOLERANCE else "mismatch",
             "max_abs_diff": float((own - logits).abs().max()),
         },
     }
     if onnx:
-        info["onnx"] = export_onnx(net, x_norm, d / "model.onnx")
+        info["onnx"] = export_onnx(net, x_norm, d / layout.ONNX)
     if pt2:
-        info["torch_export"] = export_pt2(net, x_norm, d / "model.pt2")
+        info["torch_export"] = export_pt2(net, x_norm, d / layout.PT2)
     info["files"] += [r["file"] for r in (info.get("onnx"), info.get("torch_export")) if r and r.get("file")]
     if card:
-        info["files"].append("model_card.md")
+        info["files"].append(layout.CARD)
     info["seconds"] = round(time.time() - t0, 2)
-    write_json(d / EXPORT_FILE, info)
+    write_json(d / layout.EXPORT, info)
     if card:
-        from nasnav.model_card import write_model_card
+        from nasnav.workflow.model_card import write_model_card
 
         write_model_card(run, cfg, key)
     if info["model_py"]["status"] != "ok":
         raise RuntimeError(
             f"{d / 'model.py'}: does not reproduce the network (max |diff| "
-            f"{info['model_py']['max_abs_diff']:.2e}); this is a bug in nasnav.export"
+            f"{info['model_py']['max_abs_diff']:.2e}); this is a bug in nasnav.workflow.export"
         )
     return info
 

@@ -3,8 +3,8 @@
 A table maps architecture strings (``conv3x3/skip/...``) to accuracies: a published benchmark
 (NAS-Bench-201 in ``bench/nb201_table.py``), standalone results of earlier runs, or anything a user
 measured. ``TableEvaluator`` plugs such a table into everything that takes an evaluator: search
-(``nasnav.search.run_search``), a headless round (``nasnav.headless.run_round``) and the auto-pilot
-(``nasnav.steering.autopilot_round``). Optional Gaussian noise stands in for one-shot estimation
+(``nasnav.search.loop.run_search``), a headless round (``nasnav.workflow.pipeline.run_round``) and the auto-pilot
+(``nasnav.steering.policy.autopilot_round``). Optional Gaussian noise stands in for one-shot estimation
 error, so that search and steering policies can be judged against the known truth.
 
 No torch: the table is plain Python.

@@ -28,8 +28,10 @@ import numpy as np
 import pandas as pd
 
 from nasnav.config import SteeringConfig
-from nasnav.runs import RunDir, read_json, read_yaml, write_json, write_yaml
 from nasnav.space import PARALLEL_SEP, SearchSpace
+from nasnav.store import layout
+from nasnav.store.io import read_json, read_yaml, write_json, write_yaml
+from nasnav.store.run_dir import RunDir
 
 OPS = ("prune", "pin", "restore")
 SELECTION_MODES = ("keep", "drop_outside")
@@ -38,19 +40,19 @@ SET_OPS = ("union", "intersection", "difference", "complement")
 
 # ---- the run's rounds ----------------------------------------------------------------------------
 def load_space(run: RunDir, k: int, kind: str | None = None) -> SearchSpace:
-    path = run.round_dir(k) / "space.yaml"
+    path = run.round_dir(k) / layout.SPACE
     if not path.exists():
         raise ValueError(f"{path}: round {k} has no space.yaml")
     return SearchSpace.from_dict(read_yaml(path), kind).validate(where=str(path))
 
 
 def read_decisions(run: RunDir, k: int) -> list[dict]:
-    data = read_json(run.round_dir(k) / "decisions.json", default=[])
+    data = read_json(run.round_dir(k) / layout.DECISIONS, default=[])
     return data if isinstance(data, list) else []
 
 
 def _log(run: RunDir, event: dict) -> None:
-    path = run.path / "history.json"
+    path = run.path / layout.HISTORY
     events = read_json(path, default=[]) or []
     events.append({"time": time.strftime("%Y-%m-%dT%H:%M:%S"), "timestamp": time.time(), **event})
     write_json(path, events)
@@ -74,7 +76,7 @@ def _records(df: pd.DataFrame | None) -> list[dict]:
 
 
 def _check_no_job(run: RunDir) -> None:
-    from nasnav.jobs import JobRunning, running_job
+    from nasnav.jobs.control import JobRunning, running_job
 
     live = running_job(run)
     if live and int(live.get("pid") or 0) != os.getpid():
@@ -154,11 +156,11 @@ def apply_decision(run: RunDir, cfg, actions: list[dict], evidence: pd.DataFrame
         evidence = _evidence(run, cfg, k, space)
     moved = _abandon_after(run, k)
     nxt = k + 1
-    write_yaml(run.ensure_round_dir(nxt) / "space.yaml", new_space.to_dict())
+    write_yaml(run.ensure_round_dir(nxt) / layout.SPACE, new_space.to_dict())
     record = {"time": time.strftime("%Y-%m-%dT%H:%M:%S"), "timestamp": time.time(), "source": source,
               "round": k, "next_round": nxt, "actions": canon, "space_size": space.size(),
               "next_space_size": new_space.size(), "status": "applied", "evidence": _records(evidence)}
-    write_json(run.round_dir(k) / "decisions.json", read_decisions(run, k) + [record])
+    write_json(run.round_dir(k) / layout.DECISIONS, read_decisions(run, k) + [record])
     run.set_current_round(nxt)
     _log(run, {"event": "decision", "round": k, "next_round": nxt, "source": source,
                "actions": describe_actions(canon), "abandoned": moved})
@@ -166,7 +168,7 @@ def apply_decision(run: RunDir, cfg, actions: list[dict], evidence: pd.DataFrame
 
 
 def _evidence(run: RunDir, cfg, k: int, space: SearchSpace) -> pd.DataFrame | None:
-    from nasnav.analysis import steering_candidates, steering_fitness
+    from nasnav.analysis.fitness import steering_candidates, steering_fitness
 
     df = steering_candidates(run, cfg, k)
     if not len(df):
@@ -191,7 +193,7 @@ def _abandon_after(run: RunDir, k: int) -> str | None:
     for r in recs:
         if r.get("status") == "applied":
             r["status"], r["abandoned_to"] = "abandoned", rel
-    write_json(run.round_dir(k) / "decisions.json", recs)
+    write_json(run.round_dir(k) / layout.DECISIONS, recs)
     _log(run, {"event": "abandon", "round": k, "moved": [int(j) for j in later], "to": rel})
     return rel
 
@@ -211,7 +213,7 @@ def redo(run: RunDir) -> int:
     """Make the next round current again, if an undo left it."""
     _check_no_job(run)
     k = run.current_round()
-    if not (run.round_dir(k + 1) / "space.yaml").exists():
+    if not (run.round_dir(k + 1) / layout.SPACE).exists():
         raise ValueError(f"nothing to redo: round {k} is the latest round")
     run.set_current_round(k + 1)
     _log(run, {"event": "redo", "from": k, "to": k + 1})
@@ -220,12 +222,12 @@ def redo(run: RunDir) -> int:
 
 def history(run: RunDir) -> pd.DataFrame:
     """One row per round: round, space_size, candidates, best_one_shot, decisions, current, source, supernet."""
-    from nasnav.search import read_candidates
+    from nasnav.search.loop import read_candidates
 
     cur = run.current_round()
     rows = []
     for k in run.rounds():
-        path = run.round_dir(k) / "space.yaml"
+        path = run.round_dir(k) / layout.SPACE
         if not path.exists():
             continue
         try:
@@ -246,7 +248,7 @@ def history(run: RunDir) -> pd.DataFrame:
         rows.append({"round": k, "space_size": size, "candidates": len(df),
                      "best_one_shot": float(acc.max()) if acc.notna().any() else math.nan,
                      "decisions": text, "current": k == cur, "source": source,
-                     "supernet": (run.round_dir(k) / "supernet.ckpt").exists()})
+                     "supernet": (run.round_dir(k) / layout.SUPERNET).exists()})
     return pd.DataFrame(rows, columns=["round", "space_size", "candidates", "best_one_shot", "decisions", "current",
                                        "source", "supernet"])
 
@@ -254,13 +256,13 @@ def history(run: RunDir) -> pd.DataFrame:
 # ---- the auto-pilot ------------------------------------------------------------------------------
 def check_steering(sc) -> None:
     """ValueError naming the key for steering values config.py does not check itself."""
-    from nasnav.analysis import FITNESS_METHODS
+    from nasnav.analysis.fitness import FITNESS_METHODS
 
     if sc.fitness not in FITNESS_METHODS:
         raise ValueError(f"steering.fitness: '{sc.fitness}' is not one of {', '.join(FITNESS_METHODS)}")
     if not 0 < sc.quantile <= 1:
         raise ValueError(f"steering.quantile: {sc.quantile} must lie in (0, 1]")
-    from nasnav.analysis import EVIDENCE
+    from nasnav.analysis.fitness import EVIDENCE
 
     if sc.evidence not in EVIDENCE:
         raise ValueError(f"steering.evidence: '{sc.evidence}' is not one of {', '.join(EVIDENCE)}")
@@ -380,7 +382,7 @@ def narrow_actions(candidates: pd.DataFrame, space: SearchSpace, limit: int, eli
     scored its best architecture."""
     if space.size() <= limit:
         return [], f"the space has {space.size():,} architecture(s), within the narrowing limit of {limit}"
-    from nasnav.analysis import design
+    from nasnav.analysis.fitness import design
 
     if by not in NARROW_BY:
         raise ValueError(f"steering.narrow_by: '{by}' is not one of {', '.join(NARROW_BY)}")
@@ -491,7 +493,7 @@ def proposal(run: RunDir, cfg, k: int | None = None, now: bool = False) -> tuple
     "evidence", why it proposes nothing). ``now``: as if this were its deciding pass (the pass
     before the last), whatever passes it has spent: what the app and ``analyze`` suggest, since the
     analyst, not the pass count, decides when to stop searching a round."""
-    from nasnav.analysis import steering_candidates, steering_fitness
+    from nasnav.analysis.fitness import steering_candidates, steering_fitness
 
     k = run.current_round() if k is None else k
     space = load_space(run, k, cfg.kind)
@@ -510,7 +512,7 @@ def record_stop(run: RunDir, k: int, reason: str, evidence: pd.DataFrame | None 
     """Append a ``stop`` record to rounds/k/decisions.json (the auto-pilot's last word on a run)."""
     rec = {"time": time.strftime("%Y-%m-%dT%H:%M:%S"), "timestamp": time.time(), "source": source, "round": k,
            "actions": [], "status": "stop", "stop": reason, "evidence": _records(evidence)}
-    write_json(run.round_dir(k) / "decisions.json", read_decisions(run, k) + [rec])
+    write_json(run.round_dir(k) / layout.DECISIONS, read_decisions(run, k) + [rec])
     _log(run, {"event": "stop", "round": k, "reason": reason})
 
 
@@ -525,13 +527,13 @@ def autopilot_round(run: RunDir, cfg, say: Callable[[str], None] = print, evalua
     worse and ``steering.extend`` is on, score ``search.budget`` more candidates in the same round
     instead (an ``extend`` record; it counts against ``steering.rounds`` like a round). False (with a
     stop record) when the pass limit is reached, the space is small enough or nothing is clearly worse."""
-    from nasnav.analysis import analyze_round, steering_candidates, steering_fitness
-    from nasnav.headless import extend_round, run_round
+    from nasnav.analysis.fitness import analyze_round, steering_candidates, steering_fitness
+    from nasnav.workflow.pipeline import extend_round, run_round
 
     sc = cfg.steering
     k = run.current_round()
     space = load_space(run, k, cfg.kind)
-    fit_file, cand_file = run.round_dir(k) / "fitness.csv", run.round_dir(k) / "candidates.csv"
+    fit_file, cand_file = run.round_dir(k) / layout.FITNESS, run.round_dir(k) / layout.CANDIDATES
     if not fit_file.exists() or (cand_file.exists() and cand_file.stat().st_mtime > fit_file.stat().st_mtime):
         analyze_round(run, cfg, k)  # scored since its last analysis (an interrupted run): files for the app
     cands = steering_candidates(run, cfg, k)
@@ -544,7 +546,7 @@ def autopilot_round(run: RunDir, cfg, say: Callable[[str], None] = print, evalua
     if not actions and sc.extend and reason.startswith("nothing clearly worse"):
         rec = {"time": time.strftime("%Y-%m-%dT%H:%M:%S"), "timestamp": time.time(), "source": "autopilot",
                "round": k, "actions": [], "status": "extend", "why": reason, "evidence": _records(fit)}
-        write_json(run.round_dir(k) / "decisions.json", read_decisions(run, k) + [rec])
+        write_json(run.round_dir(k) / layout.DECISIONS, read_decisions(run, k) + [rec])
         _log(run, {"event": "extend", "round": k, "reason": reason})
         say(f"auto-pilot, round {k}: {reason}; scoring {cfg.search.budget} more candidates")
         extend_round(run, cfg, say=say, evaluator=evaluator)
