@@ -1,4 +1,9 @@
-"""Shared helpers for benchmark scripts: machine description, tables, appending to BENCHMARKS.md."""
+"""Shared helpers for benchmark scripts: machine description, tables, recording a run.
+
+A script prints its section and hands it to ``report``, which records the run in
+``bench/results/<benchmark>.jsonl`` (see bench/records.py) and regenerates BENCHMARKS.md from the
+records (bench/report.py). ``NASNAV_BENCH_RESULTS`` points both at another directory.
+"""
 
 from __future__ import annotations
 
@@ -12,14 +17,21 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-BENCHMARKS = ROOT / "BENCHMARKS.md"
 
 
 def machine() -> str:
     import torch
 
+    gpu = f", GPU {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ""
     return (f"{os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}, "
-            f"torch {torch.__version__}, threads {torch.get_num_threads()}")
+            f"torch {torch.__version__}, threads {torch.get_num_threads()}{gpu}")
+
+
+def command() -> str:
+    """The command line that ran this process, the script named relative to the repository."""
+    script = Path(sys.argv[0]).resolve()
+    name = str(script.relative_to(ROOT)) if script.is_relative_to(ROOT) else sys.argv[0]
+    return "python " + " ".join(shlex.quote(a) for a in [name, *sys.argv[1:]])
 
 
 def median_spread(values) -> str:
@@ -37,15 +49,30 @@ def markdown_table(rows: list[dict]) -> str:
     return "\n".join(out) + "\n"
 
 
-def report(title: str, body: str, write: bool = True) -> None:
-    """Print a result section and append it to BENCHMARKS.md (unless write is False)."""
-    cmd = "python " + " ".join(shlex.quote(a) for a in sys.argv)
-    stamp = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
-    text = f"\n## {title}\n\n`{cmd}` — {stamp}, {machine()}\n\n{body}\n"
-    print(text)
-    if write:
-        with open(BENCHMARKS, "a") as f:
-            f.write(text)
+def report(title: str, body: str, write: bool = True, *, group: str = "", params: dict | None = None,
+           metrics: dict | None = None, benchmark: str | None = None) -> None:
+    """Print a result section; unless ``write`` is False, record the run and regenerate BENCHMARKS.md.
+
+    ``body`` is the section's markdown (prose, '###' sub-headings, tables from ``markdown_table``);
+    ``group`` what runs are compared within (the preset: the page shows the newest run per group);
+    ``params`` the script's resolved arguments; ``metrics`` headline numbers (bench/report.py reads
+    some of them for the targets table). ``benchmark`` defaults to the script's name.
+    """
+    from bench.records import parse_body, results_dir
+    from bench.report import save_run
+
+    cmd, stamp, mach = command(), datetime.datetime.now().strftime("%Y-%m-%d %H:%M"), machine()
+    print(f"\n## {title}\n\n`{cmd}` — {stamp}, {mach}\n\n{body}\n")
+    if not write:
+        return
+    name = benchmark or Path(sys.argv[0]).stem
+    params = {k: v for k, v in (params or {}).items() if k != "no_write"}
+    if params.get("quick"):  # a smoke run never stands in for the real one on the page
+        group = f"{group} (quick)"
+    record = {"benchmark": name, "group": group, "title": title, "date": stamp, "machine": mach, "command": cmd,
+              "params": params, "metrics": metrics or {}, "blocks": parse_body(body)}
+    page = save_run(record)
+    log(f"recorded in {results_dir() / (name + '.jsonl')}; regenerated {page}")
 
 
 def log(msg: str) -> None:

@@ -49,11 +49,12 @@ def chromium_path() -> str | None:
 
 def make_run(root: Path, n: int, quick: bool) -> tuple[Path, float]:
     """A run under ``root`` with n scored candidates in round 0, fitness and projection done."""
-    from nasnav.analysis.fitness import analyze_round
     from nasnav.config import config_from_dict, preset_path
     from nasnav.store.io import read_yaml
-    from nasnav.workflow.pipeline import score_candidates
-    from nasnav.workflow.runs import create_run, train_supernet
+    from nasnav.workflow.analysis import analyze_round
+    from nasnav.workflow.runs import create_run
+    from nasnav.workflow.search import score_candidates
+    from nasnav.workflow.supernet import train_supernet
 
     raw = read_yaml(preset_path("tiny" if quick else "digits"))
     if not quick:
@@ -117,7 +118,7 @@ def main(argv=None) -> None:
     ap.add_argument("--reps", type=int, default=3, help="page loads (and brushes) after the first")
     ap.add_argument("--threads", type=int, default=None, help="torch threads while building the run")
     ap.add_argument("--quick", action="store_true", help="smoke test: the tiny preset's space")
-    ap.add_argument("--no-write", action="store_true", help="print only; do not append to BENCHMARKS.md")
+    ap.add_argument("--no-write", action="store_true", help="print only; record nothing (bench/results, BENCHMARKS.md)")
     args = ap.parse_args(argv)
     set_threads(args.threads)
     exe = chromium_path()
@@ -183,7 +184,8 @@ def main(argv=None) -> None:
     body = (f"A run on digits with {args.candidates:,} scored candidates (fitness and {np.str_('mds')} projection "
             f"done; built in {t_build:.0f} s); `streamlit run app.py` and system Chromium ({exe}) through "
             "Playwright on the same machine, viewport 1400x1000.\n\n" + markdown_table(rows))
-    report(f"Explore page render ({args.candidates:,} candidates, Chromium)", body, write=not args.no_write)
+    report(f"Explore page render ({args.candidates:,} candidates, Chromium)", body, write=not args.no_write,
+           group="tiny" if args.quick else "digits", params=vars(args), metrics={"build_s": round(t_build, 1)})
 
 
 if __name__ == "__main__":

@@ -18,7 +18,8 @@ import pandas as pd
 from nasnav.analysis.fitness import evidence_frame, steering_fitness
 from nasnav.search.loop import make_proposer, members
 from nasnav.space import SearchSpace
-from nasnav.steering.policy import apply_actions, decide
+from nasnav.steering.actions import apply_actions
+from nasnav.steering.policy import decide
 
 COLUMNS = ["round", "arch", "one_shot_acc", "table_acc"]
 

@@ -24,7 +24,7 @@ Target (issue 8): at noise 1 pp the auto-pilot keeps a near-best architecture in
 while shrinking the space >= 100x, with fewer evaluations than evolution needs to find one (p90).
 
     pip install -r requirements-bench.txt               # the table: the analog-nasbench wheel
-    python bench/nb201_table.py                         # 50 seeds, noise 0 1 2, appends to BENCHMARKS.md
+    python bench/nb201_table.py                         # 50 seeds, noise 0 1 2, recorded in bench/results
     python bench/nb201_table.py --quick --no-write      # a smoke run
 """
 
@@ -164,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--table", help="analognasbench/data.anb or the analog-nasbench wheel (default: the installed one)")
     p.add_argument("--subset", type=int, default=len(OPS), help="operations per edge: the first N (default all 5)")
     p.add_argument("--quick", action="store_true", help="smoke run: 2 seeds, noise 1, the first and tuned rungs")
-    p.add_argument("--no-write", action="store_true", help="print only; do not append to BENCHMARKS.md")
+    p.add_argument("--no-write", action="store_true", help="print only; record nothing (bench/results, BENCHMARKS.md)")
     args = p.parse_args(argv)
     path = args.table or installed_table()
     if path is None:
@@ -187,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
             f"({seeds.start}..{seeds.stop - 1}). "
             f"Auto-pilot: nasnav's policy (steering.decide), {TUNED_BUDGET} candidates per pass, tuned steering "
             f"settings {TUNED}, other settings at their defaults.\n"]
-    verdict = []
+    verdict, metrics = [], {}
     for noise in noises:
         tuned = [pilot_run(space, table, TUNED, TUNED_BUDGET, "evolution", noise, s) for s in seeds]
         at = int(round(np.mean([r["evals"] for r in tuned])))
@@ -200,6 +200,7 @@ def main(argv: list[str] | None = None) -> int:
         if noise == 1.0:
             share = np.mean([r["kept"] >= best - NEAR - 1e-9 and r["size"] * 100 <= full for r in tuned])
             met = "met" if share >= 0.9 and at < evo_p90 else "NOT met"
+            metrics.update(target_met=met == "met", kept_share=float(share), evaluations=at, evolution_p90=evo_p90)
             verdict.append(f"Target at noise 1 pp {met}: near-best kept and >=100x smaller in {share:.0%} of seeds "
                            f"(target >= 90%); {at} evaluations on average against the {_fmt(evo_p90)} evolution "
                            "needs to have scored a near-best in 90% of seeds (target: fewer).")
@@ -211,7 +212,10 @@ def main(argv: list[str] | None = None) -> int:
                     + markdown_table(rows))
     body += verdict
     body.append(f"({time.time() - t0:.0f} s)")
-    report("NAS-Bench-201 table: search and steering against the truth", "\n".join(body), write=not args.no_write)
+    metrics["seconds"] = round(time.time() - t0)
+    group = f"seeds from {args.first_seed}" + (f", {args.subset} operations" if args.subset != len(OPS) else "")
+    report("NAS-Bench-201 table: search and steering against the truth", "\n".join(body), write=not args.no_write,
+           group=group, params=vars(args), metrics=metrics)
     return 0
 
 

@@ -150,9 +150,9 @@ def engine_evaluator(config_path, v: dict):
     The run keeps the preset's seed: it also draws the data split the ground truth was measured on."""
     import tempfile
 
-    from nasnav.workflow.pipeline import supernet_evaluator
     from nasnav.workflow.runs import create_run
-    from nasnav.workflow.runs import train_supernet as pipeline_train
+    from nasnav.workflow.search import supernet_evaluator
+    from nasnav.workflow.supernet import train_supernet as pipeline_train
 
     over = [f"supernet.sampler={v['sampler']}", f"supernet.epochs={v['epochs']}", f"supernet.distill={bool(v['kd'])}",
             f"search.recal_batches={v['recal']}", "trainer.devices=1", "trainer.enable_progress_bar=false"]
@@ -190,7 +190,7 @@ def main(argv=None) -> None:
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     ap.add_argument("--cache", default="default", help="standalone cache file ('' = none)")
     ap.add_argument("--quick", action="store_true", help="smoke test: two variants, shortened supernet budget")
-    ap.add_argument("--no-write", action="store_true", help="print only; do not append to BENCHMARKS.md")
+    ap.add_argument("--no-write", action="store_true", help="print only; record nothing (bench/results, BENCHMARKS.md)")
     args = ap.parse_args(argv)
     set_threads(args.threads)
     config_path = args.preset if args.preset.endswith((".yaml", ".yml")) else preset_path(args.preset)
@@ -270,7 +270,11 @@ def main(argv=None) -> None:
             f"trainings, {len(pairs)} pairs): {ceiling:.3f} "
             f"[{', '.join(f'{x:.3f}' for x in pairs)}]. Validation set: {len(splits.y_val)} samples.\n\n"
             + markdown_table(rows))
-    report(f"Ranking fidelity ({args.preset})", body, write=not args.no_write)
+    metrics = {"ceiling": ceiling, "ceiling_pairs": [float(x) for x in pairs], "truth_min": float(truth.min()),
+               "truth_max": float(truth.max()), "truth_std": float(truth.std()), "seed_std": seed_std,
+               "val_samples": len(splits.y_val), "space_size": space.size(), "standalone_epochs": trainer.epochs}
+    report(f"Ranking fidelity ({args.preset})", body, write=not args.no_write, group=args.preset, params=vars(args),
+           metrics=metrics)
 
 
 if __name__ == "__main__":

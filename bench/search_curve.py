@@ -27,8 +27,9 @@ from nasnav.config import load_config, preset_path  # noqa: E402
 from nasnav.search.loop import run_search  # noqa: E402
 from nasnav.store.io import write_yaml  # noqa: E402
 from nasnav.store.run_dir import RunDir
-from nasnav.workflow.pipeline import supernet_evaluator  # noqa: E402
-from nasnav.workflow.runs import create_run, train_supernet  # noqa: E402
+from nasnav.workflow.runs import create_run  # noqa: E402
+from nasnav.workflow.search import supernet_evaluator  # noqa: E402
+from nasnav.workflow.supernet import train_supernet
 
 
 class Table:
@@ -57,7 +58,7 @@ def main(argv=None) -> None:
     ap.add_argument("--seeds", type=int, default=10)
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
-    ap.add_argument("--no-write", action="store_true", help="print only; do not append to BENCHMARKS.md")
+    ap.add_argument("--no-write", action="store_true", help="print only; record nothing (bench/results, BENCHMARKS.md)")
     args = ap.parse_args(argv)
     set_threads(args.threads)
     cfg = load_config(preset_path(args.preset), args.set)
@@ -93,7 +94,8 @@ def main(argv=None) -> None:
             + f"\nRank of the final best in the whole space (1 = the best): random median "
               f"{int(np.median(ranks['random']))} {sorted(ranks['random'])}, evolution median "
               f"{int(np.median(ranks['evolution']))} {sorted(ranks['evolution'])}.\n")
-    report(f"Search: evolution vs random ({args.preset}, {args.budget} candidates)", body, write=not args.no_write)
+    report(f"Search: evolution vs random ({args.preset}, {args.budget} candidates)", body, write=not args.no_write,
+           group=args.preset, params=vars(args))
 
 
 if __name__ == "__main__":

@@ -123,7 +123,7 @@ def run_nasnav(cfg, splits, trainer, rep: int, topk: int, root: Path) -> tuple[C
     top-k candidates of its last round trained standalone."""
     import copy
 
-    from nasnav.search.loop import read_candidates
+    from nasnav.store.records import read_candidates
     from nasnav.store.run_dir import RunDir
     from nasnav.workflow import runs as pipeline
     from nasnav.workflow.pipeline import run_pipeline
@@ -160,7 +160,7 @@ def main(argv=None) -> None:
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     ap.add_argument("--cache", default="default", help="standalone cache file ('' = none)")
     ap.add_argument("--quick", action="store_true", help="smoke test: tiny budgets")
-    ap.add_argument("--no-write", action="store_true", help="print only; do not append to BENCHMARKS.md")
+    ap.add_argument("--no-write", action="store_true", help="print only; record nothing (bench/results, BENCHMARKS.md)")
     args = ap.parse_args(argv)
     set_threads(args.threads)
     from nasnav.workflow.runs import load_data
@@ -247,7 +247,11 @@ def main(argv=None) -> None:
             f"accuracy any method reached: {best:.4f}; level = best - 0.5 pp = {level:.4f}. Medians [min, max] over "
             f"repetitions.\n\n" + spread + markdown_table(rows) + "\nIncumbent test accuracy (median over repetitions) by wall "
             "time:\n\n" + markdown_table(trows) + f"\n{verdict}.\n")
-    report(f"Search efficiency ({args.preset}): nasnav vs random vs Optuna TPE", body, write=not args.no_write)
+    metrics = {"ratio": ratio if np.isfinite(ratio) else None, "best": float(best), "level": float(level),
+               "share_random": float(np.mean(rv >= level - TOL)) if len(rv) else None,
+               "pipeline_s": float(np.median([i["pipeline_s"] for i in info]))}
+    report(f"Search efficiency ({args.preset}): nasnav vs random vs Optuna TPE", body, write=not args.no_write,
+           group=args.preset, params=vars(args), metrics=metrics)
 
 
 if __name__ == "__main__":

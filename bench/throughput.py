@@ -1,6 +1,6 @@
 """Engine throughput: supernet step overhead, candidates scored per second, projection time.
 
-    python bench/throughput.py                 # digits preset, appends to BENCHMARKS.md
+    python bench/throughput.py                 # digits preset, recorded in bench/results
     python bench/throughput.py --preset tiny --quick --no-write   # smoke test
 
 Targets (issue 6): supernet step <= 1.10x the sampled architecture trained alone; 1,000
@@ -96,7 +96,7 @@ def main(argv=None) -> None:
     ap.add_argument("--methods", default="mds,tsne,umap,pca", help="projection methods to time")
     ap.add_argument("--quick", action="store_true", help="tiny sizes (smoke test)")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
-    ap.add_argument("--no-write", action="store_true", help="print only; do not append to BENCHMARKS.md")
+    ap.add_argument("--no-write", action="store_true", help="print only; record nothing (bench/results, BENCHMARKS.md)")
     args = ap.parse_args(argv)
     set_threads(args.threads)
     cfg = load_config(preset_path(args.preset))
@@ -119,7 +119,8 @@ def main(argv=None) -> None:
         rows.append({"measure": f"seconds to project {res[0][1]} candidates, {m} (fit on 1,000 reference + place; "
                                 f"{pcfg.name or args.projection_preset} space)",
                      "result": median_spread([r[0] for r in res]), "target": "-", "met": "-"})
-    report(f"Engine throughput ({args.preset})", markdown_table(rows), write=not args.no_write)
+    report(f"Engine throughput ({args.preset})", markdown_table(rows), write=not args.no_write, group=args.preset,
+           params=vars(args), metrics={"step_ratio": float(np.median(ratios)), "score_s": float(np.median(scoring))})
 
 
 if __name__ == "__main__":

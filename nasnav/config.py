@@ -1,30 +1,75 @@
-"""Configuration: one dataclass per YAML section, loaded and checked strictly.
+"""Configuration: one dataclass per YAML section; the schema is declared once, in the annotations.
 
-Every problem (unknown key, wrong type, impossible value) is reported with the file and the
-dotted key, and all problems are reported at once (``ConfigError.problems``).
+A field's annotation says what it accepts (its type and any rule on its own value); pydantic checks
+those, then the checks that read several keys run. Every problem (unknown key, wrong type, impossible
+value) is reported with the file and the dotted key, and all problems are reported at once
+(``ConfigError.problems``): a key with a wrong value keeps its default while the rest is checked, and
+a check that would read such a key is skipped rather than reporting a consequence of the first problem.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import functools
 import math
 import re
 import reprlib
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Union
+from typing import Annotated, Any, Literal, Union
 
 import yaml
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    ConfigDict,
+    Strict,
+    TypeAdapter,
+    ValidationError,
+    model_validator,
+    with_config,
+)
+from pydantic_core import PydanticCustomError
 
+from nasnav.errors import InvalidInput
+from nasnav.model.ops import list_ops
 from nasnav.space import SearchSpace, Stage
+from nasnav.store.io import write_yaml
+
+# ---- choices, declared once: import these rather than repeating the names -------------------------
+Source = Literal["digits", "mnist1d", "folder", "cifar", "csv"]
+Optimizer = Literal["sgd", "adam", "adamw"]
+Schedule = Literal["cosine", "constant"]
+Sampler = Literal["uniform", "fair"]  # uniform: random path per step; fair: every component equally often
+Strategy = Literal["random", "evolution"]
+Projection = Literal["mds", "tsne", "umap", "pca"]
+Fitness = Literal["adjusted", "marginal"]
+Evidence = Literal["round", "all"]
+NarrowBy = Literal["model", "score"]
+SelectMode = Literal["one", "any"]  # one: single path; any: non-empty subset, outputs summed
+
+SOURCES: tuple[str, ...] = typing.get_args(Source)
+OPTIMIZERS: tuple[str, ...] = typing.get_args(Optimizer)
+SCHEDULES: tuple[str, ...] = typing.get_args(Schedule)
+SAMPLERS: tuple[str, ...] = typing.get_args(Sampler)
+STRATEGIES: tuple[str, ...] = typing.get_args(Strategy)
+PROJECTIONS: tuple[str, ...] = typing.get_args(Projection)
+FITNESS_MODES: tuple[str, ...] = typing.get_args(Fitness)
+EVIDENCE_MODES: tuple[str, ...] = typing.get_args(Evidence)
+NARROW_BY: tuple[str, ...] = typing.get_args(NarrowBy)
+SELECT_MODES: tuple[str, ...] = typing.get_args(SelectMode)
 
 SOURCE_KIND = {"digits": "image", "mnist1d": "sequence", "folder": "image", "cifar": "image", "csv": "tabular"}
+FILE_SOURCES = ("folder", "cifar", "csv")  # sources that read data.path
+assert tuple(SOURCE_KIND) == SOURCES
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 
 
-class ConfigError(ValueError):
+class ConfigError(InvalidInput):
     """A config with one or more problems; ``problems`` lists them, one line each."""
 
     def __init__(self, problems: list[str]):
@@ -32,125 +77,219 @@ class ConfigError(ValueError):
         super().__init__("\n".join(problems))
 
 
+# ---- value types: what a key accepts, and the message when it does not ------------------------------
+_REPR = reprlib.Repr()  # Python 3.11: limits are attributes, not constructor arguments
+_REPR.maxstring, _REPR.maxother, _REPR.maxlist, _REPR.maxdict, _REPR.maxlevel = 60, 60, 4, 4, 2
+
+
+def _short(value: Any) -> str:
+    """A value as it appears in a problem message: cut short, so a huge value gives a short message."""
+    return _REPR.repr(value)
+
+
+def _fail(message: str) -> typing.NoReturn:
+    raise PydanticCustomError("value", message)  # no context given: the message is used as it is
+
+
+def _whole(value: Any) -> Any:
+    """3.0 counts as the int 3; 3.5, '3' and True stay wrong."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+def _number(value: Any) -> Any:
+    """Ints count as floats, and so do strings float() reads: YAML 1.1 reads ``1e-3`` as a string."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, str) and len(value) < 40:
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    return value
+
+
+def _finite(value: float) -> float:
+    if not math.isfinite(value):
+        _fail(f"{value} is not a finite number; give a plain number such as 0.01")
+    return value
+
+
+def _rule(test: Callable[[Any], bool], text: str) -> AfterValidator:
+    def check(value: Any) -> Any:
+        if not test(value):
+            _fail(f"{value} {text}")
+        return value
+
+    return AfterValidator(check)
+
+
+def _devices(value: int | str) -> int | str:
+    if isinstance(value, int) and value < 1 and value != -1:
+        _fail(f"{value} must be a positive count, -1 (all) or 'auto'")
+    return value
+
+
+Str = Annotated[str, Strict()]
+Bool = Annotated[bool, Strict()]
+Int = Annotated[int, Strict(), BeforeValidator(_whole)]
+Float = Annotated[float, Strict(), BeforeValidator(_number), AfterValidator(_finite)]
+Names = Annotated[list[Str], Strict()]
+PosInt = Annotated[Int, _rule(lambda v: v > 0, "must be greater than 0")]
+PosFloat = Annotated[Float, _rule(lambda v: v > 0, "must be greater than 0")]
+NonNegInt = Annotated[Int, _rule(lambda v: v >= 0, "must not be negative")]
+NonNegFloat = Annotated[Float, _rule(lambda v: v >= 0, "must not be negative")]
+Fraction = Annotated[Float, _rule(lambda v: 0 < v < 1, "must lie strictly between 0 and 1")]
+Quantile = Annotated[Float, _rule(lambda v: 0 < v <= 1, "must lie in (0, 1]")]
+Devices = Annotated[Int | Str, AfterValidator(_devices)]
+
+_section = with_config(ConfigDict(extra="forbid"))  # an unknown key is an error
+
+
+# ---- the schema ---------------------------------------------------------------------------------------
+@_section
 @dataclass
 class DataConfig:
-    source: str = "digits"  # digits | mnist1d | folder | cifar | csv
-    path: str | None = None  # folder / CIFAR batch directory / CSV file, for sources that read files
-    target: str | None = None  # CSV column holding the class label
-    val_fraction: float = 0.15  # share of samples for validation (model selection)
-    test_fraction: float = 0.15  # share held out for the final test, never used for selection
-    batch_size: int = 64
-    image_size: int | None = None  # resize folder images to this square size
-    grayscale: bool = False  # folder images: 1 channel instead of RGB
-    max_samples: int | None = None  # stratified subset before splitting (quick trials)
-    num_workers: int = 0  # DataLoader workers; data lives in memory, 0 is usually fastest
+    source: Source = "digits"  # digits | mnist1d | folder | cifar | csv
+    path: Str | None = None  # folder / CIFAR batch directory / CSV file, for sources that read files
+    target: Str | None = None  # CSV column holding the class label
+    val_fraction: Fraction = 0.15  # share of samples for validation (model selection)
+    test_fraction: Fraction = 0.15  # share held out for the final test, never used for selection
+    batch_size: PosInt = 64
+    image_size: PosInt | None = None  # resize folder images to this square size
+    grayscale: Bool = False  # folder images: 1 channel instead of RGB
+    max_samples: PosInt | None = None  # stratified subset before splitting (quick trials)
+    num_workers: NonNegInt = 0  # DataLoader workers; data lives in memory, 0 is usually fastest
 
 
+@_section
 @dataclass
 class StageConfig:
-    name: str
-    candidates: list[str]  # component names from the ops registry
-    select: str = "one"  # one: single path; any: non-empty subset, outputs summed
-    max_active: int | None = None  # with select any: at most this many at once
-    channels: int = 16  # output width of the stage
-    stride: int = 1  # 2 halves the resolution at the stage's entry
-    pruned: list[str] = field(default_factory=list)
-    pinned: list[str] | None = None
+    name: Str  # unique; a stage given without one in a file is called s1, s2, ... after its position
+    candidates: Names  # component names from the ops registry
+    select: SelectMode = "one"  # one: single path; any: non-empty subset, outputs summed
+    max_active: Int | None = None  # with select any: at most this many at once
+    channels: Int = 16  # output width of the stage
+    stride: Int = 1  # 2 halves the resolution at the stage's entry
+    pruned: Names = field(default_factory=list)
+    pinned: Names | None = None
+    # ranges, duplicates and components are SearchSpace.problems' checks (the space editor runs them too)
 
 
+@_section
 @dataclass
 class SpaceConfig:
-    stem_channels: int = 16  # width of the input layer
+    stem_channels: PosInt = 16  # width of the input layer
     stages: list[StageConfig] = field(default_factory=list)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _name_stages(cls, raw: Any) -> Any:
+        """A stage without a name is called s1, s2, ... after its (1-based) position."""
+        stages = raw.get("stages") if isinstance(raw, dict) else None
+        if isinstance(stages, list):
+            stages = [
+                {**st, "name": f"s{i}"} if isinstance(st, dict) and st.get("name") is None else st
+                for i, st in enumerate(stages, 1)
+            ]
+            raw = {**raw, "stages": stages}
+        return raw
 
+
+@_section
 @dataclass
 class SupernetConfig:
-    epochs: int = 20  # one-shot training epochs of round 0
-    warm_start_epochs: int = 5  # fine-tuning epochs of each later round (warm start)
-    optimizer: str = "sgd"  # sgd | adam | adamw
-    lr: float = 0.05
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    schedule: str = "cosine"  # cosine | constant
-    sampler: str = "fair"  # uniform: random path per step; fair: every component equally often
-    label_smoothing: float = 0.0
-    grad_clip: float | None = 5.0
-    distill: bool = False  # in-place distillation from the largest path (twice the step cost; ranks better)
+    epochs: PosInt = 20  # one-shot training epochs of round 0
+    warm_start_epochs: NonNegInt = 5  # fine-tuning epochs of each later round (warm start)
+    optimizer: Optimizer = "sgd"  # sgd | adam | adamw
+    lr: PosFloat = 0.05
+    momentum: NonNegFloat = 0.9
+    weight_decay: NonNegFloat = 5e-4
+    schedule: Schedule = "cosine"  # cosine | constant
+    sampler: Sampler = "fair"  # uniform: random path per step; fair: every component equally often
+    label_smoothing: NonNegFloat = 0.0
+    grad_clip: NonNegFloat | None = 5.0
+    distill: Bool = False  # in-place distillation from the largest path (twice the step cost; ranks better)
 
 
+@_section
 @dataclass
 class SearchConfig:
-    strategy: str = "random"  # random | evolution
-    budget: int = 100  # candidates to score per round
-    seconds: float | None = None  # optional wall-time budget per round
-    population: int = 50  # evolution: population size
-    sample_size: int = 10  # evolution: tournament size
-    crossover_prob: float = 0.5  # evolution: share of children made by crossover
-    recal_batches: int = 4  # training batches for BatchNorm recalibration per candidate
-    max_params: int | None = None  # constraint: skip larger candidates
-    max_flops: int | None = None  # constraint
-    projection: str = "mds"  # mds | tsne | umap | pca
-    projection_reference: int = 1000  # the 2-D layout is fitted on this many architectures of the original space
-    mutation_retries: int = 50  # evolution: tries for an unseen child before sampling a random one
+    strategy: Strategy = "random"  # random | evolution
+    budget: PosInt = 100  # candidates to score per round
+    seconds: PosFloat | None = None  # optional wall-time budget per round
+    population: PosInt = 50  # evolution: population size
+    sample_size: PosInt = 10  # evolution: tournament size
+    crossover_prob: Fraction = 0.5  # evolution: share of children made by crossover
+    recal_batches: PosInt = 4  # training batches for BatchNorm recalibration per candidate
+    max_params: PosInt | None = None  # constraint: skip larger candidates
+    max_flops: PosInt | None = None  # constraint
+    projection: Projection = "mds"  # mds | tsne | umap | pca
+    projection_reference: PosInt = 1000  # the 2-D layout is fitted on this many architectures of the original space
+    mutation_retries: PosInt = 50  # evolution: tries for an unseen child before sampling a random one
 
 
+@_section
 @dataclass
 class SteeringConfig:
-    autopilot: bool = False  # headless run: the auto-pilot decides round after round
-    rounds: int = 3  # at most this many rounds (round 0 included; with extend, extensions count too)
-    max_prune_per_round: int = 2  # per stage
-    min_space_size: int = 4  # pruning stops at this size; narrowing to a share of the space never goes below it
-    confidence: float = 0.95  # level of the fitness intervals
-    fitness: str = "adjusted"  # adjusted: with vs without, other stages held fixed (additive model); marginal: raw means
-    quantile: float = 0.9  # upper tail of a component: this quantile of the accuracies of candidates that contain it
-    margin: float = 0.005  # a component is pruned only if its fitness interval lies this far below the stage's best
-    tail_margin: float = 0.005  # ... and its upper tail (top_with) trails the stage's best tail by this much
-    protect_top: int = 5  # never prune a component used by any of the round's this-many best candidates
-    min_frequency: int = 5  # never prune a component seen in fewer candidates than this
-    extend: bool = True  # nothing to do yet: score search.budget more in the same round (counts as a round), so
+    autopilot: Bool = False  # headless run: the auto-pilot decides round after round
+    rounds: PosInt = 3  # at most this many rounds (round 0 included; with extend, extensions count too)
+    max_prune_per_round: NonNegInt = 2  # per stage
+    min_space_size: PosInt = 4  # pruning stops at this size; narrowing to a share of the space never goes below it
+    confidence: Fraction = 0.95  # level of the fitness intervals
+    fitness: Fitness = "adjusted"  # adjusted: with vs without, other stages held fixed (additive model); marginal:
+    # raw means
+    quantile: Quantile = 0.9  # upper tail of a component: this quantile of the accuracies of candidates that contain it
+    margin: NonNegFloat = 0.005  # a component is pruned only if its fitness interval lies this far below the
+    # stage's best
+    tail_margin: NonNegFloat = 0.005  # ... and its upper tail (top_with) trails the stage's best tail by this much
+    protect_top: NonNegInt = 5  # never prune a component used by any of the round's this-many best candidates
+    min_frequency: NonNegInt = 5  # never prune a component seen in fewer candidates than this
+    extend: Bool = True  # nothing to do yet: score search.budget more in the same round (counts as a round), so
     # that narrowing, on the pass before the last, ranks more candidates; false: the auto-pilot narrows (or stops) at once
-    evidence: str = "round"  # round: fitness from the round's candidates; all: also earlier rounds' (scores that
+    evidence: Evidence = "round"  # round: fitness from the round's candidates; all: also earlier rounds' (scores that
     # do not change between rounds: a lookup table, standalone training), which are then not scored again
-    narrow_to: float = 0.01  # narrowing (steering.narrow_actions) keeps the best candidates' components, at most
+    narrow_to: NonNegFloat = 0.01  # narrowing (steering.narrow_actions) keeps the best candidates' components, at most
     # this many architectures (>= 1) or this share of the space (< 1, at least min_space_size); 0: no narrowing
-    narrow_elite: int = 40  # ... the best candidates whose components are kept (weighted by rank)
-    narrow_by: str = "model"  # rank candidates for narrowing by model: the additive model's fit of their scores
+    narrow_elite: PosInt = 40  # ... the best candidates whose components are kept (weighted by rank)
+    narrow_by: NarrowBy = "model"  # rank candidates for narrowing by model: the additive model's fit of their scores
     # (averages out estimation noise), or by score (their raw one-shot accuracy)
-    interaction_sd: float = 2.5  # narrow_by model: a score this many robust SDs off the fit stands as it is (an
+    interaction_sd: Float = 2.5  # narrow_by model: a score this many robust SDs off the fit stands as it is (an
     # interaction the additive model cannot see, not noise); 0: the fit for every candidate
-    prune: bool = False  # also prune by fitness round after round (propose_actions: the paper's rule; worse on the
+    prune: Bool = False  # also prune by fitness round after round (propose_actions: the paper's rule; worse on the
     # NAS-Bench-201 table, see BENCHMARKS.md); false: the auto-pilot shrinks the space by narrowing alone
 
 
+@_section
 @dataclass
 class RetrainConfig:
-    epochs: int = 30
-    optimizer: str = "sgd"
-    lr: float = 0.05
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    schedule: str = "cosine"
-    augment: bool = True  # random shifts for images / sequences
-    patience: int | None = None  # early stopping on validation accuracy
-    seeds: int = 1  # retrain with several seeds: mean and spread
-    top_k: int = 1  # headless run: retrain the k best candidates
-    spotcheck_epochs: int = 10  # standalone budget of a ranking spot check
-    spotcheck_seeds: int = 2  # seeds per spot-checked candidate (>= 2 gives the ceiling)
+    epochs: PosInt = 30
+    optimizer: Optimizer = "sgd"
+    lr: PosFloat = 0.05
+    momentum: NonNegFloat = 0.9
+    weight_decay: NonNegFloat = 5e-4
+    schedule: Schedule = "cosine"
+    augment: Bool = True  # random shifts for images / sequences
+    patience: PosInt | None = None  # early stopping on validation accuracy
+    seeds: PosInt = 1  # retrain with several seeds: mean and spread
+    top_k: PosInt = 1  # headless run: retrain the k best candidates
+    spotcheck_epochs: PosInt = 10  # standalone budget of a ranking spot check
+    spotcheck_seeds: PosInt = 2  # seeds per spot-checked candidate (>= 2 gives the ceiling)
 
 
+@_section
 @dataclass
 class TrainerConfig:
-    accelerator: str = "cpu"  # cpu | gpu | auto | ...
-    devices: int | str = 1
-    num_nodes: int = 1
-    strategy: str = "auto"  # auto | ddp | ...
-    precision: str | int = "32-true"  # e.g. 16-mixed, bf16-mixed on GPUs
-    deterministic: bool = True
-    enable_progress_bar: bool | None = None  # None: only on a terminal
-    log_every_n_steps: int = 10
+    accelerator: Str = "cpu"  # cpu | gpu | auto | ...
+    devices: Devices = 1  # a count, -1 (all), 'auto', or Lightning's device list as a string
+    num_nodes: PosInt = 1
+    strategy: Str = "auto"  # auto | ddp | ...
+    precision: Str | Int = "32-true"  # e.g. 16-mixed, bf16-mixed on GPUs
+    deterministic: Bool = True
+    enable_progress_bar: Bool | None = None  # None: only on a terminal
+    log_every_n_steps: PosInt = 10
 
 
+@_section
 @dataclass
 class Config:
     data: DataConfig = field(default_factory=DataConfig)
@@ -160,8 +299,16 @@ class Config:
     steering: SteeringConfig = field(default_factory=SteeringConfig)
     retrain: RetrainConfig = field(default_factory=RetrainConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
-    seed: int = 0
-    name: str = ""  # a label for the run picker
+    seed: NonNegInt = 0
+    name: Str = ""  # a label for the run picker
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_sections(cls, raw: Any) -> Any:
+        """A section left empty in YAML (``supernet:``) reads as null: it takes all its defaults."""
+        if isinstance(raw, dict):
+            return {k: {} if v is None and k in _SECTIONS else v for k, v in raw.items()}
+        return raw
 
     @property
     def kind(self) -> str:
@@ -174,178 +321,160 @@ class Config:
         return dataclasses.asdict(self)
 
 
-CHOICES = {
-    "data.source": tuple(SOURCE_KIND),
-    "supernet.optimizer": ("sgd", "adam", "adamw"),
-    "retrain.optimizer": ("sgd", "adam", "adamw"),
-    "supernet.schedule": ("cosine", "constant"),
-    "retrain.schedule": ("cosine", "constant"),
-    "supernet.sampler": ("uniform", "fair"),
-    "search.strategy": ("random", "evolution"),
-    "search.projection": ("mds", "tsne", "umap", "pca"),
-    "steering.fitness": ("adjusted", "marginal"),
-    "steering.evidence": ("round", "all"),
-    "steering.narrow_by": ("model", "score"),
-}
-POSITIVE = {
-    "data.batch_size", "supernet.epochs", "search.budget", "search.population", "search.sample_size",
-    "search.recal_batches", "steering.rounds", "steering.min_space_size", "retrain.epochs",
-    "retrain.seeds", "retrain.top_k", "retrain.spotcheck_epochs", "retrain.spotcheck_seeds",
-    "trainer.num_nodes", "supernet.lr", "retrain.lr", "data.image_size", "data.max_samples",
-    "search.seconds", "search.max_params", "search.max_flops", "retrain.patience",
-    "trainer.log_every_n_steps", "space.stem_channels", "search.projection_reference", "search.mutation_retries",
-    "steering.narrow_elite",
-}
-NON_NEGATIVE = {
-    "supernet.warm_start_epochs", "supernet.momentum", "supernet.weight_decay", "retrain.momentum",
-    "retrain.weight_decay", "supernet.label_smoothing", "data.num_workers", "steering.max_prune_per_round",
-    "seed", "supernet.grad_clip", "steering.margin", "steering.tail_margin", "steering.protect_top", "steering.min_frequency",
-    "steering.narrow_to",
-}
-FRACTIONS = {"data.val_fraction", "data.test_fraction", "search.crossover_prob", "steering.confidence"}
+_SECTIONS = ("data", "space", "supernet", "search", "steering", "retrain", "trainer")
+_ADAPTER = TypeAdapter(Config)
+
+
+# ---- from pydantic's errors to problem lines -----------------------------------------------------------
+def _plain(tp: Any) -> Any:
+    """``tp`` without Annotated metadata and without ``| None``."""
+    while True:
+        if typing.get_origin(tp) is Annotated:
+            tp = typing.get_args(tp)[0]
+        elif typing.get_origin(tp) in (Union, types.UnionType) and type(None) in (args := typing.get_args(tp)):
+            rest = [a for a in args if a is not type(None)]
+            if len(rest) > 1:
+                return tp
+            tp = rest[0]
+        else:
+            return tp
+
+
+@functools.cache
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls, include_extras=True)
+
+
+def _walk(loc: tuple) -> tuple[list, list, int]:
+    """Follow an error location through the schema: the parts that name keys (the rest name members of
+    a union, not keys), the annotation after each part (the first is Config's), and how many parts name
+    the value that stands or falls as a whole (a field, or a stage in the list of stages)."""
+    path: list = []
+    hints: list = [Config]
+    whole = 0
+    for part in loc:
+        tp = _plain(hints[-1])
+        if dataclasses.is_dataclass(tp) and isinstance(part, str):
+            hint = _hints(tp).get(part)  # None: an unknown key
+        elif typing.get_origin(tp) is list and isinstance(part, int):
+            hint = typing.get_args(tp)[0]
+        else:
+            break
+        path.append(part)
+        hints.append(hint)
+        if isinstance(part, str) or dataclasses.is_dataclass(_plain(hint)):
+            whole = len(path)
+    return path, hints, whole
+
+
+def _dotted(path: list) -> str:
+    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".")
 
 
 def _type_name(tp: Any) -> str:
-    origin = typing.get_origin(tp)
-    if origin in (Union, types.UnionType):
+    if typing.get_origin(tp) is Annotated:
+        return _type_name(typing.get_args(tp)[0])
+    if typing.get_origin(tp) in (Union, types.UnionType):
         return " or ".join(_type_name(a) for a in typing.get_args(tp))
-    if origin is list:
-        return f"list of {_type_name(typing.get_args(tp)[0])}"
+    if typing.get_origin(tp) is list:
+        return "a list"
+    if dataclasses.is_dataclass(tp):
+        return "a mapping"
     return "null" if tp is type(None) else getattr(tp, "__name__", str(tp))
 
 
-_REPR = reprlib.Repr()  # Python 3.11: limits are attributes, not constructor arguments
-_REPR.maxstring, _REPR.maxother, _REPR.maxlist, _REPR.maxdict, _REPR.maxlevel = 60, 60, 4, 4, 2
+def _describe(error: dict, hints: list) -> str:
+    """One pydantic error in the words of today's messages (without the key)."""
+    kind, value = error["type"], error.get("input")
+    if kind == "missing":
+        return "missing; this key is required"
+    if kind == "unexpected_keyword_argument":
+        valid = ", ".join(f.name for f in dataclasses.fields(_plain(hints[-2])))
+        return f"unknown key; valid keys: {valid}"
+    if kind == "value":
+        return error["msg"]
+    if typing.get_origin(_plain(hints[-1])) is Literal:
+        return f"{_short(value)} is not one of {', '.join(map(str, typing.get_args(_plain(hints[-1]))))}"
+    return f"expected {_type_name(hints[-1])}, got {_short(value)}"
 
 
-def _short(value: Any) -> str:
-    """A value as it appears in a problem message: cut short, so a huge value gives a short message."""
-    return _REPR.repr(value)
+def _patch(raw: dict, path: list, hint: Any, kind: str) -> None:
+    """Take a wrong value out of ``raw``, so that its default stands in. A required key left without
+    a value (reported as missing on the next pass) gets an empty one, and so does a stage that is not a
+    mapping (it keeps its place in the list; its own missing keys are filled on the next pass)."""
+    node: Any = raw
+    for part in path[:-1]:
+        node = node[part]
+    hint = _plain(hint)
+    if kind == "missing" or isinstance(path[-1], int):
+        node[path[-1]] = [] if typing.get_origin(hint) is list else {} if dataclasses.is_dataclass(hint) else ""
+    else:
+        del node[path[-1]]
 
 
-def _as_float(value: Any) -> float | None:
-    """``value`` as a float: a number, or a string float() reads (YAML 1.1 reads ``1e-3`` as a string)."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, (int, float)):
-        return float(value)
-    if isinstance(value, str) and len(value) < 40:
+def _validate(raw: Any) -> tuple[Config | None, list[str], set[str]]:
+    """Validate ``raw`` against the schema: the config (wrong values replaced by their defaults; None if
+    the input is not a mapping), the problems, and the keys whose values were wrong."""
+    problems: dict[str, str] = {}  # one line per key
+    wrong: set[str] = set()
+    raw = copy.deepcopy(raw)
+    for attempt in range(5):  # each pass takes out what the last one found wrong; the first finds it all
         try:
-            return float(value)
-        except ValueError:
-            return None
-    return None
+            return _ADAPTER.validate_python(raw), list(problems.values()), wrong
+        except ValidationError as e:
+            errors = e.errors()
+        for error in errors:
+            path, hints, whole = _walk(error["loc"])
+            key = _dotted(path)
+            if attempt == 0:
+                problems.setdefault(key, f"{key or 'config'}: {_describe(error, hints)}")
+            if not whole:
+                return None, list(problems.values()), wrong
+            if error["type"] != "unexpected_keyword_argument":
+                wrong.add(_dotted(path[:whole]))
+            try:
+                _patch(raw, path[:whole], hints[whole], error["type"])
+            except (KeyError, IndexError, TypeError):
+                pass  # already taken out with the value that held it
+    return None, list(problems.values()), wrong
 
 
-def _coerce(value: Any, tp: Any, key: str, problems: list[str]) -> Any:
-    """Check ``value`` against the annotation ``tp``; build nested dataclasses."""
-    origin = typing.get_origin(tp)
-    if origin in (Union, types.UnionType):
-        args = typing.get_args(tp)
-        if value is None and type(None) in args:
-            return None
-        for arg in args:
-            if arg is type(None):
-                continue
-            trial: list[str] = []
-            out = _coerce(value, arg, key, trial)
-            if not trial:
-                return out
-        problems.append(f"{key}: expected {_type_name(tp)}, got {_short(value)}")
-        return None
-    if origin is list:
-        if not isinstance(value, list):
-            problems.append(f"{key}: expected a list, got {_short(value)}")
-            return []
-        (inner,) = typing.get_args(tp)
-        return [_coerce(v, inner, f"{key}[{i}]", problems) for i, v in enumerate(value)]
-    if dataclasses.is_dataclass(tp):
-        return _build(tp, value, key, problems)
-    if tp is float:
-        number = _as_float(value)
-        if number is not None:
-            if not math.isfinite(number):
-                problems.append(f"{key}: {_short(value)} is not a finite number; give a plain number such as 0.01")
-                return None
-            return number
-    elif tp is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-    elif isinstance(value, tp):
-        return value
-    problems.append(f"{key}: expected {_type_name(tp)}, got {_short(value)}")
-    return None
+# ---- checks that read several keys ----------------------------------------------------------------------
+# a problem SearchSpace.problems reports on a stage's key also reads these keys of the same stage
+_STAGE_READS = {"pruned": ("candidates",), "pinned": ("candidates", "pruned", "select", "max_active"),
+                "": ("candidates", "pruned")}  # fmt: skip
 
 
-def _build(cls: type, raw: Any, prefix: str, problems: list[str]) -> Any:
-    if raw is None:
-        raw = {}
-    if not isinstance(raw, dict):
-        problems.append(f"{prefix or 'config'}: expected a mapping, got {_short(raw)}")
-        raw = {}
-    hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    for key in raw:
-        if key not in fields:
-            problems.append(
-                f"{prefix + '.' if prefix else ''}{key}: unknown key; valid keys: {', '.join(fields)}"
-            )
-    kwargs = {}
-    for name, f in fields.items():
-        key = f"{prefix}.{name}" if prefix else name
-        if name in raw:
-            kwargs[name] = _coerce(raw[name], hints[name], key, problems)
-            if kwargs[name] is None and raw[name] is not None:
-                del kwargs[name]  # keep the default so later checks see a sane value
-        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-            problems.append(f"{key}: missing; this key is required")
-    try:
-        return cls(**kwargs)
-    except TypeError:
-        return None
-
-
-def _check_values(cfg: Config, problems: list[str]) -> None:
-    def get(key: str) -> Any:
-        obj: Any = cfg
-        for part in key.split("."):
-            obj = getattr(obj, part)
-        return obj
-
-    for key, allowed in CHOICES.items():
-        if get(key) not in allowed:
-            problems.append(f"{key}: '{get(key)}' is not one of {', '.join(allowed)}")
-    for key in POSITIVE:
-        v = get(key)
-        if v is not None and v <= 0:
-            problems.append(f"{key}: {v} must be greater than 0")
-    for key in NON_NEGATIVE:
-        v = get(key)
-        if v is not None and v < 0:
-            problems.append(f"{key}: {v} must not be negative")
-    for key in FRACTIONS:
-        v = get(key)
-        if not 0 < v < 1:
-            problems.append(f"{key}: {v} must lie strictly between 0 and 1")
-    if not 0 < cfg.steering.quantile <= 1:
-        problems.append(f"steering.quantile: {cfg.steering.quantile} must lie in (0, 1]")
-    if cfg.data.val_fraction + cfg.data.test_fraction >= 0.9:
-        problems.append("data.val_fraction + data.test_fraction: must leave at least 10% for training")
-    if cfg.data.source in ("folder", "cifar", "csv") and not cfg.data.path:
-        problems.append(f"data.path: required for source '{cfg.data.source}'")
-    if cfg.data.source == "csv" and not cfg.data.target:
-        problems.append("data.target: required for source 'csv' (the column holding the class)")
+def _cross_problems(cfg: Config, wrong: set[str]) -> list[str]:
+    """Checks that read more than one key, on a config whose wrong values hold defaults: a check that
+    reads a key whose value was wrong is skipped."""
+    d, found = cfg.data, []  # (keys read besides the one named, problem)
+    if d.val_fraction + d.test_fraction >= 0.9:
+        problem = "data.val_fraction + data.test_fraction: must leave at least 10% for training"
+        found.append((("data.val_fraction", "data.test_fraction"), problem))
+    if d.source in FILE_SOURCES and not d.path:
+        found.append((("data.source",), f"data.path: required for source '{d.source}'"))
+    if d.source == "csv" and not d.target:
+        found.append((("data.source",), "data.target: required for source 'csv' (the column holding the class)"))
     if cfg.search.sample_size > cfg.search.population:
-        problems.append("search.sample_size: must not exceed search.population")
-    devices = cfg.trainer.devices
-    if isinstance(devices, int) and devices < 1 and devices != -1:
-        problems.append(f"trainer.devices: {devices} must be a positive count, -1 (all) or 'auto'")
-    if cfg.kind == "tabular":
-        for i, st in enumerate(cfg.space.stages):
-            if st.stride != 1:
-                problems.append(f"space.stages[{i}].stride: tabular data has no resolution; use 1")
+        found.append((("search.population",), "search.sample_size: must not exceed search.population"))
+    source_known = not _is_wrong("data.source", wrong)
+    if cfg.kind == "tabular" and source_known:
+        found += [((), f"space.stages[{i}].stride: tabular data has no resolution; use 1")
+                  for i, st in enumerate(cfg.space.stages) if st.stride != 1]  # fmt: skip
+    known = list_ops(cfg.kind) if source_known else None
+    for problem in cfg.search_space().problems(known):
+        key, reads = problem.split(": ", 1)[0], ()
+        if m := re.fullmatch(r"(space\.stages\[\d+\])(?:\.(\w+))?", key):
+            reads = tuple(f"{m[1]}.{k}" for k in _STAGE_READS.get(m[2] or "", ()))
+        elif key == "space.stages":  # empty, or duplicate names
+            reads = tuple(f"space.stages[{i}].name" for i in range(len(cfg.space.stages)))
+        found.append((reads, problem))
+    return [p for reads, p in found if not any(_is_wrong(k, wrong) for k in (p.split(": ", 1)[0], *reads))]
+
+
+def _is_wrong(key: str, wrong: set[str]) -> bool:
+    return any(key == w or key.startswith((f"{w}.", f"{w}[")) for w in wrong)
 
 
 def space_from_config(sc: SpaceConfig, kind: str | None) -> SearchSpace:
@@ -375,16 +504,10 @@ def config_from_dict(raw: Any, source: str = "config", overrides: list[str] | tu
             raw = apply_overrides(raw, overrides)
         except ValueError as e:
             problems.append(str(e))
-    cfg = _build(Config, raw, "", problems)
+    cfg, schema_problems, wrong = _validate(raw)
+    problems += schema_problems
     if cfg is not None:
-        had_type_problems = bool(problems)
-        _check_values(cfg, problems)  # wrong-typed fields kept their defaults: safe to check the rest
-        if not cfg.space.stages and not had_type_problems:
-            problems.append("space.stages: empty; give at least one stage")
-        elif not had_type_problems:
-            from nasnav.model.ops import list_ops  # torch import, only when a space is checked
-
-            problems.extend(cfg.search_space().problems(list_ops(cfg.kind)))
+        problems += _cross_problems(cfg, wrong)
     if problems:
         raise ConfigError([f"{source}: {p}" for p in problems])
     return cfg
@@ -397,7 +520,10 @@ class _NoAliasLoader(yaml.SafeLoader):
     def compose_node(self, parent, index):
         if self.check_event(yaml.AliasEvent):
             raise yaml.composer.ComposerError(
-                None, None, "YAML aliases (*name) are not accepted; write the value out in full", self.peek_event().start_mark
+                None,
+                None,
+                "YAML aliases (*name) are not accepted; write the value out in full",
+                self.peek_event().start_mark,
             )
         return super().compose_node(parent, index)
 
@@ -453,7 +579,6 @@ _INDEX = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)((?:\[\d+\])*)$")
 
 def apply_overrides(raw: dict, overrides: list[str] | tuple) -> dict:
     """Return a copy of ``raw`` with ``a.b[2].c=value`` overrides applied (values parsed as YAML)."""
-    import copy
 
     out = copy.deepcopy(raw)
     for item in overrides:
@@ -490,6 +615,5 @@ def apply_overrides(raw: dict, overrides: list[str] | tuple) -> dict:
 
 def save_config(cfg: Config, path: str | Path) -> None:
     """Write the resolved config as YAML (atomically)."""
-    from nasnav.store.io import write_yaml
 
     write_yaml(path, cfg.to_dict())

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from nasnav.errors import InvalidInput
+
 SELECT_MODES = ("one", "any")
 STAGE_SEP = "/"
 PARALLEL_SEP = "+"
@@ -185,7 +187,7 @@ class SearchSpace:
     def validate(self, known: Iterable[str] | None = None, where: str = "space") -> SearchSpace:
         problems = self.problems(known, where)
         if problems:
-            raise ValueError("\n".join(problems))
+            raise InvalidInput("\n".join(problems))
         return self
 
     # ---- size, enumeration, sampling -----------------------------------------------
@@ -231,10 +233,10 @@ class SearchSpace:
     def parse(self, text: str, check_active: bool = True) -> Arch:
         """Parse ``conv3x3/maxpool3x3+skip/...``; ValueError naming the bad part."""
         if not isinstance(text, str) or not text.strip():
-            raise ValueError("architecture: empty string; expected one choice per stage joined by '/'")
+            raise InvalidInput("architecture: empty string; expected one choice per stage joined by '/'")
         parts = text.strip().split(STAGE_SEP)
         if len(parts) != len(self.stages):
-            raise ValueError(
+            raise InvalidInput(
                 f"architecture '{text}': {len(parts)} stage(s) given, the space has "
                 f"{len(self.stages)} ({', '.join(s.name for s in self.stages)})"
             )
@@ -243,29 +245,29 @@ class SearchSpace:
             names = [p.strip() for p in part.split(PARALLEL_SEP)]
             for n in names:
                 if n not in stage.candidates:
-                    raise ValueError(
+                    raise InvalidInput(
                         f"architecture '{text}': stage '{stage.name}' has no component '{n}'; "
                         f"candidates: {', '.join(stage.candidates)}"
                     )
                 if check_active and n not in stage.active:
-                    raise ValueError(
+                    raise InvalidInput(
                         f"architecture '{text}': component '{n}' of stage '{stage.name}' is pruned; "
                         f"active: {', '.join(stage.active)}"
                     )
             if len(set(names)) != len(names):
-                raise ValueError(f"architecture '{text}': stage '{stage.name}' repeats a component")
+                raise InvalidInput(f"architecture '{text}': stage '{stage.name}' repeats a component")
             if stage.select == "one" and len(names) != 1:
-                raise ValueError(
+                raise InvalidInput(
                     f"architecture '{text}': stage '{stage.name}' selects exactly one component, got {len(names)}"
                 )
             if stage.max_active is not None and len(names) > stage.max_active:
-                raise ValueError(
+                raise InvalidInput(
                     f"architecture '{text}': stage '{stage.name}' allows at most "
                     f"{stage.max_active} components, got {len(names)}"
                 )
             choice = tuple(c for c in stage.candidates if c in names)
             if check_active and stage.pinned is not None and choice != stage.pinned:
-                raise ValueError(
+                raise InvalidInput(
                     f"architecture '{text}': stage '{stage.name}' is pinned to "
                     f"'{PARALLEL_SEP.join(stage.pinned)}'"
                 )
@@ -281,15 +283,15 @@ class SearchSpace:
         if isinstance(stage, int):
             if 0 <= stage < len(self.stages):
                 return stage
-            raise ValueError(f"stage index {stage} is out of range 0..{len(self.stages) - 1}")
+            raise InvalidInput(f"stage index {stage} is out of range 0..{len(self.stages) - 1}")
         if stage in names:
             return names.index(stage)
-        raise ValueError(f"unknown stage '{stage}'; stages: {', '.join(names)}")
+        raise InvalidInput(f"unknown stage '{stage}'; stages: {', '.join(names)}")
 
     def _check_component(self, i: int, component: str) -> None:
         s = self.stages[i]
         if component not in s.candidates:
-            raise ValueError(
+            raise InvalidInput(
                 f"stage '{s.name}' has no component '{component}'; candidates: {', '.join(s.candidates)}"
             )
 
@@ -306,7 +308,7 @@ class SearchSpace:
         if component in s.pruned:
             return self
         if s.active == (component,):
-            raise ValueError(
+            raise InvalidInput(
                 f"cannot prune '{component}': it is the last active component of stage '{s.name}'"
             )
         pinned = s.pinned
@@ -324,10 +326,10 @@ class SearchSpace:
         for n in names:
             self._check_component(i, n)
             if n in s.pruned:
-                raise ValueError(f"cannot pin '{n}' in stage '{s.name}': it is pruned; restore it first")
+                raise InvalidInput(f"cannot pin '{n}' in stage '{s.name}': it is pruned; restore it first")
         ordered = tuple(c for c in s.candidates if c in names)
         if not replace(s, pinned=None).allows(ordered):  # judged against the stage, not its current pin
-            raise ValueError(
+            raise InvalidInput(
                 f"cannot pin {'+'.join(names)} in stage '{s.name}': "
                 f"select '{s.select}' allows at most {replace(s, pinned=None).max_k()} component(s)"
             )
@@ -355,26 +357,26 @@ class SearchSpace:
     def from_dict(cls, d: dict, kind: str | None = None) -> SearchSpace:
         """Build from a plain mapping (e.g. a space.yaml); type errors are ValueErrors."""
         if not isinstance(d, dict):
-            raise ValueError(f"space: expected a mapping, got {type(d).__name__}")
+            raise InvalidInput(f"space: expected a mapping, got {type(d).__name__}")
         stages_raw = d.get("stages")
         if not isinstance(stages_raw, list):
-            raise ValueError("space.stages: expected a list of stages")
+            raise InvalidInput("space.stages: expected a list of stages")
         stages = []
         for i, raw in enumerate(stages_raw):
             if not isinstance(raw, dict):
-                raise ValueError(f"space.stages[{i}]: expected a mapping with name and candidates")
+                raise InvalidInput(f"space.stages[{i}]: expected a mapping with name and candidates")
             unknown = set(raw) - {
                 "name", "candidates", "select", "max_active", "channels", "stride", "pruned", "pinned"
             }
             if unknown:
-                raise ValueError(f"space.stages[{i}]: unknown key(s) {', '.join(sorted(unknown))}")
+                raise InvalidInput(f"space.stages[{i}]: unknown key(s) {', '.join(sorted(unknown))}")
             cands = raw.get("candidates")
             if not isinstance(cands, list) or not all(isinstance(c, str) for c in cands):
-                raise ValueError(f"space.stages[{i}].candidates: expected a list of component names")
+                raise InvalidInput(f"space.stages[{i}].candidates: expected a list of component names")
             for key in ("channels", "stride", "max_active"):
                 v = raw.get(key)
                 if v is not None and (isinstance(v, bool) or not isinstance(v, int)):
-                    raise ValueError(f"space.stages[{i}].{key}: expected an integer, got {v!r}")
+                    raise InvalidInput(f"space.stages[{i}].{key}: expected an integer, got {v!r}")
             pinned = raw.get("pinned")
             stages.append(
                 Stage(
@@ -390,7 +392,7 @@ class SearchSpace:
             )
         stem = d.get("stem_channels", 16)
         if isinstance(stem, bool) or not isinstance(stem, int):
-            raise ValueError(f"space.stem_channels: expected an integer, got {stem!r}")
+            raise InvalidInput(f"space.stem_channels: expected an integer, got {stem!r}")
         return cls(stages=tuple(stages), stem_channels=stem, kind=kind)
 
     def describe(self) -> list[dict]:

@@ -2,7 +2,9 @@
 
 import streamlit as st
 
+from nasnav.jobs import commands
 from nasnav.jobs.control import running_job
+from nasnav.store import records
 from nasnav.ui import guide, store, widgets
 from nasnav.ui.diagram import template_dot
 
@@ -14,7 +16,7 @@ with widgets.guarded():  # every error is a message on the page, never a traceba
 
     k = run.current_round()
     rdir = run.round_dir(k)
-    trained = (rdir / "supernet.ckpt").exists()
+    trained = records.has_supernet(run, k)
     epochs = cfg.supernet.epochs if k == 0 else cfg.supernet.warm_start_epochs
     space = store.space(run, cfg, k)
     st.caption(f"Round {k}: {space.size():,} architectures · {epochs} epoch(s) "
@@ -24,8 +26,8 @@ with widgets.guarded():  # every error is a message on the page, never a traceba
 
     resume_ok = (rdir / "lightning" / "last.ckpt").exists()
     widgets.job_panel(
-        run, "supernet", ["supernet", str(run.path)], key="sn", page=guide.SUPERNET,
-        start_label="Start training", resume_label="Resume training", resume_args=["supernet", str(run.path), "--resume"] if resume_ok else None,
+        run, "supernet", commands.supernet(run), key="sn", page=guide.SUPERNET,
+        start_label="Start training", resume_label="Resume training", resume_args=commands.supernet(run, resume=True) if resume_ok else None,
         disabled_reason="The supernet of this round is trained; later rounds are fine-tuned from Explore." if trained else None,
     )
 

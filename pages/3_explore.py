@@ -34,7 +34,7 @@ with widgets.guarded():  # every error is a message on the page, never a traceba
     with pareto_tab:
         steer.pareto_view(run, k)
     with dec_tab:
-        steer.decisions(run, cfg, store.space(run, cfg, current), current)
+        steer.decision_panel(run, cfg, store.space(run, cfg, current), current)
     with sets_tab:
         steer.set_operations(run)
     with rounds_tab:

@@ -1,14 +1,10 @@
 """Home: what nasnav does, create or open a run, the guided walkthrough switch."""
 
-import pandas as pd
 import streamlit as st
 
-from nasnav.config import config_from_dict, list_presets, load_config, load_user_yaml, preset_path
-from nasnav.store.run_dir import RunDir, list_runs
-from nasnav.ui import guide, state, widgets
+from nasnav.store.run_dir import RunDir
+from nasnav.ui import guide, run_panels, state, widgets
 from nasnav.ui.diagram import LOOP_DOT
-from nasnav.ui.state import free_name
-from nasnav.workflow.runs import create_run
 
 widgets.page_setup()
 st.title("nasnav")
@@ -35,49 +31,7 @@ with widgets.guarded():  # every error is a message on the page, never a traceba
     widgets.callout(guide.HOME, run)
 
     root = state.runs_root()
-    create_tab, upload_tab, open_tab = st.tabs(["Create from a preset", "Create from YAML", "Open a run"])
-
-    with create_tab:
-        presets = list_presets()
-        c1, c2 = st.columns(2)
-        preset = c1.selectbox("Preset", presets, index=presets.index("digits") if "digits" in presets else 0,
-                              key="home_preset", help="tiny: seconds, for a first look; digits: the default")
-        name = c2.text_input("Run name", value=free_name(root, preset), key=f"home_name_{preset}")
-        if st.button("Create run", key="home_create", type="primary" if widgets.is_next(guide.HOME, "Create run", run) else "secondary"):
-            with widgets.guarded("Create run"):
-                cfg = load_config(preset_path(preset))
-                new = create_run(cfg, root / state.check_run_name(name))
-                state.open_run(new.path)
-                del st.session_state[f"home_name_{preset}"]  # the next default name is free again
-                st.rerun()
-
-    with upload_tab:
-        up = st.file_uploader("Config YAML", type=["yaml", "yml"], key="home_upload",
-                              help="A full config (data, space, supernet, ...); see configs/ for examples")
-        up_name = st.text_input("Run name", value=free_name(root, "custom"), key="home_upload_name")
-        if st.button("Create run from YAML", key="home_create_yaml", disabled=up is None):
-            with widgets.guarded("Create run from YAML"):
-                raw = load_user_yaml(up.getvalue(), up.name)
-                cfg = config_from_dict(raw, up.name)
-                new = create_run(cfg, root / state.check_run_name(up_name))
-                state.open_run(new.path)
-                st.rerun()
-
-    with open_tab:
-        runs = list_runs(root)
-        if not runs:
-            st.info(f"No runs yet under `{root}`. Create one from a preset.")
-        else:
-            table = pd.DataFrame(runs)
-            table["updated"] = pd.to_datetime(table["updated"], unit="s").dt.strftime("%Y-%m-%d %H:%M")
-            st.dataframe(table[["name", "stage", "state", "round", "best_acc", "updated"]], hide_index=True,
-                         width="stretch", column_config={"best_acc": st.column_config.NumberColumn("best one-shot acc", format="%.4f")})
-            names = [r["name"] for r in runs]
-            o1, o2 = st.columns([3, 1], vertical_alignment="bottom")
-            pick = o1.selectbox("Run", names, key="home_open_pick")
-            if o2.button("Open run", key="home_open"):
-                state.open_run(root / pick)
-                st.rerun()
+    run_panels.run_tabs(root, run)
 
     if run is not None:
         st.divider()

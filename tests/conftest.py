@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from nasnav.space import SearchSpace, Stage
+from nasnav.stop import clear_stop
 
 # (kind, in_channels, input shape without the batch dimension)
 KIND_INPUT = {
@@ -120,3 +121,10 @@ def nas() -> types.SimpleNamespace:
         make_input=make_input,
         make_supernet=make_supernet,
     )
+
+
+@pytest.fixture(autouse=True)
+def _no_stop_request_leaks():
+    """A test that requests a stop (as SIGTERM would) must not stop the tests after it."""
+    yield
+    clear_stop()

@@ -6,8 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nasnav.analysis.fitness import FITNESS_COLUMNS, Projector, analyze_round, fitness_table, project, stage_importance
+from nasnav.analysis.fitness import FITNESS_COLUMNS, fitness_table, stage_importance
+from nasnav.analysis.projection import Projector, project
 from nasnav.space import SearchSpace, Stage
+from nasnav.workflow.analysis import analyze_round
 
 
 def space3() -> SearchSpace:
@@ -175,8 +177,9 @@ def test_supernet_with_a_harmful_component(tmp_path, single_thread):
     import torch
 
     from nasnav.config import load_config
-    from nasnav.workflow.pipeline import score_candidates, supernet_evaluator
-    from nasnav.workflow.runs import create_run, train_supernet
+    from nasnav.workflow.runs import create_run
+    from nasnav.workflow.search import score_candidates, supernet_evaluator
+    from nasnav.workflow.supernet import train_supernet
 
     cfg = load_config("configs/tiny.yaml", ["search.budget=60"])
     run = create_run(cfg, tmp_path / "run")

@@ -1,12 +1,14 @@
 """Smoke tests: every benchmark script runs end to end on the tiny preset (correctness, not speed).
 
-Each runs as its own process (``--threads 1`` would otherwise leak into the test process) with
-``--no-write``, so BENCHMARKS.md is never touched, and with the standalone-training cache in a
+Each runs as its own process (``--threads 1`` would otherwise leak into the test process), records
+its run the way a real one does, but into a temporary results directory (``NASNAV_BENCH_RESULTS``),
+so bench/results and BENCHMARKS.md are never touched, and with the standalone-training cache in a
 temporary file.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -17,6 +19,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 BENCHMARKS = ROOT / "BENCHMARKS.md"
+RESULTS = ROOT / "bench" / "results"
 
 SCRIPTS = {
     "throughput": (["--preset", "tiny", "--quick", "--methods", "mds,pca"], "Engine throughput (tiny)"),
@@ -31,14 +34,21 @@ SCRIPTS = {
 
 
 def _run(script: str, args: list[str], tmp_path: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "NASNAV_BENCH_CACHE": str(tmp_path / "standalone.jsonl"), "PYTHONWARNINGS": "ignore"}
-    return subprocess.run([sys.executable, str(ROOT / "bench" / f"{script}.py"), *args, "--no-write", "--threads", "1"],
+    env = {**os.environ, "NASNAV_BENCH_CACHE": str(tmp_path / "standalone.jsonl"), "PYTHONWARNINGS": "ignore",
+           "NASNAV_BENCH_RESULTS": str(tmp_path / "results")}
+    return subprocess.run([sys.executable, str(ROOT / "bench" / f"{script}.py"), *args, "--threads", "1"],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+
+
+def _snapshot() -> dict[str, bytes]:
+    """The repository's benchmark results and page, byte for byte."""
+    files = [BENCHMARKS, *sorted(p for p in RESULTS.rglob("*") if p.is_file())]
+    return {str(p): p.read_bytes() for p in files if p.exists()}
 
 
 @pytest.mark.parametrize("script", sorted(SCRIPTS))
 def test_bench_script_runs_on_tiny(script, tmp_path):
-    before = BENCHMARKS.read_bytes() if BENCHMARKS.exists() else None
+    before = _snapshot()
     args, title = SCRIPTS[script]
     if script == "search_efficiency":
         pytest.importorskip("optuna")
@@ -52,8 +62,24 @@ def test_bench_script_runs_on_tiny(script, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert title in proc.stdout
     assert "|---|" in proc.stdout  # a markdown table was printed
-    after = BENCHMARKS.read_bytes() if BENCHMARKS.exists() else None
-    assert before == after  # --no-write: nothing appended
+    assert _snapshot() == before  # the repository's results and page are untouched
+    # the run went into the temporary results directory, and the page there was regenerated from it
+    (record,) = [json.loads(line) for line in (tmp_path / "results" / f"{script}.jsonl").read_text().splitlines()]
+    assert record["benchmark"] == script and record["latest"] and record["title"].startswith(title)
+    assert record["command"].startswith(f"python bench/{script}.py ") and record["params"]["threads"] == 1
+    assert record["group"] == ("tiny (quick)" if "--quick" in args else "tiny")  # never the real run's group
+    assert any("table" in b for b in record["blocks"])
+    page = (tmp_path / "results" / "BENCHMARKS.md").read_text()
+    assert f"`{record['command']}` — {record['date']}" in page
+
+
+def test_no_write_records_nothing(tmp_path):
+    args = ["--preset", "tiny", "--budget", "6", "--seeds", "1", "--threads", "1", "--no-write"]
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "search_curve.py"), *args], cwd=tmp_path, text=True,
+                          env={**os.environ, "NASNAV_BENCH_RESULTS": str(tmp_path / "results")}, capture_output=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "|---|" in proc.stdout and not (tmp_path / "results").exists()
 
 
 def test_ranking_variants_parse():

@@ -33,7 +33,8 @@ pytestmark = pytest.mark.usefixtures("single_thread")  # tiny networks: one thre
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory) -> Path:
     from nasnav.config import load_config
-    from nasnav.workflow.runs import create_run, train_supernet
+    from nasnav.workflow.runs import create_run
+    from nasnav.workflow.supernet import train_supernet
 
     cfg = load_config(REPO / "configs" / "tiny.yaml", OVERRIDES)
     run = create_run(cfg, tmp_path_factory.mktemp("cli") / "trained")
@@ -148,7 +149,7 @@ def test_run_with_autopilot_does_rounds(tmp_path, capsys):
     for k in run.rounds():
         for name in ("candidates.csv", "fitness.csv", "decisions.json"):
             assert (run.round_dir(k) / name).exists(), (k, name)
-    from nasnav.steering.policy import history
+    from nasnav.workflow.decisions import history
 
     h = history(run)
     assert h["space_size"].iloc[-1] < h["space_size"].iloc[0]

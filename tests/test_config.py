@@ -10,8 +10,20 @@ import yaml
 
 from nasnav.config import (
     CONFIG_DIR,
+    EVIDENCE_MODES,
+    FITNESS_MODES,
+    NARROW_BY,
+    OPTIMIZERS,
+    PROJECTIONS,
+    SAMPLERS,
+    SCHEDULES,
+    SELECT_MODES,
+    SOURCES,
+    STRATEGIES,
     Config,
     ConfigError,
+    SupernetConfig,
+    TrainerConfig,
     apply_overrides,
     config_from_dict,
     list_presets,
@@ -110,7 +122,6 @@ def test_unknown_top_level_and_stage_keys():
             "space.stages[0].candidates: expected a list",
         ),
         ({"space": {"stages": [{"name": "s1"}]}}, "space.stages[0].candidates: missing"),
-        ({"space": {"stages": [{"candidates": ["skip"]}]}}, "space.stages[0].name: missing"),
         ({"space": "big"}, "space: expected a mapping"),
     ],
 )
@@ -161,6 +172,91 @@ def test_key_and_value_problems_listed_together():
     text = "\n".join(probs)
     assert "colour: unknown key" in text
     assert "supernet.epochs: -1 must be greater than 0" in text
+
+
+def test_stages_without_a_name_are_named_by_position():
+    cfg = config_from_dict({"space": {"stages": [
+        {"candidates": ["skip"]}, {"name": "mid", "candidates": ["conv3x3"]}, {"name": None, "candidates": ["skip"]},
+    ]}})  # fmt: skip
+    assert [s.name for s in cfg.space.stages] == ["s1", "mid", "s3"]
+    assert [s.name for s in cfg.search_space().stages] == ["s1", "mid", "s3"]
+    # a default name that clashes with a given one is reported like any duplicate
+    probs = problems_of({"space": {"stages": [{"name": "s2", "candidates": ["skip"]}, {"candidates": ["skip"]}]}})
+    assert any("duplicate stage name 's2'" in p for p in probs), probs
+
+
+def test_nameless_or_misnamed_stage_does_not_hide_an_unknown_component():
+    known = ", ".join(sorted(list_ops("image")))
+    unknown = f"cfg.yaml: space.stages[0].candidates: unknown component 'conv9x9'; known: {known}"
+    assert problems_of({"space": {"stages": [{"candidates": ["conv3x3", "conv9x9"]}]}}) == [unknown]
+    probs = problems_of({"space": {"stages": [{"name": 5, "candidates": ["conv3x3", "conv9x9"]}]}})
+    assert probs == ["cfg.yaml: space.stages[0].name: expected str, got 5", unknown]
+
+
+def test_type_error_elsewhere_does_not_hide_an_unknown_component():
+    raw = {
+        "supernet": {"epochs": "ten"},
+        "trainer": "gpu",
+        "space": {"stages": [{"name": "s1", "candidates": ["conv3x3"], "stride": "two"},
+                             {"name": "s2", "candidates": ["skip", "conv9x9"]}]},
+    }  # fmt: skip
+    text = "\n".join(problems_of(raw))
+    assert "cfg.yaml: supernet.epochs: expected int, got 'ten'" in text
+    assert "cfg.yaml: trainer: expected a mapping, got 'gpu'" in text
+    assert "cfg.yaml: space.stages[0].stride: expected int, got 'two'" in text
+    assert "cfg.yaml: space.stages[1].candidates: unknown component 'conv9x9'" in text
+
+
+def test_a_wrong_value_reports_no_consequences():
+    """A check that reads a key whose value was wrong is skipped: the default standing in for it
+    would make up problems the file does not have."""
+    probs = problems_of(minimal(search={"population": "many", "sample_size": 60}))
+    assert probs == ["cfg.yaml: search.population: expected int, got 'many'"]
+    raw = {"data": {"source": "excel"}, "space": {"stages": [{"name": "h", "candidates": ["linear"], "stride": 2}]}}
+    (problem,) = problems_of(raw)
+    assert "data.source: 'excel' is not one of digits, mnist1d, folder, cifar, csv" in problem
+    raw = {"space": {"stages": [{"name": "s1", "candidates": "skip", "pinned": ["conv3x3"], "pruned": ["x"]}]}}
+    assert problems_of(raw) == ["cfg.yaml: space.stages[0].candidates: expected a list, got 'skip'"]
+
+
+def test_stage_list_problems_name_the_stage():
+    probs = problems_of({"space": {"stages": ["conv3x3", {"name": "s2", "candidates": ["skip", 5]}, None]}})
+    assert probs == [
+        "cfg.yaml: space.stages[0]: expected a mapping, got 'conv3x3'",
+        "cfg.yaml: space.stages[1].candidates[1]: expected str, got 5",
+        "cfg.yaml: space.stages[2]: expected a mapping, got None",
+    ]
+
+
+def test_empty_section_takes_defaults():
+    cfg = config_from_dict({"supernet": None, "trainer": None, **minimal()})
+    assert cfg.supernet == SupernetConfig() and cfg.trainer == TrainerConfig()
+
+
+def test_numbers_from_yaml_text():
+    """YAML 1.1 reads 1e-3 as a string: a float key takes it; an int key takes 3.0 but not '3' or True."""
+    cfg = config_from_dict(minimal(supernet={"lr": "1e-3"}), overrides=["retrain.lr=5e-4", "search.budget=20.0"])
+    assert cfg.supernet.lr == 0.001 and cfg.retrain.lr == 0.0005 and cfg.search.budget == 20
+    raw = minimal(search={"budget": "20", "population": True}, supernet={"lr": ".nan", "momentum": float("inf")})
+    text = "\n".join(problems_of(raw))
+    assert "search.budget: expected int, got '20'" in text
+    assert "search.population: expected int, got True" in text
+    assert "supernet.lr: expected float, got '.nan'" in text
+    assert "supernet.momentum: inf is not a finite number" in text
+
+
+@pytest.mark.parametrize(
+    "key, choices",
+    [("data.source", SOURCES), ("supernet.optimizer", OPTIMIZERS), ("retrain.schedule", SCHEDULES),
+     ("supernet.sampler", SAMPLERS), ("search.strategy", STRATEGIES), ("search.projection", PROJECTIONS),
+     ("steering.fitness", FITNESS_MODES), ("steering.evidence", EVIDENCE_MODES), ("steering.narrow_by", NARROW_BY),
+     ("space.stages[0].select", SELECT_MODES)],
+)  # fmt: skip
+def test_choices_are_declared_once(key, choices):
+    assert f"cfg.yaml: {key}: 'bogus' is not one of {', '.join(choices)}" in problems_of(minimal(), [f"{key}=bogus"])
+    if key != "data.source":  # the other sources need a path
+        for choice in choices:
+            config_from_dict(minimal(), overrides=[f"{key}={choice}"])
 
 
 @pytest.mark.parametrize(

@@ -15,8 +15,9 @@ from nasnav.model.supernet import build_network
 from nasnav.space import SearchSpace
 from nasnav.store.io import read_json, write_json
 from nasnav.workflow import export, retrain
-from nasnav.workflow.pipeline import score_candidates
-from nasnav.workflow.runs import create_run, load_data, round_space, train_supernet
+from nasnav.workflow.runs import create_run, load_data, round_space
+from nasnav.workflow.search import score_candidates
+from nasnav.workflow.supernet import train_supernet
 
 REPO = Path(__file__).resolve().parent.parent
 ARCH = "conv3x3/conv3x3+skip/dilconv3x3"

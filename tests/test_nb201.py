@@ -23,7 +23,8 @@ from bench.nb201_data import EDGES, OPS, RestrictedUnpickler, installed_table, l
 from nasnav.analysis.fitness import fitness_table
 from nasnav.config import SteeringConfig
 from nasnav.space import SearchSpace, Stage
-from nasnav.steering.policy import apply_actions, decide, narrow_actions, narrow_limit, propose_actions
+from nasnav.steering.actions import apply_actions
+from nasnav.steering.policy import decide, narrow_actions, narrow_limit, propose_actions
 
 ANB_SHA256 = "85f3435b877aa2d36268d55ce07f6ff6d73643d17a840f1941745da5eb80db32"  # analog-nasbench 0.1.3's data.anb
 

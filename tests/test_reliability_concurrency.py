@@ -20,11 +20,12 @@ import pytest
 from nasnav import cli
 from nasnav.config import config_from_dict, preset_path
 from nasnav.jobs.control import JobLock, JobRunning, running_job, start_job, stop_job
-from nasnav.steering import policy as steering
 from nasnav.store.io import read_json, read_yaml
 from nasnav.store.process import pid_alive
 from nasnav.store.run_dir import RunDir
-from nasnav.workflow.runs import create_run, train_supernet
+from nasnav.workflow import decisions as steering
+from nasnav.workflow.runs import create_run
+from nasnav.workflow.supernet import train_supernet
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 REPO = Path(__file__).resolve().parents[1]

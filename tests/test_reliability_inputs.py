@@ -32,7 +32,8 @@ from nasnav.config import config_from_dict, preset_path
 from nasnav.store import layout
 from nasnav.store.io import read_json, read_yaml
 from nasnav.store.run_dir import RunDir
-from nasnav.workflow.runs import create_run, save_supernet, train_supernet
+from nasnav.workflow.runs import create_run
+from nasnav.workflow.supernet import save_supernet, train_supernet
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -434,7 +435,7 @@ def test_cut_off_candidates_row_is_dropped_and_search_continues(base_run, tmp_pa
     csv = run.round_dir(0) / "candidates.csv"
     csv.write_bytes(csv.read_bytes() + b"0,conv3x3/avgpool3x3/sk")  # a writer killed mid-row
     assert cli.main(["evaluate", str(path), "--n", "2"]) == 0
-    from nasnav.search.loop import read_candidates
+    from nasnav.store.records import read_candidates
 
     df = read_candidates(run, 0)
     assert len(df) == 5 and not df["arch"].duplicated().any() and df["one_shot_acc"].notna().all()

@@ -27,12 +27,14 @@ import torch
 from nasnav import cli
 from nasnav.config import config_from_dict, preset_path
 from nasnav.jobs.control import running_job, start_job
-from nasnav.search.loop import read_candidates
 from nasnav.store import layout
 from nasnav.store.io import read_csv, read_json, read_yaml
 from nasnav.store.process import pid_alive
+from nasnav.store.records import read_candidates
 from nasnav.store.run_dir import RunDir, list_runs
-from nasnav.workflow.runs import create_run, load_checkpoint, train_supernet
+from nasnav.train import trainer
+from nasnav.workflow.runs import create_run
+from nasnav.workflow.supernet import load_checkpoint, train_supernet
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -286,7 +288,7 @@ class FullDisk:
     def install(self, monkeypatch):
         import builtins
 
-        import nasnav.store.run_dir as runs
+        import nasnav.store.io as runs
 
         real_os = os
 
@@ -333,10 +335,9 @@ def test_disk_full_during_search_keeps_saved_candidates(trained, tmp_path, monke
 
 
 def test_disk_full_while_saving_a_checkpoint_keeps_the_previous_one(tmp_path, monkeypatch, capsys):
-    import nasnav.store.run_dir as runs
 
     run = make_run(tmp_path / "ckfull", "supernet.epochs=3")
-    real = runs.atomic_write_bytes
+    real = trainer.atomic_write_bytes
     saved = []
 
     def flaky(path, data):
@@ -346,7 +347,7 @@ def test_disk_full_while_saving_a_checkpoint_keeps_the_previous_one(tmp_path, mo
         if Path(path).name == "last.ckpt":
             saved.append(sha(Path(path)))
 
-    monkeypatch.setattr(runs, "atomic_write_bytes", flaky)
+    monkeypatch.setattr(trainer, "atomic_write_bytes", flaky)  # what writes Lightning's checkpoints
     assert cli.main(["supernet", str(run.path)]) == 2
     err = capsys.readouterr().err
     assert "disk full" in err and "last.ckpt" in err and "Traceback" not in err, err

@@ -87,7 +87,7 @@ def _evil_torch(path: Path, marker: Path, wrap=lambda e: {"state_dict": e}) -> N
 def test_code_in_a_pickle_is_never_run(loader, tmp_path):
     marker = tmp_path / "pwned"
     if loader == "supernet_ckpt":
-        from nasnav.workflow.runs import load_checkpoint
+        from nasnav.workflow.supernet import load_checkpoint
 
         _evil_torch(tmp_path / "supernet.ckpt", marker)
         with pytest.raises(ValueError, match=r"supernet\.ckpt: not a readable nasnav checkpoint \(it names Python code \(posix\.system\)"):
@@ -296,7 +296,7 @@ def test_checkpoints_carry_plain_data_only(tmp_path):
     from nasnav.config import config_from_dict
     from nasnav.data.splits import InputSpec
     from nasnav.train.modules import SupernetModule
-    from nasnav.workflow.runs import save_supernet
+    from nasnav.workflow.supernet import save_supernet
 
     cfg = config_from_dict(read_yaml(preset_path("tiny")), "tiny")
     space = cfg.search_space()

@@ -7,11 +7,13 @@ import torch
 
 from nasnav.config import load_config
 from nasnav.model.supernet import build_network
+from nasnav.stop import JobStopped, clear_stop, request_stop
 from nasnav.store.io import read_csv, read_json
+from nasnav.store.records import read_finals
 from nasnav.workflow import retrain
-from nasnav.workflow import runs as pipeline
-from nasnav.workflow.pipeline import score_candidates
-from nasnav.workflow.runs import JobStopped, create_run, load_data, round_space, train_supernet
+from nasnav.workflow.runs import create_run, load_data, round_space
+from nasnav.workflow.search import score_candidates
+from nasnav.workflow.supernet import train_supernet
 
 REPO = Path(__file__).resolve().parent.parent
 FAST = ["steering.autopilot=false", "supernet.epochs=2", "search.budget=8", "retrain.epochs=2"]
@@ -94,7 +96,7 @@ def test_stop_between_seeds_keeps_finished_ones(tiny, monkeypatch):
         calls.append(1)
         out = real(*a, **k)
         if len(calls) == 1:
-            monkeypatch.setattr(pipeline, "_STOP", {"requested": True})  # as SIGTERM would
+            request_stop()  # as SIGTERM would
         return out
 
     monkeypatch.setattr(retrain, "train_standalone", train_then_stop)
@@ -104,8 +106,8 @@ def test_stop_between_seeds_keeps_finished_ones(tiny, monkeypatch):
     d = run.final_dir(key)
     assert len(calls) == 1 and len(read_csv(d / "seeds.csv")) == 1 and (d / "weights.pt").exists()
     assert not (d / "metrics.json").exists()  # not a finished result yet: not listed in read_finals
-    assert key not in list(retrain.read_finals(run)["key"])
-    monkeypatch.setattr(pipeline, "_STOP", {"requested": False})
+    assert key not in list(read_finals(run)["key"])
+    clear_stop()
     m = retrain.retrain(run, cfg, space, arch, seeds=3)
     assert len(calls) == 3 and m["seeds"] == 3  # resumed: only the two missing seeds trained
 
@@ -123,7 +125,7 @@ def test_read_finals_has_the_results_table_columns(tiny):
     run, cfg = tiny
     space = round_space(run, cfg)
     retrain.retrain(run, cfg, space, space.parse("conv3x3/conv1x1/conv3x3"))
-    df = retrain.read_finals(run)
+    df = read_finals(run)
     assert len(df) >= 1
     for c in (
         "arch",
@@ -137,7 +139,7 @@ def test_read_finals_has_the_results_table_columns(tiny):
         "train_seconds",
     ):
         assert c in df.columns
-    empty = retrain.read_finals(type(run)(run.path / "nowhere"))
+    empty = read_finals(type(run)(run.path / "nowhere"))
     assert list(empty.columns)[:3] == ["arch", "test_acc", "test_acc_std"] and len(empty) == 0
 
 

@@ -9,17 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nasnav.search.loop import (
-    Constraints,
-    crossover,
-    mutate,
-    plan_budget,
-    read_candidates,
-    run_search,
-    search_state,
-)
+from nasnav.search.loop import Constraints, crossover, mutate, plan_budget, run_search
 from nasnav.space import SearchSpace, Stage
 from nasnav.store.io import write_yaml
+from nasnav.store.records import read_candidates, search_state
 from nasnav.store.run_dir import RunDir
 
 
@@ -185,8 +178,8 @@ def test_seconds_budget_and_extra_metric_columns(tmp_path):
 
 def test_score_candidates_uses_strategy_and_fill(tmp_path):
     from nasnav.config import load_config
-    from nasnav.workflow.pipeline import score_candidates
     from nasnav.workflow.runs import create_run
+    from nasnav.workflow.search import score_candidates
 
     cfg = load_config("configs/tiny.yaml", ["search.strategy=evolution", "search.budget=30"])
     run = create_run(cfg, tmp_path / "run")

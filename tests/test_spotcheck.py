@@ -8,11 +8,13 @@ import pytest
 
 from nasnav.cli import main
 from nasnav.config import load_config
+from nasnav.stop import JobStopped, clear_stop, request_stop
 from nasnav.store.io import read_csv, read_json
-from nasnav.workflow import runs as pipeline
+from nasnav.store.records import read_spotcheck
 from nasnav.workflow import spotcheck
-from nasnav.workflow.pipeline import score_candidates
-from nasnav.workflow.runs import JobStopped, create_run, train_supernet
+from nasnav.workflow.runs import create_run
+from nasnav.workflow.search import score_candidates
+from nasnav.workflow.supernet import train_supernet
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -125,7 +127,7 @@ def test_spotcheck_writes_pairs_statistics_and_progress(tiny):
         "pairs",
     ):
         assert k in saved
-    assert saved["state"] == "done" and spotcheck.read_spotcheck(run)["verdict"] == s["verdict"]
+    assert saved["state"] == "done" and read_spotcheck(run)["verdict"] == s["verdict"]
     status = run.read_status()
     assert status["progress"] == pytest.approx(1.0) and "spot check" in status["message"]
     again = spotcheck.spotcheck(run, cfg, 4)  # everything reused
@@ -134,19 +136,17 @@ def test_spotcheck_writes_pairs_statistics_and_progress(tiny):
 
 def test_stopped_spotcheck_keeps_finished_pairs_and_resumes(tiny, monkeypatch):
     run, cfg = tiny
-    from nasnav.workflow import retrain
-
     calls = []
-    train = retrain.train_standalone
+    train = spotcheck.train_standalone
 
     def counting(*a, **k):
         calls.append(a[4])
         out = train(*a, **k)
         if len(calls) == 3:
-            monkeypatch.setattr(pipeline, "_STOP", {"requested": True})  # as SIGTERM would
+            request_stop()  # as SIGTERM would
         return out
 
-    monkeypatch.setattr(retrain, "train_standalone", counting)
+    monkeypatch.setattr(spotcheck, "train_standalone", counting)
     with pytest.raises(JobStopped):
         spotcheck.spotcheck(run, cfg, 5, epochs=2)
     rdir = run.round_dir(0)
@@ -155,7 +155,7 @@ def test_stopped_spotcheck_keeps_finished_pairs_and_resumes(tiny, monkeypatch):
     runs = read_csv(rdir / "spotcheck_runs.csv")
     assert (runs["epochs"] == 2).sum() == 3
     assert read_json(rdir / "spotcheck.json")["state"] == "stopped"
-    monkeypatch.setattr(pipeline, "_STOP", {"requested": False})
+    clear_stop()
     s = spotcheck.spotcheck(run, cfg, 5, epochs=2)
     assert len(calls) == 10 and s["trained_now"] == 7 and s["n"] == 5  # the three finished trainings reused
     assert len(read_csv(rdir / "spotcheck.csv")) == 5

@@ -13,26 +13,15 @@ import pytest
 
 from nasnav.analysis.fitness import fitness_table
 from nasnav.config import SteeringConfig, load_config
-from nasnav.search.loop import read_candidates
 from nasnav.space import SearchSpace, Stage
-from nasnav.steering.policy import (
-    apply_decision,
-    autopilot_round,
-    combine_selections,
-    history,
-    load_space,
-    proposal,
-    propose,
-    propose_actions,
-    read_decisions,
-    redo,
-    search_passes,
-    selection_actions,
-    undo,
-)
+from nasnav.steering.actions import combine_selections, selection_actions
+from nasnav.steering.policy import propose_actions
+from nasnav.store.records import read_candidates, read_decisions, read_space
 from nasnav.store.run_dir import RunDir
-from nasnav.workflow.pipeline import score_candidates
+from nasnav.workflow.autopilot import autopilot_round
+from nasnav.workflow.decisions import apply_decision, history, proposal, propose, redo, search_passes, undo
 from nasnav.workflow.runs import create_run
+from nasnav.workflow.search import score_candidates
 
 HARM = {("s1", "skip"): -0.2, ("s1", "maxpool3x3"): -0.1, ("s3", "dilconv3x3"): -0.15, ("s2", "conv3x3"): 0.05}
 
@@ -84,7 +73,7 @@ def test_decision_writes_the_next_round_with_its_evidence(tiny):
     k = apply_decision(run, cfg, [{"op": "prune", "stage": "s1", "component": "skip"},
                                   {"op": "pin", "stage": "1", "choice": "conv3x3+skip"}])
     assert k == 1 and run.current_round() == 1
-    space = load_space(run, 1)
+    space = read_space(run, 1)
     assert space.stages[0].pruned == ("skip",) and space.stages[1].pinned == ("conv3x3", "skip")
     (rec,) = read_decisions(run, 0)
     assert rec["status"] == "applied" and rec["source"] == "analyst" and rec["next_round"] == 1
@@ -95,7 +84,7 @@ def test_decision_writes_the_next_round_with_its_evidence(tiny):
     assert list(h["round"]) == [0, 1] and list(h["current"]) == [False, True]
     assert h.loc[0, "decisions"] == "prune s1:skip; pin s2:conv3x3+skip" and h.loc[0, "candidates"] == 60
     k = apply_decision(run, cfg, [{"op": "restore", "stage": "s1", "component": "skip"}])
-    assert load_space(run, k).stages[0].active == ("conv3x3", "sepconv3x3", "maxpool3x3", "skip")
+    assert read_space(run, k).stages[0].active == ("conv3x3", "sepconv3x3", "maxpool3x3", "skip")
 
 
 def test_undo_redo_survive_a_restart_and_a_new_branch_keeps_the_old_files(tiny):
@@ -113,7 +102,7 @@ def test_undo_redo_survive_a_restart_and_a_new_branch_keeps_the_old_files(tiny):
     assert undo(RunDir(run.path)) == 0
     # a different decision on round 0 replaces rounds 1-2, which move (whole) to rounds/abandoned/
     apply_decision(run, cfg, [{"op": "prune", "stage": "s1", "component": "maxpool3x3"}])
-    assert run.rounds() == [0, 1] and load_space(run, 1).stages[0].pruned == ("maxpool3x3",)
+    assert run.rounds() == [0, 1] and read_space(run, 1).stages[0].pruned == ("maxpool3x3",)
     (moved,) = list((run.path / "rounds" / "abandoned").iterdir())
     assert len(pd.read_csv(moved / "001" / "candidates.csv")) == 10 and (moved / "002" / "space.yaml").exists()
     recs = read_decisions(run, 0)
@@ -195,7 +184,7 @@ def test_autopilot_with_the_defaults_extends_narrows_and_searches_the_narrowed_s
     said = []
     while autopilot_round(run, cfg, say=said.append, evaluator=ev):
         pass
-    final = load_space(run, run.current_round(), cfg.kind)
+    final = read_space(run, run.current_round(), cfg.kind)
     assert run.rounds() == [0, 1] and search_passes(run, 1) == 3 and final.size() <= 4
     decisions = read_decisions(run, 0)
     assert decisions[0]["status"] == "extend" and len(read_candidates(run, 0)) == 120  # 60 + 60 more

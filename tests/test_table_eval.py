@@ -10,11 +10,13 @@ import pytest
 from nasnav.analysis.fitness import evidence_frame, fitness_table
 from nasnav.config import load_config
 from nasnav.score.table import TableEvaluator
-from nasnav.search.loop import read_candidates, run_search
+from nasnav.search.loop import run_search
 from nasnav.space import SearchSpace, Stage
-from nasnav.steering.policy import autopilot_round, load_space, read_decisions, search_passes
+from nasnav.store.records import read_candidates, read_decisions, read_space
 from nasnav.store.run_dir import RunDir
-from nasnav.workflow.pipeline import run_round
+from nasnav.workflow.autopilot import autopilot_round
+from nasnav.workflow.decisions import search_passes
+from nasnav.workflow.round import run_round
 from nasnav.workflow.runs import create_run
 
 TINY = ["search.projection=pca", "search.budget=30", "steering.min_frequency=3", "steering.protect_top=3",
@@ -138,7 +140,7 @@ def test_autopilot_narrows_before_its_last_pass_and_searches_the_narrowed_space(
     while autopilot_round(run, cfg, say=said.append, evaluator=ev):
         pass
     last = run.current_round()
-    final = load_space(run, last, cfg.kind)
+    final = read_space(run, last, cfg.kind)
     assert final.size() <= 6 < space.size()
     narrowing = [a for a in read_decisions(run, last - 1)[-1]["actions"] if "narrowing" in a.get("reason", "")]
     assert narrowing and search_passes(run, last) == 3

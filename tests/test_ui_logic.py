@@ -11,7 +11,6 @@ from nasnav.store.io import write_yaml
 from nasnav.store.run_dir import RunDir
 from nasnav.ui import guide, selection, space_edit, state
 from nasnav.ui import queue as jobq
-from nasnav.ui.store import fallback_layout
 from nasnav.workflow.runs import create_run
 
 
@@ -105,12 +104,12 @@ def test_job_queue_runs_one_job_at_a_time_and_pauses_after_a_failure(run, monkey
     monkeypatch.setattr(jobq, "start_job", fake_start)
     live = {"job": None}
     monkeypatch.setattr(jobq, "running_job", lambda r: live["job"])
-    items = jobq.retrain_items(run, ["a/b", "c/d"], seeds=2, export=True)
-    assert [i["job"] for i in items] == ["retrain", "export", "retrain", "export"]
+    items = jobq.retrain_items(run, ["a/b", "c/d", "e/f"], seeds=2)
+    assert [i["job"] for i in items] == ["retrain", "retrain", "retrain"]  # each retrain job exports its network
     assert items[0]["args"] == ["retrain", str(run.path), "--arch", "a/b", "--seeds", "2"]
     jobq.enqueue(run, items)
     jobq.enqueue(run, items[:1])  # duplicates are not queued twice
-    assert len(jobq.items(run)) == 4
+    assert len(jobq.items(run)) == 3
     assert jobq.advance(run)["arch"] == "a/b"
     assert jobq.current(run)["job"] == "retrain"
     live["job"] = {"pid": 1, "job": "retrain"}
@@ -118,9 +117,9 @@ def test_job_queue_runs_one_job_at_a_time_and_pauses_after_a_failure(run, monkey
     live["job"] = None
     run.write_status(state="failed", job="retrain")
     assert jobq.advance(run) is None  # paused after a failure
-    assert jobq.resume(run)["job"] == "export"
-    run.write_status(state="done", job="export")
-    assert jobq.advance(run)["arch"] == "c/d"
+    assert jobq.resume(run)["arch"] == "c/d"
+    run.write_status(state="done", job="retrain")
+    assert jobq.advance(run)["arch"] == "e/f"
     jobq.clear(run)
     assert jobq.items(run) == []
     assert len(started) == 3
@@ -180,13 +179,6 @@ def test_space_editor_edits_validate_and_save(run):
     with pytest.raises(ValueError, match="expected a space"):
         space_edit.space_from_upload({"data": {}}, "x.yaml")
     assert space_edit.space_from_upload(cfg.to_dict(), "c.yaml")["stages"]
-
-
-def test_fallback_layout_is_stable(small_space):
-    archs = ["conv3x3/conv1x1/dilconv3x3", "skip/conv1x1+skip/conv5x5"]
-    a = fallback_layout(small_space, archs)
-    b = fallback_layout(small_space, list(reversed(archs)))
-    assert a.set_index("arch").loc[archs[0]].tolist() == b.set_index("arch").loc[archs[0]].tolist()
 
 
 def test_the_job_poll_sees_a_finished_job_let_go_of_the_run(run):

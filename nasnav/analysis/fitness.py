@@ -1,5 +1,5 @@
 """What the evaluated candidates of a round say: fitness per component, importance per stage,
-and the 2-D projection for the scatterplot (``nasnav.analysis.projection``, re-exported here).
+(the scatterplot's projection is ``nasnav.analysis.projection``).
 
 Fitness of a component (stage s, component c) answers "how much better are candidates with c
 than without it". Two estimators:
@@ -36,12 +36,10 @@ import math
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
-from nasnav.analysis.projection import METHODS, Projector, get_projector, project  # noqa: F401 (re-exported)
+from nasnav.errors import InvalidInput
 from nasnav.space import SearchSpace
-from nasnav.store import layout
-from nasnav.store.io import write_csv
-from nasnav.store.run_dir import RunDir
 
 FITNESS_COLUMNS = ["stage", "component", "fitness", "ci_low", "ci_high", "frequency", "mean_with", "mean_without",
                    "best_with", "top_with", "in_top", "pruned", "pinned", "active"]
@@ -148,12 +146,11 @@ def fitness_table(df: pd.DataFrame, space: SearchSpace, confidence: float = 0.95
     candidates (of the latest round, if ``df`` has a ``round`` column), and the pruned / pinned /
     active flags. Candidates outside ``space`` are ignored; fitness is NaN where it cannot be
     estimated (never or always used)."""
-    from scipy import stats
 
     if method not in FITNESS_METHODS:
-        raise ValueError(f"fitness method '{method}' is unknown; methods: {', '.join(FITNESS_METHODS)}")
+        raise InvalidInput(f"fitness method '{method}' is unknown; methods: {', '.join(FITNESS_METHODS)}")
     if not 0 < confidence < 1:
-        raise ValueError(f"confidence {confidence} must lie strictly between 0 and 1")
+        raise InvalidInput(f"confidence {confidence} must lie strictly between 0 and 1")
     m, y, archs = design(df, space)
     n = len(y)
     cols = _estimable(m) if n else []
@@ -217,22 +214,12 @@ def evidence_frame(rounds: list[pd.DataFrame], evidence: str = "round") -> pd.Da
     ``round``: the latest round's; ``all``: every round's, an architecture scored in several rounds
     keeping its latest score (fitness ignores those outside the current space)."""
     if evidence not in EVIDENCE:
-        raise ValueError(f"steering.evidence: '{evidence}' is not one of {', '.join(EVIDENCE)}")
+        raise InvalidInput(f"steering.evidence: '{evidence}' is not one of {', '.join(EVIDENCE)}")
     frames = [f for f in rounds if f is not None and len(f)]
     if evidence == "round" or not frames:
         return rounds[-1] if rounds else pd.DataFrame(columns=["arch", "one_shot_acc"])
     pooled = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
     return pooled.drop_duplicates("arch", keep="last").reset_index(drop=True)
-
-
-def steering_candidates(run: RunDir, cfg, k: int) -> pd.DataFrame:
-    """The candidates behind round k's fitness: round k's, or with ``steering.evidence: all`` those
-    of rounds 0..k (the current branch: abandoned rounds live elsewhere)."""
-    from nasnav.search.loop import read_candidates
-
-    evidence = getattr(cfg.steering, "evidence", "round")
-    ks = [j for j in run.rounds() if j <= k] if evidence == "all" else [k]
-    return evidence_frame([read_candidates(run, j) for j in ks] or [read_candidates(run, k)], evidence)
 
 
 def stage_importance(df: pd.DataFrame, space: SearchSpace) -> pd.DataFrame:
@@ -256,39 +243,3 @@ def stage_importance(df: pd.DataFrame, space: SearchSpace) -> pd.DataFrame:
                 imp[s.name] = float(min(1.0, part.var() / y.var()))
     return pd.DataFrame({"stage": list(imp), "importance": list(imp.values()), "r2": r2})
 
-
-def _load_space(run: RunDir, k: int, kind: str | None) -> SearchSpace:
-    from nasnav.store.io import read_yaml
-
-    return SearchSpace.from_dict(read_yaml(run.round_dir(k) / layout.SPACE), kind).validate(where=f"round {k} space")
-
-
-def run_projector(run: RunDir, cfg) -> Projector:
-    """The run's Projector: fitted on the original space of its config, cached in RUN/projection/."""
-    method, seed = cfg.search.projection, cfg.seed
-    size = getattr(cfg.search, "projection_reference", 1000)
-    cache = run.path / "projection" / f"{method}-hamming-seed{seed}-n{size}.npz"
-    return get_projector(cfg.search_space().unpruned(), method, seed, "hamming", size, cache)
-
-
-def analyze_round(run: RunDir, cfg, k: int | None = None) -> dict:
-    """Fitness, stage importance and projection of round k's candidates, written to
-    rounds/k/fitness.csv, importance.csv and projection.csv; returns the three frames."""
-    from nasnav.search.loop import read_candidates
-
-    k = run.current_round() if k is None else k
-    space = _load_space(run, k, cfg.kind)
-    df = read_candidates(run, k)
-    evidence = steering_candidates(run, cfg, k)
-    fit = steering_fitness(evidence, space, cfg.steering, cfg.seed)
-    imp = stage_importance(evidence, space)
-    archs = list(dict.fromkeys(df["arch"].astype(str))) if len(df) else []
-    proj = pd.DataFrame(columns=["arch", "x", "y"])
-    if archs:
-        xy = run_projector(run, cfg).transform(archs)
-        proj = pd.DataFrame({"arch": archs, "x": xy[:, 0], "y": xy[:, 1]})
-    rdir = run.ensure_round_dir(k)
-    write_csv(rdir / layout.FITNESS, fit)
-    write_csv(rdir / layout.IMPORTANCE, imp)
-    write_csv(rdir / layout.PROJECTION, proj)
-    return {"fitness": fit, "importance": imp, "projection": proj}

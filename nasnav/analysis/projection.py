@@ -30,8 +30,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from sklearn.manifold import TSNE, ClassicalMDS, smacof
 
+from nasnav.errors import InvalidInput
 from nasnav.space import SearchSpace
+from nasnav.store.io import atomic_write_bytes
 
 METHODS = ("mds", "tsne", "umap", "pca")
 METRICS = ("hamming", "jaccard")
@@ -42,9 +45,9 @@ CHUNK = 1000  # rows of the (new x reference) distance matrix computed at once
 
 def _check(method: str, metric: str) -> None:
     if method not in METHODS:
-        raise ValueError(f"projection method '{method}' is unknown; methods: {', '.join(METHODS)}")
+        raise InvalidInput(f"projection method '{method}' is unknown; methods: {', '.join(METHODS)}")
     if metric not in METRICS:
-        raise ValueError(f"projection metric '{metric}' is unknown; metrics: {', '.join(METRICS)}")
+        raise InvalidInput(f"projection metric '{metric}' is unknown; metrics: {', '.join(METRICS)}")
 
 
 def distances(a: np.ndarray, b: np.ndarray, metric: str = "hamming") -> np.ndarray:
@@ -105,7 +108,7 @@ class Projector:
                         out[i, self._offsets[st] + self._index[st][c]] = 1
             except KeyError:
                 self.space.parse(str(text), check_active=False)  # raises with a precise message
-                raise ValueError(f"architecture '{text}' does not fit the space") from None
+                raise InvalidInput(f"architecture '{text}' does not fit the space") from None
         return out
 
     def _reference(self, size: int) -> list[str]:
@@ -142,7 +145,6 @@ class Projector:
         if n <= 3:
             return np.column_stack([np.arange(n, dtype=float), np.zeros(n)])
         if self.method == "mds":
-            from sklearn.manifold import ClassicalMDS, smacof
 
             d = distances(x, x, self.metric)
             init = ClassicalMDS(n_components=2, metric="precomputed").fit_transform(d)
@@ -150,7 +152,6 @@ class Projector:
             xy, _ = smacof(d, n_components=2, init=init, n_init=1, max_iter=200, random_state=self.seed)
             return xy
         if self.method == "tsne":
-            from sklearn.manifold import TSNE
 
             metric = "euclidean" if self.metric == "hamming" else "jaccard"  # euclidean on masks = sqrt(Hamming)
             data = x if metric == "euclidean" else x.astype(bool)
@@ -194,7 +195,6 @@ class Projector:
     def _save(self, path: str | Path, xy: np.ndarray) -> None:
         if self.method == "pca":
             return  # linear and instant: nothing worth caching
-        from nasnav.store.io import atomic_write_bytes
 
         buf = io.BytesIO()
         np.savez(buf, meta=np.array(self._meta()), archs=np.array(self.ref_archs), xy=xy)

@@ -20,6 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
+from PIL import Image, UnidentifiedImageError
+
+from nasnav.errors import InvalidInput
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 MNIST1D_CACHE_NAME = "mnist1d-default-v1.npz"
@@ -124,7 +128,7 @@ def confine_path(path: str | Path, key: str = "data.path") -> Path:
     """
     text = str(path)
     if "\x00" in text:
-        raise ValueError(f"{key}: {text!r} contains a NUL character; give a plain file or folder path")
+        raise InvalidInput(f"{key}: {text!r} contains a NUL character; give a plain file or folder path")
     root = data_root()
     if root is None:
         return Path(text).expanduser()
@@ -132,9 +136,9 @@ def confine_path(path: str | Path, key: str = "data.path") -> Path:
     try:
         resolved = (p if p.is_absolute() else root / p).resolve()
     except (OSError, RuntimeError) as e:  # e.g. a symbolic link loop
-        raise ValueError(f"{key}: '{text}' cannot be resolved ({e})") from None
+        raise InvalidInput(f"{key}: '{text}' cannot be resolved ({e})") from None
     if not resolved.is_relative_to(root):
-        raise ValueError(
+        raise InvalidInput(
             f"{key}: '{text}' is outside the data root {root} ({DATA_ROOT_ENV}); this server only reads data "
             "from that folder: give a path inside it (relative paths are taken from the root)"
         )
@@ -150,18 +154,17 @@ def _inside_root(file: Path, key: str = "data.path") -> None:
 # ---- folder of images ------------------------------------------------------------------------
 def _existing_dir(path: str | None, what: str) -> Path:
     if not path:
-        raise ValueError(f"data.path: required for this source; point it at {what}")
+        raise InvalidInput(f"data.path: required for this source; point it at {what}")
     p = confine_path(path)
     if not p.exists():
-        raise ValueError(f"data.path: '{p}' does not exist; point data.path at {what}")
+        raise InvalidInput(f"data.path: '{p}' does not exist; point data.path at {what}")
     if not p.is_dir():
-        raise ValueError(f"data.path: '{p}' is not a directory; point data.path at {what}")
+        raise InvalidInput(f"data.path: '{p}' is not a directory; point data.path at {what}")
     return p
 
 
 def _read_image(file: Path, image_size: int | None, grayscale: bool) -> np.ndarray:
     """One image as uint8 (H, W) or (H, W, 3)."""
-    from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(file) as img:
@@ -170,7 +173,7 @@ def _read_image(file: Path, image_size: int | None, grayscale: bool) -> np.ndarr
                 img = img.resize((image_size, image_size), Image.Resampling.BILINEAR)
             return np.asarray(img, dtype=np.uint8)
     except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError, ValueError) as e:
-        raise ValueError(f"data.path: cannot read image '{file}' ({e}); remove or replace the file") from None
+        raise InvalidInput(f"data.path: cannot read image '{file}' ({e}); remove or replace the file") from None
 
 
 def read_folder(path: str | None, image_size: int | None, grayscale: bool) -> RawData:
@@ -179,16 +182,16 @@ def read_folder(path: str | None, image_size: int | None, grayscale: bool) -> Ra
     root = _existing_dir(path, what)
     class_dirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
     if not class_dirs:
-        raise ValueError(f"data.path: '{root}' has no class subfolders; point data.path at {what}")
+        raise InvalidInput(f"data.path: '{root}' has no class subfolders; point data.path at {what}")
     if len(class_dirs) < 2:
-        raise ValueError(f"data.path: '{root}' has only one class folder ('{class_dirs[0].name}'); need at least 2")
+        raise InvalidInput(f"data.path: '{root}' has only one class folder ('{class_dirs[0].name}'); need at least 2")
     xs, ys = [], []
     by_size: dict[tuple, list[Path]] = defaultdict(list)  # shape -> files, to explain a mismatch
     for label, d in enumerate(class_dirs):
         _inside_root(d)
         files = sorted(f for f in d.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
         if not files:
-            raise ValueError(f"data.path: class folder '{d}' holds no images ({', '.join(IMAGE_SUFFIXES)})")
+            raise InvalidInput(f"data.path: class folder '{d}' holds no images ({', '.join(IMAGE_SUFFIXES)})")
         for f in files:
             _inside_root(f)
             arr = _read_image(f, image_size, grayscale)
@@ -197,7 +200,7 @@ def read_folder(path: str | None, image_size: int | None, grayscale: bool) -> Ra
             ys.append(label)
     if len(by_size) > 1:
         sizes = ", ".join(f"{s[1]}x{s[0]} ({len(fs)} images, e.g. '{fs[0]}')" for s, fs in by_size.items())
-        raise ValueError(f"data.path: images differ in size: {sizes}; set data.image_size to resize them all")
+        raise InvalidInput(f"data.path: images differ in size: {sizes}; set data.image_size to resize them all")
     x = np.stack(xs)
     x = x[:, None] if grayscale else x.transpose(0, 3, 1, 2)  # (N,H,W) / (N,H,W,3) -> (N,C,H,W)
     return RawData(np.ascontiguousarray(x), np.asarray(ys, np.int64), tuple(d.name for d in class_dirs), "image")
@@ -230,7 +233,7 @@ class RestrictedUnpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str) -> Any:
         if (module, name) in self.allowed:
             return self.allowed[(module, name)]
-        raise ValueError(
+        raise InvalidInput(
             f"data.path: '{self.name}' refers to '{module}.{name}', which a CIFAR batch never needs; "
             "refusing to load it (only numpy arrays, lists and dicts are allowed)"
         )
@@ -245,9 +248,9 @@ def load_restricted_pickle(file: Path) -> Any:
     except ValueError as e:
         if str(e).startswith("data.path:"):  # RestrictedUnpickler's refusal says what it refused
             raise
-        raise ValueError(f"data.path: '{file}' is not a readable CIFAR batch (ValueError: {e})") from None
+        raise InvalidInput(f"data.path: '{file}' is not a readable CIFAR batch (ValueError: {e})") from None
     except Exception as e:  # truncated or not a pickle at all
-        raise ValueError(f"data.path: '{file}' is not a readable CIFAR batch ({type(e).__name__}: {e})") from None
+        raise InvalidInput(f"data.path: '{file}' is not a readable CIFAR batch ({type(e).__name__}: {e})") from None
 
 
 def _cifar_layout(root: Path) -> tuple[list[Path], bytes, Path, bytes]:
@@ -257,7 +260,7 @@ def _cifar_layout(root: Path) -> tuple[list[Path], bytes, Path, bytes]:
         return [*train, root / "test_batch"], b"labels", root / "batches.meta", b"label_names"
     if (root / "train").is_file():
         return [root / "train", root / "test"], b"fine_labels", root / "meta", b"fine_label_names"
-    raise ValueError(
+    raise InvalidInput(
         f"data.path: '{root}' holds no CIFAR batches; expected data_batch_1..5 and test_batch (CIFAR-10) "
         "or train and test (CIFAR-100), as in the python version of the dataset"
     )
@@ -282,11 +285,11 @@ def read_cifar(path: str | None) -> RawData:
         data = batch.get(b"data") if isinstance(batch, dict) else None
         labels = batch.get(label_key) if isinstance(batch, dict) else None
         if not isinstance(data, np.ndarray) or data.ndim != 2 or data.shape[1] != 3072 or labels is None:
-            raise ValueError(
+            raise InvalidInput(
                 f"data.path: '{f}' is not a CIFAR batch (needs b'data' rows of 3072 bytes and {label_key!r})"
             )
         if len(labels) != len(data):
-            raise ValueError(f"data.path: '{f}' has {len(data)} images but {len(labels)} labels")
+            raise InvalidInput(f"data.path: '{f}' has {len(data)} images but {len(labels)} labels")
         xs.append(data.astype(np.uint8).reshape(-1, 3, 32, 32))  # rows are R,G,B planes of 32x32
         ys.append(np.asarray(labels, dtype=np.int64))
     y = np.concatenate(ys)
@@ -296,59 +299,79 @@ def read_cifar(path: str | None) -> RawData:
         if isinstance(m, dict) and isinstance(m.get(names_key), list) and len(m[names_key]) > y.max():
             names = tuple(_as_text(n) for n in m[names_key])
     if y.min() < 0:
-        raise ValueError(f"data.path: negative labels in the CIFAR batches of '{root}'")
+        raise InvalidInput(f"data.path: negative labels in the CIFAR batches of '{root}'")
     return RawData(np.concatenate(xs), y, names, "image")
 
 
 # ---- CSV -------------------------------------------------------------------------------------
 def read_csv(path: str | None, target: str | None) -> RawData:
     """A table with numeric feature columns and one class column (``data.target``)."""
-    import pandas as pd
 
     if not path:
-        raise ValueError("data.path: required for source 'csv'; point it at a .csv file")
+        raise InvalidInput("data.path: required for source 'csv'; point it at a .csv file")
     p = confine_path(path)
     if not p.is_file():
-        raise ValueError(f"data.path: CSV file '{p}' does not exist; point data.path at a .csv file")
+        raise InvalidInput(f"data.path: CSV file '{p}' does not exist; point data.path at a .csv file")
     try:
         df = pd.read_csv(p)
     except Exception as e:  # empty file, bad quoting, binary junk
-        raise ValueError(f"data.path: cannot read '{p}' as CSV ({type(e).__name__}: {e})") from None
+        raise InvalidInput(f"data.path: cannot read '{p}' as CSV ({type(e).__name__}: {e})") from None
     cols = ", ".join(map(str, df.columns))
     if not target:
-        raise ValueError(f"data.target: required for source 'csv'; name the class column, one of: {cols}")
+        raise InvalidInput(f"data.target: required for source 'csv'; name the class column, one of: {cols}")
     if target not in df.columns:
-        raise ValueError(f"data.target: no column '{target}' in '{p}'; columns are: {cols}")
+        raise InvalidInput(f"data.target: no column '{target}' in '{p}'; columns are: {cols}")
     features = df.drop(columns=[target])
     if features.shape[1] == 0:
-        raise ValueError(f"data.path: '{p}' has no feature columns besides the target '{target}'")
+        raise InvalidInput(f"data.path: '{p}' has no feature columns besides the target '{target}'")
     for c in features.columns:
         col = features[c]
         if not pd.api.types.is_numeric_dtype(col):
             text_rows = np.flatnonzero((col.notna() & pd.to_numeric(col, errors="coerce").isna()).to_numpy())
             where = f"{col.iloc[text_rows[0]]!r} on file line {text_rows[0] + 2}" if len(text_rows) else "text"
-            raise ValueError(
+            raise InvalidInput(
                 f"data.path: column '{c}' of '{p}' is not numeric ({where}); "
                 "remove it or encode it as numbers (e.g. one-hot)"
             )
         bad = ~np.isfinite(col.to_numpy(dtype=np.float64))
         if bad.any():
             rows = ", ".join(str(i + 2) for i in np.flatnonzero(bad)[:5])  # +2: header line, 1-based
-            raise ValueError(
+            raise InvalidInput(
                 f"data.path: column '{c}' of '{p}' has {int(bad.sum())} missing or infinite values "
                 f"(file lines {rows}); fill or drop those rows"
             )
     y_raw = df[target]
     if y_raw.isna().any():
-        raise ValueError(
+        raise InvalidInput(
             f"data.target: column '{target}' of '{p}' has {int(y_raw.isna().sum())} empty values; every row needs a class"
         )
     classes = sorted(y_raw.unique(), key=lambda v: (isinstance(v, str), v))
     if len(classes) > max(20, len(df) // 2):
-        raise ValueError(
+        raise InvalidInput(
             f"data.target: column '{target}' has {len(classes)} distinct values in {len(df)} rows; "
             "it looks like a number to predict or an ID, but nasnav classifies: pick a class column"
         )
     index = {v: i for i, v in enumerate(classes)}
     y = y_raw.map(index).to_numpy(dtype=np.int64)
     return RawData(features.to_numpy(dtype=np.float32), y, tuple(str(v) for v in classes), "tabular")
+
+
+RAW_INPUT = {
+    "digits": "8x8 grey-level digit images, float array (N, 1, 8, 8), pixel values 0..16 divided by 16 "
+    "(0..1), as in `sklearn.datasets.load_digits().images[:, None] / 16`",
+    "mnist1d": "MNIST-1D sequences, float array (N, 1, 40), the values `mnist1d.data.make_dataset` gives "
+    "(`x[:, None]`), unscaled",
+    "folder": "images as float arrays (N, C, H, W), 8-bit pixel values divided by 255 (0..1), channels RGB "
+    "(or 1 grey channel with data.grayscale), resized to the training size",
+    "cifar": "CIFAR images as float arrays (N, 3, 32, 32), 8-bit RGB pixel values divided by 255 (0..1)",
+    "csv": "rows of the CSV's numeric feature columns, in file order with the target column removed, "
+    "as a float array (N, F), unscaled",
+}
+
+
+def raw_input_description(data_cfg, spec) -> str:
+    """What a raw input looks like (before ``preprocess``), for model.py and the model card."""
+    text = RAW_INPUT.get(getattr(data_cfg, "source", ""), "inputs as the data source reads them")
+    if getattr(data_cfg, "source", "") == "folder":
+        text += f"; here {tuple(spec.shape)}"
+    return text

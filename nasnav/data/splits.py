@@ -18,6 +18,7 @@ from sklearn.model_selection import train_test_split
 from torch.utils.data import DataLoader, TensorDataset
 
 from nasnav.data import sources
+from nasnav.errors import InvalidInput
 
 SOURCES: tuple[str, ...] = ("digits", "mnist1d", "folder", "cifar", "csv")
 KIND_NDIM = {"image": 3, "sequence": 2, "tabular": 1}  # per-sample dimensions of each kind
@@ -37,11 +38,11 @@ class InputSpec:
         object.__setattr__(self, "shape", tuple(int(s) for s in self.shape))
         object.__setattr__(self, "class_names", tuple(str(c) for c in self.class_names))
         if self.kind not in KIND_NDIM:
-            raise ValueError(f"spec.kind: unknown kind '{self.kind}'; valid: {', '.join(KIND_NDIM)}")
+            raise InvalidInput(f"spec.kind: unknown kind '{self.kind}'; valid: {', '.join(KIND_NDIM)}")
         if len(self.shape) != KIND_NDIM[self.kind]:
-            raise ValueError(f"spec.shape: {self.shape} has the wrong rank for kind '{self.kind}'")
+            raise InvalidInput(f"spec.shape: {self.shape} has the wrong rank for kind '{self.kind}'")
         if self.num_classes != len(self.class_names):
-            raise ValueError(f"spec.num_classes: {self.num_classes} but {len(self.class_names)} class names")
+            raise InvalidInput(f"spec.num_classes: {self.num_classes} but {len(self.class_names)} class names")
 
     def to_dict(self) -> dict:
         """Plain dict of str / int / list, safe for YAML and ``torch.load(weights_only=True)``."""
@@ -57,10 +58,10 @@ class InputSpec:
         """Inverse of ``to_dict``; a missing or unknown key is a ValueError naming it."""
         keys = {"kind", "shape", "num_classes", "class_names"}
         if not isinstance(d, dict):
-            raise ValueError(f"spec: expected a mapping with keys {sorted(keys)}, got {type(d).__name__}")
+            raise InvalidInput(f"spec: expected a mapping with keys {sorted(keys)}, got {type(d).__name__}")
         missing, unknown = keys - d.keys(), d.keys() - keys
         if missing or unknown:
-            raise ValueError(
+            raise InvalidInput(
                 f"spec: missing keys {sorted(missing)}, unknown keys {sorted(unknown)}; expected {sorted(keys)}"
             )
         return cls(str(d["kind"]), tuple(d["shape"]), int(d["num_classes"]), tuple(d["class_names"]))
@@ -93,17 +94,17 @@ def _check_config(cfg: Any) -> None:
     """The checks that matter here even without ``nasnav.config`` (tests, notebooks)."""
     source = getattr(cfg, "source", None)
     if source not in SOURCES:
-        raise ValueError(f"data.source: unknown source {source!r}; valid: {', '.join(SOURCES)}")
+        raise InvalidInput(f"data.source: unknown source {source!r}; valid: {', '.join(SOURCES)}")
     val, test = _opt(cfg, "val_fraction", 0.15), _opt(cfg, "test_fraction", 0.15)
     for key, f in (("val_fraction", val), ("test_fraction", test)):
         if not isinstance(f, (int, float)) or not 0 < f < 1:
-            raise ValueError(f"data.{key}: {f!r} must be a number between 0 and 1 (exclusive)")
+            raise InvalidInput(f"data.{key}: {f!r} must be a number between 0 and 1 (exclusive)")
     if val + test >= 1:
-        raise ValueError(f"data.val_fraction + data.test_fraction: {val} + {test} leaves nothing to train on")
+        raise InvalidInput(f"data.val_fraction + data.test_fraction: {val} + {test} leaves nothing to train on")
     for key in ("batch_size", "image_size", "max_samples"):
         v = getattr(cfg, key, None)
         if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 1):
-            raise ValueError(
+            raise InvalidInput(
                 f"data.{key}: {v!r} must be a positive integer" + ("" if key == "batch_size" else " or null")
             )
 
@@ -146,7 +147,7 @@ def split_indices(y: np.ndarray, cfg: Any, seed: int) -> tuple[np.ndarray, np.nd
     val_f, test_f = _opt(cfg, "val_fraction", 0.15), _opt(cfg, "test_fraction", 0.15)
     n_test, n_val = max(1, round(n * test_f)), max(1, round(n * val_f))
     if n - n_test - n_val < 2:
-        raise ValueError(
+        raise InvalidInput(
             f"data: {n} samples are too few to split with val_fraction={val_f} and test_fraction={test_f} "
             f"(training would get {max(n - n_test - n_val, 0)}); add samples, raise data.max_samples, "
             "or lower data.val_fraction / data.test_fraction"
@@ -182,12 +183,12 @@ def load_splits(cfg: Any, seed: int) -> DataSplits:
     num_classes = len(raw.class_names)
     present = np.unique(raw.y)
     if num_classes < 2 or len(present) < 2:
-        raise ValueError(
+        raise InvalidInput(
             f"data.source: '{cfg.source}' data has {len(present)} class(es); classification needs at least 2"
         )
     train, val, test = split_indices(raw.y, cfg, seed)
     if len(np.unique(raw.y[train])) < 2:
-        raise ValueError(
+        raise InvalidInput(
             "data: the training split holds only one class; add samples or lower data.val_fraction / data.test_fraction"
         )
     scale = 1 / 255 if raw.x.dtype == np.uint8 else 1.0  # pixels to 0..1, only for readable previews

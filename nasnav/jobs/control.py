@@ -23,6 +23,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from nasnav.errors import EXIT_INVALID, EXIT_OK, InvalidInput
 from nasnav.store.io import read_json, write_json
 from nasnav.store.process import pid_alive, pid_start
 from nasnav.store.run_dir import RunDir
@@ -31,7 +32,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]  # the folder holding the nasnav
 HEARTBEAT_SECONDS = 15.0
 
 
-class JobRunning(ValueError):
+class JobRunning(InvalidInput):
     """A job was asked to start on a run that already has a live one."""
 
 
@@ -168,7 +169,7 @@ def start_job(run: RunDir, job: str, args: list[str], env: dict | None = None, m
     Raises JobRunning if the run already has a live job.
     """
     if not re.fullmatch(r"[A-Za-z0-9_.-]+", job or ""):
-        raise ValueError(f"job name {job!r} is not valid; use letters, digits, '_', '-' or '.'")
+        raise InvalidInput(f"job name {job!r} is not valid; use letters, digits, '_', '-' or '.'")
     for pid in [p for p, proc in _CHILDREN.items() if proc.poll() is not None]:
         _CHILDREN.pop(pid)
     full_env = {**os.environ, **(env or {})}
@@ -241,7 +242,7 @@ def stop_job(run: RunDir, timeout: float = 10.0) -> bool:
         return False
     pid = int(live["pid"])
     if pid == os.getpid():
-        raise ValueError(f"run {run.path}: its job runs in this process (pid {pid}); it cannot stop itself")
+        raise InvalidInput(f"run {run.path}: its job runs in this process (pid {pid}); it cannot stop itself")
     start = pid_start(pid)
     try:
         pgid = os.getpgid(pid)
@@ -261,7 +262,7 @@ def stop_job(run: RunDir, timeout: float = 10.0) -> bool:
         if pgid is not None:
             _signal(pid, pgid, signal.SIGKILL)  # stragglers of the group (workers the leader left behind)
     except PermissionError:
-        raise ValueError(f"run {run.path}: not allowed to stop its job (pid {pid}, another user's process)") from None
+        raise InvalidInput(f"run {run.path}: not allowed to stop its job (pid {pid}, another user's process)") from None
     proc = _CHILDREN.pop(pid, None)
     if proc is not None:
         proc.poll()
@@ -281,3 +282,13 @@ def stop_job(run: RunDir, timeout: float = 10.0) -> bool:
             with contextlib.suppress(FileNotFoundError):
                 run.lock_path.unlink()
     return True
+
+
+def run_subcommand(argv: list[str]) -> None:
+    """Run a stage in its own process (needed when Lightning starts several processes: DDP
+    re-launches the command line, which must then be that stage alone)."""
+    code = subprocess.call([sys.executable, "-m", "nasnav", *argv])
+    if code == EXIT_INVALID:
+        raise InvalidInput(f"`nasnav {' '.join(argv)}` reported invalid input (see above)")
+    if code != EXIT_OK:
+        raise RuntimeError(f"`nasnav {' '.join(argv)}` failed with exit code {code}")

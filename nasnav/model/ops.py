@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from torch import nn
 
+from nasnav.errors import InvalidInput
 from nasnav.model import layers
 
 KINDS = ("image", "sequence", "tabular")
@@ -42,9 +43,9 @@ def register(name: str, kinds: tuple[str, ...], cls: type, description: str = ""
     spec = OpSpec(name, cls, kwargs, description)
     for kind in kinds:  # check everything first: a failed registration leaves no trace
         if kind not in _REGISTRY:
-            raise ValueError(f"unknown input kind '{kind}'; known: {', '.join(KINDS)}")
+            raise InvalidInput(f"unknown input kind '{kind}'; known: {', '.join(KINDS)}")
         if name in _REGISTRY[kind]:
-            raise ValueError(f"component '{name}' is already registered for {kind}")
+            raise InvalidInput(f"component '{name}' is already registered for {kind}")
     for kind in kinds:
         _REGISTRY[kind][name] = spec
     return spec
@@ -59,7 +60,7 @@ def list_ops(kind: str) -> list[str]:
 def get_op(name: str, kind: str) -> OpSpec:
     _check_kind(kind)
     if name not in _REGISTRY[kind]:
-        raise ValueError(
+        raise InvalidInput(
             f"unknown component '{name}' for {kind} data; known: {', '.join(_REGISTRY[kind])}"
         )
     return _REGISTRY[kind][name]
@@ -72,7 +73,7 @@ def create_op(name: str, kind: str, channels: int) -> nn.Module:
 
 def _check_kind(kind: str) -> None:
     if kind not in _REGISTRY:
-        raise ValueError(f"unknown input kind '{kind}'; known: {', '.join(KINDS)}")
+        raise InvalidInput(f"unknown input kind '{kind}'; known: {', '.join(KINDS)}")
 
 
 _CONV = ("image", "sequence")

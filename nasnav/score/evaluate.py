@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from nasnav.errors import InvalidInput
 from nasnav.model.supernet import Supernet
 from nasnav.space import Arch, SearchSpace
 
@@ -25,7 +26,6 @@ Metrics = dict  # at least "one_shot_acc"; the supernet evaluator adds val_loss,
 
 class Evaluator(Protocol):
     """Anything that scores an architecture: the supernet, a lookup table, standalone training."""
-
     def __call__(self, arch: Arch) -> Metrics: ...
 
 
@@ -146,7 +146,7 @@ class SupernetEvaluator:
             for m, state in zip(bns, saved):
                 m.load_state_dict(state)
         if math.isnan(loss):  # NaN outputs: the weights (or their BN statistics) are broken, not this arch
-            raise ValueError(
+            raise InvalidInput(
                 f"architecture {arch}: the supernet gives NaN outputs, so no accuracy can be measured; "
                 "its training diverged: lower supernet.lr (e.g. 10 times smaller) and train the supernet again"
             )

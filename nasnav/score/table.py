@@ -17,7 +17,9 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
+from nasnav.errors import InvalidInput
 from nasnav.space import Arch, SearchSpace
 
 
@@ -35,16 +37,16 @@ class TableEvaluator:
     def __init__(self, table: Mapping[str, float], noise_pp: float = 0.0, rng: np.random.Generator | None = None,
                  percent: bool = True, persistent: bool = True):
         if not table:
-            raise ValueError("table evaluator: the table is empty; give architecture -> accuracy entries")
+            raise InvalidInput("table evaluator: the table is empty; give architecture -> accuracy entries")
         if not (isinstance(noise_pp, (int, float)) and math.isfinite(noise_pp) and noise_pp >= 0):
-            raise ValueError(f"table evaluator: noise_pp {noise_pp!r} must be a finite number >= 0 (percentage points)")
+            raise InvalidInput(f"table evaluator: noise_pp {noise_pp!r} must be a finite number >= 0 (percentage points)")
         if noise_pp > 0 and rng is None:
-            raise ValueError("table evaluator: noise_pp > 0 needs rng (a numpy Generator): randomness is passed in")
+            raise InvalidInput("table evaluator: noise_pp > 0 needs rng (a numpy Generator): randomness is passed in")
         scale = 0.01 if percent else 1.0
         self.table = {str(k): float(v) * scale for k, v in table.items()}
         bad = [k for k, v in self.table.items() if not math.isfinite(v)]
         if bad:
-            raise ValueError(f"table evaluator: accuracy of '{bad[0]}' is not a finite number ({len(bad)} such entries)")
+            raise InvalidInput(f"table evaluator: accuracy of '{bad[0]}' is not a finite number ({len(bad)} such entries)")
         self.noise, self.rng, self.persistent = noise_pp * 0.01, rng, persistent
         self._error: dict[str, float] = {}
         self.calls = 0
@@ -61,7 +63,7 @@ class TableEvaluator:
     def __call__(self, arch: Arch | str) -> dict:
         key = str(arch)
         if key not in self.table:
-            raise ValueError(f"table evaluator: architecture '{key}' is not in the table ({len(self.table):,} entries); "
+            raise InvalidInput(f"table evaluator: architecture '{key}' is not in the table ({len(self.table):,} entries); "
                              "the space and the table must name stages' components alike")
         self.calls += 1
         true = self.table[key]
@@ -72,7 +74,7 @@ class TableEvaluator:
         keys = [str(a) for a in space] if space is not None else list(self.table)
         missing = [k for k in keys if k not in self.table]
         if missing:
-            raise ValueError(f"table evaluator: {len(missing)} architecture(s) of the space are not in the table, "
+            raise InvalidInput(f"table evaluator: {len(missing)} architecture(s) of the space are not in the table, "
                              f"e.g. '{missing[0]}'")
         key = max(keys, key=self.table.__getitem__)
         return key, self.table[key]
@@ -82,20 +84,19 @@ class TableEvaluator:
                  **kwargs) -> TableEvaluator:
         """A table from a CSV file with an architecture column and an accuracy column; every
         architecture must parse in ``space`` (ValueError naming the row otherwise)."""
-        import pandas as pd
 
         path = Path(path)
         if not path.is_file():
-            raise ValueError(f"{path}: table file not found")
+            raise InvalidInput(f"{path}: table file not found")
         df = pd.read_csv(path)
         for col in (arch_column, acc_column):
             if col not in df.columns:
-                raise ValueError(f"{path}: no column '{col}'; columns: {', '.join(map(str, df.columns))}")
+                raise InvalidInput(f"{path}: no column '{col}'; columns: {', '.join(map(str, df.columns))}")
         table = {}
         for i, (text, acc) in enumerate(zip(df[arch_column].astype(str), pd.to_numeric(df[acc_column], errors="coerce"))):
             try:
                 arch = space.parse(text, check_active=False)
             except ValueError as e:
-                raise ValueError(f"{path}: row {i + 2}: {e}") from None
+                raise InvalidInput(f"{path}: row {i + 2}: {e}") from None
             table[str(arch)] = float(acc)
         return cls(table, **kwargs)

@@ -28,34 +28,16 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from nasnav.errors import InvalidInput
 from nasnav.space import Arch, SearchSpace
 from nasnav.store import layout
-from nasnav.store.io import append_csv_rows, read_csv, read_json, write_json
+from nasnav.store.io import append_csv_rows, read_csv, write_json
+from nasnav.store.records import candidate_columns, choice_column, read_candidates, search_state
 from nasnav.store.run_dir import RunDir
 
 STRATEGIES = ("random", "evolution")
-BASE_COLUMNS = ["round", "arch", "one_shot_acc", "val_loss", "params", "flops", "strategy", "generation",
-                "parent", "seconds"]
 PARENT_SEP = ";"  # a crossover child's parent column: "<arch a>;<arch b>"
 ENUMERATE_LIMIT = 20000  # spaces up to this size are enumerated (exact "no repeats", exhaustion detected)
-
-
-def choice_column(stage_name: str) -> str:
-    return f"choice_{stage_name}"
-
-
-def candidate_columns(space: SearchSpace) -> list[str]:
-    return BASE_COLUMNS + [choice_column(s.name) for s in space.stages]
-
-
-def read_candidates(run: RunDir, k: int) -> pd.DataFrame:
-    """Candidates of round k (empty frame if none yet)."""
-    return read_csv(run.round_dir(k) / layout.CANDIDATES, columns=BASE_COLUMNS)
-
-
-def search_state(run: RunDir, k: int) -> dict:
-    """The round's last search plan and state (empty dict if none)."""
-    return read_json(run.round_dir(k) / layout.SEARCH_STATE, default={}) or {}
 
 
 # ---- constraints -------------------------------------------------------------------------------
@@ -67,7 +49,7 @@ class Constraints:
         if not self.active:
             return
         if cost is None or not hasattr(cost, "params") or not hasattr(cost, "flops"):
-            raise ValueError("search.max_params / search.max_flops need an evaluator with a cost model "
+            raise InvalidInput("search.max_params / search.max_flops need an evaluator with a cost model "
                              "(evaluator.cost with params(arch) and flops(arch)); unset them for this evaluator")
         self._check_space(space)
 
@@ -83,7 +65,7 @@ class Constraints:
             cheapest = _cheapest(space, fn)
             if fn(cheapest) > limit:
                 key = "max_params" if what == "params" else "max_flops"
-                raise ValueError(f"search.{key}: no architecture of the current space has at most {limit:,} {what}; "
+                raise InvalidInput(f"search.{key}: no architecture of the current space has at most {limit:,} {what}; "
                                  f"the smallest ({cheapest}) has {fn(cheapest):,}. Raise search.{key} or unset it")
 
     def ok(self, arch: Arch) -> bool:
@@ -236,7 +218,7 @@ def make_proposer(space: SearchSpace, rng: np.random.Generator, strategy: str, s
     generation / parent (None when exhausted), ``tell(arch, metrics, meta)`` reports its score.
     ``seen`` is read live; ``history`` (scored members, oldest first) seeds evolution's population."""
     if strategy not in STRATEGIES:
-        raise ValueError(f"search strategy '{strategy}' is unknown; strategies: {', '.join(STRATEGIES)}")
+        raise InvalidInput(f"search strategy '{strategy}' is unknown; strategies: {', '.join(STRATEGIES)}")
     if strategy == "evolution":
         proposer = Evolution(space, rng, seen, population, sample_size, crossover_prob, ok, history=list(history),
                              retries=retries)
@@ -259,9 +241,9 @@ def run_search(run: RunDir, space: SearchSpace, k: int, evaluator: Callable[[Arc
     ``should_stop()`` turns true; the caller decides what that means (a job raises JobStopped).
     """
     if strategy not in STRATEGIES:
-        raise ValueError(f"search strategy '{strategy}' is unknown; strategies: {', '.join(STRATEGIES)}")
+        raise InvalidInput(f"search strategy '{strategy}' is unknown; strategies: {', '.join(STRATEGIES)}")
     if budget is None and seconds is None:
-        raise ValueError("search: give a budget in candidates (--budget) and/or seconds (--seconds)")
+        raise InvalidInput("search: give a budget in candidates (--budget) and/or seconds (--seconds)")
     constraints = Constraints(space, cost if cost is not None else getattr(evaluator, "cost", None),
                               max_params, max_flops)
     ok = constraints.ok if constraints.active else (lambda a: True)

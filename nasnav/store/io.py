@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import os
 import re
 import tempfile
@@ -18,6 +19,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from nasnav.errors import InvalidInput
 from nasnav.store.process import pid_alive
 
 
@@ -97,9 +99,9 @@ def read_json(path: str | Path, default: Any = None) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as e:
-        raise ValueError(f"{path}: not valid JSON (line {e.lineno}: {e.msg}); fix or delete the file") from None
+        raise InvalidInput(f"{path}: not valid JSON (line {e.lineno}: {e.msg}); fix or delete the file") from None
     except UnicodeDecodeError:
-        raise ValueError(f"{path}: not a UTF-8 text file; expected JSON") from None
+        raise InvalidInput(f"{path}: not a UTF-8 text file; expected JSON") from None
 
 
 class _PlainDumper(yaml.SafeDumper):
@@ -121,13 +123,13 @@ def read_yaml(path: str | Path) -> Any:
     try:
         return yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ValueError(f"{path}: file not found") from None
+        raise InvalidInput(f"{path}: file not found") from None
     except UnicodeDecodeError:
-        raise ValueError(f"{path}: not a UTF-8 text file; expected YAML") from None
+        raise InvalidInput(f"{path}: not a UTF-8 text file; expected YAML") from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        raise ValueError(f"{path}: not valid YAML{where}: {getattr(e, 'problem', None) or e}") from None
+        raise InvalidInput(f"{path}: not valid YAML{where}: {getattr(e, 'problem', None) or e}") from None
 
 
 def write_csv(path: str | Path, df: pd.DataFrame) -> None:
@@ -152,7 +154,7 @@ def append_csv_rows(path: str | Path, rows: list[dict], columns: list[str]) -> N
         _drop_partial_line(path)  # a previous writer died mid-line: that row was never complete
         header = _csv_header(path) if path.stat().st_size else None
     if header is not None and set(columns) - set(header):
-        raise ValueError(
+        raise InvalidInput(
             f"{path}: has columns {header}; cannot append rows with new columns {sorted(set(columns) - set(header))}"
         )
     buf = io.StringIO()
@@ -209,3 +211,21 @@ def read_csv(path: str | Path, columns: list[str] | None = None) -> pd.DataFrame
         if c not in df.columns:
             df[c] = pd.Series(index=df.index, dtype=object)
     return df
+
+
+def json_records(df: pd.DataFrame | None) -> list[dict]:
+    """A frame as JSON-safe dicts (NaN -> None, numpy scalars -> Python)."""
+    if df is None or not len(df):
+        return []
+    out = []
+    for row in df.to_dict("records"):
+        clean = {}
+        for key, v in row.items():
+            if hasattr(v, "item"):
+                v = v.item()
+            if isinstance(v, float) and not math.isfinite(v):
+                v = None
+            clean[str(key)] = v
+        out.append(clean)
+    return out
+

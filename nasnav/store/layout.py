@@ -16,6 +16,8 @@ LOCK = "job.lock"  # held by the one job that may write
 HEARTBEAT = "heartbeat"  # touched by the lock holder every few seconds
 CURRENT_ROUND = "current_round.json"  # the round the analyst is on (undo keeps later rounds' files)
 HISTORY = "history.json"  # every decision, undo and redo, in order
+QUEUE = "ui/queue.json"  # the app's queue of retrain jobs
+QUEUE_CURRENT = "ui/queue_current.json"  # the queue's item started last (which architecture is training)
 
 # a round (rounds/003/)
 SPACE = "space.yaml"  # the round's search space, after the previous round's decisions

@@ -20,6 +20,7 @@ from typing import Any
 
 import pandas as pd
 
+from nasnav.errors import InvalidInput
 from nasnav.store import layout
 from nasnav.store.io import read_csv, read_json, write_json
 from nasnav.store.process import pid_alive, pid_start
@@ -50,7 +51,7 @@ def arch_key(arch_str: str) -> str:
     (unusual characters in names) or is longer than 120 characters, a hash suffix keeps it unique.
     """
     if not arch_str:
-        raise ValueError("architecture string is empty; expected components joined by '/' and '+'")
+        raise InvalidInput("architecture string is empty; expected components joined by '/' and '+'")
     key = re.sub(r"[^A-Za-z0-9_.-]", "_", arch_str.replace("/", "__").replace("+", "-"))
     if key.startswith("."):
         key = "_" + key
@@ -82,10 +83,10 @@ class RunDir:
         path = Path(path)
         run = cls(path)
         if path.exists() and not path.is_dir():
-            raise ValueError(f"{path}: exists and is not a folder; choose another run directory")
+            raise InvalidInput(f"{path}: exists and is not a folder; choose another run directory")
         if path.is_dir() and any(path.iterdir()) and not exist_ok:
             what = "it holds a run; resume it instead" if run.exists() else "it is not empty and holds no run"
-            raise ValueError(f"{path}: already exists ({what}); choose a new or empty run directory")
+            raise InvalidInput(f"{path}: already exists ({what}); choose a new or empty run directory")
         path.mkdir(parents=True, exist_ok=True)
         return run
 
@@ -142,7 +143,7 @@ class RunDir:
         if data is not None:
             k = data.get("round") if isinstance(data, dict) else None
             if not isinstance(k, int) or isinstance(k, bool) or k < 0:
-                raise ValueError(f'{path}: expected {{"round": <int >= 0>}}, found {data!r}')
+                raise InvalidInput(f'{path}: expected {{"round": <int >= 0>}}, found {data!r}')
             return k
         with_space = [k for k in self.rounds() if (self.round_dir(k) / layout.SPACE).exists()]
         return with_space[-1] if with_space else 0
@@ -199,7 +200,7 @@ class RunDir:
         """Merge ``fields`` into status.json (top-level keys; ``extra`` is replaced whole), stamp
         updated/heartbeat, write atomically, and return the new status."""
         if "state" in fields and fields["state"] not in STATES:
-            raise ValueError(f"status state {fields['state']!r} is not one of {', '.join(STATES)}")
+            raise InvalidInput(f"status state {fields['state']!r} is not one of {', '.join(STATES)}")
         try:
             current = read_json(self.status_path, default={}) or {}
         except ValueError:

@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from nasnav.errors import InvalidInput
 from nasnav.model.supernet import Supernet, build_network
 from nasnav.space import Arch, SearchSpace
 
@@ -22,7 +23,7 @@ def path_sampler(space: SearchSpace, mode: str, seed: int):
     if mode == "uniform":
         return lambda step: space.sample(np.random.default_rng([seed, step]))
     if mode != "fair":
-        raise ValueError(f"supernet.sampler: '{mode}' is not one of uniform, fair")
+        raise InvalidInput(f"supernet.sampler: '{mode}' is not one of uniform, fair")
 
     def fair(step: int) -> Arch:
         choices = []

@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+import io
 import logging
 import math
+import re
 import sys
 import time
 import warnings
 from pathlib import Path
 
 import lightning.pytorch as pl
+import pandas as pd
 import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.plugins.io import TorchCheckpointIO
+from lightning.pytorch.strategies import DDPStrategy
 
 from nasnav.config import TrainerConfig
-from nasnav.store.io import write_csv
+from nasnav.errors import InvalidInput
+from nasnav.store.io import atomic_write_bytes, read_csv, write_csv
 from nasnav.store.run_dir import RunDir
 
 METRIC_COLUMNS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds", "samples_per_s"]
@@ -31,7 +36,6 @@ def is_multiprocess(tc: TrainerConfig) -> bool:
 def _strategy(tc: TrainerConfig, unused_parameters: bool):
     if tc.strategy == "ddp" and unused_parameters:
         # A supernet step touches one path: the other components get no gradient.
-        from lightning.pytorch.strategies import DDPStrategy
 
         return DDPStrategy(find_unused_parameters=True)
     return tc.strategy
@@ -81,7 +85,6 @@ class RunReporter(Callback):
             "samples_per_s": round(self.samples / seconds, 1) if seconds > 0 else None,
         }
         self.rows = [r for r in self.rows if r["epoch"] < row["epoch"]] + [row]
-        import pandas as pd
 
         write_csv(self.metrics_path, pd.DataFrame(self.rows, columns=METRIC_COLUMNS))
         self._status(trainer, trainer.current_epoch + 1, f"epoch {row['epoch']}/{self.total} done, val_acc {row['val_acc']:.3f}" if row["val_acc"] is not None else f"epoch {row['epoch']}/{self.total} done")
@@ -95,7 +98,7 @@ class RunReporter(Callback):
                                                       "samples_per_s": self.samples / max(1e-9, time.time() - self.epoch_t0)})
 
 
-class NonFiniteLossError(FloatingPointError, ValueError):
+class NonFiniteLossError(FloatingPointError, InvalidInput):
     """Training diverged (NaN, infinite or exploding loss or weights).
 
     A ValueError too: the cause is a setting the user can change (the learning rate), so the CLI
@@ -150,7 +153,6 @@ class NonFiniteLoss(Callback):
 def describe_load_error(e: BaseException) -> str:
     """Why ``torch.load(weights_only=True)`` refused a file, in words for the user (torch's own
     message suggests ``weights_only=False``, which is exactly what must not be done with it)."""
-    import re
 
     text = str(e)
     m = re.search(r"GLOBAL ([\w.]+)", text)
@@ -176,10 +178,6 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     """
 
     def save_checkpoint(self, checkpoint, path, storage_options=None):
-        import io
-
-        from nasnav.store.io import atomic_write_bytes
-
         buf = io.BytesIO()
         torch.save(checkpoint, buf)
         atomic_write_bytes(path, buf.getvalue())
@@ -188,9 +186,9 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         try:
             return torch.load(path, map_location=map_location, weights_only=True)
         except FileNotFoundError:
-            raise ValueError(f"{path}: checkpoint not found") from None
+            raise InvalidInput(f"{path}: checkpoint not found") from None
         except Exception as e:
-            raise ValueError(
+            raise InvalidInput(
                 f"{path}: not a readable training checkpoint ({describe_load_error(e)}); "
                 "delete it to start this training over"
             ) from None
@@ -213,9 +211,7 @@ def metric_rows_until(path: Path, done: int) -> list[dict]:
     """metrics.csv rows of the epochs a resumed training keeps (1..done), so none are lost."""
     if not done:
         return []
-    import pandas as pd
 
-    from nasnav.store.io import read_csv
 
     df = read_csv(path, columns=METRIC_COLUMNS)
     df = df[pd.to_numeric(df["epoch"], errors="coerce") <= done].drop_duplicates("epoch", keep="last")

@@ -8,11 +8,13 @@ import pandas as pd
 import streamlit as st
 
 from nasnav.config import config_from_dict, save_config
+from nasnav.jobs import commands
 from nasnav.jobs.control import running_job
 from nasnav.space import SearchSpace
+from nasnav.steering.actions import selection_actions
 from nasnav.store import layout
 from nasnav.store.run_dir import RunDir
-from nasnav.ui import charts, engine, guide, selection, state, store, widgets
+from nasnav.ui import charts, guide, selection, state, store, widgets
 from nasnav.ui.diagram import template_dot
 
 METHODS = ("mds", "pca", "tsne", "umap")
@@ -41,7 +43,6 @@ def _save_search_settings(run: RunDir, cfg, strategy: str, budget: int, max_para
 
 def search_controls(run: RunDir, cfg, k: int) -> None:
     """Strategy, budget and constraints, and the start / pause / resume buttons of the search job."""
-    cmds = store.cli_commands()
     c = st.columns(4)
     strategies = ["random", "evolution"]
     strategy = c[0].selectbox("Strategy", strategies, index=strategies.index(cfg.search.strategy), key="ex_strategy")
@@ -51,17 +52,8 @@ def search_controls(run: RunDir, cfg, k: int) -> None:
                                    step=1000, key="ex_max_params")
     max_flops = c[3].number_input("Max FLOPs (0: none)", min_value=0, value=int(cfg.search.max_flops or 0),
                                   step=100_000, key="ex_max_flops")
-    if "search" in cmds:
-        opts = cmds["search"]
-        args = ["search", str(run.path), "--strategy", strategy, "--budget", str(int(budget))]
-        if "--max-params" in opts and max_params:
-            args += ["--max-params", str(int(max_params))]
-        if "--max-flops" in opts and max_flops:
-            args += ["--max-flops", str(int(max_flops))]
-        resume = args + ["--resume"] if "--resume" in opts else None
-    else:  # older CLI: score N more candidates
-        args = ["evaluate", str(run.path), "--n", str(int(budget)), "--strategy", strategy]
-        resume = args
+    args = commands.search(run, strategy, budget)
+    resume = commands.search(run, strategy, budget, resume=True)
     trained = (run.round_dir(k) / layout.SUPERNET).exists()
     widgets.job_panel(
         run, "search", args, key="ex_search", page=guide.EXPLORE, start_label="Start search", stop_label="Pause",
@@ -177,7 +169,7 @@ def selection_panel(run: RunDir, cfg, k: int, space: SearchSpace, cands: pd.Data
                  help="Prune every component no selected candidate uses (added to the pending decision)",
                  width="stretch"):
         with widgets.guarded("Keep only the selection"):
-            actions = engine.fn("steering", "selection_actions")(space, sel, mode="keep")
+            actions = selection_actions(space, sel, mode="keep")
             if not actions:
                 st.info("The selection uses every active component: nothing to prune.")
             else:

@@ -5,11 +5,13 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from nasnav.jobs import commands
 from nasnav.jobs.control import running_job, stop_job
 from nasnav.store import layout
 from nasnav.store.run_dir import RunDir, arch_key
 from nasnav.ui import charts, guide, state, store, widgets
 from nasnav.ui import queue as jobq
+from nasnav.ui.explore import spotcheck_line
 
 DOWNLOADS = [  # file, label, mime
     (layout.MODEL_PY, layout.MODEL_PY, "text/x-python"),
@@ -51,17 +53,14 @@ def picker(run: RunDir, cfg, cands: pd.DataFrame) -> None:
         name = st.selectbox("Saved selection", list(saved), key="rt_saved")
         archs = saved.get(name, [])[:10]
         st.caption(f"the {len(archs)} best of '{name}' (at most 10)")
-    cmds = store.cli_commands()
-    exports_itself = "--no-export" in cmds.get("retrain", set())  # the retrain job writes model.py etc.
-    export = "export" in cmds and not exports_itself
-    label = "Retrain" + (" & export" if export or exports_itself else "")
+    label = "Retrain & export"
     primary = widgets.is_next(guide.RETRAIN, "Retrain", run)
     live = running_job(run)
     b1, b2, _ = st.columns([1, 1, 3])
     if b1.button(label, key="rt_start", type="primary" if primary else "secondary", disabled=not archs or bool(live),
                  width="stretch"):
         with widgets.guarded("Retrain"):
-            jobq.enqueue(run, jobq.retrain_items(run, archs, seeds, export))
+            jobq.enqueue(run, jobq.retrain_items(run, archs, seeds))
             jobq.advance(run)
             st.rerun()
     if b2.button("Stop", key="rt_stop", disabled=not live, width="stretch",
@@ -141,7 +140,6 @@ def results(run: RunDir) -> pd.DataFrame:
                                 "latency_ms": fmt("latency (ms)", format="%.2f"),
                                 "train_seconds": fmt("train time (s)", format="%.1f")})
     st.altair_chart(charts.finals_chart(finals), width="stretch")
-    from nasnav.ui.explore import spotcheck_line
 
     st.caption(spotcheck_line(run, run.current_round()))
     return finals
@@ -160,10 +158,10 @@ def downloads(run: RunDir, finals: pd.DataFrame) -> None:
                             type="primary" if f == layout.MODEL_PY and widgets.is_next(guide.RETRAIN, "Download model.py", run)
                             else "secondary", width="stretch")
     missing = [f for f, _, _ in DOWNLOADS if not (folder / f).exists()]
-    if layout.MODEL_PY in missing and "export" in store.cli_commands():
+    if layout.MODEL_PY in missing:
         if st.button("Export", key="rt_export", disabled=bool(running_job(run)),
                      type="primary" if widgets.is_next(guide.RETRAIN, "Export", run) else "secondary"):
-            if widgets.start(run, "export", ["export", str(run.path), "--arch", arch]):
+            if widgets.start(run, "export", commands.export(run, arch)):
                 st.rerun()
     elif missing:
         st.caption("Not written yet: " + ", ".join(missing))

@@ -4,12 +4,14 @@ progress fragment calls ``advance``), so it survives reloads and app restarts. N
 
 from __future__ import annotations
 
+from nasnav.jobs import commands
 from nasnav.jobs.control import JobRunning, running_job, start_job
+from nasnav.store import layout
 from nasnav.store.io import read_json, write_json
 from nasnav.store.run_dir import RunDir
 
-QUEUE_FILE = "ui/queue.json"
-CURRENT_FILE = "ui/queue_current.json"  # the item started last (which architecture is training)
+QUEUE_FILE = layout.QUEUE
+CURRENT_FILE = layout.QUEUE_CURRENT
 
 
 def items(run: RunDir) -> list[dict]:
@@ -31,13 +33,9 @@ def clear(run: RunDir) -> None:
     write_json(run.path / QUEUE_FILE, [])
 
 
-def retrain_items(run: RunDir, archs: list[str], seeds: int, export: bool) -> list[dict]:
-    out = []
-    for a in archs:
-        out.append({"job": "retrain", "arch": a, "args": ["retrain", str(run.path), "--arch", a, "--seeds", str(int(seeds))]})
-        if export:
-            out.append({"job": "export", "arch": a, "args": ["export", str(run.path), "--arch", a]})
-    return out
+def retrain_items(run: RunDir, archs: list[str], seeds: int) -> list[dict]:
+    """One retrain job per architecture (each exports its network when it finishes)."""
+    return [{"job": "retrain", "arch": a, "args": commands.retrain(run, a, seeds)} for a in archs]
 
 
 def advance(run: RunDir) -> dict | None:

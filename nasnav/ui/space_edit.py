@@ -7,6 +7,9 @@ import copy
 import itertools
 
 from nasnav.config import config_from_dict, save_config
+from nasnav.errors import InvalidInput
+from nasnav.jobs.control import running_job
+from nasnav.model.ops import list_ops
 from nasnav.space import SearchSpace
 from nasnav.store import layout
 from nasnav.store.io import write_yaml
@@ -80,7 +83,6 @@ def order_like(chosen: list[str], previous: list[str], registry: list[str]) -> l
 
 def problems(draft: dict, kind: str) -> list[str]:
     """Every problem with the draft, one line each (empty: it can be saved)."""
-    from nasnav.model.ops import list_ops
 
     try:
         sp = SearchSpace.from_dict(clean(draft), kind)
@@ -118,13 +120,12 @@ def editable(run: RunDir) -> str | None:
 
 def save_to_run(run: RunDir, cfg) -> None:
     """Write an edited config and round 0's space into an untrained run."""
-    from nasnav.jobs.control import running_job
 
     why = editable(run)
     if why:
-        raise ValueError(f"cannot change the space of run '{run.path.name}': {why}")
+        raise InvalidInput(f"cannot change the space of run '{run.path.name}': {why}")
     if running_job(run):
-        raise ValueError(f"run '{run.path.name}' has a running job; stop it before changing the space")
+        raise InvalidInput(f"run '{run.path.name}' has a running job; stop it before changing the space")
     save_config(cfg, run.config_path)
     write_yaml(run.round_dir(0) / layout.SPACE, cfg.search_space().to_dict())
 
@@ -134,10 +135,10 @@ def space_from_upload(raw: object, name: str) -> dict:
     if isinstance(raw, dict) and "space" in raw and isinstance(raw["space"], dict):
         raw = raw["space"]
     if not isinstance(raw, dict) or "stages" not in raw:
-        raise ValueError(f"{name}: expected a space (stem_channels, stages) or a config with a 'space' section")
+        raise InvalidInput(f"{name}: expected a space (stem_channels, stages) or a config with a 'space' section")
     try:
         SearchSpace.from_dict(raw)
     except ValueError as e:
-        raise ValueError(f"{name}: {e}") from None
+        raise InvalidInput(f"{name}: {e}") from None
     return raw
 

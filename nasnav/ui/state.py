@@ -13,6 +13,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from nasnav.errors import InvalidInput
 from nasnav.store.io import read_json, write_json
 from nasnav.store.run_dir import RunDir
 
@@ -31,7 +32,7 @@ def check_run_name(name: str) -> str:
     """A run name must be a plain folder name; ValueError says what is allowed."""
     name = (name or "").strip()
     if not _NAME.match(name):
-        raise ValueError(
+        raise InvalidInput(
             f"run name '{name}': use 1-80 letters, digits, '_', '-' or '.', starting with a letter or digit"
         )
     return name
@@ -109,7 +110,7 @@ def saved_selections(run: RunDir) -> dict[str, list[str]]:
 def save_selection(run: RunDir, name: str, archs: list[str]) -> None:
     name = (name or "").strip()
     if not name:
-        raise ValueError("selection name: empty; give the selection a name")
+        raise InvalidInput("selection name: empty; give the selection a name")
     data = saved_selections(run)
     data[name] = list(dict.fromkeys(archs))
     write_json(run.path / SELECTIONS_FILE, data)

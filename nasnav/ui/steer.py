@@ -6,11 +6,17 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from nasnav.analysis.fitness import stage_importance
+from nasnav.errors import InvalidInput
+from nasnav.jobs import commands
 from nasnav.jobs.control import running_job
 from nasnav.space import SearchSpace
+from nasnav.steering.actions import combine_selections
 from nasnav.store import layout
 from nasnav.store.run_dir import RunDir
-from nasnav.ui import charts, engine, guide, selection, state, store, widgets
+from nasnav.ui import charts, guide, selection, state, store, widgets
+from nasnav.ui.explore import spotcheck_line
+from nasnav.workflow import decisions
 
 
 def fitness_views(run: RunDir, cfg, k: int) -> None:
@@ -26,17 +32,14 @@ def fitness_views(run: RunDir, cfg, k: int) -> None:
                         f"bars = {cfg.steering.confidence:.0%} interval")
             st.altair_chart(charts.fitness_frequency(fit), width="stretch")
         with right:
-            try:
-                imp = engine.fn("analysis", "stage_importance")(store.candidates(run, k), store.space(run, cfg, k))
-                st.markdown("**Stage importance** (share of accuracy variance)")
-                r2 = float(imp["r2"].iloc[0]) if "r2" in imp.columns and len(imp) else None
-                st.dataframe(imp[["stage", "importance"]], hide_index=True, width="stretch",
-                             column_config={"importance": st.column_config.ProgressColumn(
-                                 "importance", format="%.2f", min_value=0.0, max_value=1.0)})
-                if r2 is not None:
-                    st.caption(f"additive model R² {r2:.2f}: the rest is interactions and noise")
-            except engine.Unavailable:
-                pass
+            imp = stage_importance(store.candidates(run, k), store.space(run, cfg, k))
+            st.markdown("**Stage importance** (share of accuracy variance)")
+            r2 = float(imp["r2"].iloc[0]) if "r2" in imp.columns and len(imp) else None
+            st.dataframe(imp[["stage", "importance"]], hide_index=True, width="stretch",
+                         column_config={"importance": st.column_config.ProgressColumn(
+                             "importance", format="%.2f", min_value=0.0, max_value=1.0)})
+            if r2 is not None:
+                st.caption(f"additive model R² {r2:.2f}: the rest is interactions and noise")
         st.markdown("**Stage × component fitness** with intervals (grey: pruned; n/a: never or always used)")
         st.altair_chart(charts.fitness_heatmap(fit), width="stretch")
 
@@ -57,12 +60,11 @@ def pareto_view(run: RunDir, k: int) -> None:
                                     "one_shot_acc": st.column_config.NumberColumn("one-shot acc", format="%.4f"),
                                     "params": st.column_config.NumberColumn(format="localized"),
                                     "flops": st.column_config.NumberColumn("FLOPs", format="localized")})
-        from nasnav.ui.explore import spotcheck_line
 
         st.caption(spotcheck_line(run, k))
 
 
-def decisions(run: RunDir, cfg, space: SearchSpace, k: int) -> None:
+def decision_panel(run: RunDir, cfg, space: SearchSpace, k: int) -> None:
     """Prune / pin / restore components, auto-pilot suggestions, and the pending decision."""
     left, right = st.columns(2)
     with left:
@@ -92,16 +94,11 @@ def decisions(run: RunDir, cfg, space: SearchSpace, k: int) -> None:
 def suggestions(run: RunDir, cfg, k: int) -> None:
     """Auto-pilot suggestions with their evidence, to accept (into the pending decision) or reject."""
     st.markdown("**Auto-pilot suggestions**")
-    try:
-        proposal = engine.fn("steering", "proposal")
-    except engine.Unavailable as e:
-        st.caption(str(e))
-        return
     with widgets.guarded("Auto-pilot"):
         stamp = store.mtime(run.round_dir(k) / layout.CANDIDATES)
         key = f"ex_proposal_{k}_{stamp}"  # (actions, why not)
         if key not in st.session_state:
-            st.session_state[key] = proposal(run, cfg, k, now=True)
+            st.session_state[key] = decisions.proposal(run, cfg, k, now=True)
         actions, why = st.session_state[key]
         rejected = st.session_state.setdefault("ex_rejected", set())
         shown = 0
@@ -151,8 +148,8 @@ def pending_panel(run: RunDir, cfg, space: SearchSpace) -> None:
                  help="Write the next round's pruned space; then start the next round"):
         with widgets.guarded("Apply decision"):
             if not acts or prepared:  # another session applied it meanwhile
-                raise ValueError("nothing to apply, or the next round is already prepared")
-            engine.fn("steering", "apply_decision")(run, cfg, acts, evidence=None, source="analyst")
+                raise InvalidInput("nothing to apply, or the next round is already prepared")
+            decisions.apply_decision(run, cfg, acts, evidence=None, source="analyst")
             state.clear_pending(run)
             st.toast("Decision applied: the next round's space is ready.", icon=":material/content_cut:")
             st.rerun()
@@ -173,8 +170,8 @@ def next_round_panel(run: RunDir) -> None:
     st.success(f"Round {k}'s space is ready. **Start next round** fine-tunes the supernet on it "
                "(warm start), scores candidates and updates the analysis. **Undo** (Rounds tab) takes the "
                "decision back.", icon=":material/arrow_forward:")
-    widgets.job_panel(run, "round", ["round", str(run.path)], key="ex_round", page=guide.EXPLORE,
-                      start_label="Start next round", resume_args=["round", str(run.path)], poll=False)
+    widgets.job_panel(run, "round", commands.next_round(run), key="ex_round", page=guide.EXPLORE,
+                      start_label="Start next round", resume_args=commands.next_round(run), poll=False)
 
 
 def rounds_panel(run: RunDir, cfg) -> None:
@@ -195,11 +192,11 @@ def rounds_panel(run: RunDir, cfg) -> None:
     if u1.button("Undo", key="ex_undo", icon=":material/undo:", disabled=bool(live) or k == 0, width="stretch",
                  help="Go back to the previous round (its files are kept; redo returns)"):
         with widgets.guarded("Undo"):
-            engine.fn("steering", "undo")(run)
+            decisions.undo(run)
             st.rerun()
     if u2.button("Redo", key="ex_redo", icon=":material/redo:", disabled=bool(live), width="stretch"):
         with widgets.guarded("Redo"):
-            engine.fn("steering", "redo")(run)
+            decisions.redo(run)
             st.rerun()
 
 
@@ -229,7 +226,7 @@ def set_operations(run: RunDir) -> None:
         with widgets.guarded("Combine"):
             k = run.current_round()
             universe = list(store.candidates(run, k)["arch"].dropna().astype(str))
-            out = engine.fn("steering", "combine_selections")(saved[a], saved[b], op, universe=universe)
+            out = combine_selections(saved[a], saved[b], op, universe=universe)
             sym = {"union": "∪", "intersection": "∩", "difference": "−", "complement": "not"}[op]
             name = f"not {a}" if op == "complement" else f"{a} {sym} {b}"
             state.save_selection(run, name, out)
@@ -240,8 +237,6 @@ def set_operations(run: RunDir) -> None:
 
 
 def spotcheck_panel(run: RunDir, k: int) -> None:
-    from nasnav.ui.explore import spotcheck_line
-
     st.markdown(spotcheck_line(run, k))
     sc = store.spotcheck(run, k) or {}
     if sc.get("verdict_text"):
@@ -249,7 +244,7 @@ def spotcheck_panel(run: RunDir, k: int) -> None:
         box(f"**{sc.get('verdict')}**: {sc['verdict_text']}", icon=":material/fact_check:")
     st.caption("A spot check trains a few candidates standalone (short budget, two seeds) and compares "
                "the rankings. Low tau means: trust the fitness trends more than single candidates.")
-    widgets.job_panel(run, "spotcheck", ["spotcheck", str(run.path), "--n", "10"], key="ex_spot",
+    widgets.job_panel(run, "spotcheck", commands.spotcheck(run, 10), key="ex_spot",
                       start_label="Run spot check", poll=False,
                       disabled_reason=None if store.candidates(run, k)["one_shot_acc"].notna().sum() >= 3
                       else "Score a few candidates first.")

@@ -6,18 +6,27 @@ is reused until a job (or another session) rewrites the file.
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import streamlit as st
 
+from nasnav.analysis.fitness import steering_fitness
+from nasnav.analysis.projection import get_projector
+from nasnav.config import DataConfig
+from nasnav.data.splits import describe, load_splits, preview_samples
+from nasnav.errors import InvalidInput
+from nasnav.model.supernet import Supernet
+from nasnav.score.evaluate import CostModel, space_param_range
 from nasnav.space import SearchSpace
 from nasnav.store import layout
-from nasnav.store.io import read_csv, read_json
+from nasnav.store.io import read_csv, read_json, read_yaml
+from nasnav.store.records import read_finals
 from nasnav.store.run_dir import RunDir
-from nasnav.ui import engine
+from nasnav.workflow import decisions
+from nasnav.workflow.analysis import run_projector, steering_candidates
+from nasnav.workflow.runs import load_run
 
 GREY_SAMPLE = 200  # unscored architectures drawn from the space for the scatterplot
 
@@ -40,8 +49,6 @@ def csv(path: str | Path) -> pd.DataFrame:
 
 @st.cache_data(max_entries=32, show_spinner=False)
 def _load(path: str, stamp: float):
-    from nasnav.workflow.runs import load_run
-
     return load_run(path)
 
 
@@ -53,8 +60,6 @@ def load(path: str | Path):
 
 @st.cache_data(max_entries=64, show_spinner=False)
 def _space(path: str, kind: str, stamp: float) -> SearchSpace:
-    from nasnav.store.io import read_yaml
-
     return SearchSpace.from_dict(read_yaml(path), kind)
 
 
@@ -62,7 +67,7 @@ def space(run: RunDir, cfg, k: int | None = None) -> SearchSpace:
     k = run.current_round() if k is None else k
     path = run.round_dir(k) / layout.SPACE
     if not path.exists():
-        raise ValueError(f"{path}: round {k} has no space.yaml")
+        raise InvalidInput(f"{path}: round {k} has no space.yaml")
     return _space(str(path), cfg.kind, mtime(path))
 
 
@@ -91,8 +96,6 @@ def finals(run: RunDir) -> pd.DataFrame:
 
 @st.cache_data(max_entries=32, show_spinner=False)
 def _finals(path: str, stamps: tuple) -> pd.DataFrame:
-    from nasnav.workflow.retrain import read_finals
-
     return read_finals(RunDir(path))
 
 
@@ -120,8 +123,8 @@ def _fitness(path: str, k: int, confidence: float, seed: int, cand_t: float, spa
     _, cfg = load(path)
     if candidates(run, k)["one_shot_acc"].notna().sum() == 0:
         return pd.DataFrame()
-    df = engine.fn("analysis", "steering_candidates")(run, cfg, k)  # the auto-pilot's evidence (steering.evidence)
-    return engine.fn("analysis", "steering_fitness")(df, space(run, cfg, k), cfg.steering, seed)
+    df = steering_candidates(run, cfg, k)  # the auto-pilot's evidence (steering.evidence)
+    return steering_fitness(df, space(run, cfg, k), cfg.steering, seed)
 
 
 def history(run: RunDir) -> pd.DataFrame:
@@ -131,45 +134,23 @@ def history(run: RunDir) -> pd.DataFrame:
 
 @st.cache_data(max_entries=16, show_spinner=False)
 def _history(path: str, stamps: tuple) -> pd.DataFrame:
-    return engine.fn("steering", "history")(RunDir(path))
-
-
-def fallback_layout(full: SearchSpace, archs: list[str]) -> pd.DataFrame:
-    """A cheap, stable 2-D layout (used only when the analysis module is missing): stage i's
-    components sit on a circle of radius 2^-i, so architectures sharing early stages lie close."""
-    xs, ys = [], []
-    for a in archs:
-        x = y = 0.0
-        for i, (stage, part) in enumerate(zip(full.stages, a.split("/"))):
-            n = max(1, len(stage.candidates))
-            for c in part.split("+"):
-                j = stage.candidates.index(c) if c in stage.candidates else 0
-                angle = 2 * math.pi * j / n + i
-                x += 0.5**i * math.cos(angle)
-                y += 0.5**i * math.sin(angle)
-        xs.append(x)
-        ys.append(y)
-    return pd.DataFrame({"arch": archs, "x": xs, "y": ys})
+    return decisions.history(RunDir(path))
 
 
 def _projector(run: RunDir, cfg, method: str):
     """The run's stable layout for ``method`` (its fitted reference cached in RUN/projection/)."""
     if method == cfg.search.projection:
-        return engine.fn("analysis", "run_projector")(run, cfg)
+        return run_projector(run, cfg)
     size = getattr(cfg.search, "projection_reference", 1000)
     cache = run.path / "projection" / f"{method}-hamming-seed{cfg.seed}-n{size}.npz"
-    return engine.fn("projection", "get_projector")(cfg.search_space().unpruned(), method, cfg.seed, "hamming",
-                                                    size, cache)
+    return get_projector(cfg.search_space().unpruned(), method, cfg.seed, "hamming", size, cache)
 
 
 def project(run: RunDir, cfg, archs: list[str], method: str) -> pd.DataFrame:
-    """Columns arch, x, y on the run's stable layout (a fallback layout if the engine lacks one)."""
+    """Columns arch, x, y on the run's stable layout."""
     if not archs:
         return pd.DataFrame(columns=["arch", "x", "y"])
-    try:
-        xy = _projector(run, cfg, method).transform(archs)
-    except engine.Unavailable:
-        return fallback_layout(cfg.search_space().unpruned(), archs)
+    xy = _projector(run, cfg, method).transform(archs)
     return pd.DataFrame({"arch": archs, "x": xy[:, 0], "y": xy[:, 1]})
 
 
@@ -200,8 +181,6 @@ def scatter_points(run: RunDir, cfg, k: int, method: str) -> pd.DataFrame:
 @st.cache_data(max_entries=8, show_spinner="Loading the data set ...")
 def data_preview(data_dict: dict, seed: int) -> dict:
     """Sizes, class counts and a few samples of a data section (as plain values)."""
-    from nasnav.config import DataConfig
-    from nasnav.data.splits import describe, load_splits, preview_samples
 
     splits = load_splits(DataConfig(**data_dict), seed)
     info = describe(splits)
@@ -212,14 +191,8 @@ def data_preview(data_dict: dict, seed: int) -> dict:
 @st.cache_data(max_entries=32, show_spinner=False)
 def space_cost(space_dict: dict, kind: str, shape: tuple, num_classes: int) -> tuple[int, int]:
     """Params of the smallest and of the largest architecture of a space."""
-    from nasnav.model.supernet import Supernet
-    from nasnav.score.evaluate import CostModel, space_param_range
 
     sp = SearchSpace.from_dict(space_dict, kind)
     net = Supernet(sp, kind, shape[0], num_classes)
     return space_param_range(sp, CostModel(net, tuple(shape)))
 
-
-@st.cache_resource(ttl=60, show_spinner=False)
-def cli_commands() -> dict[str, set[str]]:
-    return engine.cli_commands()

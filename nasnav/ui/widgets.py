@@ -10,10 +10,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import streamlit as st
+from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from nasnav.jobs.control import JobRunning, running_job, start_job, stop_job
 from nasnav.store.run_dir import RunDir
-from nasnav.ui import guide, state, store
+from nasnav.ui import charts, guide, state, store
 from nasnav.ui import queue as jobq
 
 log = logging.getLogger("nasnav.ui")
@@ -34,7 +35,6 @@ def page_setup() -> None:
     first request is a deep link (``/explore``) runs the page in Streamlit's legacy pages/ mode,
     without app.py (no layout, no sidebar), and stays in that mode until app.py's st.navigation
     runs. Turn the legacy mode off (what st.navigation itself does) and rerun through app.py."""
-    from streamlit.runtime.scriptrunner import get_script_run_ctx
 
     ctx = get_script_run_ctx()
     if ctx is not None and not _NAV["seen"] and Path(ctx.main_script_path).name == "app.py":
@@ -264,7 +264,6 @@ def _duration(seconds: float) -> str:
 
 def curves(df, height: int = 300) -> None:
     """Loss and accuracy curves (train vs val) side by side."""
-    from nasnav.ui import charts
 
     left, right = st.columns(2)
     left.altair_chart(charts.training_curves(df, "loss", height), width="stretch")

@@ -29,33 +29,20 @@ from pathlib import Path
 
 import torch
 
+from nasnav.data.splits import InputSpec
+from nasnav.errors import InvalidInput
 from nasnav.model import layers
+from nasnav.model.supernet import build_network, network_source
+from nasnav.space import SearchSpace
 from nasnav.store import layout
 from nasnav.store.io import atomic_write_bytes, atomic_write_text, read_json, read_yaml, write_json
 from nasnav.store.run_dir import RunDir, arch_key
+from nasnav.workflow.model_card import write_model_card
+from nasnav.workflow.retrain import load_weights
+from nasnav.workflow.runs import load_data
 
 N_EXAMPLES = 8
 TOLERANCE = 1e-4  # max |logit difference| accepted between an export and the original network
-
-RAW_INPUT = {
-    "digits": "8x8 grey-level digit images, float array (N, 1, 8, 8), pixel values 0..16 divided by 16 "
-    "(0..1), as in `sklearn.datasets.load_digits().images[:, None] / 16`",
-    "mnist1d": "MNIST-1D sequences, float array (N, 1, 40), the values `mnist1d.data.make_dataset` gives "
-    "(`x[:, None]`), unscaled",
-    "folder": "images as float arrays (N, C, H, W), 8-bit pixel values divided by 255 (0..1), channels RGB "
-    "(or 1 grey channel with data.grayscale), resized to the training size",
-    "cifar": "CIFAR images as float arrays (N, 3, 32, 32), 8-bit RGB pixel values divided by 255 (0..1)",
-    "csv": "rows of the CSV's numeric feature columns, in file order with the target column removed, "
-    "as a float array (N, F), unscaled",
-}
-
-
-def raw_input_description(data_cfg, spec) -> str:
-    """What a raw input looks like (before ``preprocess``), for model.py and the model card."""
-    text = RAW_INPUT.get(getattr(data_cfg, "source", ""), "inputs as the data source reads them")
-    if getattr(data_cfg, "source", "") == "folder":
-        text += f"; here {tuple(spec.shape)}"
-    return text
 
 
 # ---- model.py --------------------------------------------------------------------------------
@@ -78,9 +65,6 @@ def layers_source() -> str:
 
 def model_source(record: dict, weights_name: str = layout.WEIGHTS) -> str:
     """The text of a self-contained model.py for an ``arch.yaml`` record."""
-    from nasnav.data.splits import InputSpec
-    from nasnav.model.supernet import network_source
-    from nasnav.space import SearchSpace
 
     spec = InputSpec.from_dict(record["input"])
     space = SearchSpace.from_dict(record["space"], spec.kind)
@@ -108,13 +92,12 @@ Usage:
     logits = net(model.preprocess(x_raw))  # x_raw: float tensor, see Input above
     labels = [model.CLASS_NAMES[i] for i in logits.argmax(1)]
 
-Run `python model.py` next to {weights_name} and example.pt to check that this file reproduces the
+Run `python model.py` next to {weights_name} and {layout.EXAMPLE} to check that this file reproduces the
 outputs nasnav measured.
 """
 
 import torch
 from torch import nn
-from nasnav.store import layout
 
 # ---- building blocks (copied verbatim from nasnav/layers.py) ------------------------------------
 
@@ -162,7 +145,7 @@ if __name__ == "__main__":
 
     here = os.path.dirname(os.path.abspath(__file__))
     net = load(os.path.join(here, "{weights_name}"))
-    example = torch.load(os.path.join(here, layout.EXAMPLE), map_location="cpu", weights_only=True)
+    example = torch.load(os.path.join(here, "{layout.EXAMPLE}"), map_location="cpu", weights_only=True)
     with torch.no_grad():
         diff = (net(preprocess(example["x"])) - example["logits"]).abs().max().item()
     print(f"{{sum(p.numel() for p in net.parameters()):,}} parameters; max |logit difference| on "
@@ -257,7 +240,7 @@ def resolve_final(run: RunDir, arch: str) -> str:
     key = arch if run.final_dir(arch).is_dir() and "/" not in arch else arch_key(arch)
     if not (run.final_dir(key) / layout.FINAL_METRICS).exists():
         have = ", ".join(run.finals()) or "none yet"
-        raise ValueError(
+        raise InvalidInput(
             f"architecture '{arch}' has not been retrained in {run.path} (retrained: {have}); "
             f'run `python -m nasnav retrain {run.path} --arch "{arch}"` first'
         )
@@ -276,18 +259,13 @@ def export_final(
     Skipped (the previous export.json returned) when the weights are unchanged since the last
     export and nothing new is asked for, unless ``force``.
     """
-    from nasnav.data.splits import InputSpec
-    from nasnav.model.supernet import build_network
-    from nasnav.space import SearchSpace
-    from nasnav.workflow.retrain import load_weights
-    from nasnav.workflow.runs import load_data
 
     key = resolve_final(run, arch)
     d = run.final_dir(key)
     weights = d / layout.WEIGHTS
     record = read_yaml(d / layout.ARCH)
     if not isinstance(record, dict) or "arch" not in record:
-        raise ValueError(f"{d / layout.ARCH}: not an arch record; retrain the architecture again")
+        raise InvalidInput(f"{d / layout.ARCH}: not an arch record; retrain the architecture again")
     sha = _sha256(weights) if weights.exists() else None
     prev = read_json(d / layout.EXPORT, default=None)
     if (
@@ -298,7 +276,6 @@ def export_final(
         and (not pt2 or "torch_export" in prev)
     ):
         if card:
-            from nasnav.workflow.model_card import write_model_card
 
             write_model_card(run, cfg, key)  # decisions or spot checks may be newer than the export
         return prev
@@ -348,27 +325,12 @@ def export_final(
     info["seconds"] = round(time.time() - t0, 2)
     write_json(d / layout.EXPORT, info)
     if card:
-        from nasnav.workflow.model_card import write_model_card
 
         write_model_card(run, cfg, key)
     if info["model_py"]["status"] != "ok":
         raise RuntimeError(
-            f"{d / 'model.py'}: does not reproduce the network (max |diff| "
+            f"{d / layout.MODEL_PY}: does not reproduce the network (max |diff| "
             f"{info['model_py']['max_abs_diff']:.2e}); this is a bug in nasnav.workflow.export"
         )
     return info
 
-
-def export_summary(info: dict) -> str:
-    """One line per exported format, for the CLI and the model card."""
-    lines = [f"model.py: {info['model_py']['status']} (max |diff| {info['model_py']['max_abs_diff']:.1e})"]
-    for name, k in (("ONNX", "onnx"), ("torch.export", "torch_export")):
-        r = info.get(k)
-        if r is None:
-            continue
-        if r["status"] in ("ok", "mismatch") and "max_abs_diff" in r:
-            extra = f" (checked with {r['checked_with']})" if r.get("checked_with") else ""
-            lines.append(f"{name}: {r['status']}, max |diff| {r['max_abs_diff']:.1e}{extra}")
-        else:
-            lines.append(f"{name}: {r['status']}" + (f": {r['reason']}" if r.get("reason") else ""))
-    return "\n".join(lines)

@@ -12,8 +12,9 @@ import time
 
 import pandas as pd
 
-from nasnav.store import layout
+from nasnav.store import layout, records
 from nasnav.store.io import atomic_write_text, read_json, read_yaml
+from nasnav.store.records import read_candidates
 from nasnav.store.run_dir import RunDir
 
 
@@ -106,9 +107,6 @@ def _decision_lines(data) -> list[str]:
 
 
 def _rounds_section(run: RunDir, cfg) -> list[str]:
-    from nasnav.search.loop import read_candidates
-    from nasnav.space import SearchSpace
-
     out = [
         "| round | architectures in space | candidates scored | best one-shot | spot-check tau (ceiling, N) |",
         "|---|---|---|---|---|",
@@ -117,9 +115,9 @@ def _rounds_section(run: RunDir, cfg) -> list[str]:
     for k in run.rounds():
         rdir = run.round_dir(k)
         size = "n/a"
-        if (rdir / layout.SPACE).exists():
+        if records.has_space(run, k):
             try:
-                size = f"{SearchSpace.from_dict(read_yaml(rdir / 'space.yaml')).size():,}"
+                size = f"{records.read_space(run, k).size():,}"
             except ValueError:
                 pass
         df = read_candidates(run, k)
@@ -280,8 +278,6 @@ def _arch_section(rec: dict, cfg) -> list[str]:
 
 
 def _usage_section(exp: dict) -> list[str]:
-    from nasnav.workflow.export import export_summary
-
     lines = [
         "## Files and how to load",
         "",
@@ -323,3 +319,18 @@ def write_model_card(run: RunDir, cfg, key: str) -> str:
     path = run.final_dir(key) / layout.CARD
     atomic_write_text(path, model_card(run, cfg, key))
     return str(path)
+
+
+def export_summary(info: dict) -> str:
+    """One line per exported format, for the CLI and the model card."""
+    lines = [f"model.py: {info['model_py']['status']} (max |diff| {info['model_py']['max_abs_diff']:.1e})"]
+    for name, k in (("ONNX", "onnx"), ("torch.export", "torch_export")):
+        r = info.get(k)
+        if r is None:
+            continue
+        if r["status"] in ("ok", "mismatch") and "max_abs_diff" in r:
+            extra = f" (checked with {r['checked_with']})" if r.get("checked_with") else ""
+            lines.append(f"{name}: {r['status']}, max |diff| {r['max_abs_diff']:.1e}{extra}")
+        else:
+            lines.append(f"{name}: {r['status']}" + (f": {r['reason']}" if r.get("reason") else ""))
+    return "\n".join(lines)

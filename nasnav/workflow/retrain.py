@@ -26,12 +26,22 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 
 from nasnav.config import Config
+from nasnav.data.sources import raw_input_description
+from nasnav.errors import InvalidInput
+from nasnav.model.supernet import build_network
+from nasnav.score.evaluate import count_flops, latency_ms
 from nasnav.space import Arch, SearchSpace
+from nasnav.stop import JobStopped, stop_requested
 from nasnav.store import layout
 from nasnav.store.io import append_csv_rows, atomic_write_bytes, read_csv, write_json, write_yaml
+from nasnav.store.records import read_candidates
 from nasnav.store.run_dir import RunDir, arch_key
+from nasnav.train.standalone import train_standalone
+from nasnav.train.trainer import describe_load_error
+from nasnav.workflow.runs import load_data
 
 SEED_COLUMNS = [
     "seed",
@@ -44,162 +54,6 @@ SEED_COLUMNS = [
     "train_seconds",
     "fingerprint",
 ]
-FINAL_COLUMNS = [
-    "arch",
-    "test_acc",
-    "test_acc_std",
-    "val_acc",
-    "one_shot_acc",
-    "params",
-    "flops",
-    "latency_ms",
-    "train_seconds",
-    "seeds",
-    "epochs",
-    "round",
-    "key",
-]
-
-
-class _BestWeights:
-    """Keeps the weights of the best validation epoch and puts them back at the end of fit.
-
-    Used with early stopping: the last epoch is then by construction ``patience`` epochs past the
-    best one. Built lazily as a Lightning Callback (Lightning is imported only when training).
-    """
-
-    @staticmethod
-    def make():
-        from lightning.pytorch.callbacks import Callback
-
-        class BestWeights(Callback):
-            def __init__(self):
-                self.best, self.state, self.epoch = -1.0, None, None
-
-            def on_validation_end(self, trainer, pl_module):
-                if trainer.sanity_checking or "val_acc" not in trainer.callback_metrics:
-                    return
-                acc = float(trainer.callback_metrics["val_acc"])
-                if acc > self.best:
-                    self.best, self.epoch = acc, trainer.current_epoch + 1
-                    self.state = {k: v.detach().clone() for k, v in pl_module.net.state_dict().items()}
-
-            def on_fit_end(self, trainer, pl_module):
-                if self.state is not None:
-                    pl_module.net.load_state_dict(self.state)
-
-            def state_dict(self):  # kept in last.ckpt, so a resumed training still knows its best epoch
-                return {"best": self.best, "epoch": self.epoch, "state": self.state}
-
-            def load_state_dict(self, state_dict):
-                self.best, self.epoch, self.state = state_dict["best"], state_dict["epoch"], state_dict["state"]
-
-        return BestWeights()
-
-
-def train_standalone(
-    cfg: Config,
-    space: SearchSpace,
-    arch: Arch,
-    splits,
-    seed: int,
-    epochs: int,
-    metrics_path: Path | None = None,
-    run: RunDir | None = None,
-    augment: bool | None = None,
-    test: bool = True,
-    quiet: bool = False,
-    single_process: bool = False,
-    checkpoint_dir: Path | None = None,
-) -> dict:
-    """Train one architecture from scratch under the ``retrain`` and ``trainer`` settings.
-
-    Returns val (and, with ``test``, test) accuracy and loss, wall time, the epoch curve and the
-    trained module. ``quiet`` turns off the progress bar; ``single_process`` forces one device
-    (spot checks: many short trainings, where DDP start-up would dominate). With ``checkpoint_dir``,
-    ``last.ckpt`` there is saved each epoch and a training killed midway resumes from it. With
-    ``retrain.patience`` set, training stops early on validation accuracy and the best
-    validation epoch's weights are kept.
-    """
-    import lightning.pytorch as pl
-    from lightning.pytorch.callbacks import EarlyStopping
-
-    from nasnav.data.splits import NasDataModule
-    from nasnav.train.modules import StandaloneModule
-    from nasnav.train.trainer import RunReporter, finished_epochs, make_trainer, metric_rows_until
-
-    rc = cfg.retrain
-    last = checkpoint_dir / layout.LAST_CKPT if checkpoint_dir is not None else None
-    done = finished_epochs(last) if last is not None else 0
-    spec = splits.spec
-    pl.seed_everything(seed, workers=True, verbose=False)
-    optim = {
-        "optimizer": rc.optimizer,
-        "lr": rc.lr,
-        "momentum": rc.momentum,
-        "weight_decay": rc.weight_decay,
-        "schedule": rc.schedule,
-    }
-    module = StandaloneModule(
-        space.unpruned().to_dict(),
-        str(arch),
-        spec.kind,
-        spec.shape[0],
-        spec.num_classes,
-        optim,
-        augment=rc.augment if augment is None else augment,
-    )
-    callbacks = []
-    reporter = None
-    if run is not None and metrics_path is not None:
-        reporter = RunReporter(run, metrics_path, "retrain", epochs,
-                               first_epoch_rows=metric_rows_until(metrics_path, done))
-        callbacks.append(reporter)
-    best = None
-    if rc.patience:
-        best = _BestWeights.make()
-        callbacks += [EarlyStopping(monitor="val_acc", mode="max", patience=rc.patience), best]
-    tc = cfg.trainer
-    if quiet:
-        tc = dataclasses.replace(tc, enable_progress_bar=False)
-    if single_process:
-        tc = dataclasses.replace(tc, devices=1, num_nodes=1, strategy="auto")
-    root = metrics_path.parent if metrics_path is not None else Path(".")
-    trainer = make_trainer(tc, epochs, root, callbacks, grad_clip=5.0, checkpoint_dir=checkpoint_dir, lr_key="retrain.lr")
-    dm = NasDataModule(cfg.data, cfg.seed, splits)
-    t0 = time.time()
-    trainer.fit(module, datamodule=dm, ckpt_path=str(last) if done else None, weights_only=True)
-    seconds = time.time() - t0
-    from nasnav.workflow.runs import JobStopped, stop_requested
-
-    if trainer.received_sigterm or stop_requested():
-        raise JobStopped()
-    if trainer.world_size > 1:  # one exact pass on each rank instead of Lightning's padded, split loop
-        from nasnav.score.evaluate import exact_scores
-
-        val_acc, val_loss = exact_scores(module.net, splits.x_val, splits.y_val)
-    else:
-        val = trainer.validate(module, datamodule=dm, verbose=False)[0]
-        val_acc, val_loss = float(val["val_acc"]), float(val["val_loss"])
-    out = {
-        "val_acc": val_acc,
-        "val_loss": val_loss,
-        "train_seconds": seconds,
-        "epochs_trained": trainer.current_epoch,
-        "best_epoch": best.epoch if best else trainer.current_epoch,
-        "module": module,
-        "rows": reporter.rows if reporter else [],
-        "is_global_zero": trainer.is_global_zero,
-    }
-    if test and trainer.world_size > 1:
-        from nasnav.score.evaluate import exact_scores
-
-        test_acc, test_loss = exact_scores(module.net, splits.x_test, splits.y_test)
-        out.update(test_acc=test_acc, test_loss=test_loss)
-    elif test:
-        res = trainer.test(module, datamodule=dm, verbose=False)[0]
-        out.update(test_acc=float(res["test_acc"]), test_loss=float(res["test_loss"]))
-    return out
 
 
 def fingerprint(cfg: Config, space: SearchSpace, arch: Arch) -> str:
@@ -222,7 +76,6 @@ def fingerprint(cfg: Config, space: SearchSpace, arch: Arch) -> str:
 
 def lookup_one_shot(run: RunDir, arch: Arch) -> float | None:
     """The arch's one-shot accuracy in the latest round that scored it, or None."""
-    from nasnav.search.loop import read_candidates
 
     for k in reversed(run.rounds()):
         df = read_candidates(run, k)
@@ -233,8 +86,6 @@ def lookup_one_shot(run: RunDir, arch: Arch) -> float | None:
 
 
 def _save_weights(path: Path, net) -> None:
-    import torch
-
     buf = io.BytesIO()
     torch.save({k: v.detach().cpu() for k, v in net.state_dict().items()}, buf)
     atomic_write_bytes(path, buf.getvalue())
@@ -242,28 +93,25 @@ def _save_weights(path: Path, net) -> None:
 
 def load_weights(path: Path) -> dict:
     """A state_dict written by retrain (``weights_only``: no code is unpickled)."""
-    import torch
 
     if not Path(path).exists():
-        raise ValueError(
+        raise InvalidInput(
             f"{path}: no weights; retrain the architecture first (`python -m nasnav retrain RUN --arch ...`)"
         )
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
-        from nasnav.train.trainer import describe_load_error
 
-        raise ValueError(f"{path}: not a readable weights file ({describe_load_error(e)}); "
+        raise InvalidInput(f"{path}: not a readable weights file ({describe_load_error(e)}); "
                          "retrain the architecture to replace it") from None
     if not isinstance(state, dict) or not all(torch.is_tensor(v) for v in state.values()):
-        raise ValueError(f"{path}: not a weights file (expected a state_dict of tensors); "
+        raise InvalidInput(f"{path}: not a weights file (expected a state_dict of tensors); "
                          "retrain the architecture to replace it")
     return state
 
 
 def arch_record(cfg: Config, space: SearchSpace, arch: Arch, splits) -> dict:
     """The contents of arch.yaml: everything needed to rebuild and feed the network."""
-    from nasnav.workflow.export import raw_input_description
 
     return {
         "arch": str(arch),
@@ -296,13 +144,10 @@ def retrain(
     decide them are unchanged, so a stopped retrain resumes and ``--seeds 3`` after ``--seeds 1``
     trains only the two new seeds. Returns the metrics (empty on DDP ranks other than 0).
     """
-    from nasnav.model.supernet import build_network
-    from nasnav.score.evaluate import count_flops, latency_ms
-    from nasnav.workflow.runs import JobStopped, load_data, stop_requested
 
     seeds = cfg.retrain.seeds if seeds is None else int(seeds)
     if seeds < 1:
-        raise ValueError(f"--seeds: {seeds} must be at least 1")
+        raise InvalidInput(f"--seeds: {seeds} must be at least 1")
     splits = load_data(cfg)
     key = arch_key(str(arch))
     out_dir = run.final_dir(key)
@@ -391,23 +236,3 @@ def retrain(
     write_json(out_dir / layout.FINAL_METRICS, metrics)
     return metrics
 
-
-def read_finals(run: RunDir) -> pd.DataFrame:
-    """One row per retrained architecture; the results table's columns first."""
-    from nasnav.store.io import read_json
-
-    rows = []
-    for k in run.finals():
-        try:
-            m = read_json(run.final_dir(k) / layout.FINAL_METRICS)
-        except ValueError:
-            continue  # unreadable: skipped here, reported where the file is opened on its own
-        if isinstance(m, dict):
-            m.setdefault("test_acc_std", 0.0)
-            m["exported"] = (run.final_dir(k) / layout.EXPORT).exists()
-            rows.append(m)
-    df = pd.DataFrame(rows)
-    for c in FINAL_COLUMNS:
-        if c not in df.columns:
-            df[c] = pd.Series(dtype=object)
-    return df[FINAL_COLUMNS + [c for c in df.columns if c not in FINAL_COLUMNS]]

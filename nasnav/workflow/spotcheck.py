@@ -21,11 +21,18 @@ from itertools import combinations
 
 import numpy as np
 import pandas as pd
+from scipy.stats import kendalltau, spearmanr
 
 from nasnav.config import Config
+from nasnav.errors import InvalidInput
+from nasnav.stop import JobStopped, stop_requested
 from nasnav.store import layout
 from nasnav.store.io import append_csv_rows, read_csv, read_json, write_csv, write_json
+from nasnav.store.records import read_candidates
 from nasnav.store.run_dir import RunDir
+from nasnav.train.standalone import train_standalone
+from nasnav.workflow.model_card import write_model_card
+from nasnav.workflow.runs import load_data, round_space
 
 PAIR_COLUMNS = [
     "arch",
@@ -66,8 +73,6 @@ def pick_candidates(df: pd.DataFrame, n: int, seed) -> list[str]:
 
 
 def _tau(a, b) -> tuple[float | None, float | None]:
-    from scipy.stats import kendalltau
-
     a, b = np.asarray(a, float), np.asarray(b, float)
     if len(a) < 2 or np.ptp(a) == 0 or np.ptp(b) == 0:
         return None, None  # undefined: a constant list has no order
@@ -76,8 +81,6 @@ def _tau(a, b) -> tuple[float | None, float | None]:
 
 
 def _rho(a, b) -> tuple[float | None, float | None]:
-    from scipy.stats import spearmanr
-
     a, b = np.asarray(a, float), np.asarray(b, float)
     if len(a) < 2 or np.ptp(a) == 0 or np.ptp(b) == 0:
         return None, None
@@ -197,9 +200,6 @@ def spotcheck(
 ) -> dict:
     """Train ``n`` candidates of round k standalone (``seeds`` each) and compare with their one-shot
     accuracy; writes spotcheck.csv / spotcheck_runs.csv / spotcheck.json and returns the summary."""
-    from nasnav.search.loop import read_candidates
-    from nasnav.workflow.retrain import train_standalone
-    from nasnav.workflow.runs import JobStopped, load_data, round_space, stop_requested
 
     say = say or (lambda msg: None)
     k = run.current_round() if k is None else k
@@ -207,10 +207,10 @@ def spotcheck(
     epochs = cfg.retrain.spotcheck_epochs if epochs is None else int(epochs)
     for name, v in (("--n", n), ("--seeds", seeds), ("--epochs", epochs)):
         if v < 1:
-            raise ValueError(f"spotcheck {name}: {v} must be at least 1")
+            raise InvalidInput(f"spotcheck {name}: {v} must be at least 1")
     cands = read_candidates(run, k)
     if not len(cands) or pd.to_numeric(cands["one_shot_acc"], errors="coerce").notna().sum() == 0:
-        raise ValueError(
+        raise InvalidInput(
             f"{run.round_dir(k)}: round {k} has no scored candidates; run the search first "
             f"(`python -m nasnav evaluate {run.path} --n 50`)"
         )
@@ -324,7 +324,6 @@ def spotcheck(
 
 def _refresh_cards(run: RunDir, cfg: Config) -> None:
     """Model cards quote the latest spot check: rewrite the ones already written."""
-    from nasnav.workflow.model_card import write_model_card
 
     for key in run.finals():
         if (run.final_dir(key) / layout.CARD).exists():

@@ -9,13 +9,24 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import subprocess
 import sys
 import time
 import traceback
 import warnings
 
-EXIT_OK, EXIT_INTERNAL, EXIT_INVALID = 0, 1, 2
+from nasnav.cli import final as cli_final
+from nasnav.cli import steering as cli_steering
+from nasnav.config import ConfigError, load_config
+from nasnav.errors import EXIT_INTERNAL, EXIT_INVALID, EXIT_OK, InvalidInput
+from nasnav.jobs.context import job
+from nasnav.stop import JobStopped
+from nasnav.workflow.export import export_final
+from nasnav.workflow.model_card import export_summary
+from nasnav.workflow.pipeline import run_pipeline
+from nasnav.workflow.retrain import retrain
+from nasnav.workflow.runs import load_data, load_run, round_space
+from nasnav.workflow.search import score_candidates
+from nasnav.workflow.supernet import train_supernet
 
 
 def _quiet() -> None:
@@ -35,9 +46,6 @@ def _say(msg: str) -> None:
 
 # ---- commands ---------------------------------------------------------------------------
 def cmd_validate(args) -> int:
-    from nasnav.config import ConfigError, load_config
-    from nasnav.workflow.runs import load_data
-
     try:
         cfg = load_config(args.config, args.set)
     except ConfigError as e:
@@ -53,18 +61,12 @@ def cmd_validate(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from nasnav.config import load_config
-    from nasnav.workflow.pipeline import run_pipeline
-    from nasnav.workflow.runs import load_data
-
     cfg = load_config(args.config, args.set)
     load_data(cfg)  # check the data before anything is written
     return run_pipeline(cfg, args.run_dir, resume=args.resume, say=_say)
 
 
 def cmd_supernet(args) -> int:
-    from nasnav.workflow.runs import job, load_run, train_supernet
-
     run, cfg = load_run(args.run_dir)
     with job(run, "supernet"):
         res = train_supernet(run, cfg, args.round, resume=args.resume)
@@ -74,9 +76,6 @@ def cmd_supernet(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from nasnav.workflow.pipeline import score_candidates
-    from nasnav.workflow.runs import job, load_run
-
     run, cfg = load_run(args.run_dir)
     with job(run, "search"):
         df = score_candidates(run, cfg, args.round, budget=args.n, strategy=args.strategy or cfg.search.strategy)
@@ -87,18 +86,14 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_retrain(args) -> int:
-    from nasnav.workflow.retrain import retrain
-    from nasnav.workflow.runs import job, load_run, round_space
-
     run, cfg = load_run(args.run_dir)
     space = round_space(run, cfg)
     arch = space.parse(args.arch)  # ValueError (exit 2) names the bad part
     if args.seeds is not None and args.seeds < 1:
-        raise ValueError(f"--seeds: {args.seeds} must be at least 1")
+        raise InvalidInput(f"--seeds: {args.seeds} must be at least 1")
     with job(run, "retrain"):
         m = retrain(run, cfg, space, arch, seeds=args.seeds)
         if m and not args.no_export:
-            from nasnav.workflow.export import export_final, export_summary
 
             run.write_status(message="exporting model.py, ONNX, torch.export, model card")
             info = export_final(run, cfg, m["arch"])
@@ -113,16 +108,6 @@ def cmd_retrain(args) -> int:
             for line in export_summary(info).splitlines():
                 _say(f"  {line}")
     return EXIT_OK
-
-
-def run_subcommand(argv: list[str]) -> None:
-    """Run a stage in its own process (needed when Lightning starts several processes: DDP
-    re-launches the command line, which must then be that stage alone)."""
-    code = subprocess.call([sys.executable, "-m", "nasnav", *argv])
-    if code == EXIT_INVALID:
-        raise ValueError(f"`nasnav {' '.join(argv)}` reported invalid input (see above)")
-    if code != EXIT_OK:
-        raise RuntimeError(f"`nasnav {' '.join(argv)}` failed with exit code {code}")
 
 
 # ---- parser -----------------------------------------------------------------------------------
@@ -167,7 +152,6 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--resume", action="store_true", help="accepted for symmetry: finished seeds are always reused")
     sp.set_defaults(fn=cmd_retrain)
 
-    from nasnav import cli_final, cli_steering
 
     cli_steering.register(sub)
     cli_final.register(sub)
@@ -187,7 +171,6 @@ def main(argv: list[str] | None = None) -> int:
     # workers, the app's jobs) then do not fight over cores. NASNAV_THREADS overrides.
     os.environ.setdefault("OMP_NUM_THREADS", os.environ.get("NASNAV_THREADS", "1"))
     _quiet()
-    from nasnav.workflow.runs import JobStopped
 
     t0 = time.time()
     try:
@@ -195,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     except JobStopped:
         _say(f"stopped after {time.time() - t0:.1f} s; run the same command with --resume to continue")
         return EXIT_OK
-    except ValueError as e:
+    except InvalidInput as e:
         for line in str(e).splitlines():
             print(f"error: {line}", file=sys.stderr)
         return EXIT_INVALID

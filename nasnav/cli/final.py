@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from nasnav.jobs.context import job
 from nasnav.store import layout
+from nasnav.workflow.export import export_final
+from nasnav.workflow.model_card import export_summary
+from nasnav.workflow.runs import load_run, round_space
+from nasnav.workflow.spotcheck import spotcheck
 
 
 def _say(msg: str) -> None:
@@ -10,9 +15,6 @@ def _say(msg: str) -> None:
 
 
 def cmd_spotcheck(args) -> int:
-    from nasnav.workflow.runs import job, load_run
-    from nasnav.workflow.spotcheck import spotcheck
-
     run, cfg = load_run(args.run_dir)
     k = run.current_round() if args.round is None else args.round
     with job(run, "spotcheck"):
@@ -26,7 +28,7 @@ def cmd_spotcheck(args) -> int:
         f"(p {_f(s['spearman_p'], 3)}); seed-to-seed tau (ceiling) {_f(s['ceiling_tau'])}"
     )
     _say(f"  verdict: {s['verdict']}: {s['verdict_text']}")
-    _say(f"  pairs: {run.round_dir(k) / 'spotcheck.csv'}")
+    _say(f"  pairs: {run.round_dir(k) / layout.SPOTCHECK_PAIRS}")
     return 0
 
 
@@ -35,9 +37,6 @@ def _f(x, digits: int = 2) -> str:
 
 
 def cmd_export(args) -> int:
-    from nasnav.workflow.export import export_final, export_summary
-    from nasnav.workflow.runs import load_run, round_space
-
     run, cfg = load_run(args.run_dir)
     if "/" in args.arch or not run.final_dir(args.arch).is_dir():
         round_space(run, cfg).parse(args.arch, check_active=False)  # names a bad stage or component: exit 2

@@ -7,6 +7,17 @@ from __future__ import annotations
 
 import pandas as pd
 
+from nasnav.errors import InvalidInput
+from nasnav.jobs.context import job
+from nasnav.steering.actions import describe_actions
+from nasnav.store import layout
+from nasnav.store.records import read_candidates, read_space, search_state
+from nasnav.workflow.analysis import analyze_round
+from nasnav.workflow.decisions import apply_decision, history, proposal, redo, undo
+from nasnav.workflow.round import run_round
+from nasnav.workflow.runs import load_run
+from nasnav.workflow.search import score_candidates
+
 STRATEGIES = ("random", "evolution")
 
 
@@ -17,7 +28,7 @@ def _say(msg: str) -> None:
 def _pair(text: str, flag: str) -> tuple[str, str]:
     stage, sep, comp = text.partition(":")
     if not sep or not stage or not comp:
-        raise ValueError(f"{flag} '{text}': expected STAGE:COMPONENT, e.g. {flag} s1:skip (a stage name or index)")
+        raise InvalidInput(f"{flag} '{text}': expected STAGE:COMPONENT, e.g. {flag} s1:skip (a stage name or index)")
     return stage, comp
 
 
@@ -30,14 +41,10 @@ def _best(df: pd.DataFrame) -> str:
 
 
 def cmd_search(args) -> int:
-    from nasnav.search.loop import read_candidates, search_state
-    from nasnav.workflow.pipeline import score_candidates
-    from nasnav.workflow.runs import job, load_run
-
     if args.budget is not None and args.budget < 1:
-        raise ValueError("--budget must be at least 1")
+        raise InvalidInput("--budget must be at least 1")
     if args.seconds is not None and args.seconds <= 0:
-        raise ValueError("--seconds must be greater than 0")
+        raise InvalidInput("--seconds must be greater than 0")
     run, cfg = load_run(args.run_dir)
     k = run.current_round()
     before = len(read_candidates(run, k))
@@ -48,7 +55,6 @@ def cmd_search(args) -> int:
         df = score_candidates(run, cfg, k, budget=args.budget, strategy=args.strategy, seconds=args.seconds,
                               resume=args.resume)
         run.write_status(message="search finished; computing fitness and the projection")
-        from nasnav.analysis.fitness import analyze_round
 
         analyze_round(run, cfg, k)  # fitness.csv, importance.csv, projection.csv (and its cache) ready for the app
     _say(f"round {k}: {len(df) - before} candidates scored ({len(df)} in all); {_best(df)}")
@@ -56,18 +62,14 @@ def cmd_search(args) -> int:
 
 
 def cmd_analyze(args) -> int:
-    from nasnav.analysis.fitness import analyze_round
-    from nasnav.steering.policy import proposal
-    from nasnav.workflow.runs import load_run
-
     run, cfg = load_run(args.run_dir)
     k = run.current_round() if args.round is None else args.round
     if k not in run.rounds():
-        raise ValueError(f"round {k} does not exist; rounds: {', '.join(map(str, run.rounds())) or 'none'}")
+        raise InvalidInput(f"round {k} does not exist; rounds: {', '.join(map(str, run.rounds())) or 'none'}")
     res = analyze_round(run, cfg, k)
     fit = res["fitness"]
     _say(f"round {k}: fitness of {len(fit)} components over the round's candidates "
-         f"(written to {run.round_dir(k) / 'fitness.csv'}, importance.csv, projection.csv)")
+         f"(written to {run.round_dir(k) / layout.FITNESS}, {layout.IMPORTANCE}, {layout.PROJECTION})")
     show = fit[fit["active"]][["stage", "component", "fitness", "ci_low", "ci_high", "frequency", "top_with", "in_top"]]
     with pd.option_context("display.width", 160, "display.max_rows", 500):
         _say(show.round(4).to_string(index=False))
@@ -82,18 +84,15 @@ def cmd_analyze(args) -> int:
 
 
 def cmd_prune(args) -> int:
-    from nasnav.steering.policy import apply_decision, describe_actions, history, load_space, redo, undo
-    from nasnav.workflow.runs import load_run
-
     run, cfg = load_run(args.run_dir)
     actions = [{"op": "prune", "stage": s, "component": c} for s, c in (_pair(t, "--drop") for t in args.drop)]
     actions += [{"op": "pin", "stage": s, "choice": c} for s, c in (_pair(t, "--pin") for t in args.pin)]
     actions += [{"op": "restore", "stage": s, "component": c} for s, c in (_pair(t, "--restore") for t in args.restore)]
     moves = int(args.undo) + int(args.redo)
     if moves and actions:
-        raise ValueError("--undo / --redo cannot be combined with --drop, --pin or --restore")
+        raise InvalidInput("--undo / --redo cannot be combined with --drop, --pin or --restore")
     if moves > 1:
-        raise ValueError("give either --undo or --redo, not both")
+        raise InvalidInput("give either --undo or --redo, not both")
     if args.undo:
         k = undo(run)
         _say(f"current round is now {k} (later rounds are kept; --redo returns to them)")
@@ -101,9 +100,9 @@ def cmd_prune(args) -> int:
         k = redo(run)
         _say(f"current round is now {k}")
     elif actions:
-        before = load_space(run, run.current_round(), cfg.kind).size()
+        before = read_space(run, run.current_round(), cfg.kind).size()
         k = apply_decision(run, cfg, actions, source="analyst")
-        after = load_space(run, k, cfg.kind).size()
+        after = read_space(run, k, cfg.kind).size()
         _say(f"round {k} created: {describe_actions(actions)}; space {before:,} -> {after:,} architectures")
         _say(f"next: python -m nasnav round {args.run_dir}   (fine-tune the supernet, search, analyse)")
     else:
@@ -114,9 +113,6 @@ def cmd_prune(args) -> int:
 
 
 def cmd_round(args) -> int:
-    from nasnav.workflow.pipeline import run_round
-    from nasnav.workflow.runs import load_run
-
     run, cfg = load_run(args.run_dir)
     k = run.current_round()
     df = run_round(run, cfg, say=_say)

@@ -1,0 +1,31 @@
+"""The command lines of the jobs the app starts: one builder per job, the one place outside the CLI
+that knows its arguments (a test parses every builder's output with the CLI's own parser)."""
+
+from __future__ import annotations
+
+from nasnav.store.run_dir import RunDir
+
+
+def supernet(run: RunDir, resume: bool = False) -> list[str]:
+    return ["supernet", str(run.path)] + (["--resume"] if resume else [])
+
+
+def search(run: RunDir, strategy: str, budget: int, resume: bool = False) -> list[str]:
+    """Constraints (search.max_params, max_flops) are read from the run's config."""
+    return ["search", str(run.path), "--strategy", strategy, "--budget", str(int(budget))] + (["--resume"] if resume else [])
+
+
+def next_round(run: RunDir) -> list[str]:
+    return ["round", str(run.path)]
+
+
+def spotcheck(run: RunDir, n: int = 10) -> list[str]:
+    return ["spotcheck", str(run.path), "--n", str(int(n))]
+
+
+def retrain(run: RunDir, arch: str, seeds: int) -> list[str]:
+    return ["retrain", str(run.path), "--arch", arch, "--seeds", str(int(seeds))]  # exports when done
+
+
+def export(run: RunDir, arch: str) -> list[str]:
+    return ["export", str(run.path), "--arch", arch]

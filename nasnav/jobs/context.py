@@ -1,0 +1,82 @@
+"""The job context: hold the run's lock, keep status.json truthful, stop on SIGTERM, report a full disk."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import signal
+import time
+import traceback
+
+from nasnav.errors import InvalidInput
+from nasnav.jobs.control import JobLock
+from nasnav.stop import JobStopped, clear_stop, request_stop, stop_requested
+from nasnav.store.io import sweep_temp_files
+from nasnav.store.run_dir import RunDir
+
+
+class DiskFull(InvalidInput):
+    """A job could not write because the disk (or quota) is full. A ValueError: the CLI prints the
+    message without a traceback; nothing written before is damaged (writes are atomic)."""
+
+
+_DISK_FULL = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
+
+
+def _safe_status(run: RunDir, **fields) -> None:
+    """Record a job's end without masking the error that ended it (a full disk fails this write too)."""
+    with contextlib.suppress(OSError, ValueError):
+        run.write_status(**fields)
+
+
+def _on_sigterm(signum, frame):
+    request_stop()  # loops check this between units of work; Lightning stops after the batch
+
+
+@contextlib.contextmanager
+def job(run: RunDir, name: str, stage: str | None = None):
+    """Hold the run's lock and keep status.json truthful for the duration of a job."""
+    if int(os.environ.get("LOCAL_RANK", "0")) > 0 or int(os.environ.get("NODE_RANK", "0")) > 0:
+        yield  # DDP worker processes re-run the command: rank 0 owns the lock and the status
+        return
+    clear_stop()
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    lock = JobLock(run, name)
+    lock.acquire()  # JobRunning (a ValueError) when another job holds the run: its status is left alone
+    with contextlib.suppress(OSError):
+        sweep_temp_files(run.path)  # half-written files of killed writers (only those whose pid is gone)
+    try:
+        run.write_status(state="running", job=name, stage=stage or name, pid=os.getpid(), progress=0.0,
+                         message=f"{name} started", error=None, started=time.time(), eta_seconds=None)
+        yield
+        if stop_requested():
+            raise JobStopped()
+        run.write_status(state="done", progress=1.0, message=f"{name} finished", eta_seconds=None)
+    except (JobStopped, KeyboardInterrupt):
+        _safe_status(run, state="stopped", message=f"{name} stopped; resume continues from the last saved state")
+        raise JobStopped() from None
+    except SystemExit as e:  # Lightning exits this way after SIGTERM
+        _safe_status(run, state="stopped" if stop_requested() else "failed",
+                     message=f"{name} stopped" if stop_requested() else f"{name} exited ({e.code})")
+        raise
+    except ValueError as e:
+        _safe_status(run, state="failed", error=str(e), message=f"{name} failed: {e}")
+        raise
+    except OSError as e:
+        if e.errno not in _DISK_FULL:
+            _safe_status(run, state="failed", error=f"{type(e).__name__}: {e}", message=f"{name} failed",
+                         extra={"traceback": traceback.format_exc()[-4000:]})
+            raise
+        msg = (f"disk full: the {name} job could not write {e.filename or 'its files'} ({e.strerror}); "
+               "free some space and start it again: the files it wrote before are intact and it resumes from them")
+        _safe_status(run, state="failed", error=msg, message=f"{name} failed: disk full")
+        raise DiskFull(msg) from None
+    except Exception as e:
+        _safe_status(run, state="failed", error=f"{type(e).__name__}: {e}", message=f"{name} failed",
+                     extra={"traceback": traceback.format_exc()[-4000:]})
+        raise
+    finally:
+        with contextlib.suppress(OSError):  # a full disk must not hide the job's own error
+            lock.release()
+        signal.signal(signal.SIGTERM, previous)

@@ -1,0 +1,135 @@
+"""Typed reads and writes of a run's round records: space, candidates, search state, decisions,
+history, spot-check summary and the retrained architectures. Callers never name a file."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from nasnav.errors import InvalidInput
+from nasnav.space import SearchSpace
+from nasnav.store import layout
+from nasnav.store.io import read_csv, read_json, read_yaml, write_json, write_yaml
+from nasnav.store.run_dir import RunDir
+
+# candidates.csv: these columns, then one choice_<stage> column per stage
+CANDIDATE_COLUMNS = ["round", "arch", "one_shot_acc", "val_loss", "params", "flops", "strategy", "generation",
+                     "parent", "seconds"]
+# the results table of retrained architectures: these columns first
+FINAL_COLUMNS = ["arch", "test_acc", "test_acc_std", "val_acc", "one_shot_acc", "params", "flops", "latency_ms",
+                 "train_seconds", "seeds", "epochs", "round", "key"]
+
+
+def choice_column(stage_name: str) -> str:
+    return f"choice_{stage_name}"
+
+
+def candidate_columns(space: SearchSpace) -> list[str]:
+    return CANDIDATE_COLUMNS + [choice_column(s.name) for s in space.stages]
+
+
+# ---- space ---------------------------------------------------------------------------------------
+def space_path(run: RunDir, k: int) -> Path:
+    return run.round_dir(k) / layout.SPACE
+
+
+def has_space(run: RunDir, k: int) -> bool:
+    return space_path(run, k).exists()
+
+
+def read_space(run: RunDir, k: int | None = None, kind: str | None = None, ops: list[str] | None = None) -> SearchSpace:
+    """The space of round k (current round by default), checked; ``ops`` (the registry's names) also
+    checks every component exists. Problems name the file."""
+    k = run.current_round() if k is None else k
+    path = space_path(run, k)
+    if not path.exists():
+        raise InvalidInput(f"{path}: round {k} has no {layout.SPACE}")
+    try:
+        space = SearchSpace.from_dict(read_yaml(path), kind)
+    except ValueError as e:
+        msg = str(e)
+        raise InvalidInput(msg if msg.startswith(str(path)) else f"{path}: {msg}") from None
+    return space.validate(ops, where=str(path))
+
+
+def write_space(run: RunDir, k: int, space: SearchSpace) -> None:
+    write_yaml(run.ensure_round_dir(k) / layout.SPACE, space.to_dict())
+
+
+# ---- candidates and search state -----------------------------------------------------------------
+def candidates_path(run: RunDir, k: int) -> Path:
+    return run.round_dir(k) / layout.CANDIDATES
+
+
+def read_candidates(run: RunDir, k: int) -> pd.DataFrame:
+    """Candidates of round k (empty frame if none yet)."""
+    return read_csv(candidates_path(run, k), columns=CANDIDATE_COLUMNS)
+
+
+def search_state(run: RunDir, k: int) -> dict:
+    """The round's last search plan and state (empty dict if none)."""
+    return read_json(run.round_dir(k) / layout.SEARCH_STATE, default={}) or {}
+
+
+def write_search_state(run: RunDir, k: int, state: dict) -> None:
+    write_json(run.ensure_round_dir(k) / layout.SEARCH_STATE, state)
+
+
+# ---- decisions and history -----------------------------------------------------------------------
+def read_decisions(run: RunDir, k: int) -> list[dict]:
+    data = read_json(run.round_dir(k) / layout.DECISIONS, default=[])
+    return data if isinstance(data, list) else []
+
+
+def write_decisions(run: RunDir, k: int, records: list[dict]) -> None:
+    write_json(run.ensure_round_dir(k) / layout.DECISIONS, records)
+
+
+def read_history(run: RunDir) -> list[dict]:
+    data = read_json(run.path / layout.HISTORY, default=[])
+    return data if isinstance(data, list) else []
+
+
+def log_event(run: RunDir, event: dict) -> None:
+    """Append one event (a decision, an undo, a redo) to the run's history, time-stamped."""
+    events = read_history(run)
+    events.append({"time": time.strftime("%Y-%m-%dT%H:%M:%S"), "timestamp": time.time(), **event})
+    write_json(run.path / layout.HISTORY, events)
+
+
+# ---- spot check and retrained architectures ------------------------------------------------------
+def read_spotcheck(run: RunDir, k: int | None = None) -> dict | None:
+    """The spot-check summary of round k (current round by default), or None: the app's trust indicator."""
+    k = run.current_round() if k is None else k
+    data = read_json(run.round_dir(k) / layout.SPOTCHECK_SUMMARY, default=None)
+    return data if isinstance(data, dict) else None
+
+
+def read_finals(run: RunDir) -> pd.DataFrame:
+    """One row per retrained architecture; the results table's columns first."""
+    rows = []
+    for k in run.finals():
+        try:
+            m = read_json(run.final_dir(k) / layout.FINAL_METRICS)
+        except ValueError:
+            continue  # unreadable: skipped here, reported where the file is opened on its own
+        if isinstance(m, dict):
+            m.setdefault("test_acc_std", 0.0)
+            m["exported"] = (run.final_dir(k) / layout.EXPORT).exists()
+            rows.append(m)
+    df = pd.DataFrame(rows)
+    for c in FINAL_COLUMNS:
+        if c not in df.columns:
+            df[c] = pd.Series(dtype=object)
+    return df[FINAL_COLUMNS + [c for c in df.columns if c not in FINAL_COLUMNS]]
+
+
+# ---- supernet ------------------------------------------------------------------------------------
+def supernet_path(run: RunDir, k: int) -> Path:
+    return run.round_dir(k) / layout.SUPERNET
+
+
+def has_supernet(run: RunDir, k: int) -> bool:
+    return supernet_path(run, k).exists()

@@ -1,0 +1,54 @@
+"""A whole round: its supernet if missing, a search to the round's budget, then its analysis."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import pandas as pd
+
+from nasnav.config import Config
+from nasnav.jobs.context import job
+from nasnav.jobs.control import run_subcommand
+from nasnav.store import layout
+from nasnav.store.run_dir import RunDir
+from nasnav.train.trainer import is_multiprocess
+from nasnav.workflow.analysis import analyze_round
+from nasnav.workflow.search import score_candidates
+from nasnav.workflow.supernet import train_supernet
+
+
+def run_round(run: RunDir, cfg: Config, say: Callable[[str], None] = print, evaluator=None) -> pd.DataFrame:
+    """All of the current round: train / fine-tune its supernet if the checkpoint is missing (resuming
+    an interrupted training), score candidates up to search.budget, then fitness and projection.
+    With ``evaluator`` (any ``arch -> metrics``, e.g. a lookup table) there is no supernet to train."""
+
+    k = run.current_round()
+    missing = evaluator is None and not (run.round_dir(k) / layout.SUPERNET).exists()
+    if missing and is_multiprocess(cfg.trainer):
+        run_subcommand(["supernet", str(run.path), "--round", str(k), "--resume"])  # DDP needs its own process
+        missing = False
+    with job(run, "round", stage="supernet" if missing else "search"):
+        if missing:
+            t = time.time()
+            train_supernet(run, cfg, k, resume=True)
+            say(f"round {k}: supernet {'trained' if k == 0 else 'fine-tuned'} in {time.time() - t:.1f} s")
+        run.write_status(stage="search", progress=0.0, message=f"searching round {k}")
+        df = score_candidates(run, cfg, k, fill=True, evaluator=evaluator)
+        run.write_status(stage="analysis", message=f"fitness and projection of round {k}")
+        analyze_round(run, cfg, k)
+    return df
+
+
+def extend_round(run: RunDir, cfg: Config, say: Callable[[str], None] = print, evaluator=None) -> pd.DataFrame:
+    """Score ``search.budget`` more candidates in the current round (its supernet, or ``evaluator``),
+    then redo its fitness and projection: the auto-pilot gathering evidence before it decides."""
+
+    k = run.current_round()
+    with job(run, "round", stage="search"):
+        run.write_status(stage="search", progress=0.0, message=f"searching round {k} further")
+        df = score_candidates(run, cfg, k, budget=cfg.search.budget, evaluator=evaluator)
+        run.write_status(stage="analysis", message=f"fitness and projection of round {k}")
+        analyze_round(run, cfg, k)
+    say(f"round {k}: {len(df)} candidates")
+    return df

@@ -1,0 +1,106 @@
+"""BENCHMARKS.md is generated from bench/results: records keep what runs printed, the page shows the
+newest run per benchmark and group, with its command, and stays small."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench import records, report  # noqa: E402
+
+BODY = """Preset `tiny` (12 architectures). **Ceiling** (2 pairs): 0.500 [0.4, 0.6].
+
+### Noise 1 pp
+
+| variant | N | tau | p | share | time s | note |
+|---|---|---|---|---|---|---|
+| sampler=fair | 50 | 0.400 | 6e-05 | 96% | 0.979 [0.953, 1.05] | - |
+| sampler=uniform | 50 | 0.456 | 0.001 | 4% | 265 [241, 265] | never |
+
+Verdict: missed."""
+
+
+@pytest.fixture(autouse=True)
+def _results_in_tmp(tmp_path, monkeypatch):
+    """Nothing here may write into bench/results, whatever a test forgets to pass."""
+    monkeypatch.setenv("NASNAV_BENCH_RESULTS", str(tmp_path / "env-results"))
+
+
+def _record(bench: str, group: str, date: str, tau: str, command: str | None = None) -> dict:
+    body = f"Group {group}.\n\n| variant | tau | target |\n|---|---|---|\n| v-{date} | {tau} | missed |\n"
+    return {"benchmark": bench, "group": group, "title": f"{bench} ({group})", "date": date, "machine": "2 cores",
+            "command": command or f"python bench/{bench}.py --preset {group} # {date}", "params": {"preset": group},
+            "metrics": {"ceiling": 0.5}, "blocks": records.parse_body(body)}
+
+
+def test_blocks_print_back_exactly_with_numbers_as_numbers():
+    blocks = records.parse_body(BODY)
+    assert [next(iter(b)) for b in blocks] == ["text", "heading", "table", "text"]
+    table = blocks[2]["table"]
+    assert table["rows"][0][:6] == ["sampler=fair", 50, 0.4, 6e-05, 0.96, [0.979, 0.953, 1.05]]
+    assert table["rows"][1][6] == "never" and table["rows"][0][6] == "-"
+    assert records.render_blocks(blocks) == BODY
+
+
+def test_append_keeps_every_run_and_moves_latest(tmp_path):
+    for date, cmd in [("2026-01-01 10:00", "a"), ("2026-01-02 10:00", "b"), ("2026-01-03 10:00", "a")]:
+        records.append_record(_record("ranking", "tiny", date, "0.1", command=cmd), tmp_path)
+    recs = records.read_records(tmp_path / "ranking.jsonl")
+    assert [(r["command"], r["latest"]) for r in recs] == [("a", False), ("b", True), ("a", True)]
+
+
+def test_page_shows_only_the_newest_run_per_benchmark_and_group(tmp_path):
+    for rec in [_record("ranking", "digits", "2026-01-01 10:00", "0.111"),
+                _record("ranking", "mnist1d", "2026-01-01 11:00", "0.222"),
+                _record("ranking", "digits", "2026-01-02 10:00", "0.333"),
+                _record("my_new_bench", "x", "2026-01-02 12:00", "0.444")]:
+        records.append_record(rec, tmp_path)
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "ranking.md").write_text("Earlier: tau 0.111 ({cmd ranking 2026-01-01 10:00}).\n")
+    page = report.render_page(tmp_path)
+    assert page.startswith("# nasnav benchmarks")
+    heads = [line for line in page.splitlines() if line.startswith("#")]
+    assert heads == ["# nasnav benchmarks", "## Targets (the newest runs below)", f"## {report.HEADINGS['ranking']}",
+                     "### digits", "### mnist1d", "## my_new_bench (x)", "### x"]
+    assert "| v-2026-01-02 10:00 | 0.333 | missed |" in page  # the newest digits run
+    assert "v-2026-01-01 10:00" not in page  # the older digits run is only in the records
+    assert "`python bench/ranking.py --preset digits # 2026-01-02 10:00` — 2026-01-02 10:00, 2 cores" in page
+    assert "Earlier: tau 0.111 (`python bench/ranking.py --preset digits # 2026-01-01 10:00` (2026-01-01 10:00))." in page
+    assert "| ranking (digits): tau >= 0.8 and >= 0.9 of the ceiling | best 0.333 (v-2026-01-02 10:00), 0.67 of 0.500 |" \
+        in page
+    # written next to the records, never to the repository's page
+    assert report.main(["--results", str(tmp_path)]) == 0
+    assert (tmp_path / "BENCHMARKS.md").read_text() == page
+    assert report.main(["--results", str(tmp_path), "--check"]) == 0
+
+
+def test_a_note_citing_no_run_is_an_error(tmp_path):
+    records.append_record(_record("ranking", "digits", "2026-01-01 10:00", "0.1"), tmp_path)
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "ranking.md").write_text("{cmd ranking 2025-01-01 10:00}")
+    with pytest.raises(ValueError, match="names no run"):
+        report.render_page(tmp_path)
+
+
+def test_check_fails_on_a_stale_page(tmp_path):
+    records.append_record(_record("ranking", "digits", "2026-01-01 10:00", "0.1"), tmp_path)
+    (tmp_path / "BENCHMARKS.md").write_text("# hand-edited\n")
+    assert report.main(["--results", str(tmp_path), "--check"]) == 1
+
+
+def test_repository_page_is_generated_small_and_every_run_has_its_command():
+    page = report.render_page(records.DEFAULT_RESULTS)
+    assert len(page.encode()) < 15_000
+    assert (ROOT / "BENCHMARKS.md").read_text(encoding="utf-8") == page, "run: python -m bench.report"
+    sections = page.split("\n### ")[1:]
+    assert sections and all("\n\n`python bench/" in s.split("\n\n## ")[0] for s in sections)
+    every = records.load_all(records.DEFAULT_RESULTS)
+    assert all(r["blocks"] and r["command"].startswith("python bench/") for rs in every.values() for r in rs)
+    for rs in every.values():  # exactly one latest run per command
+        latest = [r["command"] for r in rs if r["latest"]]
+        assert sorted(latest) == sorted({r["command"] for r in rs})
