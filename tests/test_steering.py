@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import zlib
 
 import numpy as np
@@ -171,7 +172,7 @@ def test_policy_spares_a_component_that_is_bad_on_average_but_best_in_the_best_c
     assert ("s1", "a") not in {(a["stage"], a["component"]) for a in actions}
 
 
-def test_autopilot_with_the_defaults_extends_narrows_and_searches_the_narrowed_space(tiny):
+def test_autopilot_with_the_defaults_extends_narrows_and_searches_the_narrowed_space(tiny, caplog):
     """The defaults: no pruning by fitness; the first pass is extended (more candidates from the same
     supernet), the pass before the last narrows the space to 1 % of it (at least
     steering.min_space_size) by what the best candidates use, ranked by the model, and the last
@@ -181,8 +182,8 @@ def test_autopilot_with_the_defaults_extends_narrows_and_searches_the_narrowed_s
     assert actions == [] and "narrowing comes on the pass before the last" in why
     now = proposal(run, cfg, now=True)[0]  # what the app suggests: the analyst decides when to stop searching
     assert now and all("narrowing to at most 4 architectures" in a["reason"] for a in now)
-    said = []
-    while autopilot_round(run, cfg, say=said.append, evaluator=ev):
+    caplog.set_level(logging.INFO, logger='nasnav')
+    while autopilot_round(run, cfg, evaluator=ev):
         pass
     final = read_space(run, run.current_round(), cfg.kind)
     assert run.rounds() == [0, 1] and search_passes(run, 1) == 3 and final.size() <= 4
@@ -192,16 +193,16 @@ def test_autopilot_with_the_defaults_extends_narrows_and_searches_the_narrowed_s
     assert not {"skip", "maxpool3x3"} & set(final.stages[0].active)  # the harmful ones are out
     assert "dilconv3x3" not in final.stages[2].active
     assert len(read_candidates(run, 1)) == final.size()  # the narrowed space is scored whole
-    assert "round limit" in said[-1]
+    assert "round limit" in caplog.messages[-1]
 
 
-def test_autopilot_pruning_by_fitness_rounds_until_the_limit(tiny):
+def test_autopilot_pruning_by_fitness_rounds_until_the_limit(tiny, caplog):
     run, cfg, ev = tiny
     cfg = dataclasses.replace(cfg, steering=dataclasses.replace(cfg.steering, prune=True, narrow_to=0, extend=False))
     proposed = {(a["stage"], a["component"]) for a in propose(run, cfg)}
     assert {("s1", "skip"), ("s3", "dilconv3x3")} <= proposed and ("s2", "conv3x3") not in proposed
-    said = []
-    while autopilot_round(run, cfg, say=said.append, evaluator=ev):  # the evaluator stands in for the supernet
+    caplog.set_level(logging.INFO, logger='nasnav')
+    while autopilot_round(run, cfg, evaluator=ev):  # the evaluator stands in for the supernet
         pass
     assert run.rounds() == [0, 1, 2] and run.current_round() == 2
     for k in run.rounds():
@@ -210,7 +211,7 @@ def test_autopilot_pruning_by_fitness_rounds_until_the_limit(tiny):
     h = history(run)
     assert list(h["space_size"]) == sorted(h["space_size"], reverse=True) and h["space_size"].iloc[-1] < 120
     assert "prune s1:skip" in h["decisions"].iloc[0] and "prune s3:dilconv3x3" in h["decisions"].iloc[0]
-    assert h["decisions"].iloc[-1].startswith("stop: round limit") and "auto-pilot stops" in said[-1]
+    assert h["decisions"].iloc[-1].startswith("stop: round limit") and "auto-pilot stops" in caplog.messages[-1]
     assert read_decisions(run, 0)[0]["source"] == "autopilot"
 
 

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -93,21 +95,21 @@ def test_fitness_protects_only_the_latest_rounds_top():
         evidence_frame([old], "everything")
 
 
-def test_autopilot_extends_a_round_when_nothing_is_clearly_worse(tmp_path):
+def test_autopilot_extends_a_round_when_nothing_is_clearly_worse(tmp_path, caplog):
     cfg = load_config("configs/tiny.yaml", TINY + ["steering.rounds=3", "steering.extend=true",
                                                    "steering.evidence=all"])
     space = cfg.search_space()
     ev = TableEvaluator({str(a): 80.0 for a in space})  # flat: nothing is ever clearly worse
     run = create_run(cfg, tmp_path / "run")
-    run_round(run, cfg, say=lambda s: None, evaluator=ev)
-    said: list[str] = []
-    while autopilot_round(run, cfg, say=said.append, evaluator=ev):
+    run_round(run, cfg, evaluator=ev)
+    caplog.set_level(logging.INFO, logger='nasnav')
+    while autopilot_round(run, cfg, evaluator=ev):
         pass
     assert run.rounds() == [0] and search_passes(run, 0) == 3
     assert [r["status"] for r in read_decisions(run, 0)] == ["extend", "extend", "stop"]
     df = read_candidates(run, 0)
     assert len(df) == 90 == ev.calls and df["arch"].is_unique
-    assert "scoring 30 more" in said[0] and "round limit" in said[-1]
+    assert "scoring 30 more" in caplog.messages[0] and "round limit" in caplog.messages[-1]
 
 
 def test_autopilot_on_a_table_reuses_earlier_scores(tmp_path):
@@ -117,8 +119,8 @@ def test_autopilot_on_a_table_reuses_earlier_scores(tmp_path):
     ev = TableEvaluator(additive_table(space, {("s1", "skip"): -8.0, ("s1", "maxpool3x3"): -6.0,
                                                ("s3", "dilconv3x3"): -5.0}))
     run = create_run(cfg, tmp_path / "run")
-    run_round(run, cfg, say=lambda s: None, evaluator=ev)
-    while autopilot_round(run, cfg, say=lambda s: None, evaluator=ev):
+    run_round(run, cfg, evaluator=ev)
+    while autopilot_round(run, cfg, evaluator=ev):
         pass
     rounds = run.rounds()
     assert len(rounds) >= 2
@@ -129,15 +131,15 @@ def test_autopilot_on_a_table_reuses_earlier_scores(tmp_path):
     assert s3["frequency"].sum() > len(read_candidates(run, 1))  # round 0's in-space candidates count too
 
 
-def test_autopilot_narrows_before_its_last_pass_and_searches_the_narrowed_space(tmp_path):
+def test_autopilot_narrows_before_its_last_pass_and_searches_the_narrowed_space(tmp_path, caplog):
     cfg = load_config("configs/tiny.yaml", TINY + ["steering.rounds=3", "steering.evidence=all",
                                                    "steering.narrow_to=6", "steering.narrow_elite=10"])
     space = cfg.search_space()
     ev = TableEvaluator(additive_table(space, {("s1", "skip"): -8.0, ("s3", "dilconv3x3"): -5.0}))
     run = create_run(cfg, tmp_path / "run")
-    run_round(run, cfg, say=lambda s: None, evaluator=ev)
-    said: list[str] = []
-    while autopilot_round(run, cfg, say=said.append, evaluator=ev):
+    run_round(run, cfg, evaluator=ev)
+    caplog.set_level(logging.INFO, logger='nasnav')
+    while autopilot_round(run, cfg, evaluator=ev):
         pass
     last = run.current_round()
     final = read_space(run, last, cfg.kind)
@@ -145,7 +147,7 @@ def test_autopilot_narrows_before_its_last_pass_and_searches_the_narrowed_space(
     narrowing = [a for a in read_decisions(run, last - 1)[-1]["actions"] if "narrowing" in a.get("reason", "")]
     assert narrowing and search_passes(run, last) == 3
     assert len(read_candidates(run, last)) > 0  # the narrowed space was searched: retrain has a candidate
-    assert "round limit" in said[-1]
+    assert "round limit" in caplog.messages[-1]
 
 
 def test_autopilot_reuses_a_fresh_analysis_and_redoes_a_missing_one(tmp_path):
@@ -158,15 +160,15 @@ def test_autopilot_reuses_a_fresh_analysis_and_redoes_a_missing_one(tmp_path):
     space = cfg.search_space()
     ev = TableEvaluator({str(a): 80.0 for a in space})
     run = create_run(cfg, tmp_path / "run")
-    run_round(run, cfg, say=lambda s: None, evaluator=ev)
+    run_round(run, cfg, evaluator=ev)
     rdir = run.round_dir(0)
     stamp = (rdir / "candidates.csv").stat().st_mtime - 100  # analysis files newer than the candidates ...
     for name in ("fitness.csv", "projection.csv"):
         os.utime(rdir / name, (stamp + 200, stamp + 200))
     os.utime(rdir / "candidates.csv", (stamp, stamp))
     cfg1 = load_config("configs/tiny.yaml", TINY + ["steering.rounds=1"])  # ... a stop, no new search
-    assert not autopilot_round(run, cfg1, say=lambda s: None, evaluator=ev)
+    assert not autopilot_round(run, cfg1, evaluator=ev)
     assert (rdir / "projection.csv").stat().st_mtime == stamp + 200  # not recomputed
     (rdir / "fitness.csv").unlink()  # an interrupted analysis
-    assert not autopilot_round(run, cfg1, say=lambda s: None, evaluator=ev)
+    assert not autopilot_round(run, cfg1, evaluator=ev)
     assert (rdir / "fitness.csv").exists() and (rdir / "projection.csv").stat().st_mtime != stamp + 200

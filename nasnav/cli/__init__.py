@@ -7,15 +7,15 @@ on stderr, no traceback), 1 internal error.
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 import time
 import traceback
-import warnings
 
 from nasnav.cli import final as cli_final
+from nasnav.cli import output
 from nasnav.cli import steering as cli_steering
+from nasnav.cli.output import say as _say
 from nasnav.config import ConfigError, load_config
 from nasnav.errors import EXIT_INTERNAL, EXIT_INVALID, EXIT_OK, InvalidInput
 from nasnav.jobs.context import job
@@ -27,21 +27,6 @@ from nasnav.workflow.retrain import retrain
 from nasnav.workflow.runs import load_data, load_run, round_space
 from nasnav.workflow.search import score_candidates
 from nasnav.workflow.supernet import train_supernet
-
-
-def _quiet() -> None:
-    """Keep the terminal for what matters: progress bars, our messages, real warnings."""
-    for name in ("lightning.pytorch", "lightning.fabric", "lightning", "pytorch_lightning"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-    warnings.filterwarnings("ignore", message=".*number of training batches.*")
-    warnings.filterwarnings("ignore", message=".*LeafSpec.*")
-    warnings.filterwarnings("ignore", message=".*Grad strides do not match.*")  # DDP + 1x1 convs: harmless
-    warnings.filterwarnings("ignore", message=".*recommended to use `Trainer\\(devices=1.*")
-
-
-def _say(msg: str) -> None:
-    print(msg, flush=True)
 
 
 # ---- commands ---------------------------------------------------------------------------
@@ -63,7 +48,7 @@ def cmd_validate(args) -> int:
 def cmd_run(args) -> int:
     cfg = load_config(args.config, args.set)
     load_data(cfg)  # check the data before anything is written
-    return run_pipeline(cfg, args.run_dir, resume=args.resume, say=_say)
+    return run_pipeline(cfg, args.run_dir, resume=args.resume)
 
 
 def cmd_supernet(args) -> int:
@@ -170,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     # Small networks on a CPU run fastest on one thread per process, and several processes (DDP
     # workers, the app's jobs) then do not fight over cores. NASNAV_THREADS overrides.
     os.environ.setdefault("OMP_NUM_THREADS", os.environ.get("NASNAV_THREADS", "1"))
-    _quiet()
+    output.setup()
 
     t0 = time.time()
     try:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+
+from nasnav.cli.output import say as _say
 from nasnav.jobs.context import job
 from nasnav.store import layout
 from nasnav.workflow.export import export_final
@@ -10,15 +13,13 @@ from nasnav.workflow.runs import load_run, round_space
 from nasnav.workflow.spotcheck import spotcheck
 
 
-def _say(msg: str) -> None:
-    print(msg, flush=True)
-
-
 def cmd_spotcheck(args) -> int:
     run, cfg = load_run(args.run_dir)
     k = run.current_round() if args.round is None else args.round
     with job(run, "spotcheck"):
-        s = spotcheck(run, cfg, args.n, k=k, seeds=args.seeds, epochs=args.epochs, say=None if args.quiet else _say)
+        if args.quiet:
+            logging.getLogger("nasnav").setLevel(logging.WARNING)
+        s = spotcheck(run, cfg, args.n, k=k, seeds=args.seeds, epochs=args.epochs)
     _say(
         f"spot check of round {k}: N={s['n']} candidates x {s['seeds']} seeds, {s['epochs']} epochs each, "
         f"{s['seconds']:.1f} s ({s['trained_now']} trainings now, the rest reused from {layout.SPOTCHECK_RUNS})"

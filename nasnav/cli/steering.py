@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from nasnav.cli.output import say as _say
 from nasnav.errors import InvalidInput
 from nasnav.jobs.context import job
 from nasnav.steering.actions import describe_actions
@@ -19,10 +20,6 @@ from nasnav.workflow.runs import load_run
 from nasnav.workflow.search import score_candidates
 
 STRATEGIES = ("random", "evolution")
-
-
-def _say(msg: str) -> None:
-    print(msg, flush=True)
 
 
 def _pair(text: str, flag: str) -> tuple[str, str]:
@@ -115,7 +112,7 @@ def cmd_prune(args) -> int:
 def cmd_round(args) -> int:
     run, cfg = load_run(args.run_dir)
     k = run.current_round()
-    df = run_round(run, cfg, say=_say)
+    df = run_round(run, cfg)
     _say(f"round {k}: {len(df)} candidates; {_best(df)}")
     return 0
 

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import io
-import logging
 import math
 import re
 import sys
 import time
-import warnings
 from pathlib import Path
 
 import lightning.pytorch as pl
@@ -227,9 +225,6 @@ def make_trainer(tc: TrainerConfig, max_epochs: int, root: Path, callbacks: list
     if checkpoint_dir is not None:
         callbacks.append(ModelCheckpoint(dirpath=checkpoint_dir, filename="last", save_last=False, save_top_k=1,
                                          monitor=None, every_n_epochs=1, enable_version_counter=False))
-    for name in ("lightning.pytorch", "lightning.fabric"):
-        logging.getLogger(name).setLevel(logging.WARNING)  # no "GPU available" banners in job logs
-    warnings.filterwarnings("ignore", message=".*Checkpoint directory .* exists and is not empty.*")  # resume reuses it
     progress = tc.enable_progress_bar if tc.enable_progress_bar is not None else sys.stderr.isatty()
     return pl.Trainer(
         accelerator=tc.accelerator,

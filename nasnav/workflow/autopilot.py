@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Callable
 
 from nasnav.analysis.fitness import steering_fitness
 from nasnav.steering.actions import describe_actions
@@ -15,8 +15,10 @@ from nasnav.workflow.analysis import analyze_round, steering_candidates
 from nasnav.workflow.decisions import apply_decision, record_stop, search_passes
 from nasnav.workflow.round import extend_round, run_round
 
+log = logging.getLogger(__name__)
 
-def autopilot_round(run: RunDir, cfg, say: Callable[[str], None] = print, evaluator=None) -> bool:
+
+def autopilot_round(run: RunDir, cfg, evaluator=None) -> bool:
     """Analyse the current round, take the auto-pilot's decision, then fine-tune and search the new
     round in-process (with ``evaluator`` instead of the supernet, if given). When nothing is clearly
     worse and ``steering.extend`` is on, score ``search.budget`` more candidates in the same round
@@ -41,15 +43,15 @@ def autopilot_round(run: RunDir, cfg, say: Callable[[str], None] = print, evalua
                "round": k, "actions": [], "status": "extend", "why": reason, "evidence": json_records(fit)}
         records.write_decisions(run, k, records.read_decisions(run, k) + [rec])
         records.log_event(run, {"event": "extend", "round": k, "reason": reason})
-        say(f"auto-pilot, round {k}: {reason}; scoring {cfg.search.budget} more candidates")
-        extend_round(run, cfg, say=say, evaluator=evaluator)
+        log.info(f"auto-pilot, round {k}: {reason}; scoring {cfg.search.budget} more candidates")
+        extend_round(run, cfg, evaluator=evaluator)
         return True
     if not actions:
         record_stop(run, k, reason, fit)
-        say(f"auto-pilot stops at round {k}: {reason}")
+        log.info(f"auto-pilot stops at round {k}: {reason}")
         return False
     nxt = apply_decision(run, cfg, actions, evidence=fit, source="autopilot")
     new_size = records.read_space(run, nxt, cfg.kind).size()
-    say(f"auto-pilot, round {k} -> {nxt}: {describe_actions(actions)}; space {space.size():,} -> {new_size:,}")
-    run_round(run, cfg, say=say, evaluator=evaluator)
+    log.info(f"auto-pilot, round {k} -> {nxt}: {describe_actions(actions)}; space {space.size():,} -> {new_size:,}")
+    run_round(run, cfg, evaluator=evaluator)
     return True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -20,6 +21,8 @@ from nasnav.workflow.runs import create_run, load_run, round_space
 from nasnav.workflow.search import score_candidates
 from nasnav.workflow.supernet import train_supernet
 
+log = logging.getLogger(__name__)
+
 
 def _stage(cfg: Config, run: RunDir, name: str, argv: list[str], fn: Callable[[], object]):
     """Run a training stage in-process, or as a subprocess when Lightning starts several processes."""
@@ -31,14 +34,14 @@ def _stage(cfg: Config, run: RunDir, name: str, argv: list[str], fn: Callable[[]
         return fn()
 
 
-def run_pipeline(cfg: Config, run_dir: str | Path, resume: bool = False, say: Callable[[str], None] = print) -> int:
+def run_pipeline(cfg: Config, run_dir: str | Path, resume: bool = False) -> int:
     """Create the run, then round after round: supernet, search, (auto-pilot decision); retrain the best."""
 
     if resume:
         run, cfg = load_run(run_dir)
     else:
         run = create_run(cfg, run_dir)
-    say(f"run directory: {run.path}")
+    log.info(f"run directory: {run.path}")
     times: dict[str, float] = {}
     while True:
         k = run.current_round()
@@ -52,12 +55,12 @@ def run_pipeline(cfg: Config, run_dir: str | Path, resume: bool = False, say: Ca
             df = score_candidates(run, cfg, k, fill=True)
         times["search"] = times.get("search", 0) + time.time() - t
         best = df.loc[df["one_shot_acc"].idxmax()]
-        say(f"round {k}: {len(df)} candidates, best one-shot {best['one_shot_acc']:.4f} {best['arch']}")
+        log.info(f"round {k}: {len(df)} candidates, best one-shot {best['one_shot_acc']:.4f} {best['arch']}")
         if not cfg.steering.autopilot:
             break
 
         t = time.time()  # analysis + decision + the next round's fine-tuning and search
-        advanced = autopilot_round(run, cfg, say=say)
+        advanced = autopilot_round(run, cfg)
         times["steering rounds"] = times.get("steering rounds", 0) + time.time() - t
         if not advanced:
             break
@@ -79,11 +82,11 @@ def run_pipeline(cfg: Config, run_dir: str | Path, resume: bool = False, say: Ca
         with job(run, "export"):
             exported = export_final(run, cfg, top["arch"])
         times["export"] = time.time() - t
-        say(f"best architecture: {top['arch']}")
+        log.info(f"best architecture: {top['arch']}")
         one_shot = df.set_index("arch")["one_shot_acc"].get(top["arch"], float("nan"))
-        say(f"  one-shot accuracy {one_shot:.4f}, standalone test accuracy {top['test_acc']:.4f}, "
+        log.info(f"  one-shot accuracy {one_shot:.4f}, standalone test accuracy {top['test_acc']:.4f}, "
             f"{int(top['params']):,} params, {int(top['flops']):,} FLOPs")
-        say(f"  exported to {run.final_dir(top['key'])}: {', '.join(exported['files'])}")
-    say("time per stage: " + ", ".join(f"{k} {v:.1f} s" for k, v in times.items()))
+        log.info(f"  exported to {run.final_dir(top['key'])}: {', '.join(exported['files'])}")
+    log.info("time per stage: " + ", ".join(f"{k} {v:.1f} s" for k, v in times.items()))
     run.write_status(state="done", stage="finished", progress=1.0, message="pipeline finished", pid=None)
     return 0

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Callable
 
 import pandas as pd
 
@@ -17,8 +17,10 @@ from nasnav.workflow.analysis import analyze_round
 from nasnav.workflow.search import score_candidates
 from nasnav.workflow.supernet import train_supernet
 
+log = logging.getLogger(__name__)
 
-def run_round(run: RunDir, cfg: Config, say: Callable[[str], None] = print, evaluator=None) -> pd.DataFrame:
+
+def run_round(run: RunDir, cfg: Config, evaluator=None) -> pd.DataFrame:
     """All of the current round: train / fine-tune its supernet if the checkpoint is missing (resuming
     an interrupted training), score candidates up to search.budget, then fitness and projection.
     With ``evaluator`` (any ``arch -> metrics``, e.g. a lookup table) there is no supernet to train."""
@@ -32,7 +34,7 @@ def run_round(run: RunDir, cfg: Config, say: Callable[[str], None] = print, eval
         if missing:
             t = time.time()
             train_supernet(run, cfg, k, resume=True)
-            say(f"round {k}: supernet {'trained' if k == 0 else 'fine-tuned'} in {time.time() - t:.1f} s")
+            log.info(f"round {k}: supernet {'trained' if k == 0 else 'fine-tuned'} in {time.time() - t:.1f} s")
         run.write_status(stage="search", progress=0.0, message=f"searching round {k}")
         df = score_candidates(run, cfg, k, fill=True, evaluator=evaluator)
         run.write_status(stage="analysis", message=f"fitness and projection of round {k}")
@@ -40,7 +42,7 @@ def run_round(run: RunDir, cfg: Config, say: Callable[[str], None] = print, eval
     return df
 
 
-def extend_round(run: RunDir, cfg: Config, say: Callable[[str], None] = print, evaluator=None) -> pd.DataFrame:
+def extend_round(run: RunDir, cfg: Config, evaluator=None) -> pd.DataFrame:
     """Score ``search.budget`` more candidates in the current round (its supernet, or ``evaluator``),
     then redo its fitness and projection: the auto-pilot gathering evidence before it decides."""
 
@@ -50,5 +52,5 @@ def extend_round(run: RunDir, cfg: Config, say: Callable[[str], None] = print, e
         df = score_candidates(run, cfg, k, budget=cfg.search.budget, evaluator=evaluator)
         run.write_status(stage="analysis", message=f"fitness and projection of round {k}")
         analyze_round(run, cfg, k)
-    say(f"round {k}: {len(df)} candidates")
+    log.info(f"round {k}: {len(df)} candidates")
     return df

@@ -15,8 +15,8 @@ and the verdict).
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Callable
 from itertools import combinations
 
 import numpy as np
@@ -33,6 +33,8 @@ from nasnav.store.run_dir import RunDir
 from nasnav.train.standalone import train_standalone
 from nasnav.workflow.model_card import write_model_card
 from nasnav.workflow.runs import load_data, round_space
+
+log = logging.getLogger(__name__)
 
 PAIR_COLUMNS = [
     "arch",
@@ -196,12 +198,10 @@ def spotcheck(
     k: int | None = None,
     seeds: int | None = None,
     epochs: int | None = None,
-    say: Callable[[str], None] | None = None,
 ) -> dict:
     """Train ``n`` candidates of round k standalone (``seeds`` each) and compare with their one-shot
     accuracy; writes spotcheck.csv / spotcheck_runs.csv / spotcheck.json and returns the summary."""
 
-    say = say or (lambda msg: None)
     k = run.current_round() if k is None else k
     seeds = cfg.retrain.spotcheck_seeds if seeds is None else int(seeds)
     epochs = cfg.retrain.spotcheck_epochs if epochs is None else int(epochs)
@@ -222,7 +222,7 @@ def spotcheck(
     else:
         planned = pick_candidates(cands, n, [cfg.seed, k, 23])
     if len(planned) < n:
-        say(f"round {k} has only {len(planned)} scored candidates: spot-checking all of them")
+        log.info(f"round {k} has only {len(planned)} scored candidates: spot-checking all of them")
     latest = cands.drop_duplicates("arch", keep="last")
     one_shot = latest.set_index(latest["arch"].astype(str))
     ranks = one_shot["one_shot_acc"].rank(ascending=False, method="min")
@@ -304,7 +304,7 @@ def spotcheck(
             rate = (time.time() - t0) / trained
             msg = f"spot check: {n_done}/{total} trainings ({a}, seed {s}: val acc {res['val_acc']:.3f})"
             run.write_status(progress=n_done / total, message=msg, eta_seconds=rate * (total - n_done))
-            say(msg)
+            log.info(msg)
         if all((a, s) in done for s in seed_list) and a not in {r["arch"] for r in pair_rows}:
             pair_rows.append(pair_row(a))
             append_csv_rows(rdir / layout.SPOTCHECK_PAIRS, [pair_rows[-1]], PAIR_COLUMNS)
