@@ -35,37 +35,35 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from nasnav.choices import (  # noqa: F401 (re-exported: the config's choices)
+    EVIDENCE_MODES,
+    FILE_SOURCES,
+    FITNESS_MODES,
+    NARROW_BY,
+    OPTIMIZERS,
+    PROJECTIONS,
+    SAMPLERS,
+    SCHEDULES,
+    SELECT_MODES,
+    SOURCE_KIND,
+    SOURCES,
+    STRATEGIES,
+    Evidence,
+    Fitness,
+    NarrowBy,
+    Optimizer,
+    Projection,
+    Sampler,
+    Schedule,
+    SelectMode,
+    Source,
+    Strategy,
+)
 from nasnav.errors import InvalidInput
 from nasnav.model.ops import list_ops
 from nasnav.space import SearchSpace, Stage
 from nasnav.store.io import write_yaml
 
-# ---- choices, declared once: import these rather than repeating the names -------------------------
-Source = Literal["digits", "mnist1d", "folder", "cifar", "csv"]
-Optimizer = Literal["sgd", "adam", "adamw"]
-Schedule = Literal["cosine", "constant"]
-Sampler = Literal["uniform", "fair"]  # uniform: random path per step; fair: every component equally often
-Strategy = Literal["random", "evolution"]
-Projection = Literal["mds", "tsne", "umap", "pca"]
-Fitness = Literal["adjusted", "marginal"]
-Evidence = Literal["round", "all"]
-NarrowBy = Literal["model", "score"]
-SelectMode = Literal["one", "any"]  # one: single path; any: non-empty subset, outputs summed
-
-SOURCES: tuple[str, ...] = typing.get_args(Source)
-OPTIMIZERS: tuple[str, ...] = typing.get_args(Optimizer)
-SCHEDULES: tuple[str, ...] = typing.get_args(Schedule)
-SAMPLERS: tuple[str, ...] = typing.get_args(Sampler)
-STRATEGIES: tuple[str, ...] = typing.get_args(Strategy)
-PROJECTIONS: tuple[str, ...] = typing.get_args(Projection)
-FITNESS_MODES: tuple[str, ...] = typing.get_args(Fitness)
-EVIDENCE_MODES: tuple[str, ...] = typing.get_args(Evidence)
-NARROW_BY: tuple[str, ...] = typing.get_args(NarrowBy)
-SELECT_MODES: tuple[str, ...] = typing.get_args(SelectMode)
-
-SOURCE_KIND = {"digits": "image", "mnist1d": "sequence", "folder": "image", "cifar": "image", "csv": "tabular"}
-FILE_SOURCES = ("folder", "cifar", "csv")  # sources that read data.path
-assert tuple(SOURCE_KIND) == SOURCES
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 
 

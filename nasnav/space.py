@@ -16,9 +16,9 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from nasnav.choices import SELECT_MODES
 from nasnav.errors import InvalidInput
 
-SELECT_MODES = ("one", "any")
 STAGE_SEP = "/"
 PARALLEL_SEP = "+"
 

@@ -38,13 +38,12 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from nasnav.choices import EVIDENCE_MODES, FITNESS_MODES
 from nasnav.errors import InvalidInput
 from nasnav.space import SearchSpace
 
 FITNESS_COLUMNS = ["stage", "component", "fitness", "ci_low", "ci_high", "frequency", "mean_with", "mean_without",
                    "best_with", "top_with", "in_top", "pruned", "pinned", "active"]
-FITNESS_METHODS = ("adjusted", "marginal")
-EVIDENCE = ("round", "all")  # steering.evidence: which rounds' candidates fitness is computed from
 
 
 def design(df: pd.DataFrame, space: SearchSpace) -> tuple[np.ndarray, np.ndarray, list[str]]:
@@ -147,8 +146,8 @@ def fitness_table(df: pd.DataFrame, space: SearchSpace, confidence: float = 0.95
     active flags. Candidates outside ``space`` are ignored; fitness is NaN where it cannot be
     estimated (never or always used)."""
 
-    if method not in FITNESS_METHODS:
-        raise InvalidInput(f"fitness method '{method}' is unknown; methods: {', '.join(FITNESS_METHODS)}")
+    if method not in FITNESS_MODES:
+        raise InvalidInput(f"fitness method '{method}' is unknown; methods: {', '.join(FITNESS_MODES)}")
     if not 0 < confidence < 1:
         raise InvalidInput(f"confidence {confidence} must lie strictly between 0 and 1")
     m, y, archs = design(df, space)
@@ -213,8 +212,8 @@ def evidence_frame(rounds: list[pd.DataFrame], evidence: str = "round") -> pd.Da
     """The candidates fitness is computed from, given each round's candidates (oldest first):
     ``round``: the latest round's; ``all``: every round's, an architecture scored in several rounds
     keeping its latest score (fitness ignores those outside the current space)."""
-    if evidence not in EVIDENCE:
-        raise InvalidInput(f"steering.evidence: '{evidence}' is not one of {', '.join(EVIDENCE)}")
+    if evidence not in EVIDENCE_MODES:
+        raise InvalidInput(f"steering.evidence: '{evidence}' is not one of {', '.join(EVIDENCE_MODES)}")
     frames = [f for f in rounds if f is not None and len(f)]
     if evidence == "round" or not frames:
         return rounds[-1] if rounds else pd.DataFrame(columns=["arch", "one_shot_acc"])

@@ -32,11 +32,11 @@ import numpy as np
 import pandas as pd
 from sklearn.manifold import TSNE, ClassicalMDS, smacof
 
+from nasnav.choices import PROJECTIONS
 from nasnav.errors import InvalidInput
 from nasnav.space import SearchSpace
 from nasnav.store.io import atomic_write_bytes
 
-METHODS = ("mds", "tsne", "umap", "pca")
 METRICS = ("hamming", "jaccard")
 JITTER = 0.015  # in layout units (the reference layout spans [-1, 1])
 SHARPNESS = 3.0  # beta in units of the smallest distance step: the nearest neighbours dominate
@@ -44,8 +44,8 @@ CHUNK = 1000  # rows of the (new x reference) distance matrix computed at once
 
 
 def _check(method: str, metric: str) -> None:
-    if method not in METHODS:
-        raise InvalidInput(f"projection method '{method}' is unknown; methods: {', '.join(METHODS)}")
+    if method not in PROJECTIONS:
+        raise InvalidInput(f"projection method '{method}' is unknown; methods: {', '.join(PROJECTIONS)}")
     if metric not in METRICS:
         raise InvalidInput(f"projection metric '{metric}' is unknown; metrics: {', '.join(METRICS)}")
 

@@ -17,10 +17,10 @@ import torch
 from sklearn.model_selection import train_test_split
 from torch.utils.data import DataLoader, TensorDataset
 
+from nasnav.choices import SOURCES
 from nasnav.data import sources
 from nasnav.errors import InvalidInput
 
-SOURCES: tuple[str, ...] = ("digits", "mnist1d", "folder", "cifar", "csv")
 KIND_NDIM = {"image": 3, "sequence": 2, "tabular": 1}  # per-sample dimensions of each kind
 
 

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from nasnav.choices import STRATEGIES
 from nasnav.errors import InvalidInput
 from nasnav.space import Arch, SearchSpace
 from nasnav.store import layout
@@ -35,7 +36,6 @@ from nasnav.store.io import append_csv_rows, read_csv, write_json
 from nasnav.store.records import candidate_columns, choice_column, read_candidates, search_state
 from nasnav.store.run_dir import RunDir
 
-STRATEGIES = ("random", "evolution")
 PARENT_SEP = ";"  # a crossover child's parent column: "<arch a>;<arch b>"
 ENUMERATE_LIMIT = 20000  # spaces up to this size are enumerated (exact "no repeats", exhaustion detected)
 

@@ -6,10 +6,9 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from nasnav.choices import FILE_SOURCES
 from nasnav.config import SOURCE_KIND
 from nasnav.ui import charts, space_edit, store
-
-FILE_SOURCES = ("folder", "cifar", "csv")
 
 
 def _init(key: str, value) -> None:

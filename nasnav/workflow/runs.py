@@ -51,7 +51,7 @@ def round_space(run: RunDir, cfg: Config, k: int | None = None) -> SearchSpace:
 
 
 # ---- data --------------------------------------------------------------------------------------
-_SPLITS: dict = {}
+_SPLITS: dict = {}  # the last config's data, kept for the process: every stage of a job reads the same
 
 
 def load_data(cfg: Config):
