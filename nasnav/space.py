@@ -209,7 +209,8 @@ class SearchSpace:
         )
 
     def largest(self) -> Arch:
-        """The architecture with the most active components (for the params of the largest)."""
+        """The architecture with the most active components (each stage's first ones; the one with the most
+        params is ``score.evaluate.CostModel.extreme``)."""
         return Arch(
             tuple(s.pinned if s.pinned is not None else s.active[: s.max_k()] for s in self.stages)
         )

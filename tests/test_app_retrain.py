@@ -25,8 +25,12 @@ def test_finished_run_shows_results_and_downloads(tmp_path_factory, tmp_path, mo
     assert table["one_shot_acc"].notna().all()  # the estimate is shown beside the standalone accuracy
     single = table["seeds"] < 2
     assert single.any() and (table.loc[single, "test_acc_std"] == "–").all()  # one seed: no spread, not "0.0000"
+    # chosen by validation accuracy: the test split reports, never sorts or picks the default download
+    assert list(table["val_acc"]) == sorted(table["val_acc"], reverse=True)
+    assert at.selectbox(key="rt_dl_arch").value == table["arch"].iloc[0]
     labels = {b.label for b in at.get("download_button")}
-    assert {"model.py", "weights.pt", "arch.yaml", "model.onnx", "model_card.md"} <= labels
+    # example.pt too: model.py's own check (`python model.py`) needs it beside the weights
+    assert {"model.py", "weights.pt", "arch.yaml", "example.pt", "model.onnx", "model_card.md"} <= labels
     assert len(at.get("vega_lite_chart")) >= 1  # the comparison chart
 
 

@@ -119,3 +119,19 @@ def test_template_diagram_marks_pruned_pinned_and_selection(used):
 
 def test_charts_are_altair_objects():
     assert isinstance(charts.candidate_scatter(points()), alt.TopLevelMixin)
+
+
+def test_finals_chart_axis_spans_the_accuracies_shown():
+    finals = pd.DataFrame({"arch": ["a/b", "c/d"], "one_shot_acc": [0.95, 0.96], "val_acc": [0.984, 0.993],
+                           "test_acc": [0.981, 0.99]})
+    lo, hi = charts.finals_chart(finals).to_dict()["encoding"]["x"]["scale"]["domain"]
+    assert 0.9 < lo < 0.95 and 0.993 < hi <= 1.0  # 0.984 and 0.993 do not look the same
+    assert charts.accuracy_domain(pd.Series([], dtype=float)) == [0.0, 1.0]
+    assert charts.accuracy_domain(pd.Series([0.5, 0.5])) == [0.495, 0.505]
+
+
+def test_loop_diagram_numbers_each_step_once():
+    import re
+
+    numbers = re.findall(r'label="(\w+) ·', LOOP_DOT)
+    assert len(numbers) == len(set(numbers)) >= 5, numbers

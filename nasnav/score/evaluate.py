@@ -82,6 +82,19 @@ class CostModel:
     def flops(self, arch: Arch) -> int:
         return self.fixed[1] + sum(self.table[(i, c)][1] for i, ch in enumerate(arch.choices) for c in ch)
 
+    def extreme(self, space: SearchSpace, largest: bool) -> Arch:
+        """The architecture of ``space`` with the most (or fewest) params. Costs add up per component,
+        so each stage independently takes its costliest components, as many as it may hold (or its
+        single cheapest one); a pinned stage keeps its pin."""
+        choices = []
+        for i, s in enumerate(space.stages):
+            if s.pinned is not None:
+                choices.append(tuple(s.pinned))
+                continue
+            ranked = sorted(s.active, key=lambda c, i=i: self.table[(i, c)], reverse=largest)
+            choices.append(tuple(ranked[: s.max_k()] if largest else ranked[:1]))
+        return Arch(tuple(choices))
+
 
 def _cost(module: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
     params = sum(p.numel() for p in module.parameters())
@@ -187,8 +200,5 @@ def make_recal_batches(x_train: torch.Tensor, n_batches: int, batch_size: int, s
 
 
 def space_param_range(space: SearchSpace, cost: CostModel) -> tuple[int, int]:
-    """Params of the smallest-per-stage and of the largest architecture of a space."""
-    largest = space.largest()
-    smallest = Arch(tuple((min(s.active, key=lambda c, i=i: cost.table[(i, c)][0]),) if s.pinned is None else s.pinned
-                          for i, s in enumerate(space.stages)))
-    return cost.params(smallest), cost.params(largest)
+    """Params of the smallest and of the largest architecture of a space."""
+    return cost.params(cost.extreme(space, largest=False)), cost.params(cost.extreme(space, largest=True))

@@ -215,8 +215,20 @@ def timeline_chart(hist: pd.DataFrame, height: int = 260) -> alt.LayerChart:
     return alt.layer(size, acc).resolve_scale(y="independent")
 
 
+def accuracy_domain(acc: pd.Series, pad: float = 0.25) -> list[float]:
+    """An x range around the accuracies shown (padded by a share of their spread, at least half a
+    point), so that 0.984 and 0.993 look different; clipped to [0, 1]."""
+    acc = pd.to_numeric(acc, errors="coerce").dropna()
+    if acc.empty:
+        return [0.0, 1.0]
+    lo, hi = float(acc.min()), float(acc.max())
+    margin = max(0.005, pad * (hi - lo))
+    return [max(0.0, lo - margin), min(1.0, hi + margin)]
+
+
 def finals_chart(finals: pd.DataFrame, height: int = 260) -> alt.Chart:
-    """Per retrained network: one-shot estimate vs standalone test accuracy."""
+    """Per retrained network: one-shot estimate vs standalone validation and test accuracy, on an axis
+    that spans the values shown (not 0..1)."""
     data = finals.copy()
     cols = [c for c in ("one_shot_acc", "val_acc", "test_acc") if c in data.columns]
     long = data.melt(id_vars=["arch"], value_vars=cols, var_name="measure", value_name="accuracy").dropna()
@@ -228,7 +240,7 @@ def finals_chart(finals: pd.DataFrame, height: int = 260) -> alt.Chart:
         .mark_bar()
         .encode(
             y=alt.Y("arch:N", title=None, axis=alt.Axis(labelLimit=360)),
-            x=alt.X("accuracy:Q", title="accuracy", scale=alt.Scale(domain=[0, 1])),
+            x=alt.X("accuracy:Q", title="accuracy", scale=alt.Scale(domain=accuracy_domain(long["accuracy"]))),
             yOffset=alt.YOffset("measure:N", sort=order),
             color=alt.Color("measure:N", title=None, sort=order, legend=alt.Legend(orient="top"),
                             scale=alt.Scale(domain=order, range=["#8896ab", "#f3a5bf", "#d6336c"])),

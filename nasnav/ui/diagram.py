@@ -84,8 +84,8 @@ LOOP_DOT = """digraph loop {
   edge [color="#7a8ca5", fontname="Helvetica", fontsize=10, arrowsize=0.7];
   space [label="1 · search space\\ntemplate network", pos="0,1.4!"];
   supernet [label="2 · train supernet\\nshared weights", pos="2.6,1.4!"];
-  search [label="3 · score candidates\\none-shot accuracy", pos="5.2,1.4!"];
-  analyse [label="3 · explore\\nmap + fitness", pos="5.2,0!"];
+  search [label="3a · score candidates\\none-shot accuracy", pos="5.2,1.4!"];
+  analyse [label="3b · explore\\nmap + fitness", pos="5.2,0!"];
   retrain [label="4 · retrain the best\\nfrom scratch", pos="2.6,0!", fillcolor="#fde2ea", color="#d6336c"];
   export [label="export\\nmodel.py, ONNX", pos="0,0!", fillcolor="#fde2ea", color="#d6336c"];
   space -> supernet; supernet -> search; search -> analyse;

@@ -17,9 +17,16 @@ DOWNLOADS = [  # file, label, mime
     (layout.MODEL_PY, layout.MODEL_PY, "text/x-python"),
     (layout.WEIGHTS, layout.WEIGHTS, "application/octet-stream"),
     (layout.ARCH, layout.ARCH, "application/x-yaml"),
+    (layout.EXAMPLE, layout.EXAMPLE, "application/octet-stream"),  # model.py's self-check reads it
     (layout.ONNX, layout.ONNX, "application/octet-stream"),
+    (layout.PT2, layout.PT2, "application/octet-stream"),
     (layout.CARD, layout.CARD, "text/markdown"),
 ]
+
+
+def by_validation(finals: pd.DataFrame) -> pd.DataFrame:
+    """Retrained networks, best standalone validation accuracy first (ties: fewer params)."""
+    return finals.sort_values(["val_acc", "params"], ascending=[False, True], kind="mergesort")
 
 
 def one_shot_lookup(run: RunDir) -> dict[str, float]:
@@ -128,15 +135,17 @@ def results(run: RunDir) -> pd.DataFrame:
         one = pd.to_numeric(finals["seeds"], errors="coerce").fillna(1) < 2
         std = pd.to_numeric(finals["test_acc_std"], errors="coerce")
         finals["test_acc_std"] = ["–" if single or v != v else f"±{v:.4f}" for single, v in zip(one, std)]
-    cols = [c for c in ("arch", "one_shot_acc", "test_acc", "test_acc_std", "val_acc", "params", "flops",
+    cols = [c for c in ("arch", "one_shot_acc", "val_acc", "test_acc", "test_acc_std", "params", "flops",
                         "latency_ms", "train_seconds", "seeds") if c in finals.columns]
     fmt = st.column_config.NumberColumn
-    st.dataframe(finals[cols].sort_values("test_acc", ascending=False), hide_index=True, width="stretch",
+    # chosen by validation accuracy: the test split only reports (never sorts, picks or defaults)
+    st.dataframe(by_validation(finals)[cols], hide_index=True, width="stretch",
                  column_config={"one_shot_acc": fmt("one-shot (estimate)", format="%.4f"),
                                 "test_acc": fmt("standalone test acc", format="%.4f"),
                                 "test_acc_std": st.column_config.TextColumn("± (seeds)"),
                                 "val_acc": fmt("standalone val acc", format="%.4f"),
-                                "params": fmt("params", format="%d"), "flops": fmt("FLOPs", format="%d"),
+                                "params": fmt("params", format="localized"),
+                                "flops": fmt("FLOPs", format="localized"),
                                 "latency_ms": fmt("latency (ms)", format="%.2f"),
                                 "train_seconds": fmt("train time (s)", format="%.1f")})
     st.altair_chart(charts.finals_chart(finals), width="stretch")
@@ -149,7 +158,8 @@ def downloads(run: RunDir, finals: pd.DataFrame) -> None:
     if finals.empty:
         return
     st.subheader("Download")
-    arch = st.selectbox("Network", list(finals.sort_values("test_acc", ascending=False)["arch"]), key="rt_dl_arch")
+    arch = st.selectbox("Network (best validation accuracy first)", list(by_validation(finals)["arch"]),
+                        key="rt_dl_arch")
     folder = run.final_dir(arch_key(arch))
     present = [(f, label, mime) for f, label, mime in DOWNLOADS if (folder / f).exists()]
     cols = st.columns(max(1, len(DOWNLOADS)))
