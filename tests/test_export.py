@@ -6,6 +6,7 @@ import textwrap
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -203,8 +204,16 @@ def test_model_card_tells_the_story(exported):
             "verdict_text": "noise wins",
         },
     )
+    cands = run.round_dir(0) / "candidates.csv"
+    other = "random" if cfg.search.strategy == "evolution" else "evolution"
+    saved = cands.read_text()
+    df = pd.read_csv(cands)
+    df["strategy"] = other  # as a search started with --strategy would record it
+    df.to_csv(cands, index=False)
     export.export_final(run, cfg, ARCH)  # unchanged weights: only the card is rewritten
+    cands.write_text(saved)
     card = (d / "model_card.md").read_text()
+    assert f"candidates scored by {other} search" in card, card[card.find("## The search"):][:600]  # what was done
     assert ARCH in card
     assert f"{100 * m['test_acc']:.2f}%" in card and f"{100 * m['one_shot_acc']:.2f}%" in card
     assert "**prune** `s1:maxpool3x3` (fitness -0.0712 [-0.1000, -0.0400], in 7 candidates" in card

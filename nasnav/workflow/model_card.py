@@ -12,6 +12,8 @@ import time
 
 import pandas as pd
 
+from nasnav.errors import InvalidInput
+from nasnav.steering.actions import Action
 from nasnav.store import layout, records
 from nasnav.store.io import atomic_write_text, read_json, read_yaml
 from nasnav.store.records import read_candidates
@@ -60,20 +62,19 @@ def _evidence_text(ev: dict) -> str:
     return ", ".join(parts)
 
 
-def _action_line(a: dict, evidence: list) -> str:
-    op = a.get("op") or a.get("action") or "decision"
-    target = a.get("component") or a.get("choice")
-    text = f"  - **{op}** `{a.get('stage')}:{target}`" if a.get("stage") is not None else f"  - **{op}**"
-    if a.get("reason"):
-        return f"{text}: {a['reason']}"  # the auto-pilot's reason already quotes its evidence
-    ev = a.get("evidence") if isinstance(a.get("evidence"), dict) else None
+def _action_line(raw, n: int, evidence: list) -> str:
+    """One recorded action (a JSON record of ``steering.actions.Action``) as a line of the card."""
+    try:
+        a = Action.from_dict(raw, f"action {n}")
+    except InvalidInput as e:
+        return f"  - (not a readable action: {e})"
+    text = f"  - **{a.op}** `{a.stage}:{a.target}`"
+    if a.reason:
+        return f"{text}: {a.reason}"  # the auto-pilot's reason already quotes its evidence
+    ev = a.evidence
     if ev is None:
         ev = next(
-            (
-                e
-                for e in evidence
-                if isinstance(e, dict) and e.get("stage") == a.get("stage") and e.get("component") == a.get("component")
-            ),
+            (e for e in evidence if isinstance(e, dict) and e.get("stage") == a.stage and e.get("component") == a.component),
             None,
         )
     return f"{text} ({_evidence_text(ev)})" if ev and _evidence_text(ev) else text
@@ -102,7 +103,7 @@ def _decision_lines(data) -> list[str]:
         note = " (later abandoned: undone and replaced)" if status == "abandoned" else ""
         lines.append(f"- {when}{who}{size}{note}:")
         evidence = r.get("evidence") if isinstance(r.get("evidence"), list) else []
-        lines += [_action_line(a, evidence) for a in actions if isinstance(a, dict)]
+        lines += [_action_line(a, n, evidence) for n, a in enumerate(actions, 1)]
     return lines
 
 
@@ -112,6 +113,7 @@ def _rounds_section(run: RunDir, cfg) -> list[str]:
         "|---|---|---|---|---|",
     ]
     decisions: list[str] = []
+    strategies: list[str] = []  # as the candidates record them (a search can override the config's)
     for k in run.rounds():
         rdir = run.round_dir(k)
         size = "n/a"
@@ -121,6 +123,7 @@ def _rounds_section(run: RunDir, cfg) -> list[str]:
             except ValueError:
                 pass
         df = read_candidates(run, k)
+        strategies = list(dict.fromkeys(strategies + [str(s) for s in df["strategy"].dropna()]))
         acc = pd.to_numeric(df["one_shot_acc"], errors="coerce") if len(df) else pd.Series(dtype=float)
         best = f"{_pct(acc.max())} `{df.loc[acc.idxmax(), 'arch']}`" if acc.notna().any() else "n/a"
         sc = _safe_json(rdir / layout.SPOTCHECK_SUMMARY)
@@ -138,7 +141,8 @@ def _rounds_section(run: RunDir, cfg) -> list[str]:
         f"One-shot NAS: a weight-sharing supernet trained for {cfg.supernet.epochs} epochs "
         f"({cfg.supernet.sampler} path sampling, {cfg.supernet.optimizer}, lr {cfg.supernet.lr}), "
         f"{cfg.supernet.warm_start_epochs} warm-start epochs per later round; candidates scored by "
-        f"{cfg.search.strategy} search with BatchNorm recalibration, on the validation split.",
+        f"{' and '.join(strategies) or cfg.search.strategy} search with BatchNorm recalibration, "
+        "on the validation split.",
         "",
         *out,
         "",
