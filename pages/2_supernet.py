@@ -24,10 +24,10 @@ with widgets.guarded():  # every error is a message on the page, never a traceba
                f"{cfg.supernet.optimizer}, lr {cfg.supernet.lr}, sampler {cfg.supernet.sampler}"
                f"{' · distilled from the largest path' if cfg.supernet.distill else ''}")
 
-    resume_ok = (rdir / "lightning" / "last.ckpt").exists()
+    resume_ok = records.supernet_resume_path(run, k).exists()
     widgets.job_panel(
         run, "supernet", commands.supernet(run), key="sn", page=guide.SUPERNET,
-        start_label="Start training", resume_label="Resume training", resume_args=commands.supernet(run, resume=True) if resume_ok else None,
+        start_label=guide.START_TRAINING, resume_label=guide.RESUME_TRAINING, resume_args=commands.supernet(run, resume=True) if resume_ok else None,
         disabled_reason="The supernet of this round is trained; later rounds are fine-tuned from Explore." if trained else None,
     )
 

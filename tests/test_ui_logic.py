@@ -1,13 +1,14 @@
 """Plain UI logic: chart selection -> architectures, run-directory UI state (selections, pending
 decision, job queue), the walkthrough's next step, and the space editor's model."""
 
+from pathlib import Path
 from types import SimpleNamespace
 
 import pandas as pd
 import pytest
 
 from nasnav.config import load_config, preset_path
-from nasnav.store.io import write_yaml
+from nasnav.store.io import write_json, write_yaml
 from nasnav.store.run_dir import RunDir
 from nasnav.ui import guide, selection, space_edit, state
 from nasnav.ui import queue as jobq
@@ -53,8 +54,9 @@ def test_an_empty_rectangle_is_told_apart_from_no_selection(pts):
 def test_components_used_and_readable_actions(small_space):
     used = selection.components_used(small_space, ["conv3x3/conv1x1+skip/dilconv3x3", "skip/conv1x1/dilconv3x3"])
     assert used[("s1", "conv3x3")] == 0.5 and used[("s2", "conv1x1")] == 1.0 and used[("s3", "dilconv3x3")] == 1.0
-    assert selection.describe_action({"op": "prune", "stage": "s1", "component": "skip"}) == "Prune **skip** in stage **s1**"
-    assert "Pin **conv3x3**" in selection.describe_action({"op": "pin", "stage": "s2", "choice": "conv3x3"})
+    assert selection.describe_action(Action(Op.PRUNE, "s1", "skip")) == "Prune **skip** in stage **s1**"
+    assert "Pin **conv3x3+skip**" in selection.describe_action(Action(Op.PIN, "s2", choice=("conv3x3", "skip")))
+    assert selection.describe_action(Action(Op.RESTORE, "s3", "dilconv3x3")) == "Restore **dilconv3x3** in stage **s3**"
     text = selection.describe_evidence({"gap": 0.031, "ci": [-0.05, -0.01], "n": 12})
     assert "gap 0.031" in text and "[-0.0500, -0.0100]" in text and "{" not in text
     row = {"stage": "s1", "component": "skip", "fitness": -0.031, "ci_low": -0.05, "ci_high": -0.01, "frequency": 12,
@@ -73,13 +75,19 @@ def test_saved_selections_and_pending_decision_live_in_the_run(run):
         state.save_selection(run, " ", ["a"])
     state.delete_selection(run, "good")
     assert state.saved_selections(run) == {}
-    assert state.add_pending(run, [{"op": "prune", "stage": "s1", "component": "skip", "evidence": {"x": 1}}]) == 1
-    assert state.add_pending(run, [{"op": "restore", "stage": "s1", "component": "skip"},
-                                   {"op": "pin", "stage": "s2", "choice": "conv3x3"}]) == 2  # restore replaces prune
-    assert [a["op"] for a in state.pending(run)] == ["restore", "pin"]
-    assert "evidence" not in state.pending(run)[0]
+    assert state.add_pending(run, [Action(Op.PRUNE, "s1", "skip", reason="r", evidence={"x": 1})]) == 1
+    assert state.add_pending(run, [Action(Op.RESTORE, "s1", "skip"),
+                                   Action(Op.PIN, "s2", choice=("conv3x3",))]) == 2  # restore replaces prune
+    assert [a.op for a in state.pending(run)] == [Op.RESTORE, Op.PIN]
+    assert state.pending(RunDir(run.path))[0].evidence is None  # a reload reads the same, without evidence
+    # the file keeps today's JSON records
+    assert read_json(run.path / state.PENDING_FILE) == [{"op": "restore", "stage": "s1", "component": "skip"},
+                                                         {"op": "pin", "stage": "s2", "choice": "conv3x3"}]
     state.remove_pending(run, 0)
-    assert [a["op"] for a in state.pending(run)] == ["pin"]
+    assert [a.op for a in state.pending(run)] == [Op.PIN]
+    write_json(run.path / state.PENDING_FILE, [{"op": "delete", "stage": "s1"}, "junk",
+                                               {"op": "prune", "stage": "s1", "component": "skip"}])
+    assert state.pending(run) == [Action(Op.PRUNE, "s1", "skip")]  # what is not an action is left out
     state.clear_pending(run)
     assert state.pending(run) == []
 
@@ -128,16 +136,27 @@ def test_job_queue_runs_one_job_at_a_time_and_pauses_after_a_failure(run, monkey
 def test_walkthrough_next_step_follows_the_run(run):
     assert guide.next_step(None).action == "Create run"
     assert guide.next_step(run) == guide.Step(guide.SUPERNET, "Start training", guide.next_step(run).why)
+    # a stopped training is resumed, not started again (issue 18, item 3)
+    last = run.round_dir(0) / "lightning" / "last.ckpt"
+    last.parent.mkdir(parents=True)
+    last.write_bytes(b"x")
+    run.write_status(state="stopped", job="supernet")
+    assert guide.next_step(run).action == "Resume training"
+    run.write_status(state="done", job="supernet")
     (run.round_dir(0) / "supernet.ckpt").write_bytes(b"x")
     assert guide.next_step(run).action == "Start search"
+    write_json(run.round_dir(0) / "search.json", {"state": "stopped"})
+    run.write_status(state="stopped", job="search")
+    assert guide.next_step(run).action == "Resume search"
+    run.write_status(state="done", job="search")
     (run.round_dir(0) / "candidates.csv").write_text("arch,one_shot_acc\na,0.5\n")
-    assert guide.next_step(run).action == "Prune"
+    assert guide.next_step(run).action == "Keep only what the selection uses"
     write_yaml(run.ensure_round_dir(1) / "space.yaml", {"stages": []})
     run.set_current_round(1)
     assert guide.next_step(run).action == "Start next round"
     (run.round_dir(1) / "supernet.ckpt").write_bytes(b"x")
     (run.round_dir(1) / "candidates.csv").write_text("arch,one_shot_acc\na,0.5\n")
-    assert guide.next_step(run).action == "Retrain"
+    assert guide.next_step(run).action == "Retrain & export"
     final = run.final_dir("a")
     final.mkdir(parents=True)
     (final / "metrics.json").write_text("{}")
@@ -145,6 +164,16 @@ def test_walkthrough_next_step_follows_the_run(run):
     (final / "model.py").write_text("")
     assert guide.next_step(run).action == "Download model.py"
     assert all(page in guide.EXPLAIN for page in guide.PAGE_FILES)
+
+
+def test_walkthrough_actions_name_buttons_that_exist():
+    """Every action the walkthrough can point at is the label of a button on its page (item 3)."""
+    repo = Path(__file__).resolve().parents[1]
+    ui = "".join(p.read_text() for p in [*(repo / "nasnav" / "ui").glob("*.py"), *(repo / "pages").glob("*.py")])
+    for name in ("CREATE_RUN", "START_TRAINING", "RESUME_TRAINING", "START_SEARCH", "RESUME_SEARCH", "NEXT_ROUND",
+                 "KEEP_SELECTION", "RETRAIN_EXPORT", "EXPORT", "DOWNLOAD"):
+        label = getattr(guide, name)
+        assert f"guide.{name}" in ui or f'"{label}"' in ui.replace("guide.py", ""), label
 
 
 def test_space_editor_edits_validate_and_save(run):

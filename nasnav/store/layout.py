@@ -23,6 +23,7 @@ QUEUE_CURRENT = "ui/queue_current.json"  # the queue's item started last (which 
 SPACE = "space.yaml"  # the round's search space, after the previous round's decisions
 SUPERNET = "supernet.ckpt"  # the trained supernet of the round
 LAST_CKPT = "last.ckpt"  # the latest epoch checkpoint (to resume a training)
+TRAINING_DIR = "lightning"  # where a training keeps last.ckpt (rounds/k/lightning/, final/<key>/lightning/<seed>/)
 TRAIN_METRICS = "metrics.csv"  # one row per epoch of a training
 CANDIDATES = "candidates.csv"  # every scored candidate of the round
 SEARCH_STATE = "search.json"  # strategy and target of the round's last search (to resume it)

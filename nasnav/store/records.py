@@ -133,3 +133,8 @@ def supernet_path(run: RunDir, k: int) -> Path:
 
 def has_supernet(run: RunDir, k: int) -> bool:
     return supernet_path(run, k).exists()
+
+
+def supernet_resume_path(run: RunDir, k: int) -> Path:
+    """The last epoch checkpoint of round k's supernet training (present while it is unfinished)."""
+    return run.round_dir(k) / layout.TRAINING_DIR / layout.LAST_CKPT

@@ -56,8 +56,8 @@ def search_controls(run: RunDir, cfg, k: int) -> None:
     resume = commands.search(run, strategy, budget, resume=True)
     trained = (run.round_dir(k) / layout.SUPERNET).exists()
     widgets.job_panel(
-        run, "search", args, key="ex_search", page=guide.EXPLORE, start_label="Start search", stop_label="Pause",
-        resume_label="Resume search", resume_args=resume,
+        run, "search", args, key="ex_search", page=guide.EXPLORE, start_label=guide.START_SEARCH, stop_label="Pause",
+        resume_label=guide.RESUME_SEARCH, resume_args=resume,
         disabled_reason=None if trained else "Train this round's supernet first (page 2, or Start next round).",
         before_start=lambda: _save_search_settings(run, cfg, strategy, budget, max_params, max_flops), poll=False)
 
@@ -164,8 +164,8 @@ def selection_panel(run: RunDir, cfg, k: int, space: SearchSpace, cands: pd.Data
                                                  "params": st.column_config.NumberColumn(format="localized"),
                                                  "flops": st.column_config.NumberColumn("FLOPs", format="localized")})
     st.caption(spotcheck_line(run, k))
-    primary = widgets.is_next(guide.EXPLORE, "Prune", run)
-    if st.button("Keep only what the selection uses", key="ex_keep", type="primary" if primary else "secondary",
+    primary = widgets.is_next(guide.EXPLORE, guide.KEEP_SELECTION, run)
+    if st.button(guide.KEEP_SELECTION, key="ex_keep", type="primary" if primary else "secondary",
                  help="Prune every component no selected candidate uses (added to the pending decision)",
                  width="stretch"):
         with widgets.guarded("Keep only the selection"):

@@ -60,8 +60,8 @@ def picker(run: RunDir, cfg, cands: pd.DataFrame) -> None:
         name = st.selectbox("Saved selection", list(saved), key="rt_saved")
         archs = saved.get(name, [])[:10]
         st.caption(f"the {len(archs)} best of '{name}' (at most 10)")
-    label = "Retrain & export"
-    primary = widgets.is_next(guide.RETRAIN, "Retrain", run)
+    label = guide.RETRAIN_EXPORT
+    primary = widgets.is_next(guide.RETRAIN, label, run)
     live = running_job(run)
     b1, b2, _ = st.columns([1, 1, 3])
     if b1.button(label, key="rt_start", type="primary" if primary else "secondary", disabled=not archs or bool(live),
@@ -165,12 +165,12 @@ def downloads(run: RunDir, finals: pd.DataFrame) -> None:
     cols = st.columns(max(1, len(DOWNLOADS)))
     for col, (f, label, mime) in zip(cols, present):
         col.download_button(label, (folder / f).read_bytes(), file_name=f, mime=mime, key=f"rt_dl_{f}",
-                            type="primary" if f == layout.MODEL_PY and widgets.is_next(guide.RETRAIN, "Download model.py", run)
+                            type="primary" if f == layout.MODEL_PY and widgets.is_next(guide.RETRAIN, guide.DOWNLOAD, run)
                             else "secondary", width="stretch")
     missing = [f for f, _, _ in DOWNLOADS if not (folder / f).exists()]
     if layout.MODEL_PY in missing:
-        if st.button("Export", key="rt_export", disabled=bool(running_job(run)),
-                     type="primary" if widgets.is_next(guide.RETRAIN, "Export", run) else "secondary"):
+        if st.button(guide.EXPORT, key="rt_export", disabled=bool(running_job(run)),
+                     type="primary" if widgets.is_next(guide.RETRAIN, guide.EXPORT, run) else "secondary"):
             if widgets.start(run, "export", commands.export(run, arch)):
                 st.rerun()
     elif missing:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from nasnav.store import layout
+from nasnav.store import layout, records
 from nasnav.store.run_dir import RunDir
 
 HOME, SPACE, SUPERNET, EXPLORE, RETRAIN = "home", "space", "supernet", "explore", "retrain"
@@ -57,6 +57,16 @@ EXPLAIN = {
 }
 
 
+# The labels of the buttons the walkthrough points at: pages label their buttons with these, so the
+# walkthrough's "press X" always names a button that is there.
+CREATE_RUN = "Create run"
+START_TRAINING, RESUME_TRAINING = "Start training", "Resume training"
+START_SEARCH, RESUME_SEARCH = "Start search", "Resume search"
+NEXT_ROUND = "Start next round"
+KEEP_SELECTION = "Keep only what the selection uses"
+RETRAIN_EXPORT, EXPORT, DOWNLOAD = "Retrain & export", "Export", "Download model.py"
+
+
 @dataclass(frozen=True)
 class Step:
     page: str  # one of the page ids above
@@ -71,21 +81,27 @@ def _has(path: Path) -> bool:
 def next_step(run: RunDir | None) -> Step:
     """The one next action of the default path: create, train, search, prune, next round, retrain, download."""
     if run is None or not run.exists():
-        return Step(HOME, "Create run", "create a run from the digits preset (or tiny, for a quick look)")
+        return Step(HOME, CREATE_RUN, "create a run from the digits preset (or tiny, for a quick look)")
     k = run.current_round()
     rdir = run.round_dir(k)
+    stopped = run.read_status()["state"] in ("stopped", "failed", "interrupted")
     if not _has(rdir / layout.SUPERNET):
-        if k > 0 and (rdir / layout.SPACE).exists():
-            return Step(EXPLORE, "Start next round", "fine-tune the supernet on the pruned space and re-score it")
-        return Step(SUPERNET, "Start training", "train the supernet once over the whole space")
+        if k > 0 and records.has_space(run, k):
+            return Step(EXPLORE, NEXT_ROUND, "fine-tune the supernet on the pruned space and re-score it")
+        if stopped and records.supernet_resume_path(run, k).exists():
+            return Step(SUPERNET, RESUME_TRAINING, "continue the stopped training from its last epoch")
+        return Step(SUPERNET, START_TRAINING, "train the supernet once over the whole space")
+    search = records.search_state(run, k)
+    if stopped and search.get("state") in ("running", "stopped", "failed"):
+        return Step(EXPLORE, RESUME_SEARCH, "continue the stopped search to its budget")
     if not _has(rdir / layout.CANDIDATES):
-        return Step(EXPLORE, "Start search", "score candidates with the supernet's weights")
+        return Step(EXPLORE, START_SEARCH, "score candidates with the supernet's weights")
     if k == 0:
-        return Step(EXPLORE, "Prune", "brush the weak region of the scatterplot, or pick a low-fitness "
-                                      "component, and prune it")
+        return Step(EXPLORE, KEEP_SELECTION, "brush the best region of the scatterplot (or accept the "
+                                             "auto-pilot's suggestions) and keep only what it uses")
     finals = run.finals()
     if not finals:
-        return Step(RETRAIN, "Retrain", "retrain the best candidate from scratch and test it")
+        return Step(RETRAIN, RETRAIN_EXPORT, "retrain the best candidate from scratch, test and export it")
     if not any((run.final_dir(f) / layout.MODEL_PY).exists() for f in finals):
-        return Step(RETRAIN, "Export", "write the standalone model.py, weights and ONNX")
-    return Step(RETRAIN, "Download model.py", "download the network; the loop is complete")
+        return Step(RETRAIN, EXPORT, "write the standalone model.py, weights and ONNX")
+    return Step(RETRAIN, DOWNLOAD, "download the network; the loop is complete")

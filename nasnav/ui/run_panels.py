@@ -23,7 +23,8 @@ def run_tabs(root: Path, run: RunDir | None) -> None:
         preset = c1.selectbox("Preset", presets, index=presets.index("digits") if "digits" in presets else 0,
                               key="home_preset", help="tiny: seconds, for a first look; digits: the default")
         name = c2.text_input("Run name", value=free_name(root, preset), key=f"home_name_{preset}")
-        if st.button("Create run", key="home_create", type="primary" if widgets.is_next(guide.HOME, "Create run", run) else "secondary"):
+        if st.button(guide.CREATE_RUN, key="home_create",
+                     type="primary" if widgets.is_next(guide.HOME, guide.CREATE_RUN, run) else "secondary"):
             with widgets.guarded("Create run"):
                 cfg = load_config(preset_path(preset))
                 new = create_run(cfg, root / state.check_run_name(name))

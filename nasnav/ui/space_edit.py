@@ -113,7 +113,7 @@ def editable(run: RunDir) -> str | None:
     """None if the run's space may still be changed in place, else why not."""
     if run.current_round() > 0 or (run.round_dir(0) / layout.SUPERNET).exists():
         return "the supernet of this run is trained on its space; prune or pin on Explore, or save the edits as a new run"
-    if (run.round_dir(0) / "lightning").exists():
+    if (run.round_dir(0) / layout.TRAINING_DIR).exists():
         return "supernet training has started on this space; save the edits as a new run instead"
     return None
 

@@ -190,7 +190,9 @@ def job_panel(run: RunDir, job: str, start_args: list[str] | None, *, key: str, 
                 stop_job(run)
             st.rerun()
     can_resume = bool(resume_args) and not live and mine and status["state"] in RESUMABLE
-    if cols[2].button(resume_label, key=f"{key}_resume", disabled=not can_resume, width="stretch"):
+    resume_next = page is not None and is_next(page, resume_label, run)
+    if cols[2].button(resume_label, key=f"{key}_resume", disabled=not can_resume, width="stretch",
+                      type="primary" if resume_next and can_resume else "secondary"):
         with guarded(resume_label):
             if start(run, job, resume_args or []):
                 st.rerun()

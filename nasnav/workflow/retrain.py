@@ -167,7 +167,7 @@ def retrain(
             raise JobStopped()
         if i > 0:
             run.write_status(message=f"retrain seed {i + 1}/{seeds}")
-        ckpt_dir = out_dir / "lightning" / f"{fp}_seed{seed}"  # a killed seed resumes from its last epoch
+        ckpt_dir = out_dir / layout.TRAINING_DIR / f"{fp}_seed{seed}"  # a killed seed resumes from its last epoch
         if i == 0 and not (ckpt_dir / layout.LAST_CKPT).exists():
             # new weights for this folder: results and exports of the old ones no longer apply
             for stale in (layout.FINAL_METRICS, layout.EXPORT):

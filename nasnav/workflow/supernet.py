@@ -159,7 +159,7 @@ def train_supernet(run: RunDir, cfg: Config, k: int | None = None, resume: bool 
         prev = load_checkpoint(run.round_dir(k - 1) / layout.SUPERNET)
         warm_start(module.net, prev["state_dict"])
     t0 = time.time()
-    ckpt_dir = rdir / "lightning"
+    ckpt_dir = rdir / layout.TRAINING_DIR
     last = ckpt_dir / layout.LAST_CKPT
     if epochs > 0:
         done = _resume_point(last, space) if resume else 0  # epochs finished in last.ckpt (0: start over)
