@@ -18,9 +18,11 @@ with widgets.guarded():  # every error is a message on the page, never a traceba
         widgets.run_header(run, cfg)
     widgets.callout(guide.SPACE, run)
 
-    owner = str(path) if path is not None else "no run"
+    k = run.current_round() if run is not None else 0
+    owner = f"{path}@{k}" if path is not None else "no run"  # a new round shows that round's space
     if st.session_state.get("draft_owner") != owner:
-        space_panels.reset_draft(cfg if cfg is not None else load_config(preset_path("digits")))
+        space_panels.reset_draft(cfg if cfg is not None else load_config(preset_path("digits")),
+                                 store.space(run, cfg, k).to_dict() if run is not None else None)
         st.session_state["draft_owner"] = owner
     draft = st.session_state["draft"]
 
@@ -60,4 +62,4 @@ with widgets.guarded():  # every error is a message on the page, never a traceba
 
     space_panels.save(run, why_not, draft, data, issues, locked)
     if run is not None:
-        widgets.page_link(guide.SUPERNET, "Next: train the supernet", icon=":material/model_training:")
+        widgets.next_link(run, guide.SPACE)

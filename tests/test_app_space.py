@@ -62,3 +62,24 @@ def test_trained_run_is_read_only_but_can_be_saved_as_a_new_run(tmp_path_factory
     assert RunDir(run.parent / "copy").exists()
     assert at.session_state["run_path"] == str(run.parent / "copy")
     assert (run / "rounds" / "000" / "space.yaml").read_text() == before
+
+
+def test_a_later_round_shows_its_own_space_with_pruned_components(tmp_path_factory, tmp_path, monkeypatch):
+    """Issue 18, item 5: in round k > 0 the page shows round k's space, not round 0's, and no stale
+    'train the supernet' link."""
+    from nasnav.steering.actions import Action
+    from nasnav.store.records import read_space
+    from nasnav.workflow.decisions import apply_decision
+
+    path = finished_copy(tmp_path_factory, tmp_path)
+    monkeypatch.setenv("NASNAV_RUNS", str(path.parent))
+    run = RunDir(path)
+    cfg = load_config(run.config_path)
+    space = read_space(run, run.current_round(), cfg.kind)
+    stage = next(s for s in space.stages if len(s.active) > 1 and s.pinned is None)
+    k = apply_decision(run, cfg, [Action.from_dict({"op": "prune", "stage": stage.name, "component": stage.active[-1]})])
+    size = read_space(run, k, cfg.kind).size()
+    at = ok(page("1_search_space.py", path).run())
+    assert metric(at, "Architectures") == f"{size:,}"
+    assert any("pruned: " in c.value and stage.active[-1] in c.value for c in at.caption)
+    assert "train the supernet" not in texts(at)

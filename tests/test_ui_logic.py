@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 
 from nasnav.config import load_config, preset_path
-from nasnav.store.io import write_json, write_yaml
+from nasnav.steering.actions import Action, Op
+from nasnav.store.io import read_json, write_json, write_yaml
 from nasnav.store.run_dir import RunDir
 from nasnav.ui import guide, selection, space_edit, state
 from nasnav.ui import queue as jobq
@@ -230,3 +231,15 @@ def test_the_job_poll_sees_a_finished_job_let_go_of_the_run(run):
         proc.wait()
     released = _signature(run)
     assert holding[:3] == released[:3] and holding != released
+
+
+def test_a_new_job_carries_nothing_of_the_previous_ones_status(run):
+    """Issue 18, item 6: no 'epoch 100/100' of the supernet on the search's progress line, and
+    messages do not repeat the job's name (the page shows '<job>: <message>')."""
+    from nasnav.jobs.context import job
+
+    run.write_status(state="done", job="supernet", message="finished", extra={"epoch": 100, "epochs": 100})
+    with job(run, "search"):
+        status = run.read_status()
+        assert status["extra"] == {} and status["message"] == "started" and status["job"] == "search"
+    assert run.read_status()["message"] == "finished"

@@ -48,32 +48,33 @@ def job(run: RunDir, name: str, stage: str | None = None):
         sweep_temp_files(run.path)  # half-written files of killed writers (only those whose pid is gone)
     try:
         run.write_status(state="running", job=name, stage=stage or name, pid=os.getpid(), progress=0.0,
-                         message=f"{name} started", error=None, started=time.time(), eta_seconds=None)
+                         message="started", error=None, started=time.time(), eta_seconds=None,
+                         extra={})  # nothing of the previous job (its epoch, its speed) carries over
         yield
         if stop_requested():
             raise JobStopped()
-        run.write_status(state="done", progress=1.0, message=f"{name} finished", eta_seconds=None)
+        run.write_status(state="done", progress=1.0, message="finished", eta_seconds=None)
     except (JobStopped, KeyboardInterrupt):
-        _safe_status(run, state="stopped", message=f"{name} stopped; resume continues from the last saved state")
+        _safe_status(run, state="stopped", message="stopped; resume continues from the last saved state")
         raise JobStopped() from None
     except SystemExit as e:  # Lightning exits this way after SIGTERM
         _safe_status(run, state="stopped" if stop_requested() else "failed",
-                     message=f"{name} stopped" if stop_requested() else f"{name} exited ({e.code})")
+                     message="stopped" if stop_requested() else f"exited ({e.code})")
         raise
     except ValueError as e:
-        _safe_status(run, state="failed", error=str(e), message=f"{name} failed: {e}")
+        _safe_status(run, state="failed", error=str(e), message=f"failed: {e}")
         raise
     except OSError as e:
         if e.errno not in _DISK_FULL:
-            _safe_status(run, state="failed", error=f"{type(e).__name__}: {e}", message=f"{name} failed",
+            _safe_status(run, state="failed", error=f"{type(e).__name__}: {e}", message="failed",
                          extra={"traceback": traceback.format_exc()[-4000:]})
             raise
         msg = (f"disk full: the {name} job could not write {e.filename or 'its files'} ({e.strerror}); "
                "free some space and start it again: the files it wrote before are intact and it resumes from them")
-        _safe_status(run, state="failed", error=msg, message=f"{name} failed: disk full")
+        _safe_status(run, state="failed", error=msg, message="failed: disk full")
         raise DiskFull(msg) from None
     except Exception as e:
-        _safe_status(run, state="failed", error=f"{type(e).__name__}: {e}", message=f"{name} failed",
+        _safe_status(run, state="failed", error=f"{type(e).__name__}: {e}", message="failed",
                      extra={"traceback": traceback.format_exc()[-4000:]})
         raise
     finally:

@@ -122,11 +122,13 @@ def _stage_card(draft: dict, s: dict, ops: list[str], locked: bool) -> None:
                  width="stretch"):
         space_edit.remove_stage(draft, uid)
         st.rerun()
+    marks = [f"pruned: {', '.join(s['pruned'])}"] if s.get("pruned") else []
+    marks += [f"pinned: {'+'.join(s['pinned'])}"] if s.get("pinned") else []
     try:
         n = space_edit.to_space({"stages": [s]}, None).stages[0].size()
-        st.caption(f"{n} choice(s) in this stage")
+        st.caption(" · ".join([f"{n} choice(s) in this stage", *marks]))
     except (ValueError, IndexError):
-        pass
+        st.caption(" · ".join(marks))
 
 
 def space_metrics(draft: dict, kind: str, info: dict | None) -> None:

@@ -12,11 +12,12 @@ from nasnav.ui import space_edit, state, widgets
 from nasnav.workflow.runs import create_run
 
 
-def reset_draft(config) -> None:
-    """Start editing from a config (the open run's, or a preset's)."""
+def reset_draft(config, space_dict: dict | None = None) -> None:
+    """Start editing from a config (the open run's, or a preset's); ``space_dict``: the open run's
+    current round's space (pruned and pinned components included) instead of the config's."""
     for key in [k for k in st.session_state if str(k).startswith(("sp_", "data_"))]:
         del st.session_state[key]
-    st.session_state["draft"] = space_edit.draft_from(config.to_dict()["space"])
+    st.session_state["draft"] = space_edit.draft_from(space_dict or config.to_dict()["space"])
     st.session_state["draft_data"] = config.to_dict()["data"]
     st.session_state["draft_base"] = config.to_dict()
 

@@ -72,6 +72,13 @@ def page_link(page: str, label: str, icon: str | None = None) -> None:
         st.caption(f"→ {label}")
 
 
+def next_link(run: RunDir, here: str) -> None:
+    """A link to the page of the run's next step (from the walkthrough's one source), unless it is here."""
+    step = guide.next_step(run)
+    if step.page != here:
+        page_link(step.page, f"Next: {step.why}", icon=":material/arrow_forward:")
+
+
 def guide_toggle(key: str) -> bool:
     """The walkthrough switch; several on one screen stay in sync through state.GUIDE_KEY."""
     st.session_state[key] = state.walkthrough()

@@ -35,7 +35,7 @@ def run_round(run: RunDir, cfg: Config, evaluator=None) -> pd.DataFrame:
             t = time.time()
             train_supernet(run, cfg, k, resume=True)
             log.info(f"round {k}: supernet {'trained' if k == 0 else 'fine-tuned'} in {time.time() - t:.1f} s")
-        run.write_status(stage="search", progress=0.0, message=f"searching round {k}")
+        run.write_status(stage="search", progress=0.0, message=f"searching round {k}", extra={})
         df = score_candidates(run, cfg, k, fill=True, evaluator=evaluator)
         run.write_status(stage="analysis", message=f"fitness and projection of round {k}")
         analyze_round(run, cfg, k)
@@ -48,7 +48,7 @@ def extend_round(run: RunDir, cfg: Config, evaluator=None) -> pd.DataFrame:
 
     k = run.current_round()
     with job(run, "round", stage="search"):
-        run.write_status(stage="search", progress=0.0, message=f"searching round {k} further")
+        run.write_status(stage="search", progress=0.0, message=f"searching round {k} further", extra={})
         df = score_candidates(run, cfg, k, budget=cfg.search.budget, evaluator=evaluator)
         run.write_status(stage="analysis", message=f"fitness and projection of round {k}")
         analyze_round(run, cfg, k)
