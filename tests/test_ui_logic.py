@@ -188,12 +188,14 @@ def test_space_editor_edits_validate_and_save(run):
     space_edit.remove_stage(draft, draft["stages"][-1]["_id"])
     assert "_id" not in space_edit.clean(draft)["stages"][0]
     draft["stages"][0]["candidates"] = []
-    assert any("candidates: empty" in p for p in space_edit.problems(draft, "image"))
+    # in the editor's words: the stage's own name and card, not a 0-based config key (issue 18, item 4)
+    assert "stage 's2' (card 1) components: empty; give at least one component" in space_edit.problems(draft, "image")
+    assert not any("stages[" in p for p in space_edit.problems(draft, "image"))
     draft["stages"][0]["candidates"] = ["linear"]  # a tabular component in an image space
     assert any("unknown component 'linear'" in p for p in space_edit.problems(draft, "image"))
     draft["stages"][0]["candidates"] = ["conv3x3", "skip"]
     draft["stages"][0]["max_active"] = 5
-    assert any("max_active" in p for p in space_edit.problems(draft, "image"))
+    assert any("'at most': 5 exceeds" in p for p in space_edit.problems(draft, "image"))
     draft["stages"][0]["max_active"] = None
     assert space_edit.order_like(["skip", "conv1x1", "conv3x3"], ["conv3x3", "skip"], ["conv1x1", "conv3x3", "skip"]) \
         == ["conv3x3", "skip", "conv1x1"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import re
 
 from nasnav.config import config_from_dict, save_config
 from nasnav.errors import InvalidInput
@@ -81,19 +82,39 @@ def order_like(chosen: list[str], previous: list[str], registry: list[str]) -> l
     return kept + [c for c in registry if c in chosen and c not in kept] + [c for c in chosen if c not in kept and c not in registry]
 
 
-def problems(draft: dict, kind: str) -> list[str]:
-    """Every problem with the draft, one line each (empty: it can be saved)."""
+# How the editor's widgets name a stage's keys (the engine speaks in config keys).
+FIELD_WORDS = {"candidates": "components", "channels": "channels", "max_active": "'at most'", "select": "select",
+               "stride": "downsampling", "name": "name", "pruned": "pruned components", "pinned": "pinned choice"}
 
+
+def in_user_words(message: str, draft: dict) -> str:
+    """A space problem in the editor's words: ``space.stages[3].candidates: empty`` becomes
+    ``stage 's4' (4th card) components: empty``; the stem's key becomes 'stem channels'."""
+    stages = draft.get("stages", [])
+
+    def stage(m: re.Match) -> str:
+        i = int(m.group(1))
+        name = stages[i].get("name") if i < len(stages) else None
+        who = f"stage '{name}'" if name else "a stage without a name"
+        field = FIELD_WORDS.get(m.group(2) or "", m.group(2) or "")
+        return f"{who} (card {i + 1}){' ' + field if field else ''}"
+
+    message = re.sub(r"space\.stages\[(\d+)\](?:\.(\w+))?", stage, message)
+    return message.replace("space.stem_channels", "stem channels").replace("space.stages", "stages")
+
+
+def problems(draft: dict, kind: str) -> list[str]:
+    """Every problem with the draft, one line each, in the editor's words (empty: it can be saved)."""
     try:
         sp = SearchSpace.from_dict(clean(draft), kind)
     except ValueError as e:
-        return str(e).splitlines()
+        return [in_user_words(line, draft) for line in str(e).splitlines()]
     out = sp.problems(list_ops(kind))
     for i, s in enumerate(draft.get("stages", [])):
         if s.get("select") == "any" and s.get("max_active") and s["max_active"] > len(s.get("candidates", [])):
             out.append(f"space.stages[{i}].max_active: {s['max_active']} exceeds the {len(s['candidates'])} "
-                       f"components of stage '{s['name']}'")
-    return out
+                       f"components of the stage")
+    return [in_user_words(line, draft) for line in out]
 
 
 def to_space(draft: dict, kind: str) -> SearchSpace:
