@@ -28,6 +28,9 @@ def test_finished_run_shows_results_and_downloads(tmp_path_factory, tmp_path, mo
     # chosen by validation accuracy: the test split reports, never sorts or picks the default download
     assert list(table["val_acc"]) == sorted(table["val_acc"], reverse=True)
     assert at.selectbox(key="rt_dl_arch").value == table["arch"].iloc[0]
+    shown = {m.label: m.value for m in at.metric}
+    assert shown["Validation accuracy (chose it)"] == f"{table['val_acc'].iloc[0]:.4f}"
+    assert shown["Test accuracy (reported only)"] == f"{table['test_acc'].iloc[0]:.4f}"
     labels = {b.label for b in at.get("download_button")}
     # example.pt too: model.py's own check (`python model.py`) needs it beside the weights
     assert {"model.py", "weights.pt", "arch.yaml", "example.pt", "model.onnx", "model_card.md"} <= labels

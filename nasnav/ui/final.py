@@ -119,6 +119,18 @@ def live_curves(run: RunDir) -> None:
     curves()
 
 
+def recommended(top: pd.Series) -> None:
+    """The network to use: the best by standalone validation accuracy, its test accuracy reported
+    once beside it (it played no part in the choice)."""
+    st.markdown(f"**Recommended network** (best standalone validation accuracy): `{top['arch']}`")
+    c = st.columns(4)
+    c[0].metric("Validation accuracy (chose it)", f"{float(top['val_acc']):.4f}")
+    c[1].metric("Test accuracy (reported only)", f"{float(top['test_acc']):.4f}")
+    one_shot = pd.to_numeric(pd.Series([top.get("one_shot_acc")]), errors="coerce").iloc[0]
+    c[2].metric("One-shot estimate", "–" if one_shot != one_shot else f"{one_shot:.4f}")
+    c[3].metric("Params", f"{int(top['params']):,}")
+
+
 def results(run: RunDir) -> pd.DataFrame:
     """The results table and comparison chart; returns the finals frame."""
     finals = store.finals(run)
@@ -131,6 +143,7 @@ def results(run: RunDir) -> pd.DataFrame:
         finals["one_shot_acc"] = None
     finals["one_shot_acc"] = [o if o is not None and o == o else lookup.get(a)
                               for a, o in zip(finals["arch"], finals["one_shot_acc"])]
+    recommended(by_validation(finals).iloc[0])
     if "seeds" in finals.columns and "test_acc_std" in finals.columns:  # one seed has no spread: "–", not 0
         one = pd.to_numeric(finals["seeds"], errors="coerce").fillna(1) < 2
         std = pd.to_numeric(finals["test_acc_std"], errors="coerce")

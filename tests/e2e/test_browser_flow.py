@@ -53,6 +53,13 @@ def wait_text(page, text: str, timeout: int = JOB_TIMEOUT) -> None:
     print(f"  [{time.strftime('%H:%M:%S')}] '{text}' after {time.time() - t:.1f} s")
 
 
+def metric(page, label: str) -> str:
+    """The value an st.metric with this label shows."""
+    box = page.get_by_test_id("stMetric").filter(has_text=label).first
+    box.wait_for(timeout=30_000)
+    return box.get_by_test_id("stMetricValue").inner_text().strip()
+
+
 def test_whole_loop_in_chromium(page, app_server):
     url, runs = app_server
     t0 = time.time()
@@ -74,13 +81,15 @@ def test_whole_loop_in_chromium(page, app_server):
     # 1 · Search space: the lego view of the run
     nav(page, "1 · Search space")
     wait_text(page, "Architectures", 30_000)
+    assert metric(page, "Architectures") == "120"  # the tiny preset's 4 x (4 + 6) x 3
+    assert int(metric(page, "Params, largest").replace(",", "")) > int(metric(page, "Params, smallest").replace(",", ""))
     shot(page, "2_search_space")
     no_errors(page)
 
     # 2 · Supernet training
     nav(page, "2 · Supernet training")
     click(page, "Start training")
-    wait_text(page, "supernet finished")
+    wait_text(page, "supernet: finished")
     wait_text(page, "Epochs done", 30_000)
     assert (runs / "tiny-1" / "rounds" / "000" / "supernet.ckpt").exists()
     shot(page, "3_supernet")
@@ -89,7 +98,7 @@ def test_whole_loop_in_chromium(page, app_server):
     # 3 · Explore: search, brush, prune from the selection, next round
     nav(page, "3 · Explore")
     click(page, "Start search")
-    wait_text(page, "search finished")
+    wait_text(page, "search: finished")
     wait_text(page, "scored candidates (coloured)", 30_000)
     settle(page, 1.0)
     chart = page.get_by_test_id("stVegaLiteChart").first
@@ -114,7 +123,7 @@ def test_whole_loop_in_chromium(page, app_server):
     page.get_by_role("button", name="Start next round", exact=True).wait_for(timeout=30_000)
     assert (runs / "tiny-1" / "rounds" / "001" / "space.yaml").exists()
     click(page, "Start next round")
-    wait_text(page, "round finished")
+    wait_text(page, "round: finished")
     assert (runs / "tiny-1" / "rounds" / "001" / "candidates.csv").exists()
     settle(page, 2.0)
     page.get_by_role("tab", name="Rounds").first.click()
@@ -122,11 +131,18 @@ def test_whole_loop_in_chromium(page, app_server):
     shot(page, "5_explore_round1")
     no_errors(page)
 
+    # the pruned space is what the search-space page now shows
+    nav(page, "1 · Search space")
+    pruned = int(metric(page, "Architectures").replace(",", ""))
+    assert 1 <= pruned < 120, pruned
+    wait_text(page, "pruned: ", 30_000)
+    no_errors(page)
+
     # 4 · Retrain the best and download model.py
     nav(page, "4 · Retrain & export")
     page.get_by_role("button", name="Retrain").first.click()
     settle(page)
-    wait_text(page, "retrain finished")
+    wait_text(page, "retrain: finished")
     download = page.get_by_role("button", name="model.py", exact=True)
     download.wait_for(timeout=30_000)
     with page.expect_download() as dl:
@@ -134,6 +150,8 @@ def test_whole_loop_in_chromium(page, app_server):
     target = ARTIFACTS / "model.py"
     dl.value.save_as(target)
     assert "nn.Module" in target.read_text()
+    val, test = float(metric(page, "Validation accuracy (chose it)")), float(metric(page, "Test accuracy (reported only)"))
+    assert 0.2 < val <= 1 and 0.2 < test <= 1, (val, test)  # 10 classes: well above chance after 8 epochs
     shot(page, "6_retrain")
     no_errors(page)
     assert time.time() - t0 < 240, "the end-to-end flow should take a few minutes at most"
