@@ -8,10 +8,13 @@ records (bench/report.py). ``NASNAV_BENCH_RESULTS`` points both at another direc
 from __future__ import annotations
 
 import datetime
+import logging
 import os
 import platform
 import shlex
 import sys
+import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -86,3 +89,39 @@ def set_threads(n: int | None) -> None:
         import torch
 
         torch.set_num_threads(n)
+
+
+def quiet_engine() -> None:
+    """Lightning's banners and performance hints off (the CLI does the same for its jobs): the
+    benchmarks train through the engine's Lightning trainer many times per run."""
+    from lightning.fabric.utilities.warnings import PossibleUserWarning
+
+    for name in ("lightning.pytorch", "lightning.fabric", "lightning", "pytorch_lightning"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", category=PossibleUserWarning)  # few workers, few batches, ...
+    warnings.filterwarnings("ignore", message=".*`validation_step` but have no `val_dataloader`.*")
+
+
+class _LogHandler(logging.Handler):
+    def __init__(self, prefix: str):
+        super().__init__(logging.INFO)
+        self.prefix = prefix
+
+    def emit(self, record: logging.LogRecord) -> None:
+        log(f"{self.prefix}{record.getMessage()}")
+
+
+@contextmanager
+def engine_progress(prefix: str = ""):
+    """While inside, the engine's progress (logger ``nasnav``, INFO and up) goes to ``log``, each line
+    after ``prefix``; the logger's level and handlers are as before afterwards."""
+    logger = logging.getLogger("nasnav")
+    handler, level = _LogHandler(prefix), logger.level
+    logger.addHandler(handler)
+    if logger.getEffectiveLevel() > logging.INFO:
+        logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)

@@ -5,57 +5,74 @@
     python bench/ranking.py --preset tiny --archs 6 --seeds 2 --epochs 2 --quick --no-write   # smoke test
 
 Samples architectures uniformly from the preset's space, trains each standalone with several
-seeds (the mean validation accuracy is the ground truth; trainings are cached, see
+seeds (the product's standalone trainer, ``nasnav.train.standalone.train_standalone``, as retraining
+and spot checks use it; the mean validation accuracy is the ground truth; trainings are cached, see
 bench/standalone.py), then scores each with supernets trained under several **variants** and
 reports, per variant, Kendall tau, Spearman rho, top-5 hit (does the estimator's top 5 hold an
 architecture within 0.5 pp of the best ground truth?), with the spread of the ground truth and the
 **ceiling**: the mean Kendall tau between two single-seed standalone trainings (no estimator ranks
 better than training itself; the multi-seed mean is less noisy, so tau against it may exceed it).
 
+Every supernet is the product's: ``nasnav.train.modules.SupernetModule`` (path sampler, in-place
+distillation) fitted by the product's Lightning trainer (``nasnav.train.trainer.make_trainer``, the
+preset's ``supernet`` optimiser, schedule and gradient clip, the ``trainer`` section on one process)
+on ``nasnav.data.splits.NasDataModule``, built as ``nasnav.workflow.supernet.train_supernet`` builds
+it; every score is the product's ``nasnav.score.evaluate.SupernetEvaluator`` (BatchNorm recalibration
+on ``make_recal_batches``), as ``nasnav.workflow.search.supernet_evaluator`` builds it.
+
 A variant is ``key=value,...`` (variants separated by ``;``), one table row each:
 
 - ``sampler``: uniform | fair (the engine's path samplers; default the preset's)
 - ``epochs``: supernet epochs, an integer or a multiple of the preset's (``3x``)
 - ``recal``: BatchNorm recalibration batches per candidate (default the preset's search.recal_batches)
-- ``kd``: 1 = in-place distillation: each step also trains the largest path (most parameters) on the
-  labels and the sampled path on its soft outputs (BigNAS / OFA style; twice the step cost)
+- ``kd``: 1 = in-place distillation (``supernet.distill``): each step also trains the largest path
+  (most parameters) on the labels and the sampled path on its soft outputs (twice the step cost)
 - ``score``: acc (one-shot accuracy, as the engine ranks) | loss (minus validation loss: continuous,
   no ties on small validation sets)
-- ``ens``: average the scores of this many supernets trained with different seeds
+- ``ens``: average the scores of this many supernets trained with different seeds (each one the
+  product's supernet training with that seed; the data split stays the preset's)
 - ``seed``: added to the preset's seed for the supernet (another draw of the same variant)
 - ``split``: few-shot NAS (Zhao et al. 2021): 1-based number of the stage to split on (0: off, one-shot).
-  After the one-shot training, one copy of the supernet per operation of that stage is trained on
-  from the shared weights with the stage pinned to that operation, for ``sub_epochs`` epochs each;
-  an architecture is scored by the copy of its own operation. Total supernet epochs: ``epochs`` +
-  operations x ``sub_epochs`` (the table's "supernet epochs")
+  After the one-shot training, per operation of that stage the product's warm start of a next round
+  whose space pins the stage to that operation (a SupernetModule over the pinned space, warm-started
+  from the shared weights, half the learning rate, as rounds after the first train) runs for
+  ``sub_epochs`` epochs; an architecture is scored by the copy of its own operation. Total supernet
+  epochs: ``epochs`` + operations x ``sub_epochs`` (the table's "supernet epochs")
 - ``sub_epochs``: epochs of each few-shot copy (default: the preset's supernet epochs / 4)
-- ``engine``: 1 = train the supernet with nasnav's own pipeline (Lightning, ``pipeline.train_supernet``
-  in a scratch run directory, the preset's optimiser and schedule, ``supernet.distill`` for ``kd``) and
-  score with the pipeline's evaluator: what a user of the preset gets; 0 = the benchmark's plain loop
+- ``engine``: 1 = train through the workflow itself (``nasnav.workflow.supernet.train_supernet`` in a
+  scratch run directory, checkpoint round trip included) and score with
+  ``nasnav.workflow.search.supernet_evaluator``: literally what a user of the preset gets; 0 = the same
+  modules, trainer and evaluator called directly, which also allows ``seed``, ``ens`` and ``split``.
+  For the same settings both give the same scores (tests/test_bench.py checks it)
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
+import tempfile
 import time
 from itertools import combinations
 from pathlib import Path
 
+import lightning.pytorch as pl
 import numpy as np
-import torch
-import torch.nn.functional as F
 from scipy.stats import kendalltau, spearmanr
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import log, markdown_table, report, set_threads  # noqa: E402
-from bench.standalone import StandaloneTrainer, fit  # noqa: E402
+from bench.common import log, markdown_table, quiet_engine, report, set_threads  # noqa: E402
+from bench.standalone import StandaloneTrainer  # noqa: E402
 from nasnav.config import load_config, preset_path  # noqa: E402
-from nasnav.model.supernet import Supernet  # noqa: E402
+from nasnav.data.splits import NasDataModule  # noqa: E402
+from nasnav.model.supernet import Supernet, warm_start  # noqa: E402
 from nasnav.score.evaluate import SupernetEvaluator, make_recal_batches  # noqa: E402
-from nasnav.train.modules import path_sampler  # noqa: E402
-from nasnav.workflow.runs import load_data  # noqa: E402
+from nasnav.train.modules import SupernetModule  # noqa: E402
+from nasnav.train.trainer import make_trainer  # noqa: E402
+from nasnav.workflow.runs import create_run, load_data  # noqa: E402
+from nasnav.workflow.search import supernet_evaluator  # noqa: E402
+from nasnav.workflow.supernet import train_supernet as workflow_train_supernet  # noqa: E402
 
 DEFAULT_VARIANTS = ("sampler=uniform; sampler=fair; sampler=fair,recal=16; sampler=fair,recal=16,score=loss; "
                     "sampler=fair,recal=16,epochs=3x; sampler=fair,recal=16,kd=1; sampler=fair,recal=16,ens=3; "
@@ -81,7 +98,7 @@ def parse_variant(text: str, cfg) -> dict:
         raise ValueError(f"variant '{text}': engine=1 trains with the preset's seed (it draws the data split too), "
                          "so it takes neither seed= nor ens= > 1")
     if v["engine"] and v["split"]:
-        raise ValueError(f"variant '{text}': split (few-shot) runs in the benchmark's own loop, not with engine=1")
+        raise ValueError(f"variant '{text}': split (few-shot) is built from the engine's modules here, not with engine=1")
     if not 0 <= v["split"] <= len(cfg.space.stages):
         raise ValueError(f"variant '{text}': split is a stage number 1..{len(cfg.space.stages)} (0: off)")
     if v["split"] and cfg.space.stages[v["split"] - 1].select != "one":
@@ -91,47 +108,58 @@ def parse_variant(text: str, cfg) -> dict:
     return v
 
 
+def _fit(cfg, module: SupernetModule, splits, epochs: int, seed: int) -> Supernet:
+    """``module`` fitted by the product's trainer as ``workflow.supernet.train_supernet`` fits it
+    (``supernet.grad_clip``, the ``trainer`` section), on one process and without a run directory;
+    the data order is seeded by ``seed`` (the preset's seed gives the product's)."""
+    tc = dataclasses.replace(cfg.trainer, devices=1, num_nodes=1, strategy="auto", enable_progress_bar=False)
+    with tempfile.TemporaryDirectory(prefix="nasnav-rank-") as tmp:
+        trainer = make_trainer(tc, epochs, Path(tmp), [], grad_clip=cfg.supernet.grad_clip, unused_parameters=True,
+                               lr_key="supernet.lr")
+        trainer.fit(module, datamodule=NasDataModule(cfg.data, seed, splits))
+    return module.net.eval()
+
+
+def _module(cfg, space, splits, sampler: str, seed: int, kd: bool, lr_scale: float = 1.0) -> SupernetModule:
+    """The product's SupernetModule over ``space`` with the preset's ``supernet`` settings; ``lr_scale``
+    0.5 is the product's fine-tuning of a warm-started round."""
+    sc, spec = cfg.supernet, splits.spec
+    optim = {"optimizer": sc.optimizer, "lr": sc.lr * lr_scale, "momentum": sc.momentum,
+             "weight_decay": sc.weight_decay, "schedule": sc.schedule}
+    return SupernetModule(space.to_dict(), spec.kind, spec.shape[0], spec.num_classes, optim, sampler=sampler,
+                          seed=seed, label_smoothing=sc.label_smoothing, distill=kd)
+
+
 def train_supernet(cfg, space, splits, sampler: str, epochs: int, seed: int, kd: bool) -> Supernet:
-    """The engine's Supernet and path sampler, trained by the benchmark's plain loop (no Lightning)."""
-    torch.manual_seed(seed)
-    spec = splits.spec
-    sc = cfg.supernet
-    section = {"optimizer": sc.optimizer, "lr": sc.lr, "momentum": sc.momentum, "weight_decay": sc.weight_decay}
-    net = Supernet(space, spec.kind, spec.shape[0], spec.num_classes).train()
-    sample = path_sampler(space, sampler, seed)
-    extra = None
-    if kd:
-        big = net.largest_path(space)  # the engine's teacher (supernet.distill)
-        net.train()
-
-        def extra(x, y, step):
-            t_logits = net(x, big)
-            s_logits = net(x, sample(step))
-            soft = F.kl_div(F.log_softmax(s_logits, 1), F.softmax(t_logits.detach(), 1), reduction="batchmean")
-            return F.cross_entropy(t_logits, y) + soft
-
-    fit(lambda x, s: net(x, sample(s)), list(net.parameters()), splits, epochs, section, seed,
-        cfg.data.batch_size, False, extra_loss=extra)
-    return net
+    """One-shot training of round 0 as the product does it (``workflow.supernet.train_supernet`` with
+    ``seed`` for the config's seed, the data split kept): ``seed`` seeds initialisation, path sampler
+    and data order."""
+    pl.seed_everything(seed, workers=True, verbose=False)
+    return _fit(cfg, _module(cfg, space, splits, sampler, seed, kd), splits, epochs, seed)
 
 
 def few_shot(net: Supernet, cfg, space, splits, v: dict, seed: int) -> dict[str, Supernet]:
-    """Few-shot split of a trained supernet: per operation of stage ``v["split"]``, a copy trained on
-    for ``v["sub_epochs"]`` epochs with that stage pinned to the operation (its other paths sampled
-    as before). Returns operation -> copy."""
-    import copy
-
+    """Few-shot split of a trained supernet: per operation of stage ``v["split"]``, the product's warm
+    start of a round whose space pins that stage to the operation (its other stages sampled as
+    before), fine-tuned for ``v["sub_epochs"]`` epochs at half the learning rate. Returns operation -> copy."""
     stage = v["split"] - 1
-    sc = cfg.supernet
-    section = {"optimizer": sc.optimizer, "lr": sc.lr, "momentum": sc.momentum, "weight_decay": sc.weight_decay}
+    state = {k: t.detach().clone() for k, t in net.state_dict().items()}
     copies = {}
     for j, op in enumerate(space.stages[stage].active):
-        sub = copy.deepcopy(net).train()
-        sample = path_sampler(space.pin(stage, op), v["sampler"], seed + 1000 * (j + 1))
-        fit(lambda x, s, sub=sub, sample=sample: sub(x, sample(s)), list(sub.parameters()), splits, v["sub_epochs"],
-            section, seed + j + 1, cfg.data.batch_size, False)
-        copies[op] = sub
+        pl.seed_everything(seed + j + 1, workers=True, verbose=False)
+        module = _module(cfg, space.pin(stage, op), splits, v["sampler"], seed + 1000 * (j + 1), bool(v["kd"]),
+                         lr_scale=0.5)
+        missing = warm_start(module.net, state)
+        assert not missing, missing  # the same template: every weight carries over
+        copies[op] = _fit(cfg, module, splits, v["sub_epochs"], seed)  # every round's data order is the seed's
     return copies
+
+
+def one_shot_evaluator(net: Supernet, cfg, splits, recal_batches: int) -> SupernetEvaluator:
+    """The product's evaluator as ``workflow.search.supernet_evaluator`` builds it, with
+    ``recal_batches`` for ``search.recal_batches``."""
+    recal = make_recal_batches(splits.x_train, recal_batches, cfg.data.batch_size, cfg.seed)
+    return SupernetEvaluator(net, recal, splits.x_val, splits.y_val, tuple(splits.spec.shape))
 
 
 class FewShotEvaluator:
@@ -146,20 +174,15 @@ class FewShotEvaluator:
 
 
 def engine_evaluator(config_path, v: dict):
-    """The variant's supernet trained by nasnav's pipeline in a scratch run; its one-shot evaluator.
+    """The variant's supernet trained by the workflow in a scratch run; the workflow's one-shot evaluator.
     The run keeps the preset's seed: it also draws the data split the ground truth was measured on."""
-    import tempfile
-
-    from nasnav.workflow.runs import create_run
-    from nasnav.workflow.search import supernet_evaluator
-    from nasnav.workflow.supernet import train_supernet as pipeline_train
-
     over = [f"supernet.sampler={v['sampler']}", f"supernet.epochs={v['epochs']}", f"supernet.distill={bool(v['kd'])}",
-            f"search.recal_batches={v['recal']}", "trainer.devices=1", "trainer.enable_progress_bar=false"]
+            f"search.recal_batches={v['recal']}", "trainer.devices=1", "trainer.num_nodes=1", "trainer.strategy=auto",
+            "trainer.enable_progress_bar=false"]
     run_cfg = load_config(config_path, over)
     with tempfile.TemporaryDirectory(prefix="nasnav-rank-") as tmp:
         run = create_run(run_cfg, Path(tmp) / "run")
-        pipeline_train(run, run_cfg, 0)
+        workflow_train_supernet(run, run_cfg, 0)
         return supernet_evaluator(run, run_cfg, 0)
 
 
@@ -193,6 +216,7 @@ def main(argv=None) -> None:
     ap.add_argument("--no-write", action="store_true", help="print only; record nothing (bench/results, BENCHMARKS.md)")
     args = ap.parse_args(argv)
     set_threads(args.threads)
+    quiet_engine()
     config_path = args.preset if args.preset.endswith((".yaml", ".yml")) else preset_path(args.preset)
     cfg = load_config(config_path)
     splits = load_data(cfg)
@@ -232,10 +256,9 @@ def main(argv=None) -> None:
                     ev = engine_evaluator(config_path, v)
                 else:
                     net = train_supernet(cfg, space, splits, v["sampler"], v["epochs"], seed, bool(v["kd"]))
-                    recal = make_recal_batches(splits.x_train, v["recal"], cfg.data.batch_size, cfg.seed)
 
-                    def make(n, recal=recal):
-                        return SupernetEvaluator(n, recal, splits.x_val, splits.y_val, tuple(splits.spec.shape))
+                    def make(n, recal=v["recal"]):
+                        return one_shot_evaluator(n, cfg, splits, recal)
 
                     if v["split"]:
                         ev = FewShotEvaluator(few_shot(net, cfg, space, splits, v, seed), v["split"] - 1, make)

@@ -13,8 +13,9 @@ repetitions (seeds):
 - **optuna-tpe**: Optuna's TPE sampler over one categorical parameter per stage (an architecture
   it suggests again is answered from memory at no cost), each new one trained standalone.
 
-Every standalone training is the same function (``bench/standalone.py``: same epochs, same seed,
-so the same architecture gets the same accuracy whichever method picked it). Trainings are cached on
+Every standalone training is the same function (``bench/standalone.py``: the product's standalone
+trainer, ``nasnav.train.standalone.train_standalone``, with the same epochs and seed, so the same
+architecture gets the same accuracy whichever method picked it). Trainings are cached on
 disk: a cached one costs its recorded seconds, so times are *measured training times*, summed,
 plus the method's own measured overhead (nasnav's whole pipeline runs for real each time). A
 method's incumbent is its candidate with the best validation accuracy; the table reports the
@@ -34,7 +35,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import log, markdown_table, median_spread, report, set_threads  # noqa: E402
+from bench.common import engine_progress, log, markdown_table, median_spread, quiet_engine, report, set_threads  # noqa: E402
 from bench.standalone import StandaloneTrainer  # noqa: E402
 from nasnav.config import load_config, preset_path  # noqa: E402
 
@@ -134,8 +135,8 @@ def run_nasnav(cfg, splits, trainer, rep: int, topk: int, root: Path) -> tuple[C
     pipeline._SPLITS.clear()
     pipeline._SPLITS[(repr(c.data), c.seed)] = splits  # same split for every rep and method
     t = time.perf_counter()
-    lines: list[str] = []
-    run_pipeline(c, root / f"nasnav-{rep}", say=lambda m: (lines.append(m), log(f"  nasnav rep {rep}: {m}")))
+    with engine_progress(f"  nasnav rep {rep}: "):  # the pipeline's progress (logger "nasnav") on stderr
+        run_pipeline(c, root / f"nasnav-{rep}")
     t_pipe = time.perf_counter() - t
     run = RunDir(root / f"nasnav-{rep}")
     k = run.current_round()
@@ -163,6 +164,7 @@ def main(argv=None) -> None:
     ap.add_argument("--no-write", action="store_true", help="print only; record nothing (bench/results, BENCHMARKS.md)")
     args = ap.parse_args(argv)
     set_threads(args.threads)
+    quiet_engine()
     from nasnav.workflow.runs import load_data
 
     config_path = args.preset if args.preset.endswith((".yaml", ".yml")) else preset_path(args.preset)

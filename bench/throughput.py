@@ -5,56 +5,92 @@
 
 Targets (issue 6): supernet step <= 1.10x the sampled architecture trained alone; 1,000
 candidates on digits scored (with BN recalibration) in under 15 s on 2 cores.
+
+Steps are the product's: ``SupernetModule`` (its space pinned to the sampled architecture, so its
+path sampler returns that path) and ``StandaloneModule`` of the same architecture, each fitted by
+the product's Lightning trainer (``nasnav.train.trainer.make_trainer``, gradient clip as in
+supernet and standalone training) on the same fixed batches; a step is the time between Lightning's
+batch-start and batch-end hooks (forward, backward, clipping, optimiser step; no data loading).
+Standalone training runs without augmentation here, as supernet training does, so that both
+steps do the same work on the same input. Scoring is the product's ``SupernetEvaluator``.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
+from lightning.pytorch.callbacks import Callback
+from torch.utils.data import DataLoader, TensorDataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import markdown_table, median_spread, report, set_threads  # noqa: E402
+from bench.common import markdown_table, median_spread, quiet_engine, report, set_threads  # noqa: E402
 from nasnav.config import load_config, preset_path  # noqa: E402
 from nasnav.model.supernet import Supernet  # noqa: E402
 from nasnav.score.evaluate import SupernetEvaluator, make_recal_batches  # noqa: E402
-from nasnav.train.modules import make_optimizer  # noqa: E402
+from nasnav.train.modules import StandaloneModule, SupernetModule  # noqa: E402
+from nasnav.train.trainer import make_trainer  # noqa: E402
 from nasnav.workflow.runs import load_data  # noqa: E402
 
 
-def _steps(forward, params, batches, section) -> float:
-    """Seconds per optimisation step (forward, backward, SGD step) over the batches."""
-    opt = make_optimizer(params, section)
-    t = time.perf_counter()
-    for x, y in batches:
-        opt.zero_grad(set_to_none=True)
-        F.cross_entropy(forward(x), y).backward()
-        opt.step()
-    return (time.perf_counter() - t) / len(batches)
+class StepTimer(Callback):
+    """Seconds of each training step: from Lightning's batch-start hook to its batch-end hook."""
+
+    def __init__(self):
+        self.seconds: list[float] = []
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        self.t = time.perf_counter()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        self.seconds.append(time.perf_counter() - self.t)
+
+
+def _step_seconds(cfg, make_module, batches: DataLoader, grad_clip: float | None, unused: bool) -> float:
+    """Mean seconds per step of one epoch over ``batches``, a fresh module fitted by the product's trainer
+    (the ``trainer`` section on one process); the first step (allocation, warm-up) is not counted."""
+    tc = dataclasses.replace(cfg.trainer, devices=1, num_nodes=1, strategy="auto", enable_progress_bar=False)
+    timer = StepTimer()
+    with tempfile.TemporaryDirectory(prefix="nasnav-throughput-") as tmp:
+        trainer = make_trainer(tc, 1, Path(tmp), [timer], grad_clip=grad_clip, unused_parameters=unused)
+        trainer.fit(make_module(), train_dataloaders=batches)
+    steps = timer.seconds[1:] or timer.seconds
+    return sum(steps) / len(steps)
 
 
 def step_overhead(cfg, splits, n_archs: int, n_steps: int, rng) -> list[float]:
     """Per sampled architecture: supernet step time / standalone step time, same batches."""
     space = cfg.search_space()
     spec = splits.spec
-    net = Supernet(space, spec.kind, spec.shape[0], spec.num_classes).train()
-    section = {"optimizer": "sgd", "lr": 0.01, "momentum": 0.9, "weight_decay": 5e-4}
+    optim = {"optimizer": "sgd", "lr": 0.01, "momentum": 0.9, "weight_decay": 5e-4, "schedule": "constant"}
     g = torch.Generator().manual_seed(0)
-    idx = torch.randint(len(splits.x_train), (n_steps, cfg.data.batch_size), generator=g)
-    batches = [(splits.x_train[i], splits.y_train[i]) for i in idx]
+    idx = torch.randperm(len(splits.y_train), generator=g)[: (n_steps + 1) * cfg.data.batch_size]
+    # n_steps + 1 batches of the same size, in a fixed order (the first one is the warm-up)
+    batches = DataLoader(TensorDataset(splits.x_train[idx], splits.y_train[idx]), batch_size=cfg.data.batch_size,
+                         shuffle=False, drop_last=True)
     ratios = []
     for _ in range(n_archs):
         arch = space.sample(rng)
-        alone = net.extract(arch).train()
-        _steps(lambda x: alone(x), list(alone.parameters()), batches[:2], section)  # warm-up
-        t_alone = min(_steps(lambda x: alone(x), list(alone.parameters()), batches, section) for _ in range(3))
-        t_super = min(_steps(lambda x, a=arch: net(x, a), list(net.parameters()), batches, section) for _ in range(3))
+        pinned = space
+        for i, choice in enumerate(arch.choices):
+            pinned = pinned.pin(i, choice)  # the module's path sampler then always returns arch
+
+        def supernet():
+            return SupernetModule(pinned.to_dict(), spec.kind, spec.shape[0], spec.num_classes, optim, seed=0)
+
+        def alone():
+            return StandaloneModule(space.to_dict(), str(arch), spec.kind, spec.shape[0], spec.num_classes, optim,
+                                    augment=False)
+
+        t_alone = min(_step_seconds(cfg, alone, batches, 5.0, False) for _ in range(3))
+        t_super = min(_step_seconds(cfg, supernet, batches, cfg.supernet.grad_clip, True) for _ in range(3))
         ratios.append(t_super / t_alone)
     return ratios
 
@@ -99,6 +135,7 @@ def main(argv=None) -> None:
     ap.add_argument("--no-write", action="store_true", help="print only; record nothing (bench/results, BENCHMARKS.md)")
     args = ap.parse_args(argv)
     set_threads(args.threads)
+    quiet_engine()
     cfg = load_config(preset_path(args.preset))
     splits = load_data(cfg)
     rng = np.random.default_rng(0)

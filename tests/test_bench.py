@@ -24,7 +24,7 @@ RESULTS = ROOT / "bench" / "results"
 SCRIPTS = {
     "throughput": (["--preset", "tiny", "--quick", "--methods", "mds,pca"], "Engine throughput (tiny)"),
     "ranking": (["--preset", "tiny", "--archs", "6", "--seeds", "2", "--epochs", "1", "--quick",
-                 "--variants", "sampler=fair; engine=1,kd=1; split=1,sub_epochs=1"],
+                 "--variants", "sampler=uniform,split=1,sub_epochs=1,kd=1,ens=2; engine=1,kd=1"],
                 "Ranking fidelity (tiny)"),
     "search_curve": (["--preset", "tiny", "--budget", "12", "--seeds", "2"], "Search: evolution vs random"),
     "search_efficiency": (["--preset", "tiny", "--reps", "1", "--epochs", "1", "--max-evals", "3", "--quick"],
@@ -105,6 +105,22 @@ def test_ranking_variants_parse():
         parse_variant("lr=3", cfg)
 
 
+def test_ranking_trains_and_scores_as_the_workflow_does():
+    """engine=0 (the product's modules, trainer and evaluator called directly) gives exactly the scores of
+    engine=1 (the workflow's train_supernet in a run directory and its supernet_evaluator)."""
+    from bench.ranking import engine_evaluator, one_shot_evaluator, parse_variant, sample_archs, train_supernet
+    from nasnav.config import load_config, preset_path
+    from nasnav.workflow.runs import load_data
+
+    cfg = load_config(preset_path("tiny"))
+    splits, space = load_data(cfg), cfg.search_space()
+    archs = sample_archs(space, 4)
+    v = parse_variant("epochs=1,kd=1,sampler=uniform", cfg)
+    net = train_supernet(cfg, space, splits, v["sampler"], v["epochs"], cfg.seed, bool(v["kd"]))
+    direct = [one_shot_evaluator(net, cfg, splits, v["recal"])(a) for a in archs]
+    assert direct == [engine_evaluator(preset_path("tiny"), v)(a) for a in archs]
+
+
 def test_standalone_cache_reuses_results(tmp_path):
     from bench.standalone import StandaloneTrainer
     from nasnav.config import load_config, preset_path
@@ -120,3 +136,20 @@ def test_standalone_cache_reuses_results(tmp_path):
     assert again["cached"] and again["val_acc"] == first["val_acc"] and again["seconds"] == first["seconds"]
     other = StandaloneTrainer(cfg, splits, epochs=2, cache=cache)(arch, 3)  # another budget: another key
     assert not other["cached"]
+    patient = load_config(preset_path("tiny"), ["retrain.patience=2"])  # early stopping: another key
+    assert StandaloneTrainer(patient, splits, epochs=1, cache=cache).key != StandaloneTrainer(cfg, splits, 1, cache).key
+
+
+def test_standalone_trainer_is_the_products(tmp_path):
+    """The ground truth is nasnav.train.standalone.train_standalone's result, not a re-implementation."""
+    from bench.standalone import StandaloneTrainer
+    from nasnav.config import load_config, preset_path
+    from nasnav.train.standalone import train_standalone
+    from nasnav.workflow.runs import load_data
+
+    cfg = load_config(preset_path("tiny"))
+    splits, space = load_data(cfg), cfg.search_space()
+    arch = space.sample(__import__("numpy").random.default_rng(1))
+    ours = StandaloneTrainer(cfg, splits, epochs=1, cache=None)(str(arch), 5)
+    theirs = train_standalone(cfg, space, arch, splits, 5, 1, quiet=True, single_process=True, test=True)
+    assert (ours["val_acc"], ours["test_acc"]) == (theirs["val_acc"], theirs["test_acc"])
