@@ -19,7 +19,7 @@ from nasnav.analysis.fitness import evidence_frame, steering_fitness
 from nasnav.search.loop import make_proposer, members
 from nasnav.space import SearchSpace
 from nasnav.steering.actions import apply_actions
-from nasnav.steering.policy import decide
+from nasnav.steering.policy import decide, round_limit, searches_further
 
 COLUMNS = ["round", "arch", "one_shot_acc", "table_acc"]
 
@@ -81,16 +81,17 @@ def autopilot(space: SearchSpace, evaluator, sc, budget: int, rng: np.random.Gen
             last += len(more)
         passes += 1
         if passes >= sc.rounds:
-            why = f"round limit reached (steering.rounds={sc.rounds})"
+            why = round_limit(sc).why
             break
         evidence = evidence_frame(rounds, sc.evidence)
-        actions, why = decide(steering_fitness(evidence, space, sc, seed), evidence, space, sc, passes)
-        extend = not actions and sc.extend and why.startswith("nothing clearly worse")
+        decision = decide(steering_fitness(evidence, space, sc, seed), evidence, space, sc, passes)
+        why = decision.why
+        extend = searches_further(decision, sc)
         if extend:
             continue
-        if not actions:
+        if decision.empty:
             break
-        space, _ = apply_actions(space, actions)
+        space, _ = apply_actions(space, decision.actions)
         last = 0
     scored = pd.concat(rounds, ignore_index=True)
     return PilotResult(space, len(scored), len(scored) - last, passes, scored, sizes, why)

@@ -10,6 +10,7 @@ from test_app_support import finished_copy, ok, page, texts, wait_job_gone
 
 from nasnav.config import config_from_dict, load_config, preset_path
 from nasnav.jobs.control import running_job
+from nasnav.steering.actions import Action, Op
 from nasnav.store.io import read_yaml, write_csv
 from nasnav.store.run_dir import RunDir
 from nasnav.ui import state
@@ -70,7 +71,7 @@ def test_prune_apply_undo_redo_and_next_round(tmp_path_factory, tmp_path, monkey
     at.selectbox(key="ex_dec_comp_s1").set_value("skip").run()
     at.button(key="ex_dec_prune").click().run()
     ok(at)
-    assert state.pending(run) == [{"op": "prune", "stage": "s1", "component": "skip"}]
+    assert state.pending(run) == [Action(Op.PRUNE, "s1", "skip")]
     assert "Prune **skip** in stage **s1**" in texts(at)
     at.button(key="ex_apply").click().run()
     ok(at)
@@ -111,10 +112,10 @@ def test_selections_keep_only_and_set_operations(tmp_path_factory, tmp_path, mon
     at.button(key="ex_keep").click().run()
     ok(at)
     acts = state.pending(run)
-    assert acts and all(a["op"] == "prune" for a in acts)
+    assert acts and all(a.op is Op.PRUNE for a in acts)
     used = {(i, c) for a in top for i, part in enumerate(a.split("/")) for c in part.split("+")}
     stages = [s["name"] for s in read_yaml(path / "rounds" / "000" / "space.yaml")["stages"]]
-    assert not any((stages.index(a["stage"]), a["component"]) in used for a in acts)
+    assert not any((stages.index(a.stage), a.component) in used for a in acts)
     at.selectbox(key="ex_set_a").set_value("top")
     at.selectbox(key="ex_set_op").set_value("union")
     at.selectbox(key="ex_set_b").set_value("rest")

@@ -161,3 +161,12 @@ def test_engine_functions_are_called_not_looked_up_by_name():
     for p in list((PKG / "ui").glob("*.py")) + list((ROOT / "pages").glob("*.py")):
         text = p.read_text()
         assert not re.search(r"import_module|\._actions\b|getattr\(mod", text), p
+
+
+def test_steering_is_pure_frames_in_decision_out():
+    """steering/ holds the typed actions and the policy: it reads and writes nothing, so it never
+    imports the run directory's store, the jobs, or file and process modules."""
+    for p in (PKG / "steering").glob("*.py"):
+        mods = _all_imports(p)
+        assert not {m for m in mods if m.startswith(("nasnav.store", "nasnav.jobs"))}, p
+        assert not {m.split(".")[0] for m in mods} & {"os", "pathlib", "json", "shutil", "subprocess", "yaml"}, p

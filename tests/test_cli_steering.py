@@ -131,6 +131,9 @@ def test_prune_round_undo_redo(run_dir, capsys):
     assert len(df) == 30 and not df["arch"].str.contains("skip").any() and df["arch"].str.endswith("/conv3x3").all()
     rec = json.loads((run_dir / "rounds" / "000" / "decisions.json").read_text())[0]
     assert rec["evidence"] and [a["op"] for a in rec["actions"]] == ["prune", "prune", "pin"]
+    assert rec["actions"] == [{"op": "prune", "stage": "s1", "component": "skip"},  # the JSON records of decisions.json
+                              {"op": "prune", "stage": "s2", "component": "skip"},
+                              {"op": "pin", "stage": "s3", "choice": "conv3x3"}]
     assert main(["prune", d, "--undo"]) == 0 and RunDir(d).current_round() == 0
     assert main(["prune", d, "--redo"]) == 0 and RunDir(d).current_round() == 1
     assert main(["prune", d]) == 0  # no action: prints the history

@@ -24,7 +24,7 @@ from nasnav.analysis.fitness import fitness_table
 from nasnav.config import SteeringConfig
 from nasnav.space import SearchSpace, Stage
 from nasnav.steering.actions import apply_actions
-from nasnav.steering.policy import decide, narrow_actions, narrow_limit, propose_actions
+from nasnav.steering.policy import Verdict, decide, narrow_actions, narrow_limit, propose_actions
 
 ANB_SHA256 = "85f3435b877aa2d36268d55ce07f6ff6d73643d17a840f1941745da5eb80db32"  # analog-nasbench 0.1.3's data.anb
 
@@ -134,7 +134,7 @@ def test_pruning_policy_spares_a_component_bad_on_average_but_best_in_combinatio
     row = fit.set_index(["stage", "component"])
     assert row.loc[("s2", "skip"), "ci_high"] < row.loc[("s2", "c"), "ci_low"]  # bad on average, clearly
     assert row.loc[("s2", "skip"), "in_top"] > 0  # ... but among the best candidates
-    pruned = {(a["stage"], a["component"]) for a in propose_actions(fit, space, sc)[0]}
+    pruned = {(a.stage, a.component) for a in propose_actions(fit, space, sc).actions}
     assert ("s2", "x") in pruned and ("s2", "skip") not in pruned
 
 
@@ -143,16 +143,19 @@ def test_narrowing_keeps_what_the_best_cells_use_within_the_limit():
     x everywhere, leaves at most `limit` architectures and explains every prune."""
     space, rows = _interaction_space_and_rows()
     df = rows.sample(120, random_state=0)
-    actions, why = narrow_actions(df, space, limit=12, elite=20)
-    assert actions and not why
+    decision = narrow_actions(df, space, limit=12, elite=20)
+    assert decision.kind is Verdict.NARROW and not decision.why
+    actions = decision.actions
     new, _ = apply_actions(space, actions)
     assert 1 < new.size() <= 12
     assert new.contains(space.parse("c/c/skip/c"))  # the best cell survives
     assert all("x" not in st.active for st in new.stages)
-    assert all("narrowing to at most 12" in a["reason"] and a["evidence"]["elite_share"] < 0.5 for a in actions)
+    assert all("narrowing to at most 12" in a.reason and a.evidence["elite_share"] < 0.5 for a in actions)
     # nothing to do when the space is already small enough, and too little evidence is said plainly
-    assert narrow_actions(df, space, limit=space.size())[0] == []
-    assert "too few" in narrow_actions(df.head(1), space, limit=12)[1]
+    within = narrow_actions(df, space, limit=space.size())
+    assert within.empty and within.kind is Verdict.WITHIN_LIMIT and "within the narrowing limit" in within.why
+    few = narrow_actions(df.head(1), space, limit=12)
+    assert few.empty and few.kind is Verdict.TOO_FEW_CANDIDATES and "too few" in few.why
 
 
 def test_narrowing_keeps_the_very_best_candidates_when_the_limit_allows():
@@ -165,9 +168,9 @@ def test_narrowing_keeps_the_very_best_candidates_when_the_limit_allows():
              for n, (a, b, c) in enumerate([("skip", "skip", "skip"), ("c", "c", "skip"), ("skip", "skip", "c")] * 5)]
     rows += [{"arch": "x/x/x", "one_shot_acc": 0.5}]
     df = pd.DataFrame(rows)
-    by_vote, _ = narrow_actions(df, space, limit=8, elite=20, by="score")
+    by_vote = narrow_actions(df, space, limit=8, elite=20, by="score").actions
     assert not apply_actions(space, by_vote)[0].contains(space.parse("d/c/c"))
-    kept, _ = narrow_actions(df, space, limit=8, elite=20, keep_top=3, by="score")
+    kept = narrow_actions(df, space, limit=8, elite=20, keep_top=3, by="score").actions
     narrowed = apply_actions(space, kept)[0]
     assert narrowed.contains(space.parse("d/c/c")) and narrowed.size() <= 8
 
@@ -177,23 +180,24 @@ def test_decide_narrows_only_on_the_pass_before_the_last():
     df = rows.sample(120, random_state=0)
     sc = SteeringConfig(rounds=4, narrow_to=12, min_space_size=4, prune=True, extend=False)
     fit = fitness_table(df, space, confidence=sc.confidence, top=sc.protect_top)
-    narrowed, _ = decide(fit, df, space, sc, passes=3)
-    assert narrowed and all("narrowing" in a["reason"] for a in narrowed)
-    assert apply_actions(space, narrowed)[0].size() <= 12
-    earlier, _ = decide(fit, df, space, sc, passes=2)
-    assert earlier == propose_actions(fit, space, sc)[0]  # before that: pruning by fitness
+    narrowed = decide(fit, df, space, sc, passes=3)
+    assert narrowed.kind is Verdict.NARROW and all("narrowing" in a.reason for a in narrowed.actions)
+    assert apply_actions(space, narrowed.actions)[0].size() <= 12
+    earlier = decide(fit, df, space, sc, passes=2)
+    assert earlier.kind is Verdict.PRUNE and earlier == propose_actions(fit, space, sc)  # before that: pruning by fitness
     off = SteeringConfig(rounds=4, min_space_size=4, prune=True, narrow_to=0, extend=False)
-    assert decide(fit, df, space, off, passes=3)[0] == propose_actions(fit, space, off)[0]
+    assert decide(fit, df, space, off, passes=3) == propose_actions(fit, space, off)
     # where pruning by fitness finds nothing and the auto-pilot would stop, it narrows instead
     flat = df.assign(one_shot_acc=0.8 + np.random.default_rng(0).normal(0, 1e-4, len(df)))
     flat_fit = fitness_table(flat, space, confidence=sc.confidence, top=sc.protect_top)
-    assert propose_actions(flat_fit, space, sc)[0] == []
-    assert decide(flat_fit, flat, space, sc, passes=1)[0]
-    assert decide(flat_fit, flat, space, SteeringConfig(rounds=4, narrow_to=12, extend=True, prune=True), passes=1)[0] == []
+    assert propose_actions(flat_fit, space, sc).kind is Verdict.NOTHING_CLEARLY_WORSE
+    assert decide(flat_fit, flat, space, sc, passes=1).kind is Verdict.NARROW
+    extending = decide(flat_fit, flat, space, SteeringConfig(rounds=4, narrow_to=12, extend=True, prune=True), passes=1)
+    assert extending.empty and extending.kind is Verdict.NOTHING_CLEARLY_WORSE
     # a share of the space: 1 % of 256 is 2, raised to min_space_size
     share = SteeringConfig(rounds=4, narrow_to=0.01, min_space_size=6, extend=False)
     assert narrow_limit(share, space) == 6 and narrow_limit(SteeringConfig(narrow_to=0), space) == 0
-    assert apply_actions(space, decide(fit, df, space, share, passes=1)[0])[0].size() <= 6
+    assert apply_actions(space, decide(fit, df, space, share, passes=1).actions)[0].size() <= 6
 
 
 def test_bench_script_runs_on_a_small_synthetic_table(tmp_path, monkeypatch, capsys):
@@ -246,7 +250,8 @@ def test_narrowing_by_the_model_ignores_a_lucky_score_and_keeps_interactions():
                      + rng.normal(0, 0.01)})
     df = pd.DataFrame(rows)
     assert df.loc[df["one_shot_acc"].idxmax(), "arch"] == "a/a/a/x"  # the lucky one
-    kept = {by: apply_actions(space, narrow_actions(df, space, limit=4, elite=3, by=by)[0])[0] for by in ("score", "model")}
+    kept = {by: apply_actions(space, narrow_actions(df, space, limit=4, elite=3, by=by).actions)[0]
+            for by in ("score", "model")}
     assert "x" in kept["score"].stages[3].active
     assert not any("x" in st.active for st in kept["model"].stages) and kept["model"].contains(space.parse("a/a/a/a"))
     with pytest.raises(ValueError, match="narrow_by: 'mean' is not one of model, score"):
@@ -256,8 +261,8 @@ def test_narrowing_by_the_model_ignores_a_lucky_score_and_keeps_interactions():
     df = rows.sample(120, random_state=0)
     best = space.parse("c/c/skip/c")
     for by in ("score", "model"):
-        assert apply_actions(space, narrow_actions(df, space, limit=12, elite=20, by=by)[0])[0].contains(best)
-    pure = narrow_actions(df, space, limit=12, elite=20, by="model", interaction_sd=0)[0]
+        assert apply_actions(space, narrow_actions(df, space, limit=12, elite=20, by=by).actions)[0].contains(best)
+    pure = narrow_actions(df, space, limit=12, elite=20, by="model", interaction_sd=0).actions
     assert not apply_actions(space, pure)[0].contains(best)
 
 
@@ -290,12 +295,18 @@ def test_without_pruning_by_fitness_the_auto_pilot_extends_then_narrows():
     df = rows.sample(120, random_state=0)
     sc = SteeringConfig(rounds=4, narrow_to=12, prune=False, extend=True)
     fit = fitness_table(df, space, confidence=sc.confidence, top=sc.protect_top)
-    assert propose_actions(fit, space, sc)[0]  # pruning by fitness would prune ...
-    actions, why = decide(fit, df, space, sc, passes=1)
-    assert actions == [] and why.startswith("nothing clearly worse") and "steering.prune: false" in why  # ... it is off
-    narrowed, _ = decide(fit, df, space, sc, passes=3)
-    assert narrowed and all("narrowing" in a["reason"] for a in narrowed)
+    assert propose_actions(fit, space, sc).actions  # pruning by fitness would prune ...
+    off = decide(fit, df, space, sc, passes=1)  # ... it is off
+    assert off.empty and off.kind is Verdict.NOTHING_CLEARLY_WORSE
+    assert off.why.startswith("nothing clearly worse") and "steering.prune: false" in off.why
+    narrowed = decide(fit, df, space, sc, passes=3)
+    assert narrowed.kind is Verdict.NARROW and all("narrowing" in a.reason for a in narrowed.actions)
     # without extension it would stop: it narrows at once
-    assert decide(fit, df, space, SteeringConfig(rounds=4, narrow_to=12, prune=False, extend=False), passes=1)[0]
+    at_once = decide(fit, df, space, SteeringConfig(rounds=4, narrow_to=12, prune=False, extend=False), passes=1)
+    assert at_once.kind is Verdict.NARROW and at_once.actions
+    # within the narrowing limit, or with narrowing off, nothing is clearly worse either (the auto-pilot extends)
+    for limit, words in ((1000, "within the narrowing limit of 1,000"), (0, "and so is narrowing (steering.narrow_to: 0)")):
+        nothing = decide(fit, df, space, SteeringConfig(rounds=4, narrow_to=limit, prune=False), passes=3)
+        assert nothing.empty and nothing.kind is Verdict.NOTHING_CLEARLY_WORSE and words in nothing.why
     with pytest.raises(ValueError, match="steering.narrow_by"):
         decide(fit, df, space, SteeringConfig(narrow_by="best"), passes=1)

@@ -20,6 +20,7 @@ import pytest
 from nasnav import cli
 from nasnav.config import config_from_dict, preset_path
 from nasnav.jobs.control import JobLock, JobRunning, running_job, start_job, stop_job
+from nasnav.steering.actions import Action, Op
 from nasnav.store.io import read_json, read_yaml
 from nasnav.store.process import pid_alive
 from nasnav.store.run_dir import RunDir
@@ -84,7 +85,7 @@ def test_second_job_on_a_running_run_is_refused_with_a_clear_message(scored, tmp
             JobLock(run, "retrain").acquire()
         with pytest.raises(JobRunning, match="stop it before changing rounds"):
             steering.apply_decision(run, config_from_dict(read_yaml(run.config_path)),
-                                    [{"op": "prune", "stage": "s1", "component": "skip"}])
+                                    [Action(Op.PRUNE, "s1", "skip")])
         now = read_json(run.status_path)
         assert now["pid"] == pid and now["job"] == "supernet" and now["started"] == status_before["started"]
         assert run.read_status()["state"] == "running"
@@ -225,7 +226,7 @@ def test_soak_prune_undo_cycles_and_reruns_do_not_grow(scored, tmp_path, monkeyp
     monkeypatch.setenv("NASNAV_RUNS", str(tmp_path / "runs"))
     run = copy_of(scored, tmp_path / "runs" / "soak")
     cfg = config_from_dict(read_yaml(run.config_path), "config")
-    actions = [{"op": "prune", "stage": "s1", "component": "skip"}]
+    actions = [Action(Op.PRUNE, "s1", "skip")]
     at = _page(run)
 
     def cycle(i: int) -> None:

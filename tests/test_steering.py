@@ -14,9 +14,10 @@ import pytest
 
 from nasnav.analysis.fitness import fitness_table
 from nasnav.config import SteeringConfig, load_config
+from nasnav.errors import InvalidInput
 from nasnav.space import SearchSpace, Stage
-from nasnav.steering.actions import combine_selections, selection_actions
-from nasnav.steering.policy import propose_actions
+from nasnav.steering.actions import Action, Op, apply_actions, combine_selections, selection_actions
+from nasnav.steering.policy import Decision, Verdict, propose_actions, round_limit, searches_further
 from nasnav.store.records import read_candidates, read_decisions, read_space
 from nasnav.store.run_dir import RunDir
 from nasnav.workflow.autopilot import autopilot_round
@@ -55,15 +56,21 @@ def tiny(tmp_path):
 def test_invalid_actions_name_the_valid_choices_and_write_nothing(tiny):
     run, cfg, _ = tiny
     with pytest.raises(ValueError, match="unknown stage 'nope'; stages: s1, s2, s3"):
-        apply_decision(run, cfg, [{"op": "prune", "stage": "nope", "component": "skip"}])
+        apply_decision(run, cfg, [Action(Op.PRUNE, "nope", "skip")])
     with pytest.raises(ValueError, match="no component 'conv9'; candidates: conv3x3, sepconv3x3, maxpool3x3, skip"):
-        apply_decision(run, cfg, [{"op": "prune", "stage": "s1", "component": "conv9"}])
+        apply_decision(run, cfg, [Action(Op.PRUNE, "s1", "conv9")])
     with pytest.raises(ValueError, match="ops: prune, pin, restore"):
-        apply_decision(run, cfg, [{"op": "delete", "stage": "s1", "component": "skip"}])
+        apply_decision(run, cfg, [Action.from_dict({"op": "delete", "stage": "s1", "component": "skip"})])
     with pytest.raises(ValueError, match="last active component"):
-        apply_decision(run, cfg, [{"op": "prune", "stage": 2, "component": c} for c in ("conv3x3", "dilconv3x3", "skip")])
+        apply_decision(run, cfg, [Action(Op.PRUNE, 2, c) for c in ("conv3x3", "dilconv3x3", "skip")])
     with pytest.raises(ValueError, match="not pruned"):
-        apply_decision(run, cfg, [{"op": "restore", "stage": "s1", "component": "skip"}])
+        apply_decision(run, cfg, [Action(Op.RESTORE, "s1", "skip")])
+    with pytest.raises(ValueError, match="pin needs a choice, e.g. s1:conv3x3"):
+        apply_decision(run, cfg, [Action(Op.PIN, "s1")])
+    with pytest.raises(ValueError, match="action 2: prune needs a component; candidates of 's3'"):
+        apply_decision(run, cfg, [Action(Op.PRUNE, "s1", "skip"), Action(Op.PRUNE, "s3")])
+    with pytest.raises(ValueError, match="action 1: missing stage; stages: s1, s2, s3"):
+        apply_decision(run, cfg, [Action(Op.PRUNE, "", "skip")])
     with pytest.raises(ValueError, match="no actions"):
         apply_decision(run, cfg, [])
     assert run.rounds() == [0] and run.current_round() == 0 and read_decisions(run, 0) == []
@@ -71,28 +78,28 @@ def test_invalid_actions_name_the_valid_choices_and_write_nothing(tiny):
 
 def test_decision_writes_the_next_round_with_its_evidence(tiny):
     run, cfg, _ = tiny
-    k = apply_decision(run, cfg, [{"op": "prune", "stage": "s1", "component": "skip"},
-                                  {"op": "pin", "stage": "1", "choice": "conv3x3+skip"}])
+    k = apply_decision(run, cfg, [Action(Op.PRUNE, "s1", "skip"), Action(Op.PIN, "1", choice="conv3x3+skip")])
     assert k == 1 and run.current_round() == 1
     space = read_space(run, 1)
     assert space.stages[0].pruned == ("skip",) and space.stages[1].pinned == ("conv3x3", "skip")
     (rec,) = read_decisions(run, 0)
     assert rec["status"] == "applied" and rec["source"] == "analyst" and rec["next_round"] == 1
-    assert [a["op"] for a in rec["actions"]] == ["prune", "pin"] and rec["actions"][1]["stage"] == "s2"
+    assert rec["actions"] == [{"op": "prune", "stage": "s1", "component": "skip"},  # the JSON record, as before
+                              {"op": "pin", "stage": "s2", "choice": "conv3x3+skip"}]
     assert rec["space_size"] == 120 and rec["next_space_size"] == 9
     assert {"stage", "component", "fitness", "ci_low", "ci_high", "frequency"} <= set(rec["evidence"][0])
     h = history(run)
     assert list(h["round"]) == [0, 1] and list(h["current"]) == [False, True]
     assert h.loc[0, "decisions"] == "prune s1:skip; pin s2:conv3x3+skip" and h.loc[0, "candidates"] == 60
-    k = apply_decision(run, cfg, [{"op": "restore", "stage": "s1", "component": "skip"}])
+    k = apply_decision(run, cfg, [Action(Op.RESTORE, "s1", "skip")])
     assert read_space(run, k).stages[0].active == ("conv3x3", "sepconv3x3", "maxpool3x3", "skip")
 
 
 def test_undo_redo_survive_a_restart_and_a_new_branch_keeps_the_old_files(tiny):
     run, cfg, ev = tiny
-    apply_decision(run, cfg, [{"op": "prune", "stage": "s1", "component": "skip"}])
+    apply_decision(run, cfg, [Action(Op.PRUNE, "s1", "skip")])
     score_candidates(run, cfg, 1, evaluator=ev, budget=10)
-    apply_decision(run, cfg, [{"op": "prune", "stage": "s3", "component": "skip"}])
+    apply_decision(run, cfg, [Action(Op.PRUNE, "s3", "skip")])
     assert run.current_round() == 2
     assert undo(run) == 1 and undo(run) == 0
     with pytest.raises(ValueError, match="nothing to undo"):
@@ -102,7 +109,7 @@ def test_undo_redo_survive_a_restart_and_a_new_branch_keeps_the_old_files(tiny):
     assert RunDir(run.path).current_round() == 1
     assert undo(RunDir(run.path)) == 0
     # a different decision on round 0 replaces rounds 1-2, which move (whole) to rounds/abandoned/
-    apply_decision(run, cfg, [{"op": "prune", "stage": "s1", "component": "maxpool3x3"}])
+    apply_decision(run, cfg, [Action(Op.PRUNE, "s1", "maxpool3x3")])
     assert run.rounds() == [0, 1] and read_space(run, 1).stages[0].pruned == ("maxpool3x3",)
     (moved,) = list((run.path / "rounds" / "abandoned").iterdir())
     assert len(pd.read_csv(moved / "001" / "candidates.csv")) == 10 and (moved / "002" / "space.yaml").exists()
@@ -140,17 +147,23 @@ def test_policy_prunes_clearly_worse_components_within_limits():
     space = ops_space()
     df = sample_df(space, {("s1", "a"): -0.1, ("s1", "b"): -0.08, ("s1", "c"): -0.06, ("s2", "e"): -0.1})
     pol = sc()
-    actions, _ = propose_actions(fitness_table(df, space, top=pol.protect_top), space, pol)
-    pruned = {(a["stage"], a["component"]) for a in actions}
+    decision = propose_actions(fitness_table(df, space, top=pol.protect_top), space, pol)
+    assert decision.kind is Verdict.PRUNE and not decision.why
+    pruned = {(a.stage, a.component) for a in decision.actions}
     assert pruned == {("s1", "a"), ("s1", "b"), ("s2", "e")}  # at most 2 per stage, the worst first
-    assert all("lies below" in a["reason"] and a["evidence"]["ci_high"] < 0 for a in actions)
+    assert all(a.op is Op.PRUNE and "lies below" in a.reason and a.evidence["ci_high"] < 0 for a in decision.actions)
+    assert all(type(v) in (str, int, float, bool, type(None)) for a in decision.actions for v in a.evidence.values())
     # the space must not go below min_space_size: 125 -> at most one prune with min_space_size 100
-    actions, _ = propose_actions(fitness_table(df, space), space, sc(min_space_size=100))
-    assert len(actions) == 1
-    actions, why = propose_actions(fitness_table(df, space), space, sc(min_space_size=125))
-    assert actions == [] and "min_space_size" in why
-    actions, why = propose_actions(fitness_table(df, space), space, sc(min_frequency=1000))
-    assert actions == [] and "nothing clearly worse" in why
+    assert len(propose_actions(fitness_table(df, space), space, sc(min_space_size=100)).actions) == 1
+    decision = propose_actions(fitness_table(df, space), space, sc(min_space_size=125))
+    assert decision.empty and decision.kind is Verdict.SMALL_ENOUGH and "min_space_size" in decision.why
+    decision = propose_actions(fitness_table(df, space), space, sc(min_space_size=124))
+    assert decision.kind is Verdict.TOO_SMALL_AFTER and "any prune would leave fewer" in decision.why
+    decision = propose_actions(fitness_table(df, space), space, sc(min_frequency=1000))
+    assert decision.empty and decision.kind is Verdict.NOTHING_CLEARLY_WORSE and "nothing clearly worse" in decision.why
+    pinned = SearchSpace(tuple(Stage(s.name, s.candidates, pinned=("a",)) for s in space.stages))
+    decision = propose_actions(fitness_table(df, space), pinned, sc(min_space_size=0))
+    assert decision.kind is Verdict.NOTHING_LEFT and decision.why.startswith("nothing left to prune")
 
 
 def test_policy_spares_a_component_that_is_bad_on_average_but_best_in_the_best_cell():
@@ -165,11 +178,11 @@ def test_policy_spares_a_component_that_is_bad_on_average_but_best_in_the_best_c
     fit = fitness_table(df, space, top=3)
     row = fit.set_index(["stage", "component"]).loc[("s1", "a")]
     assert row["ci_high"] < fit.set_index(["stage", "component"]).loc[("s1", "c"), "ci_low"]  # bad on average
-    actions, _ = propose_actions(fit, space, sc(protect_top=3))
-    assert ("s1", "a") not in {(a["stage"], a["component"]) for a in actions}
-    assert ("s1", "b") in {(a["stage"], a["component"]) for a in actions}
-    actions, _ = propose_actions(fitness_table(df, space, top=0), space, sc(protect_top=0))  # the tail alone protects it
-    assert ("s1", "a") not in {(a["stage"], a["component"]) for a in actions}
+    actions = propose_actions(fit, space, sc(protect_top=3)).actions
+    assert ("s1", "a") not in {(a.stage, a.component) for a in actions}
+    assert ("s1", "b") in {(a.stage, a.component) for a in actions}
+    actions = propose_actions(fitness_table(df, space, top=0), space, sc(protect_top=0)).actions  # the tail alone protects it
+    assert ("s1", "a") not in {(a.stage, a.component) for a in actions}
 
 
 def test_autopilot_with_the_defaults_extends_narrows_and_searches_the_narrowed_space(tiny, caplog):
@@ -178,10 +191,11 @@ def test_autopilot_with_the_defaults_extends_narrows_and_searches_the_narrowed_s
     steering.min_space_size) by what the best candidates use, ranked by the model, and the last
     pass searches the narrowed space."""
     run, cfg, ev = tiny
-    actions, why = proposal(run, cfg)  # the auto-pilot's first pass: it searches further first
-    assert actions == [] and "narrowing comes on the pass before the last" in why
-    now = proposal(run, cfg, now=True)[0]  # what the app suggests: the analyst decides when to stop searching
-    assert now and all("narrowing to at most 4 architectures" in a["reason"] for a in now)
+    first = proposal(run, cfg)  # the auto-pilot's first pass: it searches further first
+    assert first.empty and "narrowing comes on the pass before the last" in first.why
+    assert first.kind is Verdict.NOTHING_CLEARLY_WORSE and searches_further(first, cfg.steering)
+    now = proposal(run, cfg, now=True)  # what the app suggests: the analyst decides when to stop searching
+    assert now.kind is Verdict.NARROW and all("narrowing to at most 4 architectures" in a.reason for a in now.actions)
     caplog.set_level(logging.INFO, logger='nasnav')
     while autopilot_round(run, cfg, evaluator=ev):
         pass
@@ -199,7 +213,7 @@ def test_autopilot_with_the_defaults_extends_narrows_and_searches_the_narrowed_s
 def test_autopilot_pruning_by_fitness_rounds_until_the_limit(tiny, caplog):
     run, cfg, ev = tiny
     cfg = dataclasses.replace(cfg, steering=dataclasses.replace(cfg.steering, prune=True, narrow_to=0, extend=False))
-    proposed = {(a["stage"], a["component"]) for a in propose(run, cfg)}
+    proposed = {(a.stage, a.component) for a in propose(run, cfg)}
     assert {("s1", "skip"), ("s3", "dilconv3x3")} <= proposed and ("s2", "conv3x3") not in proposed
     caplog.set_level(logging.INFO, logger='nasnav')
     while autopilot_round(run, cfg, evaluator=ev):  # the evaluator stands in for the supernet
@@ -219,10 +233,11 @@ def test_selection_actions_and_set_operations():
     space = ops_space(4)
     sel = ["a/b/c", "a/c/c"]
     keep = selection_actions(space, sel)
-    assert {(a["stage"], a["component"]) for a in keep} == {
+    assert all(a.op is Op.PRUNE and "used by none of the 2 selected" in a.reason for a in keep)
+    assert {(a.stage, a.component) for a in keep} == {
         ("s1", "b"), ("s1", "c"), ("s1", "d"), ("s2", "a"), ("s2", "d"), ("s3", "a"), ("s3", "b"), ("s3", "d")}
     drop = selection_actions(space, sel, others=["b/b/c", "a/d/a"], mode="drop_outside")
-    assert {(a["stage"], a["component"]) for a in drop} == {("s1", "b"), ("s2", "d"), ("s3", "a")}
+    assert {(a.stage, a.component) for a in drop} == {("s1", "b"), ("s2", "d"), ("s3", "a")}
     with pytest.raises(ValueError, match="empty"):
         selection_actions(space, [])
     with pytest.raises(ValueError, match="modes: keep, drop_outside"):
@@ -236,3 +251,84 @@ def test_selection_actions_and_set_operations():
         combine_selections(a, b, "complement")
     with pytest.raises(ValueError, match="union, intersection, difference, complement"):
         combine_selections(a, b, "xor")
+
+
+# ---- typed actions and decisions --------------------------------------------------------------------
+@pytest.mark.parametrize("action", [
+    Action(Op.PRUNE, "s1", "skip", reason="worse", evidence={"stage": "s1", "component": "skip", "fitness": -0.1}),
+    Action(Op.PIN, "s2", choice=("conv3x3", "skip"), reason="best in every cell"),
+    Action(Op.RESTORE, "s3", "dilconv3x3"),
+], ids=lambda a: str(a.op))
+def test_an_action_round_trips_through_its_json_record(action):
+    record = action.to_dict()
+    assert Action.from_dict(json.loads(json.dumps(record))) == action
+    assert record["op"] == str(action.op) and set(record) <= {"op", "stage", "component", "choice", "reason", "evidence"}
+
+
+def test_action_records_are_today_s_json_and_bad_ones_say_what_is_valid():
+    assert Action(Op.PIN, "s2", choice="conv3x3+skip").to_dict() == {"op": "pin", "stage": "s2", "choice": "conv3x3+skip"}
+    assert Action(Op.PRUNE, "s1", "skip", reason="r").to_dict() == {"op": "prune", "stage": "s1", "component": "skip",
+                                                                    "reason": "r"}
+    assert Action.from_dict({"op": "pin", "stage": 1, "component": "skip"}) == Action(Op.PIN, "1", choice=("skip",))
+    assert Action("restore", "s1", "skip").op is Op.RESTORE and str(Action(Op.PRUNE, "s1", "skip")) == "prune s1:skip"
+    with pytest.raises(InvalidInput, match=r"^action 3: op 'delete' is unknown; ops: prune, pin, restore$"):
+        Action.from_dict({"op": "delete", "stage": "s1", "component": "skip"}, "action 3")
+    with pytest.raises(InvalidInput, match=r"^op 'delete' is unknown; ops: prune, pin, restore$"):
+        Action("delete", "s1", "skip")
+    with pytest.raises(InvalidInput, match=r"^action 1: missing stage$"):
+        Action.from_dict({"op": "prune", "component": "skip"}, "action 1")
+    with pytest.raises(InvalidInput, match="action: expected a mapping with op, stage and component, got 'prune'"):
+        Action.from_dict("prune")
+    # evidence is plain JSON-safe data whatever it was built from
+    ev = Action(Op.PRUNE, "s1", "skip", evidence={"n": np.int64(3), "f": np.float64(0.5), "nan": np.nan,
+                                                  "ok": np.bool_(True)}).evidence
+    assert ev == {"n": 3, "f": 0.5, "nan": None, "ok": True} and type(ev["n"]) is int and type(ev["ok"]) is bool
+    # applied, an action comes back canonical: the stage by name, a pin's choice as the stage holds it, no evidence
+    space = SearchSpace((Stage("s1", ("a", "b", "c")), Stage("s2", ("a", "b", "c"), select="any")))
+    new, canon = apply_actions(space, [Action(Op.PRUNE, "0", "a", reason="r", evidence={"x": 1}),
+                                       Action(Op.PIN, "s2", choice="c+b")])
+    assert canon == [Action(Op.PRUNE, "s1", "a", reason="r"), Action(Op.PIN, "s2", choice=("b", "c"))]
+    assert new.stages[0].pruned == ("a",)
+    with pytest.raises(TypeError, match="Action.from_dict"):
+        apply_actions(space, [{"op": "prune", "stage": "s1", "component": "a"}])
+
+
+def test_decision_kind_when_every_clearly_worse_prune_would_leave_too_few():
+    """s2 has two components, so pruning its bad one halves the space, while one prune in s1
+    would leave more: the evidence is there, the size limit stops it."""
+    five = tuple("abcde")
+    space = SearchSpace((Stage("s1", five), Stage("s2", ("a", "b")), Stage("s3", five)))
+    df = sample_df(space, {("s2", "a"): -0.1}, n=400)
+    decision = propose_actions(fitness_table(df, space, top=3), space, sc(min_space_size=30))
+    assert decision.empty and decision.kind is Verdict.TOO_SMALL_AFTER
+    assert decision.why == ("1 clearly worse component(s), but pruning any would leave fewer than "
+                            "steering.min_space_size=30 architectures")
+    assert propose_actions(fitness_table(df, space, top=3), space, sc(min_space_size=25)).kind is Verdict.PRUNE
+
+
+def test_the_auto_pilot_extends_exactly_when_nothing_is_clearly_worse_and_extend_is_on(tiny, monkeypatch):
+    """The auto-pilot reads the decision's kind, never its words: every kind without actions, with
+    steering.extend on and off; only NOTHING_CLEARLY_WORSE with extend on searches the round further."""
+    from nasnav.workflow import autopilot
+
+    run, cfg, ev = tiny
+    extended = []
+    monkeypatch.setattr(autopilot, "extend_round", lambda run, cfg, evaluator=None: extended.append(run.current_round()))
+    empty = [v for v in Verdict if v not in (Verdict.PRUNE, Verdict.NARROW)]
+    for extend in (True, False):
+        steer = dataclasses.replace(cfg.steering, extend=extend, rounds=100)
+        c = dataclasses.replace(cfg, steering=steer)
+        for kind in empty:
+            monkeypatch.setattr(autopilot, "decide", lambda *a, kind=kind: Decision.nothing(kind, f"told: {kind}"))
+            before = len(extended)
+            searched = autopilot_round(run, c, evaluator=ev)
+            last = read_decisions(run, 0)[-1]
+            expected = kind is Verdict.NOTHING_CLEARLY_WORSE and extend
+            assert searched == expected == (len(extended) > before) == searches_further(Decision.nothing(kind, ""), steer)
+            assert last["status"] == ("extend" if expected else "stop")
+            assert last.get("why" if expected else "stop") == f"told: {kind}"
+    # the pass limit is the caller's: once steering.rounds passes are spent, decide is not asked
+    spent = dataclasses.replace(cfg, steering=dataclasses.replace(cfg.steering, extend=True, rounds=1))
+    assert round_limit(spent.steering).kind is Verdict.ROUND_LIMIT
+    assert not autopilot_round(run, spent, evaluator=ev)
+    assert read_decisions(run, 0)[-1]["stop"] == "round limit reached (steering.rounds=1)" == round_limit(spent.steering).why

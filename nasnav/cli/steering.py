@@ -10,7 +10,7 @@ import pandas as pd
 from nasnav.cli.output import say as _say
 from nasnav.errors import InvalidInput
 from nasnav.jobs.context import job
-from nasnav.steering.actions import describe_actions
+from nasnav.steering.actions import Action, Op, describe_actions
 from nasnav.store import layout
 from nasnav.store.records import read_candidates, read_space, search_state
 from nasnav.workflow.analysis import analyze_round
@@ -73,18 +73,19 @@ def cmd_analyze(args) -> int:
         _say("stage importance (share of accuracy variance):")
         _say(res["importance"].round(3).to_string(index=False))
     if len(res["projection"]):
-        actions, reason = proposal(run, cfg, k, now=True)
-        _say("auto-pilot suggests " + (f"nothing: {reason}" if not actions else "(python -m nasnav prune RUN --drop ...):"))
-        for a in actions:
-            _say(f"  --drop {a['stage']}:{a['component']}   ({a['reason']})")
+        decision = proposal(run, cfg, k, now=True)
+        _say("auto-pilot suggests " + (f"nothing: {decision.why}" if decision.empty else
+                                       "(python -m nasnav prune RUN --drop ...):"))
+        for a in decision.actions:
+            _say(f"  --drop {a.stage}:{a.component}   ({a.reason})")
     return 0
 
 
 def cmd_prune(args) -> int:
     run, cfg = load_run(args.run_dir)
-    actions = [{"op": "prune", "stage": s, "component": c} for s, c in (_pair(t, "--drop") for t in args.drop)]
-    actions += [{"op": "pin", "stage": s, "choice": c} for s, c in (_pair(t, "--pin") for t in args.pin)]
-    actions += [{"op": "restore", "stage": s, "component": c} for s, c in (_pair(t, "--restore") for t in args.restore)]
+    actions = [Action(Op.PRUNE, s, c) for s, c in (_pair(t, "--drop") for t in args.drop)]
+    actions += [Action(Op.PIN, s, choice=c) for s, c in (_pair(t, "--pin") for t in args.pin)]
+    actions += [Action(Op.RESTORE, s, c) for s, c in (_pair(t, "--restore") for t in args.restore)]
     moves = int(args.undo) + int(args.redo)
     if moves and actions:
         raise InvalidInput("--undo / --redo cannot be combined with --drop, --pin or --restore")

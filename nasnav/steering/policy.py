@@ -1,4 +1,4 @@
-"""The auto-pilot's policy: frames in, a proposal out; no I/O.
+"""The auto-pilot's policy: frames in, a ``Decision`` out; no I/O.
 
 ``decide`` is what the app suggests, what ``analyze`` prints and what the headless auto-pilot does:
 narrowing the space to what the best candidates use (``narrow_actions``) on the pass before the
@@ -7,16 +7,72 @@ last, and, with ``steering.prune`` on, pruning by fitness (``propose_actions``).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from enum import StrEnum
+
 import numpy as np
 import pandas as pd
 
-from nasnav.analysis.fitness import EVIDENCE, FITNESS_METHODS, design
+from nasnav.analysis.fitness import design
+from nasnav.choices import EVIDENCE_MODES as EVIDENCE
+from nasnav.choices import FITNESS_MODES as FITNESS_METHODS
 from nasnav.config import SteeringConfig
 from nasnav.errors import InvalidInput
 from nasnav.space import SearchSpace
-from nasnav.store.io import json_records
+from nasnav.steering.actions import Action, Op
 
-# ---- actions ----------------------------------------------------------------------------------------
+
+class Verdict(StrEnum):
+    """What a decision is: the kind of actions it proposes, or why it proposes none."""
+
+    PRUNE = "prune"  # prune clearly worse components by fitness
+    NARROW = "narrow"  # keep only what the best candidates use
+    SMALL_ENOUGH = "small_enough"  # the space is at most steering.min_space_size
+    NOTHING_LEFT = "nothing_left"  # every stage is pinned or down to one component
+    TOO_SMALL_AFTER = "too_small_after"  # any prune would take the space below steering.min_space_size
+    NOTHING_CLEARLY_WORSE = "nothing_clearly_worse"  # no evidence (yet) against any component: search further
+    WITHIN_LIMIT = "within_limit"  # the space is within the narrowing limit
+    TOO_FEW_CANDIDATES = "too_few_candidates"  # too few scored candidates to narrow
+    ROUND_LIMIT = "round_limit"  # steering.rounds search passes are spent
+
+
+PROPOSING = (Verdict.PRUNE, Verdict.NARROW)  # the kinds that carry actions
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The policy's answer: the actions it proposes and their ``kind``; or no actions, ``kind``
+    saying why and ``why`` in words (what the app and the CLI show)."""
+
+    actions: tuple[Action, ...]
+    kind: Verdict
+    why: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "actions", tuple(self.actions))
+        assert bool(self.actions) == (self.kind in PROPOSING), (self.kind, self.actions)
+
+    @property
+    def empty(self) -> bool:
+        """True when nothing is proposed (``kind`` and ``why`` say why)."""
+        return not self.actions
+
+    @classmethod
+    def nothing(cls, kind: Verdict, why: str) -> Decision:
+        """No actions, for the reason ``kind``, told in ``why``."""
+        return cls((), kind, why)
+
+
+def round_limit(sc) -> Decision:
+    """The auto-pilot's decision once ``steering.rounds`` search passes are spent (the caller
+    counts passes: ``decide`` does not)."""
+    return Decision.nothing(Verdict.ROUND_LIMIT, f"round limit reached (steering.rounds={sc.rounds})")
+
+
+def searches_further(decision: Decision, sc) -> bool:
+    """Whether the auto-pilot scores more candidates in the same round instead of stopping:
+    nothing is clearly worse (yet) and ``steering.extend`` is on."""
+    return decision.kind is Verdict.NOTHING_CLEARLY_WORSE and bool(sc.extend)
 
 
 # ---- the auto-pilot ------------------------------------------------------------------------------
@@ -39,8 +95,8 @@ def check_steering(sc) -> None:
         raise InvalidInput(f"steering.narrow_by: '{sc.narrow_by}' is not one of {', '.join(NARROW_BY)}")
 
 
-def propose_actions(fit: pd.DataFrame, space: SearchSpace, sc) -> tuple[list[dict], str]:
-    """The auto-pilot's policy on a fitness table; returns (actions, why it proposes nothing).
+def propose_actions(fit: pd.DataFrame, space: SearchSpace, sc) -> Decision:
+    """The auto-pilot's policy on a fitness table: prune actions (``Verdict.PRUNE``), or why none.
 
     In each free stage, a component is pruned only if all of these hold (conservative on purpose:
     fitness is an average over the other stages and misses their interactions):
@@ -55,14 +111,16 @@ def propose_actions(fit: pd.DataFrame, space: SearchSpace, sc) -> tuple[list[dic
     check_steering(sc)
     size = space.size()
     if size <= sc.min_space_size:
-        return [], f"the space has {size} architecture(s), at most steering.min_space_size={sc.min_space_size}"
+        return Decision.nothing(Verdict.SMALL_ENOUGH, f"the space has {size} architecture(s), at most "
+                                                      f"steering.min_space_size={sc.min_space_size}")
     free = [s for s in space.stages if s.pinned is None and len(s.active) > 1]
     if not free:
-        return [], "nothing left to prune: every stage is pinned or down to one component"
+        return Decision.nothing(Verdict.NOTHING_LEFT,
+                                "nothing left to prune: every stage is pinned or down to one component")
     largest = max(space.prune(s.name, s.active[0]).size() for s in free)  # the most one prune leaves
     if largest < sc.min_space_size:
-        return [], (f"the space has {size} architecture(s): any prune would leave fewer than "
-                    f"steering.min_space_size={sc.min_space_size}")
+        return Decision.nothing(Verdict.TOO_SMALL_AFTER, f"the space has {size} architecture(s): any prune would "
+                                f"leave fewer than steering.min_space_size={sc.min_space_size}")
     proposals = []
     for s in space.stages:
         if s.pinned is not None or len(s.active) < 2:
@@ -87,22 +145,21 @@ def propose_actions(fit: pd.DataFrame, space: SearchSpace, sc) -> tuple[list[dic
                       f"lies below {best['component']} [{best['ci_low']:+.4f}, {best['ci_high']:+.4f}]; its {q} "
                       f"accuracy {r['top_with']:.4f} trails the stage's {tail:.4f}; seen in {int(r['frequency'])} "
                       f"candidates, none among the top {sc.protect_top}")
-            proposals.append((gap, {"op": "prune", "stage": s.name, "component": r["component"], "reason": reason,
-                                    "evidence": json_records(pd.DataFrame([r]))[0]}))
+            proposals.append((gap, Action(Op.PRUNE, s.name, r["component"], reason=reason, evidence=r.to_dict())))
     proposals.sort(key=lambda p: -p[0])  # strongest evidence first
     actions, cur = [], space
     for _, a in proposals:
-        nxt = cur.prune(a["stage"], a["component"])
+        nxt = cur.prune(a.stage, a.component)
         if nxt.size() < sc.min_space_size:
             continue
         actions.append(a)
         cur = nxt
     if actions:
-        return actions, ""
+        return Decision(tuple(actions), Verdict.PRUNE)
     if proposals:
-        return [], (f"{len(proposals)} clearly worse component(s), but pruning any would leave fewer than "
-                    f"steering.min_space_size={sc.min_space_size} architectures")
-    return [], (f"nothing clearly worse: no component's {sc.confidence:.0%} interval lies below its stage's best by "
+        return Decision.nothing(Verdict.TOO_SMALL_AFTER, f"{len(proposals)} clearly worse component(s), but pruning any "
+                                f"would leave fewer than steering.min_space_size={sc.min_space_size} architectures")
+    return Decision.nothing(Verdict.NOTHING_CLEARLY_WORSE, f"nothing clearly worse: no component's {sc.confidence:.0%} interval lies below its stage's best by "
                 f"more than {sc.margin} with an upper tail trailing by {sc.tail_margin}, {sc.min_frequency}+ candidates "
                 f"and none of the top {sc.protect_top}")
 
@@ -133,9 +190,9 @@ def denoised(m: np.ndarray, y: np.ndarray, ridge: float = RIDGE, interaction_sd:
 
 def narrow_actions(candidates: pd.DataFrame, space: SearchSpace, limit: int, elite: int = 20,
                    keep_top: int = 0, by: str = "model",
-                   interaction_sd: float = INTERACTION_SD) -> tuple[list[dict], str]:
+                   interaction_sd: float = INTERACTION_SD) -> Decision:
     """Keep, in each free stage, only components the best candidates use, so that at most ``limit``
-    architectures remain; returns (prune actions, why nothing). The ``elite`` best scored candidates
+    architectures remain: prune actions (``Verdict.NARROW``), or why none. The ``elite`` best scored candidates
     of the space (with ``by="model"`` by the additive model's fit of their scores, which averages
     out estimation noise, except for scores ``interaction_sd`` robust SDs off the fit, which stand;
     see ``denoised``; with ``by="score"`` by their raw one-shot accuracy) vote for the components
@@ -145,13 +202,14 @@ def narrow_actions(candidates: pd.DataFrame, space: SearchSpace, limit: int, eli
     use even when it is poor on average (interactions), and it makes the space small without having
     scored its best architecture."""
     if space.size() <= limit:
-        return [], f"the space has {space.size():,} architecture(s), within the narrowing limit of {limit}"
+        return Decision.nothing(Verdict.WITHIN_LIMIT, f"the space has {space.size():,} architecture(s), within the "
+                                                      f"narrowing limit of {limit}")
 
     if by not in NARROW_BY:
         raise InvalidInput(f"steering.narrow_by: '{by}' is not one of {', '.join(NARROW_BY)}")
     m, y, names = design(candidates, space)
     if len(y) < 2:
-        return [], "too few scored candidates in the space to narrow it"
+        return Decision.nothing(Verdict.TOO_FEW_CANDIDATES, "too few scored candidates in the space to narrow it")
     rank_by = denoised(m, y, interaction_sd=interaction_sd) if by == "model" else y
     order = np.argsort(-rank_by, kind="stable")[: max(2, int(elite))]
     archs = {j: space.parse(names[j]) for j in order}
@@ -191,13 +249,14 @@ def narrow_actions(candidates: pd.DataFrame, space: SearchSpace, limit: int, eli
         used = ", ".join(f"{c} {share[i][c]:.0%}" for c in kept[i])
         for c in st.active:
             if c not in kept[i]:
-                actions.append({"op": "prune", "stage": st.name, "component": c,
-                                "reason": (f"narrowing to at most {limit} architectures: the {len(order)} best "
-                                           f"candidates{' (by the additive model of their scores)' if by == 'model' else ''} "
-                                           f"use {st.name}:{c} for {share[i][c]:.0%} of their vote; "
-                                           f"kept: {used}"),
-                                "evidence": {"stage": st.name, "component": c, "elite_share": round(share[i][c], 4)}})
-    return actions, ""
+                reason = (f"narrowing to at most {limit} architectures: the {len(order)} best "
+                          f"candidates{' (by the additive model of their scores)' if by == 'model' else ''} "
+                          f"use {st.name}:{c} for {share[i][c]:.0%} of their vote; kept: {used}")
+                actions.append(Action(Op.PRUNE, st.name, c, reason=reason,
+                                      evidence={"stage": st.name, "component": c, "elite_share": round(share[i][c], 4)}))
+    if not actions:  # only with limit < 1: every stage is already down to one choice
+        return Decision.nothing(Verdict.NOTHING_LEFT, "nothing left to narrow: every stage is pinned or down to one component")
+    return Decision(tuple(actions), Verdict.NARROW)
 
 
 def _narrowed(space: SearchSpace, kept: dict[int, list[str]]) -> SearchSpace:
@@ -219,8 +278,9 @@ def narrow_limit(sc, space: SearchSpace) -> int:
     return max(int(sc.min_space_size), int(space.size() * sc.narrow_to))
 
 
-def decide(fit: pd.DataFrame, candidates: pd.DataFrame, space: SearchSpace, sc, passes: int) -> tuple[list[dict], str]:
-    """The auto-pilot's proposal after ``passes`` search passes (the caller enforces the pass limit).
+def decide(fit: pd.DataFrame, candidates: pd.DataFrame, space: SearchSpace, sc, passes: int) -> Decision:
+    """The auto-pilot's proposal after ``passes`` search passes (the caller enforces the pass limit:
+    ``round_limit``).
     While the space is larger than ``narrow_limit``, the pass before the last narrows it to the best
     candidates' components (``narrow_actions``), and so does any pass where nothing else is proposed
     and the auto-pilot would stop (``steering.extend`` off). Otherwise, with ``steering.prune`` on,
@@ -229,26 +289,27 @@ def decide(fit: pd.DataFrame, candidates: pd.DataFrame, space: SearchSpace, sc, 
     limit = narrow_limit(sc, space)
     narrow = bool(limit) and space.size() > limit
 
-    def narrowed() -> list[dict]:
+    def narrowed() -> Decision:
         return narrow_actions(candidates, space, limit, sc.narrow_elite, sc.protect_top, sc.narrow_by,
-                              sc.interaction_sd)[0]
+                              sc.interaction_sd)
 
     if narrow and passes == sc.rounds - 1:
-        actions = narrowed()
-        if actions:
-            return actions, ""
+        decision = narrowed()
+        if not decision.empty:
+            return decision
     if sc.prune:
-        actions, why = propose_actions(fit, space, sc)
+        decision = propose_actions(fit, space, sc)
     else:
-        actions, why = [], "nothing clearly worse: pruning by fitness is off (steering.prune: false), " + (
+        decision = Decision.nothing(Verdict.NOTHING_CLEARLY_WORSE, "nothing clearly worse: pruning by fitness is off "
+                                    "(steering.prune: false), " + (
             "and so is narrowing (steering.narrow_to: 0)" if not limit else
             f"and the space is within the narrowing limit of {limit:,} architectures" if not narrow else
-            "and narrowing comes on the pass before the last (steering.rounds)")
-    if not actions and narrow and not sc.extend:  # it would stop here: narrow instead
+            "and narrowing comes on the pass before the last (steering.rounds)"))
+    if decision.empty and narrow and not sc.extend:  # it would stop here: narrow instead
         instead = narrowed()
-        if instead:
-            return instead, ""
-    return actions, why
+        if not instead.empty:
+            return instead
+    return decision
 
 
 # ---- selections (brushed regions of the scatterplot) --------------------------------------------

@@ -9,6 +9,7 @@ from typing import Any
 import pandas as pd
 
 from nasnav.space import SearchSpace
+from nasnav.steering.actions import Action, Op
 from nasnav.ui.charts import BRUSH, PICK
 
 
@@ -71,15 +72,14 @@ def components_used(space: SearchSpace, archs: list[str]) -> dict[tuple[str, str
     return {k: v / len(archs) for k, v in counts.items()}
 
 
-def describe_action(action: Mapping) -> str:
-    """A readable line for a steering action (never a raw dict on screen)."""
-    op = action.get("op", "?")
-    stage = action.get("stage", "?")
-    what = action.get("component") or action.get("choice") or ""
-    verbs = {"prune": "Prune", "pin": "Pin", "restore": "Restore", "unpin": "Unpin"}
-    text = f"{verbs.get(op, str(op).capitalize())} **{what}** in stage **{stage}**" if what else \
-        f"{verbs.get(op, str(op).capitalize())} stage **{stage}**"
-    return text
+VERBS = {Op.PRUNE: "Prune", Op.PIN: "Pin", Op.RESTORE: "Restore"}
+
+
+def describe_action(action: Action) -> str:
+    """A readable line for a steering action (never a raw record on screen)."""
+    verb = VERBS[action.op]
+    what = action.target
+    return f"{verb} **{what}** in stage **{action.stage}**" if what else f"{verb} stage **{action.stage}**"
 
 
 def describe_evidence(evidence: Any) -> str:

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import streamlit as st
 
 from nasnav.errors import InvalidInput
+from nasnav.steering.actions import Action
 from nasnav.store.io import read_json, write_json
 from nasnav.store.run_dir import RunDir
 
@@ -134,24 +137,33 @@ def free_name(root: Path, base: str) -> str:
 PENDING_FILE = "ui/pending.json"
 
 
-def pending(run: RunDir) -> list[dict]:
+def pending(run: RunDir) -> list[Action]:
+    """The pending actions (entries of the file that are not actions are left out)."""
     try:
         data = read_json(run.path / PENDING_FILE, default=[]) or []
     except ValueError:
         return []
-    return [a for a in data if isinstance(a, dict) and a.get("op")]
+    out = []
+    for n, a in enumerate(data if isinstance(data, list) else [], 1):
+        try:
+            out.append(Action.from_dict(a, f"pending action {n}"))
+        except InvalidInput:
+            continue
+    return out
 
 
-def add_pending(run: RunDir, actions: list[dict]) -> int:
-    """Add actions (a later action on the same stage and component replaces an earlier one);
-    returns how many are pending."""
+def _write_pending(run: RunDir, actions: Sequence[Action]) -> None:
+    write_json(run.path / PENDING_FILE, [a.to_dict() for a in actions])
+
+
+def add_pending(run: RunDir, actions: Sequence[Action]) -> int:
+    """Add actions, without their evidence (a later action on the same stage and component
+    replaces an earlier one); returns how many are pending."""
     current = pending(run)
     for a in actions:
-        a = {k: v for k, v in a.items() if k in ("op", "stage", "component", "choice", "reason")}
-        target = (a.get("stage"), a.get("component") or a.get("choice"))
-        current = [b for b in current if (b.get("stage"), b.get("component") or b.get("choice")) != target]
-        current.append(a)
-    write_json(run.path / PENDING_FILE, current)
+        current = [b for b in current if (b.stage, b.target) != (a.stage, a.target)]
+        current.append(replace(a, evidence=None))
+    _write_pending(run, current)
     return len(current)
 
 
@@ -159,8 +171,8 @@ def remove_pending(run: RunDir, index: int) -> None:
     current = pending(run)
     if 0 <= index < len(current):
         current.pop(index)
-    write_json(run.path / PENDING_FILE, current)
+    _write_pending(run, current)
 
 
 def clear_pending(run: RunDir) -> None:
-    write_json(run.path / PENDING_FILE, [])
+    _write_pending(run, [])

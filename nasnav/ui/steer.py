@@ -11,7 +11,7 @@ from nasnav.errors import InvalidInput
 from nasnav.jobs import commands
 from nasnav.jobs.control import running_job
 from nasnav.space import SearchSpace
-from nasnav.steering.actions import combine_selections
+from nasnav.steering.actions import Action, Op, combine_selections
 from nasnav.store import layout
 from nasnav.store.run_dir import RunDir
 from nasnav.ui import charts, guide, selection, state, store, widgets
@@ -77,14 +77,14 @@ def decision_panel(run: RunDir, cfg, space: SearchSpace, k: int) -> None:
         b = st.columns(3)
         if b[0].button("Prune", key="ex_dec_prune", width="stretch", disabled=comp in st_obj.pruned,
                        type="primary" if widgets.is_next(guide.EXPLORE, "Prune", run) else "secondary"):
-            state.add_pending(run, [{"op": "prune", "stage": stage, "component": comp}])
+            state.add_pending(run, [Action(Op.PRUNE, stage, comp)])
             st.rerun()
         if b[1].button("Pin", key="ex_dec_pin", width="stretch", disabled=comp in st_obj.pruned):
-            state.add_pending(run, [{"op": "pin", "stage": stage, "choice": comp}])
+            state.add_pending(run, [Action(Op.PIN, stage, choice=(comp,))])
             st.rerun()
         if b[2].button("Restore", key="ex_dec_restore", width="stretch",
                        disabled=comp not in st_obj.pruned and not st_obj.pinned):
-            state.add_pending(run, [{"op": "restore", "stage": stage, "component": comp}])
+            state.add_pending(run, [Action(Op.RESTORE, stage, comp)])
             st.rerun()
         suggestions(run, cfg, k)
     with right:
@@ -96,23 +96,23 @@ def suggestions(run: RunDir, cfg, k: int) -> None:
     st.markdown("**Auto-pilot suggestions**")
     with widgets.guarded("Auto-pilot"):
         stamp = store.mtime(run.round_dir(k) / layout.CANDIDATES)
-        key = f"ex_proposal_{k}_{stamp}"  # (actions, why not)
+        key = f"ex_proposal_{k}_{stamp}"  # a steering.policy.Decision
         if key not in st.session_state:
             st.session_state[key] = decisions.proposal(run, cfg, k, now=True)
-        actions, why = st.session_state[key]
+        decision = st.session_state[key]
         rejected = st.session_state.setdefault("ex_rejected", set())
         shown = 0
-        for i, p in enumerate(actions):
-            ident = (k, p.get("op"), p.get("stage"), p.get("component") or p.get("choice"))
+        for i, p in enumerate(decision.actions):
+            ident = (k, str(p.op), p.stage, p.target)
             if ident in rejected:
                 continue
             shown += 1
             with st.container(border=True):
                 st.markdown(selection.describe_action(p))
-                if p.get("reason"):
-                    st.caption(str(p["reason"]))
-                if p.get("evidence") is not None:
-                    st.caption("Evidence: " + selection.describe_evidence(p["evidence"]))
+                if p.reason:
+                    st.caption(p.reason)
+                if p.evidence is not None:
+                    st.caption("Evidence: " + selection.describe_evidence(p.evidence))
                 a, r = st.columns(2)
                 if a.button("Accept", key=f"ex_acc_{k}_{i}", width="stretch"):
                     state.add_pending(run, [p])
@@ -122,7 +122,7 @@ def suggestions(run: RunDir, cfg, k: int) -> None:
                     rejected.add(ident)
                     st.rerun()
         if not shown:
-            st.caption(f"No suggestions: {why or 'each one has been accepted or rejected'}.")
+            st.caption(f"No suggestions: {decision.why or 'each one has been accepted or rejected'}.")
 
 
 def pending_panel(run: RunDir, cfg, space: SearchSpace) -> None:
@@ -201,11 +201,11 @@ def rounds_panel(run: RunDir, cfg) -> None:
 
 
 def _decisions_text(value) -> str:
-    """Decisions of a round as text (a list of actions, a JSON string or already text)."""
+    """Decisions of a round as text (a list of actions or already text)."""
     if isinstance(value, str):
         return value
     if isinstance(value, (list, tuple)):
-        return "; ".join(selection.describe_action(a).replace("**", "") if isinstance(a, dict) else str(a)
+        return "; ".join(selection.describe_action(a).replace("**", "") if isinstance(a, Action) else str(a)
                          for a in value)
     return "" if value is None or (isinstance(value, float) and value != value) else str(value)
 

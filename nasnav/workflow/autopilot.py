@@ -7,7 +7,7 @@ import time
 
 from nasnav.analysis.fitness import steering_fitness
 from nasnav.steering.actions import describe_actions
-from nasnav.steering.policy import decide
+from nasnav.steering.policy import decide, round_limit, searches_further
 from nasnav.store import layout, records
 from nasnav.store.io import json_records
 from nasnav.store.run_dir import RunDir
@@ -33,12 +33,10 @@ def autopilot_round(run: RunDir, cfg, evaluator=None) -> bool:
         analyze_round(run, cfg, k)  # scored since its last analysis (an interrupted run): files for the app
     cands = steering_candidates(run, cfg, k)
     fit = steering_fitness(cands, space, sc, cfg.seed)  # what analyze_round wrote, without the projection
-    if search_passes(run, k) >= sc.rounds:
-        reason = f"round limit reached (steering.rounds={sc.rounds})"
-        actions = []
-    else:
-        actions, reason = decide(fit, cands, space, sc, search_passes(run, k))
-    if not actions and sc.extend and reason.startswith("nothing clearly worse"):
+    passes = search_passes(run, k)
+    decision = round_limit(sc) if passes >= sc.rounds else decide(fit, cands, space, sc, passes)
+    reason = decision.why
+    if searches_further(decision, sc):
         rec = {"time": time.strftime("%Y-%m-%dT%H:%M:%S"), "timestamp": time.time(), "source": "autopilot",
                "round": k, "actions": [], "status": "extend", "why": reason, "evidence": json_records(fit)}
         records.write_decisions(run, k, records.read_decisions(run, k) + [rec])
@@ -46,12 +44,13 @@ def autopilot_round(run: RunDir, cfg, evaluator=None) -> bool:
         log.info(f"auto-pilot, round {k}: {reason}; scoring {cfg.search.budget} more candidates")
         extend_round(run, cfg, evaluator=evaluator)
         return True
-    if not actions:
+    if decision.empty:
         record_stop(run, k, reason, fit)
         log.info(f"auto-pilot stops at round {k}: {reason}")
         return False
-    nxt = apply_decision(run, cfg, actions, evidence=fit, source="autopilot")
+    nxt = apply_decision(run, cfg, decision.actions, evidence=fit, source="autopilot")
     new_size = records.read_space(run, nxt, cfg.kind).size()
-    log.info(f"auto-pilot, round {k} -> {nxt}: {describe_actions(actions)}; space {space.size():,} -> {new_size:,}")
+    log.info(f"auto-pilot, round {k} -> {nxt}: {describe_actions(decision.actions)}; "
+             f"space {space.size():,} -> {new_size:,}")
     run_round(run, cfg, evaluator=evaluator)
     return True

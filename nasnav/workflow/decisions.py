@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 import os
 import time
+from collections.abc import Sequence
 
 import pandas as pd
 
@@ -28,8 +29,8 @@ from nasnav.analysis.fitness import steering_fitness
 from nasnav.errors import InvalidInput
 from nasnav.jobs.control import JobRunning, running_job
 from nasnav.space import SearchSpace
-from nasnav.steering.actions import apply_actions, describe_actions
-from nasnav.steering.policy import decide
+from nasnav.steering.actions import Action, apply_actions, describe_actions
+from nasnav.steering.policy import Decision, decide
 from nasnav.store import records
 from nasnav.store.io import json_records
 from nasnav.store.run_dir import RunDir
@@ -43,7 +44,7 @@ def _check_no_job(run: RunDir) -> None:
                          "stop it before changing rounds")
 
 
-def apply_decision(run: RunDir, cfg, actions: list[dict], evidence: pd.DataFrame | None = None,
+def apply_decision(run: RunDir, cfg, actions: Sequence[Action], evidence: pd.DataFrame | None = None,
                    source: str = "analyst") -> int:
     """Validate ``actions`` on the current round k, record them in rounds/k/decisions.json, write
     rounds/k+1/space.yaml and make k+1 current; returns k+1. Later rounds left by an undo are moved
@@ -58,7 +59,7 @@ def apply_decision(run: RunDir, cfg, actions: list[dict], evidence: pd.DataFrame
     nxt = k + 1
     records.write_space(run, nxt, new_space)
     record = {"time": time.strftime("%Y-%m-%dT%H:%M:%S"), "timestamp": time.time(), "source": source,
-              "round": k, "next_round": nxt, "actions": canon, "space_size": space.size(),
+              "round": k, "next_round": nxt, "actions": [a.to_dict() for a in canon], "space_size": space.size(),
               "next_space_size": new_space.size(), "status": "applied", "evidence": json_records(evidence)}
     records.write_decisions(run, k, records.read_decisions(run, k) + [record])
     run.set_current_round(nxt)
@@ -139,7 +140,9 @@ def history(run: RunDir) -> pd.DataFrame:
         elif rec.get("status") == "stop":
             text, source = f"stop: {rec.get('stop', '')}", rec.get("source", "")
         else:
-            text, source = describe_actions(rec.get("actions", [])), rec.get("source", "")
+            acts = [Action.from_dict(a, f"round {k}'s decision, action {n}")
+                    for n, a in enumerate(rec.get("actions") or [], 1)]
+            text, source = describe_actions(acts), rec.get("source", "")
         rows.append({"round": k, "space_size": size, "candidates": len(df),
                      "best_one_shot": float(acc.max()) if acc.notna().any() else math.nan,
                      "decisions": text, "current": k == cur, "source": source,
@@ -148,9 +151,9 @@ def history(run: RunDir) -> pd.DataFrame:
                                        "source", "supernet"])
 
 
-def proposal(run: RunDir, cfg, k: int | None = None, now: bool = False) -> tuple[list[dict], str]:
-    """The auto-pilot's proposal for round k (current by default): (actions with "reason" and
-    "evidence", why it proposes nothing). ``now``: as if this were its deciding pass (the pass
+def proposal(run: RunDir, cfg, k: int | None = None, now: bool = False) -> Decision:
+    """The auto-pilot's proposal for round k (current by default): actions with their reason and
+    evidence, or why it proposes nothing. ``now``: as if this were its deciding pass (the pass
     before the last), whatever passes it has spent: what the app and ``analyze`` suggest, since the
     analyst, not the pass count, decides when to stop searching a round."""
 
@@ -162,9 +165,9 @@ def proposal(run: RunDir, cfg, k: int | None = None, now: bool = False) -> tuple
     return decide(fit, cands, space, cfg.steering, max(passes, cfg.steering.rounds - 1) if now else passes)
 
 
-def propose(run: RunDir, cfg, k: int | None = None, now: bool = False) -> list[dict]:
-    """Auto-pilot suggestions for round k (current by default): actions with "reason" and "evidence"."""
-    return proposal(run, cfg, k, now)[0]
+def propose(run: RunDir, cfg, k: int | None = None, now: bool = False) -> list[Action]:
+    """Auto-pilot suggestions for round k (current by default): actions with their reason and evidence."""
+    return list(proposal(run, cfg, k, now).actions)
 
 
 def record_stop(run: RunDir, k: int, reason: str, evidence: pd.DataFrame | None = None, source: str = "autopilot") -> None:
