@@ -27,17 +27,14 @@ with widgets.guarded():  # every error is a message on the page, never a traceba
 
     explore.scatter_and_selection(run, cfg, k, space)
 
-    fit_tab, pareto_tab, dec_tab, sets_tab, rounds_tab, spot_tab = st.tabs(
-        ["Fitness", "Pareto front", "Decisions", "Set operations", "Rounds", "Spot check"])
-    with fit_tab:
-        steer.fitness_views(run, cfg, k)
-    with pareto_tab:
-        steer.pareto_view(run, k)
-    with dec_tab:
-        steer.decision_panel(run, cfg, store.space(run, cfg, current), current)
-    with sets_tab:
-        steer.set_operations(run)
-    with rounds_tab:
-        steer.rounds_panel(run, cfg)
-    with spot_tab:
-        steer.spotcheck_panel(run, k)
+    # keyed: a rerun (undo, redo, accept) stays on the tab in use; on_change: only the open tab runs
+    tabs = st.tabs(["Fitness", "Pareto front", "Decisions", "Set operations", "Rounds", "Spot check"],
+                   key="ex_tabs", on_change="rerun")
+    views = [lambda: steer.fitness_views(run, cfg, k), lambda: steer.pareto_view(run, k),
+             lambda: steer.decision_panel(run, cfg, store.space(run, cfg, current), current),
+             lambda: steer.set_operations(run), lambda: steer.rounds_panel(run, cfg),
+             lambda: steer.spotcheck_panel(run, k)]
+    for tab, view in zip(tabs, views):
+        if tab.open:
+            with tab:
+                view()

@@ -17,6 +17,13 @@ from nasnav.ui import state
 from nasnav.workflow.runs import create_run
 
 
+def decisions_proposal(path):
+    from nasnav.workflow.decisions import proposal
+
+    run = RunDir(path)
+    return proposal(run, load_config(run.config_path), now=True)
+
+
 def test_without_a_run_it_points_home(tmp_path, monkeypatch):
     monkeypatch.setenv("NASNAV_RUNS", str(tmp_path))
     at = ok(page("3_explore.py").run())
@@ -37,7 +44,13 @@ def test_finished_run_renders_every_view(tmp_path_factory, tmp_path, monkeypatch
     monkeypatch.setenv("NASNAV_RUNS", str(run.parent))
     at = ok(page("3_explore.py", run).run())
     assert "16 scored candidates (coloured)" in texts(at)
-    assert len(at.get("vega_lite_chart")) >= 4  # scatter, fitness vs frequency, heatmap, pareto, timeline
+    charts = len(at.get("vega_lite_chart"))  # the scatterplot and the open tab's (fitness) charts
+    for name in ("Pareto front", "Rounds"):  # only the open tab runs (lazy tabs)
+        at.session_state["ex_tabs"] = name
+        charts += len(ok(at.run()).get("vega_lite_chart")) - 1
+    assert charts >= 5  # scatter, fitness vs frequency, heatmap, pareto, timeline
+    at.session_state["ex_tabs"] = "Fitness"
+    ok(at.run())
     assert "Nothing selected" in texts(at)
     assert not at.button(key="ex_search_start").disabled
     assert "not spot-checked yet" in texts(at)
@@ -49,16 +62,21 @@ def test_the_auto_pilot_suggests_narrowing_and_says_why_when_it_has_nothing(tmp_
 
     path = finished_copy(tmp_path_factory, tmp_path)
     monkeypatch.setenv("NASNAV_RUNS", str(path.parent))
-    at = ok(page("3_explore.py", path).run())  # the defaults: narrowing on the pass before the last
-    assert "narrowing to at most 4 architectures" in texts(at)
+    at = ok(page("3_explore.py", path, ex_tabs="Decisions").run())  # the defaults: narrowing on the pass before the last
+    assert "Keep in each stage only what the best-scoring candidates use" in texts(at)
+    # one click takes them all (issue 18, item 7), in plain words, the page stays short
+    assert "votes)" in texts(at) and "narrowing to at most" not in texts(at)
+    n = len(decisions_proposal(path).actions)
+    at.button(key="ex_acc_all_0").click().run()
+    assert len(state.pending(RunDir(path))) == n > 1
     conf = read_yaml(path / "config.yaml")
     conf.setdefault("steering", {})["rounds"] = 6  # the auto-pilot would search further; the analyst decides now
     write_yaml(path / "config.yaml", conf)
-    at = ok(page("3_explore.py", path).run())
-    assert "narrowing to at most 4 architectures" in texts(at)
+    at = ok(page("3_explore.py", path, ex_tabs="Decisions").run())
+    assert "Keep in each stage only what the best-scoring candidates use" in texts(at)
     conf.setdefault("steering", {}).update(prune=False, narrow_to=0)
     write_yaml(path / "config.yaml", conf)
-    at = ok(page("3_explore.py", path).run())
+    at = ok(page("3_explore.py", path, ex_tabs="Decisions").run())
     assert "No suggestions: nothing clearly worse: pruning by fitness is off (steering.prune: false), and so is narrowing" in texts(at)
 
 
@@ -66,7 +84,7 @@ def test_prune_apply_undo_redo_and_next_round(tmp_path_factory, tmp_path, monkey
     path = finished_copy(tmp_path_factory, tmp_path)
     monkeypatch.setenv("NASNAV_RUNS", str(path.parent))
     run = RunDir(path)
-    at = ok(page("3_explore.py", path).run())
+    at = ok(page("3_explore.py", path, ex_tabs="Decisions").run())
     at.selectbox(key="ex_dec_stage").set_value("s1").run()
     at.selectbox(key="ex_dec_comp_s1").set_value("skip").run()
     at.button(key="ex_dec_prune").click().run()
@@ -79,9 +97,12 @@ def test_prune_apply_undo_redo_and_next_round(tmp_path_factory, tmp_path, monkey
     space1 = read_yaml(run.round_dir(1) / "space.yaml")
     assert space1["stages"][0]["pruned"] == ["skip"]
     assert "Round 1's space is ready" in texts(at)
+    at.session_state["ex_tabs"] = "Rounds"
+    ok(at.run())
     at.button(key="ex_undo").click().run()
     ok(at)
     assert run.current_round() == 0
+    assert at.session_state["ex_tabs"] == "Rounds"  # the page stays on the tab in use (issue 18, item 9)
     at.button(key="ex_redo").click().run()
     ok(at)
     assert run.current_round() == 1
@@ -116,6 +137,8 @@ def test_selections_keep_only_and_set_operations(tmp_path_factory, tmp_path, mon
     used = {(i, c) for a in top for i, part in enumerate(a.split("/")) for c in part.split("+")}
     stages = [s["name"] for s in read_yaml(path / "rounds" / "000" / "space.yaml")["stages"]]
     assert not any((stages.index(a.stage), a.component) in used for a in acts)
+    at.session_state["ex_tabs"] = "Set operations"
+    ok(at.run())
     at.selectbox(key="ex_set_a").set_value("top")
     at.selectbox(key="ex_set_op").set_value("union")
     at.selectbox(key="ex_set_b").set_value("rest")

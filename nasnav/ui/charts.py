@@ -111,21 +111,39 @@ def fitness_frequency(fit: pd.DataFrame, height: int = 340) -> alt.LayerChart:
     tips = ["label:N", alt.Tooltip("fitness:Q", format="+.4f"), alt.Tooltip("ci_low:Q", format="+.4f"),
             alt.Tooltip("ci_high:Q", format="+.4f"), "frequency:Q", alt.Tooltip("mean_with:Q", format=".4f"),
             alt.Tooltip("mean_without:Q", format=".4f"), "state:N"]
-    bars = base.mark_rule(opacity=0.5).encode(x="ci_low:Q", x2="ci_high:Q", y="frequency:Q",
-                                              color=alt.Color("stage:N", title="stage"))
+    stage_colour = alt.Color("stage:N", title="stage", legend=alt.Legend(orient="right"))
+    bars = base.mark_rule(opacity=0.5).encode(x="ci_low:Q", x2="ci_high:Q", y="frequency:Q", color=stage_colour)
     pts = base.mark_point(filled=True, size=80).encode(
         x=alt.X("fitness:Q", title="fitness (accuracy with - without)"),
         y=alt.Y("frequency:Q", title="frequency (candidates using it)"),
-        color=alt.Color("stage:N", title="stage"),
+        color=stage_colour,
         shape=alt.Shape("state:N", title="state", scale=alt.Scale(domain=["active", "pinned", "pruned"],
                                                                    range=["circle", "diamond", "cross"])),
         tooltip=tips,
     )
     shown = data[(data["state"] != "pruned") & label_room(data, "fitness", "frequency")]
     text = alt.Chart(shown).mark_text(align="left", dx=7, dy=-7, fontSize=10).encode(
-        x="fitness:Q", y="frequency:Q", text="label:N", color=alt.Color("stage:N", legend=None))
+        x="fitness:Q", y="frequency:Q", text="label:N", color=stage_colour)
     zero = alt.Chart(pd.DataFrame({"x": [0.0]})).mark_rule(strokeDash=[4, 4], color="#888").encode(x="x:Q")
     return alt.layer(zero, bars, pts, text).resolve_scale(color="shared")
+
+
+def component_shares(data: pd.DataFrame, height_per_row: int = 16) -> alt.Chart:
+    """Per component (``label``), the ``share`` of each ``group`` (selection, rest) of candidates that
+    use it: where the selection differs from the rest is what defines it (the scatterplot's linked view)."""
+    return (
+        alt.Chart(data, height=max(120, height_per_row * 2 * data["label"].nunique()))
+        .mark_bar()
+        .encode(
+            y=alt.Y("label:N", title=None, sort=list(dict.fromkeys(data["label"]))),
+            yOffset=alt.YOffset("group:N", sort=["selection", "rest"]),
+            x=alt.X("share:Q", title="share of candidates using it", axis=alt.Axis(format="%"),
+                    scale=alt.Scale(domain=[0, 1])),
+            color=alt.Color("group:N", title=None, sort=["selection", "rest"], legend=alt.Legend(orient="top"),
+                            scale=alt.Scale(domain=["selection", "rest"], range=["#d6336c", "#8896ab"])),
+            tooltip=["label:N", "group:N", alt.Tooltip("share:Q", format=".0%")],
+        )
+    )
 
 
 def fitness_heatmap(fit: pd.DataFrame) -> alt.LayerChart:

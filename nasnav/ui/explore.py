@@ -65,6 +65,9 @@ def search_controls(run: RunDir, cfg, k: int) -> None:
 def active_selection(run: RunDir, chart_sel: list[str]) -> tuple[str, list[str]]:
     """The selection the actions apply to: the chart's, or a saved one the analyst picked."""
     saved = state.saved_selections(run)
+    if not saved:  # one source only: no radio with a single option
+        st.session_state.pop("ex_sel_source", None)
+        return "chart selection", chart_sel
     options = ["chart selection"] + [f"saved: {n}" for n in saved]
     src = st.session_state.get("ex_sel_source", "chart selection")
     if src not in options:
@@ -103,6 +106,7 @@ def scatter_and_selection(run: RunDir, cfg, k: int, space: SearchSpace) -> None:
             event = st.altair_chart(charts.candidate_scatter(points),
                                     key=f"ex_scatter_{k}_{method}", on_select="rerun",
                                     selection_mode=[charts.BRUSH, charts.PICK], width="stretch")
+            st.caption(spotcheck_line(run, k))  # how far the map's colours can be trusted
             st.session_state["ex_render_s"] = time.perf_counter() - t0
         event_sel = getattr(event, "selection", None)
         chart_sel = selection.archs_from_selection(event_sel, points)
@@ -189,3 +193,4 @@ def selection_panel(run: RunDir, cfg, k: int, space: SearchSpace, cands: pd.Data
             with widgets.guarded("Save selection"):
                 state.save_selection(run, name, sel)
                 st.toast(f"Saved '{name}' ({len(sel)} candidates).", icon=":material/save:")
+                st.rerun(scope="app")  # the fragment alone would leave Set operations without it

@@ -72,6 +72,17 @@ def components_used(space: SearchSpace, archs: list[str]) -> dict[tuple[str, str
     return {k: v / len(archs) for k, v in counts.items()}
 
 
+def shares_against_rest(space: SearchSpace, selected: list[str], rest: list[str]) -> pd.DataFrame:
+    """Rows (stage, component, label, group, share): how often the selection and the rest use each
+    component of the space (for ``charts.component_shares``)."""
+    rows = []
+    for group, archs in (("selection", selected), ("rest", rest)):
+        used = components_used(space, [str(a) for a in archs])
+        rows += [{"stage": s.name, "component": c, "label": f"{s.name}:{c}", "group": group,
+                  "share": used.get((s.name, c), 0.0)} for s in space.stages for c in s.candidates]
+    return pd.DataFrame(rows)
+
+
 VERBS = {Op.PRUNE: "Prune", Op.PIN: "Pin", Op.RESTORE: "Restore"}
 
 
@@ -80,6 +91,31 @@ def describe_action(action: Action) -> str:
     verb = VERBS[action.op]
     what = action.target
     return f"{verb} **{what}** in stage **{action.stage}**" if what else f"{verb} stage **{action.stage}**"
+
+
+PLAIN_VERBS = {Op.PRUNE: "drop", Op.PIN: "fix to", Op.RESTORE: "bring back"}
+
+
+def describe_proposal(actions: list[Action]) -> str:
+    """Suggestions in plain words, one line per stage and verb, with why in a few words
+    (a markdown list)."""
+    groups: dict[tuple[str, str], list[str]] = {}
+    narrowing = False
+    for a in actions:
+        ev = a.evidence if isinstance(a.evidence, Mapping) else {}
+        share, fit = _num(ev.get("elite_share")), _num(ev.get("fitness"))
+        if share is not None:
+            narrowing = True
+            why = f" ({share:.0%} of the best candidates' votes)"
+        elif fit is not None:
+            why = f" ({abs(fit) * 100:.1f} points {'worse' if fit < 0 else 'better'} on average)"
+        else:
+            why = ""
+        groups.setdefault((a.stage, PLAIN_VERBS[a.op]), []).append(f"**{a.target}**{why}")
+    lines = [f"- stage **{stage}**: {verb} " + ", ".join(items) for (stage, verb), items in groups.items()]
+    if narrowing:
+        lines.insert(0, "Keep in each stage only what the best-scoring candidates use:")
+    return "\n".join(lines)
 
 
 def describe_evidence(evidence: Any) -> str:

@@ -15,7 +15,7 @@ from nasnav.steering.actions import Action, Op, combine_selections
 from nasnav.store import layout
 from nasnav.store.run_dir import RunDir
 from nasnav.ui import charts, guide, selection, state, store, widgets
-from nasnav.ui.explore import spotcheck_line
+from nasnav.ui.explore import SEL_KEY, spotcheck_line
 from nasnav.workflow import decisions
 
 
@@ -39,9 +39,25 @@ def fitness_views(run: RunDir, cfg, k: int) -> None:
                          column_config={"importance": st.column_config.ProgressColumn(
                              "importance", format="%.2f", min_value=0.0, max_value=1.0)})
             if r2 is not None:
-                st.caption(f"additive model R² {r2:.2f}: the rest is interactions and noise")
+                st.caption(f"Stages explain {r2:.0%} of the accuracy differences when each component is "
+                           "credited on its own (an additive model, R² {:.2f}); the rest comes from combinations "
+                           "of components and from estimation noise.".format(r2))
         st.markdown("**Stage × component fitness** with intervals (grey: pruned; n/a: never or always used)")
         st.altair_chart(charts.fitness_heatmap(fit), width="stretch")
+        selection_shares(run, cfg, k)
+
+
+def selection_shares(run: RunDir, cfg, k: int) -> None:
+    """The scatterplot's selection against the rest: how often each component is used in each."""
+    sel = st.session_state.get(SEL_KEY) or []
+    if not sel:
+        st.caption("Select candidates on the scatterplot to compare the components they use with the rest.")
+        return
+    cands = store.candidates(run, k).dropna(subset=["arch"])
+    rest = [a for a in cands["arch"].astype(str).unique() if a not in set(sel)]
+    st.markdown(f"**Your selection ({len(sel)}) against the rest ({len(rest)})**: share of candidates using each component")
+    shares = selection.shares_against_rest(store.space(run, cfg, k), sel, rest)
+    st.altair_chart(charts.component_shares(shares), width="stretch")
 
 
 def pareto_view(run: RunDir, k: int) -> None:
@@ -101,28 +117,34 @@ def suggestions(run: RunDir, cfg, k: int) -> None:
             st.session_state[key] = decisions.proposal(run, cfg, k, now=True)
         decision = st.session_state[key]
         rejected = st.session_state.setdefault("ex_rejected", set())
-        shown = 0
-        for i, p in enumerate(decision.actions):
-            ident = (k, str(p.op), p.stage, p.target)
-            if ident in rejected:
-                continue
-            shown += 1
-            with st.container(border=True):
-                st.markdown(selection.describe_action(p))
-                if p.reason:
-                    st.caption(p.reason)
-                if p.evidence is not None:
-                    st.caption("Evidence: " + selection.describe_evidence(p.evidence))
-                a, r = st.columns(2)
-                if a.button("Accept", key=f"ex_acc_{k}_{i}", width="stretch"):
-                    state.add_pending(run, [p])
-                    rejected.add(ident)
-                    st.rerun()
-                if r.button("Reject", key=f"ex_rej_{k}_{i}", width="stretch"):
-                    rejected.add(ident)
-                    st.rerun()
-        if not shown:
+        todo = [(i, p) for i, p in enumerate(decision.actions) if (k, str(p.op), p.stage, p.target) not in rejected]
+        if not todo:
             st.caption(f"No suggestions: {decision.why or 'each one has been accepted or rejected'}.")
+            return
+        st.markdown(selection.describe_proposal([p for _, p in todo]))
+        a, r = st.columns(2)
+        if a.button(f"Accept all {len(todo)}", key=f"ex_acc_all_{k}", type="primary", width="stretch",
+                    help="Add every suggestion to the pending decision"):
+            _settle(run, [p for _, p in todo], rejected, k, accept=True)
+        if r.button("Reject all", key=f"ex_rej_all_{k}", width="stretch"):
+            _settle(run, [p for _, p in todo], rejected, k, accept=False)
+        with st.expander(f"One by one, with the evidence ({len(todo)})"):
+            for i, p in todo:
+                c1, c2, c3 = st.columns([6, 1, 1], vertical_alignment="center")
+                c1.markdown(selection.describe_action(p) + (f"  \n:gray[{selection.describe_evidence(p.evidence)}]"
+                                                            if p.evidence is not None else ""))
+                if c2.button("", key=f"ex_acc_{k}_{i}", icon=":material/check:", help="Accept"):
+                    _settle(run, [p], rejected, k, accept=True)
+                if c3.button("", key=f"ex_rej_{k}_{i}", icon=":material/close:", help="Reject"):
+                    _settle(run, [p], rejected, k, accept=False)
+
+
+def _settle(run: RunDir, actions: list[Action], rejected: set, k: int, accept: bool) -> None:
+    """Accept (into the pending decision) or reject suggestions; either way they leave the list."""
+    if accept:
+        state.add_pending(run, actions)
+    rejected.update((k, str(p.op), p.stage, p.target) for p in actions)
+    st.rerun()
 
 
 def pending_panel(run: RunDir, cfg, space: SearchSpace) -> None:
@@ -183,11 +205,7 @@ def rounds_panel(run: RunDir, cfg) -> None:
         if hist is not None and not hist.empty:
             left, right = st.columns([2, 3])
             left.altair_chart(charts.timeline_chart(hist), width="stretch")
-            table = hist.drop(columns=[c for c in ("source",) if c in hist.columns])
-            if "decisions" in table.columns:
-                table["decisions"] = table["decisions"].map(_decisions_text)
-            right.dataframe(table, hide_index=True, width="stretch",
-                            column_config={"best_one_shot": st.column_config.NumberColumn("best one-shot", format="%.4f")})
+            right.dataframe(rounds_table(hist), hide_index=True, width="stretch")
     u1, u2, _ = st.columns([1, 1, 4])
     if u1.button("Undo", key="ex_undo", icon=":material/undo:", disabled=bool(live) or k == 0, width="stretch",
                  help="Go back to the previous round (its files are kept; redo returns)"):
@@ -198,6 +216,23 @@ def rounds_panel(run: RunDir, cfg) -> None:
         with widgets.guarded("Redo"):
             decisions.redo(run)
             st.rerun()
+
+
+def rounds_table(hist: pd.DataFrame) -> pd.DataFrame:
+    """The rounds as the page shows them: plain headers, no raw None or NaN (a prepared round reads
+    'not run yet')."""
+    def num(v, fmt):
+        return "–" if v is None or v != v else format(v, fmt)
+
+    return pd.DataFrame({
+        "round": hist["round"],
+        "architectures": [num(v, ",.0f") for v in hist["space_size"]],
+        "candidates scored": hist["candidates"],
+        "best one-shot": ["not run yet" if n == 0 else num(v, ".4f") for v, n in zip(hist["best_one_shot"], hist["candidates"])],
+        "decision": hist["decisions"].map(_decisions_text),
+        "supernet": ["trained" if v else "not yet" for v in hist["supernet"]],
+        "current": ["◀" if v else "" for v in hist["current"]],
+    })
 
 
 def _decisions_text(value) -> str:

@@ -75,6 +75,8 @@ def test_whole_loop_in_chromium(page, app_server):
     click(page, "Create run")
     wait_text(page, "Open run:", 30_000)
     assert (runs / "tiny-1" / "config.yaml").exists()
+    # the name box offers the next free name, not the one just taken (issue 18, item 16)
+    assert page.get_by_label("Run name").first.input_value() == "tiny-2"
     shot(page, "1_home")
     no_errors(page)
 
