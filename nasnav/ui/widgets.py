@@ -40,7 +40,7 @@ def page_setup() -> None:
     if ctx is not None and not _NAV["seen"] and Path(ctx.main_script_path).name == "app.py":
         _NAV["seen"] = True  # at most one rerun, whatever happens
         try:
-            from streamlit.runtime.pages_manager import PagesManager
+            from streamlit.runtime.pages_manager import PagesManager  # internal API: guarded, so imported here
 
             PagesManager.uses_pages_directory = False
         except ImportError:  # a later Streamlit without the legacy mode

@@ -166,7 +166,7 @@ def export_onnx(net: torch.nn.Module, x: torch.Tensor, path: Path) -> dict:
     """ONNX with a dynamic batch axis via the TorchScript-based exporter (needs ``onnx`` only; the
     newer dynamo exporter would also need ``onnxscript``); checked with onnxruntime if present."""
     try:
-        import onnx  # noqa: F401
+        import onnx  # noqa: F401  (optional: ONNX export is skipped without it)
     except ImportError:
         return {"status": "skipped", "reason": "the `onnx` package is not installed (pip install onnx)"}
     buf = io.BytesIO()
@@ -187,7 +187,7 @@ def export_onnx(net: torch.nn.Module, x: torch.Tensor, path: Path) -> dict:
         return {"status": "failed", "reason": f"{type(e).__name__}: {e}"[:500]}
     atomic_write_bytes(path, buf.getvalue())
     try:
-        import onnxruntime as ort
+        import onnxruntime as ort  # optional: the ONNX check is skipped without it
     except ImportError:
         return {
             "status": "exported",
