@@ -52,9 +52,11 @@ from nasnav.choices import (  # noqa: F401 (re-exported: the config's choices)
     Fitness,
     NarrowBy,
     Optimizer,
+    Pick,
     Projection,
     Sampler,
     Schedule,
+    ScoringPrecision,
     SelectMode,
     Source,
     Strategy,
@@ -138,7 +140,10 @@ NonNegInt = Annotated[Int, _rule(lambda v: v >= 0, "must not be negative")]
 NonNegFloat = Annotated[Float, _rule(lambda v: v >= 0, "must not be negative")]
 Fraction = Annotated[Float, _rule(lambda v: 0 < v < 1, "must lie strictly between 0 and 1")]
 Quantile = Annotated[Float, _rule(lambda v: 0 < v <= 1, "must lie in (0, 1]")]
+Unit = Annotated[Float, _rule(lambda v: 0 <= v <= 1, "must lie in [0, 1]")]
 Devices = Annotated[Int | Str, AfterValidator(_devices)]
+# YAML reads `32` as a number: it names the choice "32"
+ScoringPrecisionKey = Annotated[ScoringPrecision, BeforeValidator(lambda v: str(v) if type(v) is int else v)]
 
 _section = with_config(ConfigDict(extra="forbid"))  # an unknown key is an error
 
@@ -147,7 +152,7 @@ _section = with_config(ConfigDict(extra="forbid"))  # an unknown key is an error
 @_section
 @dataclass
 class DataConfig:
-    source: Source = "digits"  # digits | mnist1d | folder | cifar | csv
+    source: Source = "digits"  # digits | mnist1d | folder | cifar | csv | cifar10 | cifar100 | fashion_mnist | svhn
     path: Str | None = None  # folder / CIFAR batch directory / CSV file, for sources that read files
     target: Str | None = None  # CSV column holding the class label
     val_fraction: Fraction = 0.15  # share of samples for validation (model selection)
@@ -157,6 +162,11 @@ class DataConfig:
     grayscale: Bool = False  # folder images: 1 channel instead of RGB
     max_samples: PosInt | None = None  # stratified subset before splitting (quick trials)
     num_workers: NonNegInt = 0  # DataLoader workers; data lives in memory, 0 is usually fastest
+    # Where a standard data set (cifar10, cifar100, fashion_mnist, svhn) is kept and whether to fetch it: not
+    # what the data is (the files are checksum verified), so not part of the section's repr, which identifies
+    # the data in caches (the process's data, the benchmarks' trainings).
+    root: Str | None = field(default=None, repr=False)  # null: $NASNAV_DATA_ROOT, else ~/.cache/nasnav/data
+    download: Bool = field(default=False, repr=False)  # fetch missing files (MD5 checked) into data.root
 
 
 @_section
@@ -212,13 +222,15 @@ class SupernetConfig:
 @_section
 @dataclass
 class SearchConfig:
-    strategy: Strategy = "random"  # random | evolution
+    strategy: Strategy = "random"  # random | evolution | local | guided (a surrogate of accuracy picks what to score)
     budget: PosInt = 100  # candidates to score per round
     seconds: PosFloat | None = None  # optional wall-time budget per round
     population: PosInt = 50  # evolution: population size
     sample_size: PosInt = 10  # evolution: tournament size
     crossover_prob: Fraction = 0.5  # evolution: share of children made by crossover
     recal_batches: PosInt = 4  # training batches for BatchNorm recalibration per candidate
+    precision: ScoringPrecisionKey = "auto"  # scoring arithmetic: auto (bf16 autocast on a GPU that supports it,
+    # float32 elsewhere), bf16 (autocast on any device), 32 (float32 everywhere)
     max_params: PosInt | None = None  # constraint: skip larger candidates
     max_flops: PosInt | None = None  # constraint
     projection: Projection = "mds"  # mds | tsne | umap | pca
@@ -255,6 +267,9 @@ class SteeringConfig:
     # interaction the additive model cannot see, not noise); 0: the fit for every candidate
     prune: Bool = False  # also prune by fitness round after round (propose_actions: the paper's rule; worse on the
     # NAS-Bench-201 table, see BENCHMARKS.md); false: the auto-pilot shrinks the space by narrowing alone
+    pick: Pick = "surrogate"  # the candidate to retrain: surrogate = the best estimate blending the own score with the
+    # surrogate's posterior mean (corrects the winner's curse of the best of many noisy scores); score = the best score
+    pick_blend: Unit = 0.2  # weight of the own score in that estimate (chosen on the steering suite's tuning tables)
 
 
 @_section
@@ -285,6 +300,8 @@ class TrainerConfig:
     deterministic: Bool = True
     enable_progress_bar: Bool | None = None  # None: only on a terminal
     log_every_n_steps: PosInt = 10
+    trainings_per_device: PosInt = 1  # standalone trainings (spot checks, retrain seeds) run side by side: one
+    # process per device of trainer.devices (on a CPU: devices 2 = two workers), this many on each
 
 
 @_section

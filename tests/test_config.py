@@ -425,3 +425,16 @@ def test_config_round_trip_via_file(tmp_path):
     again = load_config(p)
     assert again == cfg
     assert dataclasses.asdict(again)["seed"] == 3
+
+
+def test_device_and_download_keys():
+    """search.precision (YAML's 32 is the choice "32"), data.download / data.root, trainer.trainings_per_device."""
+    cfg = config_from_dict(minimal(search={"precision": 32}, data={"source": "cifar10", "download": True, "root": "d"},
+                                   trainer={"trainings_per_device": 3}))
+    assert cfg.search.precision == "32" and cfg.data.download and cfg.data.root == "d"
+    assert cfg.trainer.trainings_per_device == 3
+    assert "root" not in repr(cfg.data)  # where the files are is not what the data is (caches key on the repr)
+    probs = problems_of(minimal(search={"precision": 16}, data={"download": "yes"}, trainer={"trainings_per_device": 0}))
+    assert any("search.precision: '16' is not one of auto, bf16, 32" in p for p in probs)
+    assert any(p.startswith("cfg.yaml: data.download: expected bool") for p in probs)
+    assert any("trainer.trainings_per_device: 0 must be greater than 0" in p for p in probs)

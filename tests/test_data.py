@@ -197,7 +197,7 @@ def test_bad_config_is_a_clear_error(kw: dict, match: str) -> None:
 
 
 def test_sources_constant() -> None:
-    assert SOURCES == ("digits", "mnist1d", "folder", "cifar", "csv")
+    assert SOURCES == ("digits", "mnist1d", "folder", "cifar", "csv", "cifar10", "cifar100", "fashion_mnist", "svhn")
 
 
 # ---- folder ------------------------------------------------------------------------------------

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
+from nasnav.config import load_config
 from nasnav.score.evaluate import (
     CostModel,
     SupernetEvaluator,
@@ -19,8 +21,12 @@ from nasnav.score.evaluate import (
     recalibrate_bn,
     space_param_range,
 )
+from nasnav.workflow import search
+from nasnav.workflow.runs import create_run
+from nasnav.workflow.supernet import train_supernet
 
 pytestmark = pytest.mark.usefixtures("single_thread")
+REPO = Path(__file__).resolve().parent.parent
 
 
 def make_evaluator(nas, kind: str, space, seed: int = 0):
@@ -197,3 +203,74 @@ def test_make_recal_batches_seeded():
     assert len(set(flat)) == len(flat)  # no sample twice
     # fewer samples than asked for: as many as there are
     assert sum(len(t) for t in make_recal_batches(x[:10], 3, 8, seed=0)) == 10
+
+
+# ---- the device and precision of scoring ----------------------------------------------------------------
+def _reference_scores(net, recal, val_x, val_y, arch, chunk=16) -> tuple[int, float]:
+    """The evaluator before it learnt devices: float sums in Python, on the CPU."""
+    bns = _bns(net.path_modules(arch))
+    saved = [{k: v.clone() for k, v in m.state_dict().items()} for m in bns]
+    recalibrate_bn(net, lambda x: net(x, arch), recal, bns)
+    correct, loss = 0, 0.0
+    with torch.no_grad():
+        for x, y in zip(val_x.split(chunk), val_y.split(chunk)):
+            logits = net(x, arch)
+            correct += int((logits.argmax(1) == y).sum())
+            loss += float(nn.functional.cross_entropy(logits, y, reduction="sum"))
+    for m, s in zip(bns, saved):
+        m.load_state_dict(s)
+    return correct, loss
+
+
+def test_cpu_scores_are_exactly_those_of_before(nas):
+    space = nas.image_space()
+    net, ev = make_evaluator(nas, "image", space)
+    ref = copy.deepcopy(net)
+    val_x = nas.make_input("image", n=40, seed=300)
+    val_y = torch.randint(0, 3, (40,), generator=torch.Generator().manual_seed(0))
+    for arch in [space.largest(), space.parse("skip/avgpool3x3/conv5x5")]:
+        correct, loss = _reference_scores(ref, ev.recal_x, val_x, val_y, arch)
+        r = ev(arch)
+        assert r["one_shot_acc"] == correct / 40 and r["val_loss"] == loss / 40  # bit for bit
+
+
+def test_evaluator_puts_net_batches_and_split_on_its_device(nas):
+    """A fake device (meta: shapes without data) stands in for a GPU: everything the evaluator scores
+    with goes there, and the costs were counted before."""
+    space = nas.image_space()
+    net = nas.make_supernet(space, "image")
+    recal = [nas.make_input("image", n=8, seed=1)]
+    ev = SupernetEvaluator(net, recal, nas.make_input("image", n=10, seed=2), torch.zeros(10, dtype=torch.long),
+                           nas.KIND_INPUT["image"][1], device="meta")
+    assert ev.device.type == "meta" and next(ev.net.parameters()).device.type == "meta"
+    assert all(x.device.type == "meta" for x in ev.recal_x) and all(x.is_meta and y.is_meta for x, y in ev.val)
+    assert ev.cost.params(space.largest()) > 0
+
+
+def test_bf16_autocast_scores_close_to_float32(nas):
+    space = nas.image_space()
+    net, ev32 = make_evaluator(nas, "image", space)
+    ev16 = SupernetEvaluator(copy.deepcopy(net), ev32.recal_x, nas.make_input("image", n=40, seed=300),
+                             torch.randint(0, 3, (40,), generator=torch.Generator().manual_seed(0)),
+                             nas.KIND_INPUT["image"][1], chunk=16, autocast=torch.bfloat16)
+    for arch in [space.largest(), space.parse("maxpool3x3/skip/dilconv3x3")]:
+        a, b = ev32(arch), ev16(arch)
+        assert abs(a["one_shot_acc"] - b["one_shot_acc"]) <= 0.1 and b["val_loss"] == pytest.approx(a["val_loss"], rel=0.05)
+
+
+def test_search_scores_on_the_configured_accelerator(tmp_path, monkeypatch):
+    """A config asking for a GPU, on a machine faked to have one: the evaluator is built for cuda:0 in
+    bfloat16 (search.precision auto); the CPU config keeps the CPU and float32."""
+    cfg = load_config(REPO / "configs" / "tiny.yaml", ["supernet.epochs=1", "steering.autopilot=false"])
+    run = create_run(cfg, tmp_path / "run")
+    train_supernet(run, cfg, 0)
+    built = []
+    monkeypatch.setattr(search, "SupernetEvaluator", lambda *a, **k: built.append(k))
+    search.supernet_evaluator(run, cfg, 0)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    gpu = load_config(REPO / "configs" / "tiny.yaml", ["trainer.accelerator=gpu", "steering.autopilot=false"])
+    search.supernet_evaluator(run, gpu, 0)
+    assert built[0]["device"] == torch.device("cpu") and built[0]["autocast"] is None
+    assert built[1]["device"] == torch.device("cuda", 0) and built[1]["autocast"] is torch.bfloat16

@@ -10,7 +10,7 @@ from nasnav.model.supernet import build_network
 from nasnav.stop import JobStopped, clear_stop, request_stop
 from nasnav.store.io import read_csv, read_json
 from nasnav.store.records import read_finals
-from nasnav.workflow import retrain
+from nasnav.workflow import retrain, trainings
 from nasnav.workflow.runs import create_run, load_data, round_space
 from nasnav.workflow.search import score_candidates
 from nasnav.workflow.supernet import train_supernet
@@ -80,7 +80,7 @@ def test_several_seeds_give_mean_and_spread_and_resume(tiny, monkeypatch):
     def boom(*a, **k):
         raise AssertionError("a finished seed was trained again")
 
-    monkeypatch.setattr(retrain, "train_standalone", boom)  # finished seeds are reused
+    monkeypatch.setattr(trainings, "train_standalone", boom)  # finished seeds are reused
     again = retrain.retrain(run, cfg, space, arch, seeds=2)
     assert again["test_accs"] == m["test_accs"]
 
@@ -89,7 +89,7 @@ def test_stop_between_seeds_keeps_finished_ones(tiny, monkeypatch):
     run, cfg = tiny
     space = round_space(run, cfg)
     arch = space.parse("maxpool3x3/skip/skip")
-    real = retrain.train_standalone
+    real = trainings.train_standalone
     calls = []
 
     def train_then_stop(*a, **k):
@@ -99,7 +99,7 @@ def test_stop_between_seeds_keeps_finished_ones(tiny, monkeypatch):
             request_stop()  # as SIGTERM would
         return out
 
-    monkeypatch.setattr(retrain, "train_standalone", train_then_stop)
+    monkeypatch.setattr(trainings, "train_standalone", train_then_stop)
     with pytest.raises(JobStopped):
         retrain.retrain(run, cfg, space, arch, seeds=3)
     key = retrain.arch_key(str(arch))

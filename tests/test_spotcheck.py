@@ -11,7 +11,7 @@ from nasnav.config import load_config
 from nasnav.stop import JobStopped, clear_stop, request_stop
 from nasnav.store.io import read_csv, read_json
 from nasnav.store.records import read_spotcheck
-from nasnav.workflow import spotcheck
+from nasnav.workflow import spotcheck, trainings
 from nasnav.workflow.runs import create_run
 from nasnav.workflow.search import score_candidates
 from nasnav.workflow.supernet import train_supernet
@@ -137,7 +137,7 @@ def test_spotcheck_writes_pairs_statistics_and_progress(tiny):
 def test_stopped_spotcheck_keeps_finished_pairs_and_resumes(tiny, monkeypatch):
     run, cfg = tiny
     calls = []
-    train = spotcheck.train_standalone
+    train = trainings.train_standalone
 
     def counting(*a, **k):
         calls.append(a[4])
@@ -146,7 +146,7 @@ def test_stopped_spotcheck_keeps_finished_pairs_and_resumes(tiny, monkeypatch):
             request_stop()  # as SIGTERM would
         return out
 
-    monkeypatch.setattr(spotcheck, "train_standalone", counting)
+    monkeypatch.setattr(trainings, "train_standalone", counting)
     with pytest.raises(JobStopped):
         spotcheck.spotcheck(run, cfg, 5, epochs=2)
     rdir = run.round_dir(0)

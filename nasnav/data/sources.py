@@ -48,7 +48,7 @@ def cache_dir() -> Path:
 # ---- digits ----------------------------------------------------------------------------------
 def read_digits() -> RawData:
     """scikit-learn's embedded 8x8 digits (1797 samples, pixel values 0..16)."""
-    from sklearn.datasets import load_digits
+    from sklearn.datasets import load_digits  # lazy: scikit-learn's datasets module is slow to import
 
     d = load_digits()
     x = (d.images.astype(np.float32) / 16.0)[:, None]  # (N, 8, 8) -> (N, 1, 8, 8)
@@ -210,7 +210,7 @@ def read_folder(path: str | None, image_size: int | None, grayscale: bool) -> Ra
 def _numpy_globals() -> dict[tuple[str, str], Any]:
     """The only globals a CIFAR batch may name: what numpy needs to rebuild an array."""
     try:
-        from numpy._core import multiarray
+        from numpy._core import multiarray  # where it lives depends on the numpy version
     except ImportError:  # numpy < 2
         from numpy.core import multiarray  # type: ignore[no-redef]
     allowed = {}
@@ -225,35 +225,36 @@ def _numpy_globals() -> dict[tuple[str, str], Any]:
 class RestrictedUnpickler(pickle.Unpickler):
     """Unpickles plain containers and numpy arrays; refuses every other global (no code runs)."""
 
-    def __init__(self, file, name: str):
+    def __init__(self, file, name: str, key: str = "data.path"):
         super().__init__(file, encoding="bytes")
-        self.name = name
+        self.name, self.key = name, key
         self.allowed = _numpy_globals()
 
     def find_class(self, module: str, name: str) -> Any:
         if (module, name) in self.allowed:
             return self.allowed[(module, name)]
         raise InvalidInput(
-            f"data.path: '{self.name}' refers to '{module}.{name}', which a CIFAR batch never needs; "
+            f"{self.key}: '{self.name}' refers to '{module}.{name}', which a CIFAR batch never needs; "
             "refusing to load it (only numpy arrays, lists and dicts are allowed)"
         )
 
 
-def load_restricted_pickle(file: Path) -> Any:
-    """Load a pickle with ``RestrictedUnpickler``; every failure is a ValueError naming the file."""
-    _inside_root(file)
+def load_restricted_pickle(file: Path, key: str = "data.path") -> Any:
+    """Load a pickle with ``RestrictedUnpickler``; every failure is a ValueError naming the file (and
+    ``key``, the config key that led to it)."""
+    _inside_root(file, key)
     try:
         with open(file, "rb") as f:
-            return RestrictedUnpickler(f, str(file)).load()
+            return RestrictedUnpickler(f, str(file), key).load()
     except ValueError as e:
-        if str(e).startswith("data.path:"):  # RestrictedUnpickler's refusal says what it refused
+        if str(e).startswith(f"{key}:"):  # RestrictedUnpickler's refusal says what it refused
             raise
-        raise InvalidInput(f"data.path: '{file}' is not a readable CIFAR batch (ValueError: {e})") from None
+        raise InvalidInput(f"{key}: '{file}' is not a readable CIFAR batch (ValueError: {e})") from None
     except Exception as e:  # truncated or not a pickle at all
-        raise InvalidInput(f"data.path: '{file}' is not a readable CIFAR batch ({type(e).__name__}: {e})") from None
+        raise InvalidInput(f"{key}: '{file}' is not a readable CIFAR batch ({type(e).__name__}: {e})") from None
 
 
-def _cifar_layout(root: Path) -> tuple[list[Path], bytes, Path, bytes]:
+def _cifar_layout(root: Path, key: str) -> tuple[list[Path], bytes, Path, bytes]:
     """(batch files, label key, meta file, names key) for CIFAR-10 or CIFAR-100 in ``root``."""
     train = sorted(root.glob("data_batch_*"))
     if train:
@@ -261,7 +262,7 @@ def _cifar_layout(root: Path) -> tuple[list[Path], bytes, Path, bytes]:
     if (root / "train").is_file():
         return [root / "train", root / "test"], b"fine_labels", root / "meta", b"fine_label_names"
     raise InvalidInput(
-        f"data.path: '{root}' holds no CIFAR batches; expected data_batch_1..5 and test_batch (CIFAR-10) "
+        f"{key}: '{root}' holds no CIFAR batches; expected data_batch_1..5 and test_batch (CIFAR-10) "
         "or train and test (CIFAR-100), as in the python version of the dataset"
     )
 
@@ -271,35 +272,40 @@ def _as_text(v: Any) -> str:
 
 
 def read_cifar(path: str | None) -> RawData:
-    """CIFAR-10/100 in the python-batch format; all batches pooled (uint8, N,3,32,32)."""
+    """CIFAR-10/100 in the python-batch format (``data.path``); all batches pooled (uint8, N,3,32,32)."""
     root = _existing_dir(path, "the CIFAR python batch folder (e.g. cifar-10-batches-py)")
     for sub in ("cifar-10-batches-py", "cifar-100-python"):  # accept the folder above it too
         if not any(root.glob("data_batch_*")) and (root / sub).is_dir():
             root = root / sub
-    files, label_key, meta, names_key = _cifar_layout(root)
+    return read_cifar_folder(root)
+
+
+def read_cifar_folder(root: Path, key: str = "data.path") -> RawData:
+    """The CIFAR python batches in ``root`` (reached through config key ``key``), pooled."""
+    files, label_key, meta, names_key = _cifar_layout(root, key)
     xs, ys = [], []
     for f in files:
         if not f.is_file():
             continue  # e.g. no test_batch: use what is there
-        batch = load_restricted_pickle(f)
+        batch = load_restricted_pickle(f, key)
         data = batch.get(b"data") if isinstance(batch, dict) else None
         labels = batch.get(label_key) if isinstance(batch, dict) else None
         if not isinstance(data, np.ndarray) or data.ndim != 2 or data.shape[1] != 3072 or labels is None:
             raise InvalidInput(
-                f"data.path: '{f}' is not a CIFAR batch (needs b'data' rows of 3072 bytes and {label_key!r})"
+                f"{key}: '{f}' is not a CIFAR batch (needs b'data' rows of 3072 bytes and {label_key!r})"
             )
         if len(labels) != len(data):
-            raise InvalidInput(f"data.path: '{f}' has {len(data)} images but {len(labels)} labels")
+            raise InvalidInput(f"{key}: '{f}' has {len(data)} images but {len(labels)} labels")
         xs.append(data.astype(np.uint8).reshape(-1, 3, 32, 32))  # rows are R,G,B planes of 32x32
         ys.append(np.asarray(labels, dtype=np.int64))
     y = np.concatenate(ys)
     names: tuple[str, ...] = tuple(str(i) for i in range(int(y.max()) + 1))
     if meta.is_file():
-        m = load_restricted_pickle(meta)
+        m = load_restricted_pickle(meta, key)
         if isinstance(m, dict) and isinstance(m.get(names_key), list) and len(m[names_key]) > y.max():
             names = tuple(_as_text(n) for n in m[names_key])
     if y.min() < 0:
-        raise InvalidInput(f"data.path: negative labels in the CIFAR batches of '{root}'")
+        raise InvalidInput(f"{key}: negative labels in the CIFAR batches of '{root}'")
     return RawData(np.concatenate(xs), y, names, "image")
 
 
@@ -364,6 +370,10 @@ RAW_INPUT = {
     "folder": "images as float arrays (N, C, H, W), 8-bit pixel values divided by 255 (0..1), channels RGB "
     "(or 1 grey channel with data.grayscale), resized to the training size",
     "cifar": "CIFAR images as float arrays (N, 3, 32, 32), 8-bit RGB pixel values divided by 255 (0..1)",
+    "cifar10": "CIFAR-10 images as float arrays (N, 3, 32, 32), 8-bit RGB pixel values divided by 255 (0..1)",
+    "cifar100": "CIFAR-100 images as float arrays (N, 3, 32, 32), 8-bit RGB pixel values divided by 255 (0..1)",
+    "fashion_mnist": "Fashion-MNIST images as float arrays (N, 1, 28, 28), 8-bit grey values divided by 255 (0..1)",
+    "svhn": "SVHN images as float arrays (N, 3, 32, 32), 8-bit RGB pixel values divided by 255 (0..1)",
     "csv": "rows of the CSV's numeric feature columns, in file order with the target column removed, "
     "as a float array (N, F), unscaled",
 }

@@ -17,8 +17,8 @@ import torch
 from sklearn.model_selection import train_test_split
 from torch.utils.data import DataLoader, TensorDataset
 
-from nasnav.choices import SOURCES
-from nasnav.data import sources
+from nasnav.choices import SOURCES, STANDARD_SOURCES
+from nasnav.data import sources, standard
 from nasnav.errors import InvalidInput
 
 KIND_NDIM = {"image": 3, "sequence": 2, "tabular": 1}  # per-sample dimensions of each kind
@@ -119,6 +119,8 @@ def _read(cfg: Any) -> sources.RawData:
         return sources.read_folder(path, getattr(cfg, "image_size", None), bool(getattr(cfg, "grayscale", False)))
     if source == "cifar":
         return sources.read_cifar(path)
+    if source in STANDARD_SOURCES:
+        return standard.read_standard(source, getattr(cfg, "root", None), bool(getattr(cfg, "download", False)))
     return sources.read_csv(path, getattr(cfg, "target", None))
 
 

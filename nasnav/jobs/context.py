@@ -34,10 +34,21 @@ def _on_sigterm(signum, frame):
     request_stop()  # loops check this between units of work; Lightning stops after the batch
 
 
+RANK_VARIABLES = ("RANK", "LOCAL_RANK", "NODE_RANK", "GROUP_RANK", "SLURM_PROCID")
+
+
+def is_worker_rank() -> bool:
+    """Whether this process is a rank other than the first of a multi-process training: one Lightning
+    started by re-running the command (LOCAL_RANK, NODE_RANK), or torchrun (RANK, GROUP_RANK on other
+    nodes) or SLURM (SLURM_PROCID) started beside it."""
+    return any(os.environ.get(k, "0").strip().isdigit() and int(os.environ[k]) > 0
+               for k in RANK_VARIABLES if k in os.environ)
+
+
 @contextlib.contextmanager
 def job(run: RunDir, name: str, stage: str | None = None):
     """Hold the run's lock and keep status.json truthful for the duration of a job."""
-    if int(os.environ.get("LOCAL_RANK", "0")) > 0 or int(os.environ.get("NODE_RANK", "0")) > 0:
+    if is_worker_rank():
         yield  # DDP worker processes re-run the command: rank 0 owns the lock and the status
         return
     clear_stop()

@@ -59,7 +59,7 @@ class CostModel:
 
     def __init__(self, net: Supernet, input_shape: tuple[int, ...]):
         self.table: dict[tuple[int, str], tuple[int, int]] = {}
-        x = torch.zeros((1, *input_shape))
+        x = torch.zeros((1, *input_shape), device=next(net.parameters()).device)
         fixed_params, fixed_flops = 0, 0
         with torch.no_grad():
             was = net.training
@@ -132,29 +132,43 @@ def latency_ms(net: nn.Module, input_shape: tuple[int, ...], batch: int = 1, rep
 class SupernetEvaluator:
     """Scores architectures with the supernet's weights after BN recalibration.
 
-    ``recal_x``: a list of training batches (already on the net's device); ``val_x``/``val_y``:
-    the validation split, scored in chunks of ``chunk`` samples.
+    ``recal_x``: a list of training batches; ``val_x``/``val_y``: the validation split, scored in chunks
+    of ``chunk`` samples. ``device``: where the net, the recalibration batches and the validation split
+    are put and scoring runs (default: where the net is); ``autocast``: a dtype to run the forward
+    passes in under ``torch.autocast`` (e.g. bfloat16 on a GPU; None: full precision, exactly as
+    before). Params and FLOPs are counted once, on the net as it is handed in.
     """
 
     def __init__(self, net: Supernet, recal_x: list[torch.Tensor], val_x: torch.Tensor, val_y: torch.Tensor,
-                 input_shape: tuple[int, ...], chunk: int = 1024):
-        self.net = net.eval()
-        self.recal_x = recal_x
-        self.val = list(zip(val_x.split(chunk), val_y.split(chunk)))
-        self.n_val = len(val_y)
+                 input_shape: tuple[int, ...], chunk: int = 1024, device: torch.device | str | None = None,
+                 autocast: torch.dtype | None = None):
         self.cost = CostModel(net, input_shape)
+        self.device = torch.device(device) if device is not None else next(net.parameters()).device
+        self.net = net.to(self.device).eval()
+        self.recal_x = [x.to(self.device) for x in recal_x]
+        self.val = [(x.to(self.device), y.to(self.device)) for x, y in zip(val_x.split(chunk), val_y.split(chunk))]
+        self.n_val = len(val_y)
+        self.autocast = autocast
+
+    def _forward(self, x: torch.Tensor, arch: Arch) -> torch.Tensor:
+        if self.autocast is None:
+            return self.net(x, arch)
+        with torch.autocast(self.device.type, dtype=self.autocast):
+            return self.net(x, arch).float()
 
     @torch.no_grad()
     def __call__(self, arch: Arch) -> Metrics:
         bns = _bns(self.net.path_modules(arch))
         saved = [{k: v.clone() for k, v in m.state_dict().items()} for m in bns]
         try:
-            recalibrate_bn(self.net, lambda x: self.net(x, arch), self.recal_x, bns)
-            correct, loss = 0, 0.0
-            for x, y in self.val:
-                logits = self.net(x, arch)
-                correct += int((logits.argmax(1) == y).sum())
-                loss += float(F.cross_entropy(logits, y, reduction="sum"))
+            recalibrate_bn(self.net, lambda x: self._forward(x, arch), self.recal_x, bns)
+            correct = torch.zeros((), dtype=torch.long, device=self.device)
+            loss = torch.zeros((), dtype=torch.float64, device=self.device)
+            for x, y in self.val:  # sums stay on the device: one synchronisation per candidate
+                logits = self._forward(x, arch)
+                correct += (logits.argmax(1) == y).sum()
+                loss += F.cross_entropy(logits, y, reduction="sum").double()
+            correct, loss = int(correct), float(loss)
         finally:
             for m, state in zip(bns, saved):
                 m.load_state_dict(state)

@@ -18,28 +18,35 @@ def path_sampler(space: SearchSpace, mode: str, seed: int):
 
     ``uniform`` draws each step independently. ``fair`` (strict fairness, as FairNAS) walks each
     single-select stage through a fresh permutation of its active components, so within every
-    block of n steps each of the n components is trained exactly once.
+    block of n steps each of the n components is trained exactly once. (An object, not a closure:
+    ``ddp_spawn`` pickles the module that holds it.)
     """
-    if mode == "uniform":
-        return lambda step: space.sample(np.random.default_rng([seed, step]))
-    if mode != "fair":
+    if mode not in ("uniform", "fair"):
         raise InvalidInput(f"supernet.sampler: '{mode}' is not one of uniform, fair")
+    return PathSampler(space, mode, seed)
 
-    def fair(step: int) -> Arch:
+
+class PathSampler:
+    """``path_sampler``'s function: ``sampler(step)`` is the path trained at ``step``."""
+
+    def __init__(self, space: SearchSpace, mode: str, seed: int):
+        self.space, self.mode, self.seed = space, mode, seed
+
+    def __call__(self, step: int) -> Arch:
+        if self.mode == "uniform":
+            return self.space.sample(np.random.default_rng([self.seed, step]))
         choices = []
-        for i, stage in enumerate(space.stages):
+        for i, stage in enumerate(self.space.stages):
             if stage.pinned is not None:
                 choices.append(stage.pinned)
             elif stage.select == "one":
                 active = stage.active
                 n = len(active)
-                perm = np.random.default_rng([seed, i, step // n]).permutation(n)
+                perm = np.random.default_rng([self.seed, i, step // n]).permutation(n)
                 choices.append((active[perm[step % n]],))
             else:
-                choices.append(stage.sample(np.random.default_rng([seed, i, step, 1])))
+                choices.append(stage.sample(np.random.default_rng([self.seed, i, step, 1])))
         return Arch(tuple(choices))
-
-    return fair
 
 
 def make_optimizer(params, section: dict):

@@ -98,7 +98,7 @@ def train_standalone(
     )
     callbacks = []
     reporter = None
-    if run is not None and metrics_path is not None:
+    if metrics_path is not None:  # without run: the curve only (a worker among several; no status.json)
         reporter = RunReporter(run, metrics_path, "retrain", epochs,
                                first_epoch_rows=metric_rows_until(metrics_path, done))
         callbacks.append(reporter)

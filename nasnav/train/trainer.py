@@ -14,35 +14,21 @@ import pandas as pd
 import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.plugins.io import TorchCheckpointIO
-from lightning.pytorch.strategies import DDPStrategy
 
 from nasnav.config import TrainerConfig
 from nasnav.errors import InvalidInput
 from nasnav.store.io import atomic_write_bytes, read_csv, write_csv
 from nasnav.store.run_dir import RunDir
+from nasnav.train.devices import launch
 
 METRIC_COLUMNS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds", "samples_per_s"]
 
 
-def is_multiprocess(tc: TrainerConfig) -> bool:
-    """Whether Lightning will start several processes (DDP re-launches the command line)."""
-    devices = tc.devices
-    many = devices == -1 or (isinstance(devices, int) and devices > 1) or (isinstance(devices, str) and devices not in ("1", "auto"))
-    return many or tc.num_nodes > 1 or str(tc.strategy).startswith("ddp")
-
-
-def _strategy(tc: TrainerConfig, unused_parameters: bool):
-    if tc.strategy == "ddp" and unused_parameters:
-        # A supernet step touches one path: the other components get no gradient.
-
-        return DDPStrategy(find_unused_parameters=True)
-    return tc.strategy
-
-
 class RunReporter(Callback):
-    """Writes metrics.csv (one row per epoch) and status.json progress from rank 0."""
+    """Writes metrics.csv (one row per epoch) and status.json progress from rank 0 (no status without
+    ``run``: a worker among several, whose parent reports the progress)."""
 
-    def __init__(self, run: RunDir, metrics_path: Path, job: str, total_epochs: int, first_epoch_rows: list | None = None):
+    def __init__(self, run: RunDir | None, metrics_path: Path, job: str, total_epochs: int, first_epoch_rows: list | None = None):
         self.run, self.metrics_path, self.job, self.total = run, Path(metrics_path), job, total_epochs
         self.rows = list(first_epoch_rows or [])
         self._last_write = 0.0
@@ -88,6 +74,8 @@ class RunReporter(Callback):
         self._status(trainer, trainer.current_epoch + 1, f"epoch {row['epoch']}/{self.total} done, val_acc {row['val_acc']:.3f}" if row["val_acc"] is not None else f"epoch {row['epoch']}/{self.total} done")
 
     def _status(self, trainer, done_epochs: float, message: str):
+        if self.run is None:
+            return
         elapsed = time.time() - self.t0
         rate = (done_epochs - getattr(self, "start_epoch", 0)) / elapsed if elapsed > 0 else 0
         eta = (self.total - done_epochs) / rate if rate > 0 else None
@@ -230,7 +218,7 @@ def make_trainer(tc: TrainerConfig, max_epochs: int, root: Path, callbacks: list
         accelerator=tc.accelerator,
         devices=tc.devices,
         num_nodes=tc.num_nodes,
-        strategy=_strategy(tc, unused_parameters),
+        strategy=launch(tc, unused_parameters).strategy,  # find_unused_parameters for every DDP flavour
         precision=tc.precision,
         max_epochs=max_epochs,
         deterministic=tc.deterministic,

@@ -13,10 +13,11 @@ from nasnav.jobs.control import run_subcommand
 from nasnav.store import layout
 from nasnav.store.records import read_candidates, read_finals
 from nasnav.store.run_dir import RunDir
-from nasnav.train.trainer import is_multiprocess
+from nasnav.train.devices import is_multiprocess
 from nasnav.workflow.autopilot import autopilot_round
 from nasnav.workflow.export import export_final
 from nasnav.workflow.retrain import retrain
+from nasnav.workflow.round import refuse_external_launch
 from nasnav.workflow.runs import create_run, load_run, round_space
 from nasnav.workflow.search import score_candidates
 from nasnav.workflow.supernet import train_supernet
@@ -37,6 +38,7 @@ def _stage(cfg: Config, run: RunDir, name: str, argv: list[str], fn: Callable[[]
 def run_pipeline(cfg: Config, run_dir: str | Path, resume: bool = False) -> int:
     """Create the run, then round after round: supernet, search, (auto-pilot decision); retrain the best."""
 
+    refuse_external_launch(cfg, "run")
     if resume:
         run, cfg = load_run(run_dir)
     else:

@@ -34,14 +34,14 @@ from nasnav.errors import InvalidInput
 from nasnav.model.supernet import build_network
 from nasnav.score.evaluate import count_flops, latency_ms
 from nasnav.space import Arch, SearchSpace
-from nasnav.stop import JobStopped, stop_requested
 from nasnav.store import layout
 from nasnav.store.io import append_csv_rows, atomic_write_bytes, read_csv, write_json, write_yaml
 from nasnav.store.records import read_candidates
 from nasnav.store.run_dir import RunDir, arch_key
-from nasnav.train.standalone import train_standalone
+from nasnav.train.devices import training_slots
 from nasnav.train.trainer import describe_load_error
 from nasnav.workflow.runs import load_data
+from nasnav.workflow.trainings import Training, run_trainings
 
 SEED_COLUMNS = [
     "seed",
@@ -56,6 +56,11 @@ SEED_COLUMNS = [
 ]
 
 
+def single_device(cfg: Config) -> Config:
+    """``cfg`` as a training on one device sees it: a seed trained beside others, in its own worker."""
+    return dataclasses.replace(cfg, trainer=dataclasses.replace(cfg.trainer, devices=1, num_nodes=1, strategy="auto"))
+
+
 def fingerprint(cfg: Config, space: SearchSpace, arch: Arch) -> str:
     """What decides a retrain's result: a finished seed is reused only while this is unchanged."""
     rc = {
@@ -66,8 +71,9 @@ def fingerprint(cfg: Config, space: SearchSpace, arch: Arch) -> str:
     stages = [(s.channels, s.stride) for s in space.stages]
     tc = cfg.trainer  # devices and strategy change the effective batch, precision the arithmetic
     trainer = [tc.accelerator, tc.devices, tc.num_nodes, tc.strategy, tc.precision, tc.deterministic]
+    data = {k: v for k, v in dataclasses.asdict(cfg.data).items() if k not in ("root", "download")}  # where, not what
     blob = json.dumps(
-        [rc, dataclasses.asdict(cfg.data), cfg.seed, trainer, space.stem_channels, stages, str(arch)],
+        [rc, data, cfg.seed, trainer, space.stem_channels, stages, str(arch)],
         sort_keys=True,
         default=str,
     )
@@ -85,9 +91,9 @@ def lookup_one_shot(run: RunDir, arch: Arch) -> float | None:
     return None
 
 
-def _save_weights(path: Path, net) -> None:
+def _save_weights(path: Path, state_dict: dict) -> None:
     buf = io.BytesIO()
-    torch.save({k: v.detach().cpu() for k, v in net.state_dict().items()}, buf)
+    torch.save({k: v.detach().cpu() for k, v in state_dict.items()}, buf)
     atomic_write_bytes(path, buf.getvalue())
 
 
@@ -152,47 +158,46 @@ def retrain(
     key = arch_key(str(arch))
     out_dir = run.final_dir(key)
     out_dir.mkdir(parents=True, exist_ok=True)
-    fp = fingerprint(cfg, space, arch)
+    slots = training_slots(cfg.trainer)
+    parallel = seeds >= 2 and len(slots) > 1  # seeds side by side, one device each (else: as the trainer says)
+    tcfg = single_device(cfg) if parallel else cfg
+    fp = fingerprint(tcfg, space, arch)
     done = read_csv(out_dir / layout.SEEDS, columns=SEED_COLUMNS)
     done = done[done["fingerprint"].astype(str) == fp].drop_duplicates("seed", keep="last")
     by_seed = {int(r["seed"]): r.to_dict() for _, r in done.iterrows()}
     if cfg.seed in by_seed and not (out_dir / layout.WEIGHTS).exists():
         by_seed.pop(cfg.seed)  # the saved weights are gone: train the first seed again
-    rank0 = True
+    todo = []
     for i in range(seeds):
         seed = cfg.seed + i
         if seed in by_seed:
             continue
-        if stop_requested():
-            raise JobStopped()
-        if i > 0:
-            run.write_status(message=f"retrain seed {i + 1}/{seeds}")
-        ckpt_dir = out_dir / layout.TRAINING_DIR / f"{fp}_seed{seed}"  # a killed seed resumes from its last epoch
+        ckpt_dir = out_dir / "lightning" / f"{fp}_seed{seed}"  # a killed seed resumes from its last epoch
         if i == 0 and not (ckpt_dir / layout.LAST_CKPT).exists():
             # new weights for this folder: results and exports of the old ones no longer apply
             for stale in (layout.FINAL_METRICS, layout.EXPORT):
                 (out_dir / stale).unlink(missing_ok=True)
-        res = train_standalone(
-            cfg,
-            space,
-            arch,
-            splits,
-            seed,
-            cfg.retrain.epochs,
-            metrics_path=out_dir / (layout.TRAIN_METRICS if i == 0 else f"metrics_seed{i}.csv"),
-            run=run,
-            checkpoint_dir=ckpt_dir,
-        )
-        rank0 = res["is_global_zero"]
-        if not rank0:
-            continue  # DDP: the other ranks train every seed with rank 0 but write nothing
-        if i == 0:
-            _save_weights(out_dir / layout.WEIGHTS, res["module"].net)
-        row = {k: res.get(k) for k in SEED_COLUMNS} | {"seed": seed, "fingerprint": fp}
+        todo.append(Training(str(arch), seed, cfg.retrain.epochs, test=True, keep_weights=i == 0, quiet=False,
+                             metrics_path=str(out_dir / (layout.TRAIN_METRICS if i == 0 else f"metrics_seed{i}.csv")),
+                             checkpoint_dir=str(ckpt_dir)))
+    rank0 = [True]
+
+    def finished(t: Training, res: dict) -> None:
+        if not res["is_global_zero"]:
+            rank0[0] = False
+            return  # DDP: the other ranks train every seed with rank 0 but write nothing
+        if t.keep_weights:
+            _save_weights(out_dir / layout.WEIGHTS, res["state_dict"])
+        row = {k: res.get(k) for k in SEED_COLUMNS} | {"seed": t.seed, "fingerprint": fp}
         append_csv_rows(out_dir / layout.SEEDS, [row], SEED_COLUMNS)
-        shutil.rmtree(ckpt_dir, ignore_errors=True)  # the seed is recorded: its resume point is not needed
-        by_seed[seed] = row
-    if not rank0:
+        shutil.rmtree(t.checkpoint_dir, ignore_errors=True)  # the seed is recorded: its resume point is not needed
+        by_seed[t.seed] = row
+        if len(by_seed) < seeds:
+            run.write_status(progress=len(by_seed) / seeds, message=f"retrain: {len(by_seed)}/{seeds} seeds done")
+
+    run_trainings(tcfg, space, todo, splits, finished, run=run, single_process=False,
+                  slots=slots if parallel else slots[:1])
+    if not rank0[0]:
         return {}
     rows = [by_seed[cfg.seed + i] for i in range(seeds)]
     spec = splits.spec

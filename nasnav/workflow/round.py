@@ -8,11 +8,12 @@ import time
 import pandas as pd
 
 from nasnav.config import Config
+from nasnav.errors import InvalidInput
 from nasnav.jobs.context import job
 from nasnav.jobs.control import run_subcommand
 from nasnav.store import layout
 from nasnav.store.run_dir import RunDir
-from nasnav.train.trainer import is_multiprocess
+from nasnav.train.devices import is_multiprocess, launch
 from nasnav.workflow.analysis import analyze_round
 from nasnav.workflow.search import score_candidates
 from nasnav.workflow.supernet import train_supernet
@@ -20,11 +21,26 @@ from nasnav.workflow.supernet import train_supernet
 log = logging.getLogger(__name__)
 
 
+def refuse_external_launch(cfg: Config, command: str) -> None:
+    """InvalidInput when torchrun or SLURM started this process as one of several: only the training
+    commands (``supernet``, ``retrain``) run that way; every rank would run a whole round otherwise."""
+    plan = launch(cfg.trainer)
+    if plan.external:
+        raise InvalidInput(
+            f"trainer: this is one of {plan.processes} processes started by torchrun or SLURM, but `nasnav {command}` "
+            "searches and writes the run's files, which one process must do: start only the training commands "
+            "that way (`torchrun ... -m nasnav supernet RUN`, `srun python -m nasnav supernet RUN`, the same for "
+            "retrain) and the other commands (search, round, analyze, prune, spotcheck) as a plain "
+            "`python -m nasnav ...`; README, Multi-node"
+        )
+
+
 def run_round(run: RunDir, cfg: Config, evaluator=None) -> pd.DataFrame:
     """All of the current round: train / fine-tune its supernet if the checkpoint is missing (resuming
     an interrupted training), score candidates up to search.budget, then fitness and projection.
     With ``evaluator`` (any ``arch -> metrics``, e.g. a lookup table) there is no supernet to train."""
 
+    refuse_external_launch(cfg, "round")
     k = run.current_round()
     missing = evaluator is None and not (run.round_dir(k) / layout.SUPERNET).exists()
     if missing and is_multiprocess(cfg.trainer):

@@ -12,17 +12,21 @@ from nasnav.search.loop import plan_budget, run_search
 from nasnav.stop import stop_requested
 from nasnav.store.records import read_candidates, search_state
 from nasnav.store.run_dir import RunDir
+from nasnav.train.devices import scoring_device, scoring_dtype
 from nasnav.workflow.runs import load_data, round_space
 from nasnav.workflow.supernet import load_supernet
 
 
 def supernet_evaluator(run: RunDir, cfg: Config, k: int):
-    """The shared-weights evaluator of round k: its supernet, BN recalibration batches, validation split."""
+    """The shared-weights evaluator of round k: its supernet, BN recalibration batches, validation split,
+    on the configured accelerator (``trainer.accelerator``), in ``search.precision``."""
 
     net, spec = load_supernet(run, cfg, k)
     splits = load_data(cfg)
     recal = make_recal_batches(splits.x_train, cfg.search.recal_batches, cfg.data.batch_size, cfg.seed)
-    return SupernetEvaluator(net, recal, splits.x_val, splits.y_val, tuple(spec.shape))
+    device = scoring_device(cfg.trainer)
+    return SupernetEvaluator(net, recal, splits.x_val, splits.y_val, tuple(spec.shape), device=device,
+                             autocast=scoring_dtype(cfg.search.precision, device))
 
 
 def score_candidates(run: RunDir, cfg: Config, k: int | None = None, budget: int | None = None,

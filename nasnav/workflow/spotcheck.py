@@ -25,14 +25,14 @@ from scipy.stats import kendalltau, spearmanr
 
 from nasnav.config import Config
 from nasnav.errors import InvalidInput
-from nasnav.stop import JobStopped, stop_requested
+from nasnav.stop import JobStopped
 from nasnav.store import layout
 from nasnav.store.io import append_csv_rows, read_csv, read_json, write_csv, write_json
 from nasnav.store.records import read_candidates
 from nasnav.store.run_dir import RunDir
-from nasnav.train.standalone import train_standalone
 from nasnav.workflow.model_card import write_model_card
 from nasnav.workflow.runs import load_data, round_space
+from nasnav.workflow.trainings import Training, run_trainings
 
 log = logging.getLogger(__name__)
 
@@ -261,53 +261,35 @@ def spotcheck(
             pair_rows.append(pair_row(a))
     write_csv(rdir / layout.SPOTCHECK_PAIRS, pd.DataFrame(pair_rows, columns=PAIR_COLUMNS))
     total = len(planned) * seeds
-    todo = [(a, s) for a in planned for s in seed_list if (a, s) not in done]
-    n_done, trained = total - len(todo), 0
-    for a in planned:
-        for s in seed_list:
-            if (a, s) in done:
-                continue
-            if stop_requested():
-                write_json(
-                    rdir / layout.SPOTCHECK_SUMMARY,
-                    {**base, "state": "stopped", **_partial(pair_rows, done, seed_list, epochs, seeds)},
-                )
-                raise JobStopped()
-            t = time.time()
-            res = train_standalone(
-                cfg,
-                space,
-                space.parse(a, check_active=False),
-                splits,
-                s,
-                epochs,
-                test=False,
-                quiet=True,
-                single_process=True,
-            )
-            done[(a, s)], secs[(a, s)] = res["val_acc"], time.time() - t
-            append_csv_rows(
-                rdir / layout.SPOTCHECK_RUNS,
-                [
-                    {
-                        "arch": a,
-                        "seed": s,
-                        "epochs": epochs,
-                        "standalone_acc": res["val_acc"],
-                        "val_loss": res["val_loss"],
-                        "seconds": round(secs[(a, s)], 3),
-                    }
-                ],
-                RUN_COLUMNS,
-            )
-            n_done, trained = n_done + 1, trained + 1
-            rate = (time.time() - t0) / trained
-            msg = f"spot check: {n_done}/{total} trainings ({a}, seed {s}: val acc {res['val_acc']:.3f})"
-            run.write_status(progress=n_done / total, message=msg, eta_seconds=rate * (total - n_done))
-            log.info(msg)
-        if all((a, s) in done for s in seed_list) and a not in {r["arch"] for r in pair_rows}:
+    todo = [Training(a, s, epochs) for a in planned for s in seed_list if (a, s) not in done]
+    progress = {"done": total - len(todo), "trained": 0}
+
+    def finished(t: Training, res: dict) -> None:
+        """One training done (in the order trainings finish): its row now, its candidate's row once complete."""
+        a, s = t.arch, t.seed
+        done[(a, s)], secs[(a, s)] = res["val_acc"], res["seconds"]
+        append_csv_rows(rdir / layout.SPOTCHECK_RUNS, [{"arch": a, "seed": s, "epochs": epochs,
+                                                         "standalone_acc": res["val_acc"], "val_loss": res["val_loss"],
+                                                         "seconds": round(secs[(a, s)], 3)}], RUN_COLUMNS)
+        progress["done"] += 1
+        progress["trained"] += 1
+        n_done, rate = progress["done"], (time.time() - t0) / progress["trained"]
+        msg = f"spot check: {n_done}/{total} trainings ({a}, seed {s}: val acc {res['val_acc']:.3f})"
+        run.write_status(progress=n_done / total, message=msg, eta_seconds=rate * (total - n_done))
+        log.info(msg)
+        if all((a, x) in done for x in seed_list) and a not in {r["arch"] for r in pair_rows}:
             pair_rows.append(pair_row(a))
             append_csv_rows(rdir / layout.SPOTCHECK_PAIRS, [pair_rows[-1]], PAIR_COLUMNS)
+
+    try:
+        run_trainings(cfg, space, todo, splits, finished, single_process=True)
+    except JobStopped:
+        write_json(rdir / layout.SPOTCHECK_SUMMARY,
+                   {**base, "state": "stopped", **_partial(pair_rows, done, seed_list, epochs, seeds)})
+        raise
+    trained = progress["trained"]
+    pair_rows.sort(key=lambda r: planned.index(r["arch"]))  # workers finish in any order: the plan's order
+    write_csv(rdir / layout.SPOTCHECK_PAIRS, pd.DataFrame(pair_rows, columns=PAIR_COLUMNS))
     pairs = pd.DataFrame(pair_rows, columns=PAIR_COLUMNS)
     summary = summarize(pairs, {a: [done[(a, s)] for s in seed_list] for a in planned}, epochs, seeds)
     summary.update(

@@ -118,7 +118,8 @@ def check_checkpoint(ckpt: dict, path: Path, space: SearchSpace, cfg: Config) ->
 
 
 def load_supernet(run: RunDir, cfg: Config, k: int | None = None):
-    """The trained Supernet of round k (current round by default), in eval mode on the CPU."""
+    """The trained Supernet of round k (current round by default), in eval mode on the CPU (the evaluator
+    moves it to the accelerator)."""
 
     k = run.current_round() if k is None else k
     path = run.round_dir(k) / layout.SUPERNET
