@@ -21,16 +21,16 @@ def test_create_run_from_a_preset_opens_it(tmp_path, monkeypatch):
     monkeypatch.setenv("NASNAV_RUNS", str(tmp_path))
     at = page("home.py").run()
     at.selectbox(key="home_preset").set_value("tiny").run()
-    assert at.text_input(key="home_name_tiny").value == "tiny-1"
+    assert at.text_input(key="home_name_tiny-1").value == "tiny-1"
     at.button(key="home_create").click().run()
     ok(at)
     run = RunDir(tmp_path / "tiny-1")
     assert run.exists() and (run.round_dir(0) / "space.yaml").exists()
     assert at.session_state["run_path"] == str(run.path)
     assert "Open run: **tiny-1**" in texts(at)
-    assert at.text_input(key="home_name_tiny").value == "tiny-2"  # a fresh default for the next run
+    assert at.text_input(key="home_name_tiny-2").value == "tiny-2"  # a fresh default for the next run
     # a bad name is explained, nothing is created
-    at.text_input(key="home_name_tiny").set_value("../evil").run()
+    at.text_input(key="home_name_tiny-2").set_value("../evil").run()
     at.button(key="home_create").click().run()
     ok(at)
     assert any("run name" in e.value for e in at.error)

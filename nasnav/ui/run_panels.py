@@ -22,14 +22,16 @@ def run_tabs(root: Path, run: RunDir | None) -> None:
         c1, c2 = st.columns(2)
         preset = c1.selectbox("Preset", presets, index=presets.index("digits") if "digits" in presets else 0,
                               key="home_preset", help="tiny: seconds, for a first look; digits: the default")
-        name = c2.text_input("Run name", value=free_name(root, preset), key=f"home_name_{preset}")
+        free = free_name(root, preset)
+        # keyed by the free name: once it is taken the box is a new widget showing the next free one (the
+        # browser would otherwise keep the typed or taken value)
+        name = c2.text_input("Run name", value=free, key=f"home_name_{free}")
         if st.button(guide.CREATE_RUN, key="home_create",
                      type="primary" if widgets.is_next(guide.HOME, guide.CREATE_RUN, run) else "secondary"):
             with widgets.guarded("Create run"):
                 cfg = load_config(preset_path(preset))
                 new = create_run(cfg, root / state.check_run_name(name))
                 state.open_run(new.path)
-                del st.session_state[f"home_name_{preset}"]  # the next default name is free again
                 st.rerun()
 
     with upload_tab:

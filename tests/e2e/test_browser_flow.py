@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "e2e"
 
@@ -76,7 +77,7 @@ def test_whole_loop_in_chromium(page, app_server):
     wait_text(page, "Open run:", 30_000)
     assert (runs / "tiny-1" / "config.yaml").exists()
     # the name box offers the next free name, not the one just taken (issue 18, item 16)
-    assert page.get_by_label("Run name").first.input_value() == "tiny-2"
+    expect(page.get_by_label("Run name").first).to_have_value("tiny-2", timeout=10_000)
     shot(page, "1_home")
     no_errors(page)
 
@@ -120,7 +121,8 @@ def test_whole_loop_in_chromium(page, app_server):
     click(page, "Keep only what the selection uses")
     page.get_by_role("tab", name="Decisions").first.click()
     settle(page)
-    wait_text(page, "in stage", 20_000)  # a pending "Prune X in stage Y"
+    # the pending decision holds the prunes: its Apply button comes alive
+    expect(page.get_by_role("button", name="Apply decision", exact=True)).to_be_enabled(timeout=20_000)
     click(page, "Apply decision")
     page.get_by_role("button", name="Start next round", exact=True).wait_for(timeout=30_000)
     assert (runs / "tiny-1" / "rounds" / "001" / "space.yaml").exists()
