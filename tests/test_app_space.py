@@ -34,7 +34,7 @@ def test_edits_change_the_count_invalid_ones_cannot_be_saved_and_saving_writes_t
     # remove every component of stage 1: explained in place, Save disabled
     at.pills(key=f"sp_{stage1}_cands").set_value([]).run()
     ok(at)
-    assert any("candidates: empty" in e.value for e in at.error)
+    assert any("components: empty" in e.value for e in at.error)  # in the editor's words
     assert at.button(key="sp_save").disabled and at.button(key="sp_save_new").disabled
     at.pills(key=f"sp_{stage1}_cands").set_value(["conv3x3", "skip"]).run()
     at.button(key="sp_add").click().run()

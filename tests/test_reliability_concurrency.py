@@ -152,7 +152,7 @@ def _page(run: RunDir):
     sys.path.insert(0, str(REPO / "tests"))
     from test_app_support import page
 
-    return page("3_explore.py", run.path)
+    return page("3_explore.py", run.path, ex_tabs="Decisions")
 
 
 def _texts(at) -> str:
@@ -196,6 +196,8 @@ def test_sessions_on_the_same_run_see_the_same_state(scored, tmp_path, monkeypat
     at_a.button(key="ex_apply").click().run()
     at_b.run()
     assert "Round 1's space is ready" in _texts(at_b)  # the other session sees the new round
+    at_b.session_state["ex_tabs"] = "Rounds"
+    at_b.run()
     at_b.button(key="ex_undo").click().run()
     at_a.run()
     assert "**Search** · round 0" in _texts(at_a) and run.current_round() == 0
