@@ -69,7 +69,8 @@ def test_page_shows_only_the_newest_run_per_benchmark_and_group(tmp_path):
                      "### digits", "### mnist1d", "## my_new_bench (x)", "### x"]
     assert "| v-2026-01-02 10:00 | 0.333 | missed |" in page  # the newest digits run
     assert "v-2026-01-01 10:00" not in page  # the older digits run is only in the records
-    assert "`python bench/ranking.py --preset digits # 2026-01-02 10:00` — 2026-01-02 10:00, 2 cores" in page
+    assert "`python bench/ranking.py --preset digits # 2026-01-02 10:00` — 2026-01-02 10:00" in page
+    assert "Every run below: 2 cores" in page  # what every run shares is said once
     assert "Earlier: tau 0.111 (`python bench/ranking.py --preset digits # 2026-01-01 10:00` (2026-01-01 10:00))." in page
     assert "| ranking (digits): tau >= 0.8 and >= 0.9 of the ceiling | best 0.333 (v-2026-01-02 10:00), 0.67 of 0.500 |" \
         in page
