@@ -135,3 +135,26 @@ def test_loop_diagram_numbers_each_step_once():
 
     numbers = re.findall(r'label="(\w+) ·', LOOP_DOT)
     assert len(numbers) == len(set(numbers)) >= 5, numbers
+
+
+def test_fitness_view_has_a_stage_legend():
+    """Issue 18, item 11: the points are coloured by stage, so the chart says which colour is which."""
+    fit = pd.DataFrame({"stage": ["s1", "s1", "s2"], "component": ["a", "b", "c"], "fitness": [0.01, -0.02, 0.0],
+                        "ci_low": [-0.01, -0.04, -0.01], "ci_high": [0.03, 0.0, 0.01], "frequency": [5, 6, 7],
+                        "mean_with": [0.5, 0.4, 0.45], "mean_without": [0.45, 0.5, 0.45], "pruned": [False] * 3,
+                        "pinned": [False] * 3})
+    layers = charts.fitness_frequency(fit).to_dict()["layer"]
+    legends = [lay["encoding"]["color"].get("legend", "default") for lay in layers if "color" in lay.get("encoding", {})]
+    assert legends and None not in legends and any(isinstance(x, dict) for x in legends)
+
+
+def test_selection_against_the_rest_per_component():
+    """Issue 18, item 12: the fitness tab's linked view of the scatterplot's selection."""
+    from nasnav.ui import selection
+
+    sp = space()
+    shares = selection.shares_against_rest(sp, ["conv3x3/conv1x1", "conv3x3/avgpool3x3"], ["skip/conv1x1"])
+    got = shares.set_index(["label", "group"])["share"]
+    assert got[("s1:conv3x3", "selection")] == 1.0 and got[("s1:conv3x3", "rest")] == 0.0
+    assert got[("s2:conv1x1", "selection")] == 0.5 and got[("s2:conv1x1", "rest")] == 1.0
+    assert set(charts.component_shares(shares).data["group"]) == {"selection", "rest"}

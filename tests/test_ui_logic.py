@@ -245,3 +245,17 @@ def test_a_new_job_carries_nothing_of_the_previous_ones_status(run):
         status = run.read_status()
         assert status["extra"] == {} and status["message"] == "started" and status["job"] == "search"
     assert run.read_status()["message"] == "finished"
+
+
+def test_rounds_table_reads_as_words():
+    """Issue 18, item 10: plain headers, no raw None for a prepared round."""
+    from nasnav.ui.steer import rounds_table
+
+    hist = pd.DataFrame({"round": [0, 1], "space_size": [120, None], "candidates": [24, 0],
+                         "best_one_shot": [0.81234, float("nan")], "decisions": ["prune s1:skip", ""],
+                         "current": [False, True], "source": ["analyst", ""], "supernet": [True, False]})
+    table = rounds_table(hist)
+    assert list(table.columns) == ["round", "architectures", "candidates scored", "best one-shot", "decision",
+                                   "supernet", "current"]
+    assert list(table["best one-shot"]) == ["0.8123", "not run yet"] and list(table["architectures"]) == ["120", "–"]
+    assert "None" not in table.astype(str).to_string() and "nan" not in table.astype(str).to_string()
