@@ -126,6 +126,7 @@ def test_finals_chart_axis_spans_the_accuracies_shown():
                            "test_acc": [0.981, 0.99]})
     lo, hi = charts.finals_chart(finals).to_dict()["encoding"]["x"]["scale"]["domain"]
     assert 0.9 < lo < 0.95 and 0.993 < hi <= 1.0  # 0.984 and 0.993 do not look the same
+    assert charts.finals_chart(finals).to_dict()["mark"]["clip"] is True  # no bar drawn left of the axis
     assert charts.accuracy_domain(pd.Series([], dtype=float)) == [0.0, 1.0]
     assert charts.accuracy_domain(pd.Series([0.5, 0.5])) == [0.495, 0.505]
 

@@ -255,7 +255,7 @@ def finals_chart(finals: pd.DataFrame, height: int = 260) -> alt.Chart:
     order = list(names.values())
     return (
         alt.Chart(long, height=max(height, 70 * data["arch"].nunique()))
-        .mark_bar()
+        .mark_bar(clip=True)  # the axis starts near the values: bars are cut at its left edge
         .encode(
             y=alt.Y("arch:N", title=None, axis=alt.Axis(labelLimit=360)),
             x=alt.X("accuracy:Q", title="accuracy", scale=alt.Scale(domain=accuracy_domain(long["accuracy"]))),
