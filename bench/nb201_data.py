@@ -15,13 +15,11 @@ the file (``.anb``) or the downloaded wheel (``.whl``) with ``--table``.
 
 from __future__ import annotations
 
-import importlib.util
-import io
 import math
-import pickle
 import zipfile
 from pathlib import Path
 
+from bench.table_pickle import installed, load_table
 from nasnav.space import SearchSpace, Stage
 
 OPS = ("skip", "none", "conv3x3", "conv1x1", "avgpool3x3")  # NASLib's index order
@@ -49,19 +47,7 @@ class DriftMeasurement(Record):
 
 
 RECORDS = {"Architecture": Architecture, "DriftMeasurement": DriftMeasurement}
-SAFE_BUILTINS = {"dict", "list", "tuple", "set", "frozenset", "int", "float", "complex", "str", "bytes", "bool"}
-
-
-class RestrictedUnpickler(pickle.Unpickler):
-    """Resolves only the table's two record classes and plain builtin types; refuses anything else."""
-
-    def find_class(self, module: str, name: str):
-        if module == RECORD_MODULE and name in RECORDS:
-            return RECORDS[name]
-        if module == "builtins" and name in SAFE_BUILTINS:
-            return getattr(__import__("builtins"), name)
-        raise ValueError(f"table pickle refers to {module}.{name}, which is not allowed: only "
-                         f"{RECORD_MODULE}.{' / '.join(RECORDS)} records and plain builtin types may appear")
+ALLOWED = {(RECORD_MODULE, name): cls for name, cls in RECORDS.items()}
 
 
 def _read_bytes(path: Path) -> bytes:
@@ -78,12 +64,7 @@ def load_anb(path: str | Path) -> dict[tuple[int, ...], float]:
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"{path}: table file not found; give analognasbench/data.anb or the analog-nasbench wheel")
-    try:
-        raw = RestrictedUnpickler(io.BytesIO(_read_bytes(path))).load()
-    except ValueError as e:
-        raise ValueError(f"{path}: {e}") from None
-    except (pickle.UnpicklingError, EOFError, AttributeError, TypeError, IndexError, KeyError) as e:
-        raise ValueError(f"{path}: not a readable table pickle ({type(e).__name__}: {e})") from None
+    raw = load_table(path, _read_bytes(path), ALLOWED, f"{RECORD_MODULE}.{' / '.join(RECORDS)} records")
     if not isinstance(raw, dict):
         raise ValueError(f"{path}: expected a dict of architecture records, got {type(raw).__name__}")
     table = {}
@@ -101,13 +82,8 @@ def load_anb(path: str | Path) -> dict[tuple[int, ...], float]:
 
 
 def installed_table() -> Path | None:
-    """The installed wheel's ``data.anb`` (found without importing the package), or None."""
-    spec = importlib.util.find_spec("analognasbench")
-    for folder in (spec.submodule_search_locations or []) if spec else []:
-        path = Path(folder) / "data.anb"
-        if path.is_file():
-            return path
-    return None
+    """The installed wheel's ``data.anb``, or None."""
+    return installed("analognasbench", "data.anb")
 
 
 def nb201_space(n_ops: int = len(OPS)) -> SearchSpace:

@@ -12,7 +12,7 @@ Strategy = Literal["random", "evolution", "local", "guided"]  # guided: a surrog
 Projection = Literal["mds", "tsne", "umap", "pca"]
 Fitness = Literal["adjusted", "marginal"]
 Evidence = Literal["round", "all"]
-NarrowBy = Literal["model", "score"]
+NarrowBy = Literal["model", "score", "surrogate"]
 Pick = Literal["surrogate", "score"]  # the candidate to retrain: surrogate estimate, or the best own score
 SelectMode = Literal["one", "any"]  # one: single path; any: non-empty subset, outputs summed
 ScoringPrecision = Literal["auto", "bf16", "32"]  # one-shot scoring: auto = bf16 autocast on a GPU, float32 elsewhere

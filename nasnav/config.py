@@ -261,8 +261,9 @@ class SteeringConfig:
     narrow_to: NonNegFloat = 0.01  # narrowing (steering.narrow_actions) keeps the best candidates' components, at most
     # this many architectures (>= 1) or this share of the space (< 1, at least min_space_size); 0: no narrowing
     narrow_elite: PosInt = 40  # ... the best candidates whose components are kept (weighted by rank)
-    narrow_by: NarrowBy = "model"  # rank candidates for narrowing by model: the additive model's fit of their scores
-    # (averages out estimation noise), or by score (their raw one-shot accuracy)
+    narrow_by: NarrowBy = "surrogate"  # rank candidates for narrowing by surrogate: a Gaussian process's posterior mean
+    # (averages out estimation noise and sees interactions between stages; bench/steering_suite.py), by model (the
+    # additive model's fit of their scores), or by score (their raw one-shot accuracy)
     interaction_sd: Float = 2.5  # narrow_by model: a score this many robust SDs off the fit stands as it is (an
     # interaction the additive model cannot see, not noise); 0: the fit for every candidate
     prune: Bool = False  # also prune by fitness round after round (propose_actions: the paper's rule; worse on the

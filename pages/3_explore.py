@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from nasnav.ui import explore, guide, steer, store, widgets
+from nasnav.ui import explore, guide, predict_panels, steer, store, widgets
 
 widgets.page_setup()
 st.title("3 · Explore")
@@ -28,10 +28,11 @@ with widgets.guarded():  # every error is a message on the page, never a traceba
     explore.scatter_and_selection(run, cfg, k, space)
 
     # keyed: a rerun (undo, redo, accept) stays on the tab in use; on_change: only the open tab runs
-    tabs = st.tabs(["Fitness", "Pareto front", "Decisions", "Set operations", "Rounds", "Spot check"],
+    tabs = st.tabs(["Fitness", "Pareto front", "Decisions", "Predictions", "Set operations", "Rounds", "Spot check"],
                    key="ex_tabs", on_change="rerun")
     views = [lambda: steer.fitness_views(run, cfg, k), lambda: steer.pareto_view(run, k),
              lambda: steer.decision_panel(run, cfg, store.space(run, cfg, current), current),
+             lambda: predict_panels.predictions_tab(run, cfg, k),
              lambda: steer.set_operations(run), lambda: steer.rounds_panel(run, cfg),
              lambda: steer.spotcheck_panel(run, k)]
     for tab, view in zip(tabs, views):

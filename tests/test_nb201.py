@@ -19,7 +19,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench.nb201_data import EDGES, OPS, RestrictedUnpickler, installed_table, load_anb, nb201_space, space_table
+from bench.nb201_data import ALLOWED, EDGES, OPS, installed_table, load_anb, nb201_space, space_table
+from bench.table_pickle import TableUnpickler
 from nasnav.analysis.fitness import fitness_table
 from nasnav.config import SteeringConfig
 from nasnav.space import SearchSpace, Stage
@@ -85,7 +86,7 @@ def test_restricted_unpickler_refuses_other_code_and_runs_nothing(tmp_path):
         load_anb(bad)
     assert victim.read_text() == "still here"
     with pytest.raises(ValueError, match=r"builtins\.eval"):
-        RestrictedUnpickler(__import__("io").BytesIO(pickle.dumps(eval))).load()
+        TableUnpickler(pickle.dumps(eval), ALLOWED, "records").load()
 
 
 def test_reads_the_table_format_and_rejects_malformed_files(tmp_path, monkeypatch):
@@ -282,7 +283,7 @@ def test_the_tuned_auto_pilot_keeps_a_component_bad_on_average_but_best_in_combi
     default = SteeringConfig().interaction_sd
     for sd in (default, 0.0):
         sc = SteeringConfig(**{**TUNED, "rounds": 4, "narrow_to": 12, "narrow_elite": 20, "min_space_size": 4,
-                               "interaction_sd": sd})
+                               "interaction_sd": sd, "narrow_by": "model"})
         runs = [autopilot(space, TableEvaluator(table, percent=False), sc, 30, np.random.default_rng(s), seed=s,
                           strategy="evolution") for s in range(10)]
         assert all(r.space.size() <= 12 for r in runs)

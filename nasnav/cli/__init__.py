@@ -23,6 +23,7 @@ from nasnav.stop import JobStopped
 from nasnav.workflow.export import export_final
 from nasnav.workflow.model_card import export_summary
 from nasnav.workflow.pipeline import run_pipeline
+from nasnav.workflow.predictions import score_archs
 from nasnav.workflow.retrain import retrain
 from nasnav.workflow.runs import load_data, load_run, round_space
 from nasnav.workflow.search import score_candidates
@@ -62,8 +63,13 @@ def cmd_supernet(args) -> int:
 
 def cmd_evaluate(args) -> int:
     run, cfg = load_run(args.run_dir)
+    if not args.arch and args.n is None:
+        raise InvalidInput("evaluate: give --n (how many candidates to score) or --arch (which ones)")
     with job(run, "search"):
-        df = score_candidates(run, cfg, args.round, budget=args.n, strategy=args.strategy or cfg.search.strategy)
+        if args.arch:  # exactly these (the surrogate's predicted best, or the analyst's list)
+            df = score_archs(run, cfg, args.arch, args.round)
+        else:
+            df = score_candidates(run, cfg, args.round, budget=args.n, strategy=args.strategy or cfg.search.strategy)
     if len(df):
         best = df.loc[df["one_shot_acc"].idxmax()]
         _say(f"{len(df)} candidates scored; best one-shot {best['one_shot_acc']:.4f}: {best['arch']}")
@@ -122,9 +128,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--resume", action="store_true", help="continue from the last epoch checkpoint")
     sp.set_defaults(fn=cmd_supernet)
 
-    sp = sub.add_parser("evaluate", help="score N candidates of the current round with the supernet")
+    sp = sub.add_parser("evaluate", help="score N candidates (or the --arch ones) of the current round with the supernet")
     sp.add_argument("run_dir")
-    sp.add_argument("--n", type=int, required=True)
+    sp.add_argument("--n", type=int, default=None)
+    sp.add_argument("--arch", action="append", default=[], help="score this architecture (repeatable)")
     sp.add_argument("--round", type=int, default=None)
     sp.add_argument("--strategy", default=None)
     sp.set_defaults(fn=cmd_evaluate)

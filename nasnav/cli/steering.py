@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from nasnav.choices import STRATEGIES
 from nasnav.cli.output import say as _say
 from nasnav.errors import InvalidInput
 from nasnav.jobs.context import job
@@ -15,11 +16,11 @@ from nasnav.store import layout
 from nasnav.store.records import read_candidates, read_space, search_state
 from nasnav.workflow.analysis import analyze_round
 from nasnav.workflow.decisions import apply_decision, history, proposal, redo, undo
+from nasnav.workflow.predictions import round_recommendations, why
 from nasnav.workflow.round import run_round
 from nasnav.workflow.runs import load_run
 from nasnav.workflow.search import score_candidates
-
-STRATEGIES = ("random", "evolution")
+from nasnav.workflow.track_record import track_record
 
 
 def _pair(text: str, flag: str) -> tuple[str, str]:
@@ -78,6 +79,11 @@ def cmd_analyze(args) -> int:
                                        "(python -m nasnav prune RUN --drop ...):"))
         for a in decision.actions:
             _say(f"  --drop {a.stage}:{a.component}   ({a.reason})")
+        if not decision.empty and (record := track_record(decision.kind.value)):
+            _say(record)
+        best = round_recommendations(run, cfg, k, n=1)
+        if len(best):
+            _say(f"recommended to retrain: {best.iloc[0]['arch']}: {why(best.iloc[0], cfg.steering)}")
     return 0
 
 

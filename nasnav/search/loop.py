@@ -11,8 +11,10 @@ also the search's memory:
 - ``rounds/NNN/search.json`` holds the last search's plan (target row count, time budget) and
   state (running / stopped / done / exhausted), so ``--resume`` continues to the same target.
 
-Strategies: ``random`` (uniform, without repeats) and ``evolution`` (Real et al. 2019: tournament
-selection, mutation of one stage, uniform crossover, the oldest member dies). An evaluator is any
+Strategies: ``random`` (uniform, without repeats), ``evolution`` (Real et al. 2019: tournament
+selection, mutation of one stage, uniform crossover, the oldest member dies), ``local`` (local
+search with restarts) and ``guided`` (predictor-guided: a model of accuracy, passed in, picks what
+to score next; both in ``nasnav.search.guided``). An evaluator is any
 callable ``arch -> metrics dict`` with at least ``one_shot_acc``; constraints on params / FLOPs
 need a cost model (``evaluator.cost`` with ``params(arch)`` and ``flops(arch)``).
 """
@@ -22,14 +24,15 @@ from __future__ import annotations
 import math
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
 
 from nasnav.choices import STRATEGIES
 from nasnav.errors import InvalidInput
+from nasnav.search.base import ENUMERATE_LIMIT, Member, random_proposals  # noqa: F401 (re-exported)
+from nasnav.search.guided import Fit, Guided, Local
 from nasnav.space import Arch, SearchSpace
 from nasnav.store import layout
 from nasnav.store.io import append_csv_rows, read_csv, write_json
@@ -37,7 +40,6 @@ from nasnav.store.records import candidate_columns, choice_column, read_candidat
 from nasnav.store.run_dir import RunDir
 
 PARENT_SEP = ";"  # a crossover child's parent column: "<arch a>;<arch b>"
-ENUMERATE_LIMIT = 20000  # spaces up to this size are enumerated (exact "no repeats", exhaustion detected)
 
 
 # ---- constraints -------------------------------------------------------------------------------
@@ -117,33 +119,6 @@ def crossover(a: Arch, b: Arch, rng: np.random.Generator) -> Arch:
 
 
 # ---- proposers ----------------------------------------------------------------------------------
-def random_proposals(space: SearchSpace, rng: np.random.Generator, seen: set[str],
-                     ok: Callable[[Arch], bool] = lambda a: True) -> Iterator[tuple[Arch, dict]]:
-    """Uniform samples without repeats (``seen`` is read live); enumerates small spaces so that
-    the generator ends exactly when every (feasible) architecture has been seen."""
-    if space.size() <= ENUMERATE_LIMIT:
-        archs = list(space)
-        for i in rng.permutation(len(archs)):
-            if str(archs[i]) not in seen and ok(archs[i]):
-                yield archs[i], {"generation": 0, "parent": ""}
-        return
-    misses = 0
-    while misses < 1000:
-        arch = space.sample(rng)
-        if str(arch) in seen or not ok(arch):
-            misses += 1
-            continue
-        misses = 0
-        yield arch, {"generation": 0, "parent": ""}
-
-
-@dataclass
-class Member:
-    arch: Arch
-    acc: float
-    generation: int
-
-
 class Evolution:
     """Regularized (aging) evolution; ``history`` (oldest first) seeds the population."""
 
@@ -213,16 +188,29 @@ def plan_budget(run: RunDir, k: int, budget: int | None, seconds: float | None, 
 def make_proposer(space: SearchSpace, rng: np.random.Generator, strategy: str, seen: set[str],
                   history: list[Member] = (), population: int = 50, sample_size: int = 10,
                   crossover_prob: float = 0.5, ok: Callable[[Arch], bool] = lambda a: True,
-                  retries: int = 50) -> tuple[Callable[[], tuple[Arch, dict] | None], Callable[[Arch, dict, dict], None]]:
+                  retries: int = 50, fit: Fit | None = None,
+                  ) -> tuple[Callable[[], tuple[Arch, dict] | None], Callable[[Arch, dict, dict], None]]:
     """``(propose, tell)`` of a strategy: ``propose()`` gives the next unseen architecture and its
     generation / parent (None when exhausted), ``tell(arch, metrics, meta)`` reports its score.
-    ``seen`` is read live; ``history`` (scored members, oldest first) seeds evolution's population."""
+    ``seen`` is read live; ``history`` (scored members, oldest first) seeds evolution's population,
+    local search's incumbent and the guided search's model. ``guided`` needs ``fit``, the model of
+    accuracy it consults (``nasnav.analysis.surrogate.make_fit``: passed in, search does not import
+    analysis)."""
     if strategy not in STRATEGIES:
         raise InvalidInput(f"search strategy '{strategy}' is unknown; strategies: {', '.join(STRATEGIES)}")
     if strategy == "evolution":
         proposer = Evolution(space, rng, seen, population, sample_size, crossover_prob, ok, history=list(history),
                              retries=retries)
         return proposer.propose, proposer.tell
+    if strategy == "local":
+        local = Local(space, rng, seen, list(history), ok=ok)
+        return local.propose, local.tell
+    if strategy == "guided":
+        if fit is None:
+            raise InvalidInput("search strategy 'guided' needs a model of accuracy to consult; this caller gives "
+                               "none: use random, evolution or local")
+        guided = Guided(space, rng, seen, fit, list(history), ok=ok)
+        return guided.propose, guided.tell
     gen = random_proposals(space, rng, seen, ok)
     return (lambda: next(gen, None)), (lambda *a: None)
 
@@ -232,11 +220,14 @@ def run_search(run: RunDir, space: SearchSpace, k: int, evaluator: Callable[[Arc
                should_stop: Callable[[], bool] = lambda: False, progress: Callable[[int, int], None] | None = None,
                population: int = 50, sample_size: int = 10, crossover_prob: float = 0.5,
                max_params: int | None = None, max_flops: int | None = None, cost=None,
-               retries: int = 50, prior: pd.DataFrame | None = None) -> pd.DataFrame:
+               retries: int = 50, prior: pd.DataFrame | None = None, fit: Fit | None = None,
+               archs: list[Arch] | None = None) -> pd.DataFrame:
     """Score up to ``budget`` new candidates of ``space`` (None: until ``seconds`` or exhaustion).
 
     ``prior``: candidates scored in earlier rounds whose scores still hold (steering.evidence
     ``all``): they are not scored again, and those in ``space`` seed evolution's population.
+    ``fit``: the model the ``guided`` strategy consults (see ``make_proposer``). ``archs``: score
+    exactly these (those not scored yet, in order) instead of asking the strategy, which is recorded.
     Returns the round's whole candidates table. Stops early (state ``stopped``) when
     ``should_stop()`` turns true; the caller decides what that means (a job raises JobStopped).
     """
@@ -255,8 +246,12 @@ def run_search(run: RunDir, space: SearchSpace, k: int, evaluator: Callable[[Arc
     if prior is not None and len(prior):
         seen |= set(prior["arch"].astype(str))
         history = members(space, prior) + history
-    propose, tell = make_proposer(space, rng, strategy, seen, history, population, sample_size, crossover_prob, ok,
-                                  retries)
+    if archs is not None:  # the analyst's (or the surrogate's) list: no strategy asked
+        queue = iter([(a, {"generation": 0, "parent": ""}) for a in archs])
+        propose, tell = (lambda: next((p for p in queue if str(p[0]) not in seen), None)), (lambda *a: None)
+    else:
+        propose, tell = make_proposer(space, rng, strategy, seen, history, population, sample_size, crossover_prob,
+                                      ok, retries, fit)
 
     state_path = run.round_dir(k) / layout.SEARCH_STATE
     state = {"strategy": strategy, "budget": budget, "seconds": seconds, "seconds_used": 0.0,

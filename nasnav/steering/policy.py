@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from nasnav.analysis.fitness import design
+from nasnav.analysis.surrogate import Surrogate, encode
 from nasnav.choices import EVIDENCE_MODES as EVIDENCE
 from nasnav.choices import FITNESS_MODES as FITNESS_METHODS
 from nasnav.config import SteeringConfig
@@ -164,7 +165,7 @@ def propose_actions(fit: pd.DataFrame, space: SearchSpace, sc) -> Decision:
                 f"and none of the top {sc.protect_top}")
 
 
-NARROW_BY = ("model", "score")
+NARROW_BY = ("model", "score", "surrogate")
 RIDGE = 1.0  # ridge penalty of the additive model that ranks candidates for narrowing (accuracies in 0..1)
 INTERACTION_SD = SteeringConfig.interaction_sd  # the config's default, for direct callers
 
@@ -210,7 +211,12 @@ def narrow_actions(candidates: pd.DataFrame, space: SearchSpace, limit: int, eli
     m, y, names = design(candidates, space)
     if len(y) < 2:
         return Decision.nothing(Verdict.TOO_FEW_CANDIDATES, "too few scored candidates in the space to narrow it")
-    rank_by = denoised(m, y, interaction_sd=interaction_sd) if by == "model" else y
+    if by == "model":
+        rank_by = denoised(m, y, interaction_sd=interaction_sd)
+    elif by == "surrogate":  # the Gaussian process's posterior mean: sees interactions, shrinks lucky scores
+        rank_by = Surrogate.fit(encode(space, names), y).smoothed() if len(y) >= 3 else y
+    else:
+        rank_by = y
     order = np.argsort(-rank_by, kind="stable")[: max(2, int(elite))]
     archs = {j: space.parse(names[j]) for j in order}
     free = [i for i, st in enumerate(space.stages) if st.pinned is None and len(st.active) > 1]

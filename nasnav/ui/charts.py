@@ -38,7 +38,9 @@ def training_curves(df: pd.DataFrame, metric: str = "loss", height: int = 300) -
 def candidate_scatter(points: pd.DataFrame, height: int = 460) -> alt.LayerChart:
     """The search-space view: one point per candidate on the stable projection.
 
-    Colour = one-shot accuracy (grey = not yet scored), size = params; a brush (interval,
+    Colour = one-shot accuracy (grey = not yet scored; with ``predicted`` / ``predicted_sd`` columns the
+    unscored are diamonds coloured by the surrogate's prediction, faint where it is unsure), size =
+    params; a brush (interval,
     ``BRUSH``) and a click selection (``PICK``, fields=["arch"]) on the scored points select
     candidates. ``points``: arch, x, y, one_shot_acc, params, flops, scored.
     """
@@ -52,9 +54,13 @@ def candidate_scatter(points: pd.DataFrame, height: int = 460) -> alt.LayerChart
     y = alt.Y("y:Q", title="projection 2", axis=alt.Axis(labels=False, ticks=False),
               scale=alt.Scale(domain=_pad(data["y"])))
     base_tips = [alt.Tooltip("arch:N", title="architecture")]
-    grey_layer = alt.Chart(grey.assign(status="not yet scored")).mark_circle(color=GREY, size=25, opacity=0.6).encode(
-        x=x, y=y, tooltip=base_tips + [alt.Tooltip("status:N", title="status")])
     lo, hi = (scored["one_shot_acc"].min(), scored["one_shot_acc"].max()) if len(scored) else (0.0, 1.0)
+    predicted = "predicted" in grey and grey["predicted"].notna().any()
+    if predicted:  # the surrogate's prediction map: colour = predicted accuracy, faint where it is unsure
+        grey_layer = prediction_layer(grey, x, y, base_tips, [float(lo), float(hi) if hi > lo else float(lo) + 1e-3])
+    else:
+        grey_layer = alt.Chart(grey.assign(status="not yet scored")).mark_circle(color=GREY, size=25, opacity=0.6).encode(
+            x=x, y=y, tooltip=base_tips + [alt.Tooltip("status:N", title="status")])
     big = float(np.clip(260 * np.sqrt(150 / max(1, len(scored))), 40, 260))  # many points: smaller dots
     dots = alt.Chart(scored).mark_circle(stroke="#1f2933").encode(
         x=x, y=y,
@@ -70,6 +76,24 @@ def candidate_scatter(points: pd.DataFrame, height: int = 460) -> alt.LayerChart
         ],
     ).add_params(brush, pick).properties(name="candidates")  # a fixed view name: same data, same spec
     return alt.layer(grey_layer, dots).properties(height=height)
+
+
+def prediction_layer(grey: pd.DataFrame, x, y, tips: list, domain: list[float]) -> alt.Chart:
+    """Unscored architectures as diamonds coloured by the surrogate's predicted accuracy on the scored
+    points' scale; opacity is the uncertainty channel (opaque: the surrogate is sure, faint: unsure)."""
+    data = grey.copy()
+    sd = pd.to_numeric(data["predicted_sd"], errors="coerce").fillna(np.inf)
+    top = float(sd[np.isfinite(sd)].max()) if np.isfinite(sd).any() else 1.0
+    data["certainty"] = np.clip(1.0 - sd / (top or 1.0), 0.0, 1.0).round(3)
+    data["status"] = "not yet scored (predicted)"
+    return alt.Chart(data).mark_point(shape="diamond", filled=True, size=55).encode(
+        x=x, y=y,
+        color=alt.Color("predicted:Q", legend=None, scale=alt.Scale(scheme=ACC_SCHEME, domain=domain, clamp=True)),
+        opacity=alt.Opacity("certainty:Q", title="prediction certainty", scale=alt.Scale(domain=[0, 1], range=[0.25, 0.9])),
+        tooltip=tips + [alt.Tooltip("status:N", title="status"),
+                        alt.Tooltip("predicted:Q", title="predicted acc", format=".4f"),
+                        alt.Tooltip("predicted_sd:Q", title="± (sd)", format=".4f")],
+    ).properties(name="predictions")
 
 
 def _pad(values: pd.Series, share: float = 0.05) -> list[float]:

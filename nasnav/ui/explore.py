@@ -7,6 +7,8 @@ import time
 import pandas as pd
 import streamlit as st
 
+from nasnav.analysis import trust
+from nasnav.choices import STRATEGIES
 from nasnav.config import config_from_dict, save_config
 from nasnav.jobs import commands
 from nasnav.jobs.control import running_job
@@ -18,6 +20,9 @@ from nasnav.ui import charts, guide, selection, state, store, widgets
 from nasnav.ui.diagram import template_dot
 
 METHODS = ("mds", "pca", "tsne", "umap")
+STRATEGY_HELP = ("**random**: uniform draws; **evolution**: mutate the best of a sample; **local**: best neighbour, "
+                 "with restarts; **guided**: a model of accuracy fitted on the scored candidates picks what to score "
+                 "next (best when many candidates are already scored)")
 SEL_KEY = "explore_selection"  # the active selection (list of arch strings), shared with page 4
 
 
@@ -44,8 +49,8 @@ def _save_search_settings(run: RunDir, cfg, strategy: str, budget: int, max_para
 def search_controls(run: RunDir, cfg, k: int) -> None:
     """Strategy, budget and constraints, and the start / pause / resume buttons of the search job."""
     c = st.columns(4)
-    strategies = ["random", "evolution"]
-    strategy = c[0].selectbox("Strategy", strategies, index=strategies.index(cfg.search.strategy), key="ex_strategy")
+    strategy = c[0].selectbox("Strategy", STRATEGIES, index=STRATEGIES.index(cfg.search.strategy), key="ex_strategy",
+                              help=STRATEGY_HELP)
     budget = c[1].number_input("Budget (candidates)", min_value=1, max_value=100_000, value=int(cfg.search.budget),
                                step=10, key="ex_budget")
     max_params = c[2].number_input("Max params (0: none)", min_value=0, value=int(cfg.search.max_params or 0),
@@ -128,19 +133,8 @@ def scatter_and_selection(run: RunDir, cfg, k: int, space: SearchSpace) -> None:
 
 
 def spotcheck_line(run: RunDir, k: int) -> str:
-    """One line about how far the one-shot ranking can be trusted (spot-check Kendall tau)."""
-    sc = store.spotcheck(run, k)
-    if not sc or sc.get("kendall_tau") is None:
-        if sc and sc.get("state") == "running":
-            return "Spot check running ..."
-        return "Ranking not spot-checked yet: one-shot accuracy is an estimate (see the Spot check tab)."
-    text = (f"Spot check: Kendall tau **{float(sc['kendall_tau']):+.2f}** between one-shot and standalone "
-            f"accuracy on N={sc.get('n', '?')} architectures")
-    if sc.get("ceiling_tau") is not None:
-        text += f" (seed-to-seed ceiling {float(sc['ceiling_tau']):+.2f})"
-    if sc.get("verdict"):
-        text += f" · verdict: {sc['verdict']}"
-    return text + "."
+    """One line: what round k's spot check says the one-shot score can be trusted for (both questions)."""
+    return "Spot check: " + trust.trust_line(store.spotcheck(run, k))
 
 
 def selection_panel(run: RunDir, cfg, k: int, space: SearchSpace, cands: pd.DataFrame, sel: list[str],

@@ -24,7 +24,7 @@ from nasnav.store import layout
 from nasnav.store.io import read_csv, read_json, read_yaml
 from nasnav.store.records import read_finals
 from nasnav.store.run_dir import RunDir
-from nasnav.workflow import decisions
+from nasnav.workflow import decisions, predictions
 from nasnav.workflow.analysis import run_projector, steering_candidates
 from nasnav.workflow.runs import load_run
 
@@ -174,7 +174,40 @@ def scatter_points(run: RunDir, cfg, k: int, method: str) -> pd.DataFrame:
     proj = project(run, cfg, list(archs), method)
     out = proj.merge(df[["arch", "one_shot_acc", "params", "flops"]], on="arch", how="left")
     out["scored"] = out["one_shot_acc"].notna()
-    return out
+    pred = _predictions(str(run.path), k, mtime(run.round_dir(k) / layout.CANDIDATES), tuple(grey))
+    return out.merge(pred, on="arch", how="left") if len(pred) else out.assign(predicted=np.nan, predicted_sd=np.nan)
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def _predictions(path: str, k: int, stamp: float, archs: tuple[str, ...]) -> pd.DataFrame:
+    """The surrogate's predicted accuracy (and sd) of the map's unscored points (empty: too few scored)."""
+    run, cfg = load(path)
+    try:
+        return predictions.round_predictions(run, cfg, k, list(archs))
+    except (ValueError, np.linalg.LinAlgError):
+        return pd.DataFrame(columns=["arch", "predicted", "predicted_sd"])
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def _predicted_best(path: str, k: int, stamp: float, n: int) -> pd.DataFrame:
+    run, cfg = load(path)
+    return predictions.round_predicted_best(run, cfg, k, n)
+
+
+def predicted_best(run: RunDir, k: int, n: int = 10) -> pd.DataFrame:
+    """The ``n`` unscored architectures of round k's space with the best predicted accuracy."""
+    return _predicted_best(str(run.path), k, mtime(run.round_dir(k) / layout.CANDIDATES), n)
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def _recommended(path: str, k: int, stamp: float, n: int) -> pd.DataFrame:
+    run, cfg = load(path)
+    return predictions.round_recommendations(run, cfg, k, n)
+
+
+def recommended(run: RunDir, k: int, n: int = 5) -> pd.DataFrame:
+    """Round k's candidates to retrain first, with own score, prediction and interval."""
+    return _recommended(str(run.path), k, mtime(run.round_dir(k) / layout.CANDIDATES), n)
 
 
 # ---- data preview and cost of a space ------------------------------------------------------

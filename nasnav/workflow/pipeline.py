@@ -16,6 +16,7 @@ from nasnav.store.run_dir import RunDir
 from nasnav.train.devices import is_multiprocess
 from nasnav.workflow.autopilot import autopilot_round
 from nasnav.workflow.export import export_final
+from nasnav.workflow.predictions import round_recommendations, why
 from nasnav.workflow.retrain import retrain
 from nasnav.workflow.round import refuse_external_launch
 from nasnav.workflow.runs import create_run, load_run, round_space
@@ -71,10 +72,12 @@ def run_pipeline(cfg: Config, run_dir: str | Path, resume: bool = False) -> int:
 
     space = round_space(run, cfg, k)
     t = time.time()
-    for _, row in df.head(cfg.retrain.top_k).iterrows():
+    picks = round_recommendations(run, cfg, k, n=cfg.retrain.top_k)  # steering.pick: surrogate estimate or best score
+    for _, row in picks.iterrows():
         arch = space.parse(row["arch"])
+        log.info(f"retraining {arch}: {why(row, cfg.steering)}")
         _stage(cfg, run, "retrain", ["retrain", str(run.path), "--arch", str(arch)],
-               lambda arch=arch, acc=row["one_shot_acc"]: retrain(run, cfg, space, arch, one_shot_acc=float(acc)))
+               lambda arch=arch, acc=row["score"]: retrain(run, cfg, space, arch, one_shot_acc=float(acc)))
     times["retrain"] = time.time() - t
     finals = read_finals(run)
     if len(finals):

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 
 from nasnav.analysis.fitness import evidence_frame
+from nasnav.analysis.surrogate import make_fit
 from nasnav.config import Config
 from nasnav.score.evaluate import SupernetEvaluator, make_recal_batches
 from nasnav.search.loop import plan_budget, run_search
@@ -65,7 +66,9 @@ def score_candidates(run: RunDir, cfg: Config, k: int | None = None, budget: int
         elif not total and done % 5 == 0:
             run.write_status(message=f"scored {done} candidates")
 
-    return run_search(run, space, k, evaluator, budget, rng, strategy=strategy or sc.strategy, seconds=seconds,
+    strategy = strategy or sc.strategy
+    fit = make_fit(space) if strategy == "guided" else None  # the surrogate the guided search consults
+    return run_search(run, space, k, evaluator, budget, rng, strategy=strategy, seconds=seconds,
                       should_stop=should_stop or stop_requested, progress=progress, population=sc.population,
                       sample_size=sc.sample_size, crossover_prob=sc.crossover_prob, max_params=sc.max_params,
-                      max_flops=sc.max_flops, retries=sc.mutation_retries, prior=prior)
+                      max_flops=sc.max_flops, retries=sc.mutation_retries, prior=prior, fit=fit)
