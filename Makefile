@@ -1,4 +1,4 @@
-# `make run` starts the app on the embedded digits preset; `make test` runs the whole suite.
+# `make run` starts the app (default preset: mnist1d, generated offline); `make test` runs the whole suite.
 # Both create the virtual environment in .venv and install what they need.
 PY ?= python3
 VENV := .venv

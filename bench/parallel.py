@@ -79,7 +79,7 @@ def _spotcheck_seconds(run, cfg, n: int, seeds: int, epochs: int) -> tuple[float
         (rdir / f).unlink(missing_ok=True)
     load, c = _load(), _cpu()
     t = time.time()
-    spotcheck.spotcheck(run, cfg, n, seeds=seeds, epochs=epochs)
+    spotcheck.spotcheck(run, cfg, n, seeds=seeds, epochs=epochs, m=0)  # n architectures of the space
     wall = time.time() - t
     return wall, read_csv(rdir / "spotcheck.csv"), load, _cpu() - c
 

@@ -3,6 +3,10 @@
     python bench/ranking.py --preset digits --archs 50 --seeds 3
     python bench/ranking.py --preset mnist1d --archs 50 --seeds 3 --epochs 20
     python bench/ranking.py --preset tiny --archs 6 --seeds 2 --epochs 2 --quick --no-write   # smoke test
+    python bench/ranking.py --spotcheck --preset mnist1d --run-seeds 5   # the product's spot check vs truth
+
+``--spotcheck``: the product's two-question spot check over several run seeds, judged against a
+multi-seed ground truth (bench/ranking_spotcheck.py says how).
 
 Samples architectures uniformly from the preset's space, trains each standalone with several
 seeds (the product's standalone trainer, ``nasnav.train.standalone.train_standalone``, as retraining
@@ -204,6 +208,10 @@ def sample_archs(space, n: int, seed: int = 0) -> list:
 
 
 def main(argv=None) -> None:
+    if "--spotcheck" in (sys.argv[1:] if argv is None else argv):  # the two-question spot check mode
+        from bench.ranking_spotcheck import main as spotcheck_main
+
+        return spotcheck_main(argv)
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--preset", default="digits", help="a preset name or a config file (.yaml)")
     ap.add_argument("--archs", type=int, default=50)

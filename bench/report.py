@@ -28,6 +28,7 @@ HEADINGS = {
     "ranking": "Ranking fidelity: one-shot scores vs standalone training",
     "search_efficiency": "Search efficiency: nasnav vs random vs Optuna TPE",
     "nb201_table": "NAS-Bench-201 table: search and steering against the truth",
+    "steering_suite": "Steering suite: published tables nobody tuned on",
     "search_curve": "Search: evolution vs random on one supernet",
     "explore_render": "Explore page render in Chromium",
 }
@@ -76,7 +77,16 @@ def _throughput(rec):
 
 
 def _ranking(rec):
-    t, ceiling = _table(rec, "variant"), rec.get("metrics", {}).get("ceiling")
+    m = rec.get("metrics", {})
+    if "tau_met" in m:  # the two-question spot check over run seeds (bench/ranking_spotcheck.py)
+        n, ratio = len(m.get("seeds", [])), m.get("spread_ratio_min")
+        ok = n >= 5 and m["tau_met"] >= n - 1 and isinstance(ratio, (int, float)) and ratio >= 5
+        yield (f"architecture matters ({rec['group']}): standalone spread over a space sample >= 5x the seed sd, and "
+               "round 0's tau across the space >= 0.6 (p < 0.01, N >= 20, 3-seed truth) in >= 4 of 5 seeds",
+               f"spread >= {ratio:.1f}x seed sd; tau met in {m['tau_met']}/{n} seeds" if isinstance(ratio, (int, float))
+               else f"tau met in {m['tau_met']}/{n} seeds", ok)
+        return
+    t, ceiling = _table(rec, "variant"), m.get("ceiling")
     rows = [r for r in _rows(t) if isinstance(r.get("tau"), (int, float))] if t else []
     if rows and isinstance(ceiling, (int, float)) and ceiling > 0:  # no ceiling with one seed ("nan")
         best = max(rows, key=lambda r: r["tau"])
@@ -105,8 +115,17 @@ def _num(x) -> str:
     return f"{x:.0f}" if isinstance(x, (int, float)) else str(x)  # "inf" when evolution never found one
 
 
+def _steering_suite(rec):
+    m = rec.get("metrics", {})
+    if "test_ratio" in m:
+        worse, kept = m.get("significantly_worse", []), m.get("nb201_kept_share", 0.0)
+        yield ("steering suite, 315: test <= 0.8x evolution, no table worse, NB201 kept >= 90%",
+               f"{m['test_ratio']:.2f}x; {', '.join(worse) or 'none'}; {kept:.0%}",
+               m["test_ratio"] <= 0.8 and not worse and kept >= 0.9)
+
+
 TARGETS = {"throughput": _throughput, "ranking": _ranking, "search_efficiency": _search_efficiency,
-           "nb201_table": _nb201}
+           "nb201_table": _nb201, "steering_suite": _steering_suite}
 
 
 def targets_table(shown: dict[str, list[dict]]) -> str:

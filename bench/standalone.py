@@ -35,6 +35,16 @@ def default_cache() -> Path | None:
     return Path.home() / ".cache" / "nasnav-bench" / "standalone.jsonl"
 
 
+# The data keys a training's result depends on (not where files are kept, or how many loader workers):
+# named one by one, so that a new config key elsewhere in the data section does not void the cache.
+DATA_KEYS = ("source", "path", "target", "val_fraction", "test_fraction", "batch_size", "image_size", "grayscale",
+             "max_samples")
+
+
+def data_identity(data) -> dict:
+    return {k: getattr(data, k, None) for k in DATA_KEYS}
+
+
 class StandaloneTrainer:
     """``trainer(arch, seed) -> {"val_acc", "test_acc", "seconds", "cached"}`` for one config."""
 
@@ -49,7 +59,7 @@ class StandaloneTrainer:
                    "schedule": rc.schedule, "augment": rc.augment and splits.spec.kind != "tabular",
                    "patience": rc.patience}
         trainer = {"accelerator": tc.accelerator, "precision": tc.precision, "deterministic": tc.deterministic}
-        ident = json.dumps({"data": repr(cfg.data), "seed": cfg.seed, "space": self.space.to_dict(),
+        ident = json.dumps({"data": data_identity(cfg.data), "seed": cfg.seed, "space": self.space.to_dict(),
                             "retrain": retrain, "trainer": trainer, "epochs": self.epochs,
                             "n": [len(splits.y_train), len(splits.y_val), len(splits.y_test)], "v": CACHE_VERSION},
                            sort_keys=True, default=str)

@@ -21,7 +21,7 @@ with widgets.guarded():  # every error is a message on the page, never a traceba
     k = run.current_round() if run is not None else 0
     owner = f"{path}@{k}" if path is not None else "no run"  # a new round shows that round's space
     if st.session_state.get("draft_owner") != owner:
-        space_panels.reset_draft(cfg if cfg is not None else load_config(preset_path("digits")),
+        space_panels.reset_draft(cfg if cfg is not None else load_config(preset_path(guide.DEFAULT_PRESET)),
                                  store.space(run, cfg, k).to_dict() if run is not None else None)
         st.session_state["draft_owner"] = owner
     draft = st.session_state["draft"]

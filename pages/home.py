@@ -23,7 +23,7 @@ with widgets.guarded():  # every error is a message on the page, never a traceba
     with right:
         widgets.guide_toggle("guide_toggle_home")
         st.caption("The walkthrough explains each step and highlights the next action. "
-                   "On the digits preset the whole loop takes a few minutes on a laptop CPU.")
+                   f"On the {guide.DEFAULT_PRESET} preset the whole loop takes a few minutes on a laptop CPU.")
         path = state.run_path()
         if path is not None:
             st.success(f"Open run: **{path.name}**", icon=":material/folder_open:")

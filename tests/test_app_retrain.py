@@ -37,6 +37,32 @@ def test_finished_run_shows_results_and_downloads(tmp_path_factory, tmp_path, mo
     assert len(at.get("vega_lite_chart")) >= 1  # the comparison chart
 
 
+def test_the_spot_checks_answers_and_advice_show_on_the_page(tmp_path_factory, tmp_path, monkeypatch):
+    import numpy as np
+
+    from nasnav.analysis import trust
+    from nasnav.store.io import write_json
+    from nasnav.store.records import read_candidates
+
+    path = finished_copy(tmp_path_factory, tmp_path)
+    monkeypatch.setenv("NASNAV_RUNS", str(path.parent))
+    run = RunDir(path)
+    top = read_candidates(run, run.current_round()).sort_values("one_shot_acc", ascending=False).head(4)
+    acc = 0.985 + np.random.default_rng(1).normal(0, 0.0036, (4, 2))
+    answers = {"pick": trust.pick_answer(list(top["one_shot_acc"]), acc, epochs=2),
+               "prune": trust.prune_answer(np.linspace(0.5, 0.9, 6), np.linspace(0.5, 0.9, 6)[:, None] + [0, 0.001])}
+    pairs = [{"sample": "top", "arch": a, "one_shot_acc": o, "params": p}
+             for a, o, p in zip(top["arch"], top["one_shot_acc"], top["params"])]
+    write_json(run.round_dir(run.current_round()) / "spotcheck.json",
+               {"state": "done", "epochs": 2, "seeds": 2, "answers": answers, "pairs": pairs})
+    at = ok(page("4_retrain.py", path).run())
+    shown = texts(at)
+    assert answers["pick"]["text"] in shown and answers["prune"]["text"] in shown  # the spot check's own words
+    assert at.radio(key="rt_mode").value == "as the spot check advises"  # equivalent: the smallest of them
+    smallest = top.sort_values("params")["arch"].iloc[0]
+    assert "the smallest of them" in shown and f"`{smallest}`" in shown
+
+
 def test_retrain_button_starts_a_queued_job_that_can_be_stopped(tmp_path_factory, tmp_path, monkeypatch):
     path = finished_copy(tmp_path_factory, tmp_path)
     monkeypatch.setenv("NASNAV_RUNS", str(path.parent))

@@ -15,7 +15,7 @@ def metric(at, label):
 def test_editor_renders_without_a_run(tmp_path, monkeypatch):
     monkeypatch.setenv("NASNAV_RUNS", str(tmp_path))
     at = ok(page("1_search_space.py").run())
-    assert metric(at, "Architectures") == "3,675"  # the digits preset: 7 x 7 x 15 x 5
+    assert metric(at, "Architectures") == "2,058"  # the default preset (mnist1d): 7 x 7 x 7 x 6
     assert int(metric(at, "Params, largest").replace(",", "")) > 0
     assert len(at.get("graphviz_chart")) == 1
     assert at.button(key="sp_save_new") is not None

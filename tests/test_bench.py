@@ -73,6 +73,21 @@ def test_bench_script_runs_on_tiny(script, tmp_path):
     assert f"`{record['command']}` — {record['date']}" in page
 
 
+def test_ranking_spotcheck_mode_runs_on_tiny(tmp_path):
+    """The product's two-question spot check against a multi-seed truth (bench/ranking_spotcheck.py)."""
+    before = _snapshot()
+    args = ["--spotcheck", "--preset", "tiny", "--run-seeds", "1", "--n", "6", "--m", "4", "--truth-seeds", "2",
+            "--epochs", "1", "--quick"]
+    proc = _run("ranking", args, tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "two-question spot check (tiny)" in proc.stdout and "| seed |" in proc.stdout
+    assert _snapshot() == before
+    (record,) = [json.loads(line) for line in (tmp_path / "results" / "ranking.jsonl").read_text().splitlines()]
+    assert record["group"] == "tiny, spot check (quick)" and record["metrics"]["seeds"] == [0]
+    per_seed = record["metrics"]["per_seed"][0]
+    assert {"prune", "pick"} <= set(per_seed) and per_seed["prune"]["truth"]["n"] == 6
+
+
 def test_no_write_records_nothing(tmp_path):
     args = ["--preset", "tiny", "--budget", "6", "--seeds", "1", "--threads", "1", "--no-write"]
     proc = subprocess.run([sys.executable, str(ROOT / "bench" / "search_curve.py"), *args], cwd=tmp_path, text=True,
@@ -138,6 +153,11 @@ def test_standalone_cache_reuses_results(tmp_path):
     assert not other["cached"]
     patient = load_config(preset_path("tiny"), ["retrain.patience=2"])  # early stopping: another key
     assert StandaloneTrainer(patient, splits, epochs=1, cache=cache).key != StandaloneTrainer(cfg, splits, 1, cache).key
+    # what does not change a result does not void the cache: loader workers, a key added to the data section later
+    workers = load_config(preset_path("tiny"), ["data.num_workers=2"])
+    assert StandaloneTrainer(workers, splits, epochs=1, cache=cache).key == StandaloneTrainer(cfg, splits, 1, cache).key
+    smaller = load_config(preset_path("tiny"), ["data.batch_size=32"])  # another batch size: another training
+    assert StandaloneTrainer(smaller, splits, epochs=1, cache=cache).key != StandaloneTrainer(cfg, splits, 1, cache).key
 
 
 def test_standalone_trainer_is_the_products(tmp_path):

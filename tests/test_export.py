@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 import torch
 
+from nasnav.analysis import trust
 from nasnav.config import load_config
 from nasnav.data.splits import InputSpec
 from nasnav.model.supernet import build_network
@@ -188,22 +189,10 @@ def test_model_card_tells_the_story(exported):
             },
         ],
     )
-    write_json(
-        run.round_dir(0) / "spotcheck.json",
-        {
-            "state": "done",
-            "n": 6,
-            "epochs": 2,
-            "seeds": 2,
-            "kendall_tau": 0.47,
-            "kendall_p": 0.19,
-            "spearman_rho": 0.6,
-            "spearman_p": 0.2,
-            "ceiling_tau": 0.2,
-            "verdict": "indistinguishable",
-            "verdict_text": "noise wins",
-        },
-    )
+    acc = np.array([[0.97, 0.975], [0.972, 0.968], [0.969, 0.973], [0.971, 0.97], [0.974, 0.969], [0.968, 0.972]])
+    answers = {"prune": trust.prune_answer(np.linspace(0.5, 0.9, 6), acc + np.linspace(-0.2, 0, 6)[:, None], epochs=2),
+               "pick": trust.pick_answer(np.linspace(0.9, 0.8, 6), acc, epochs=2)}
+    write_json(run.round_dir(0) / "spotcheck.json", {"state": "done", "epochs": 2, "seeds": 2, "answers": answers})
     cands = run.round_dir(0) / "candidates.csv"
     other = "random" if cfg.search.strategy == "evolution" else "evolution"
     saved = cands.read_text()
@@ -219,7 +208,9 @@ def test_model_card_tells_the_story(exported):
     assert "**prune** `s1:maxpool3x3` (fitness -0.0712 [-0.1000, -0.0400], in 7 candidates" in card
     assert "**pin** `s3:conv3x3`: best in every cell" in card and "space 120 -> 30" in card
     assert "autopilot: stopped here: round limit reached" in card
-    assert "Kendall tau 0.47" in card and "indistinguishable" in card
+    assert answers["prune"]["text"] in card and answers["pick"]["text"] in card  # the spot check's own words
+    assert answers["pick"]["verdict"] == "equivalent" and "pick by cost" in card.split("## Data")[0]  # in the summary
+    assert "good for ranking" not in card  # never more than the spot check said
     assert "model.load" in card and "parameters" in card and "FLOPs" in card
     (run.round_dir(0) / "decisions.json").unlink()
     (run.round_dir(0) / "spotcheck.json").unlink()

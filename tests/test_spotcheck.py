@@ -1,4 +1,5 @@
-"""Spot check of the supernet's ranking: candidate choice, statistics, verdicts, files, stop and resume."""
+"""Spot check of the one-shot score: the two samples, trainings shared and reused, both answers, files,
+stop and resume, the CLI. (The statistics and words themselves: tests/test_trust.py.)"""
 
 from pathlib import Path
 
@@ -6,13 +7,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from nasnav.analysis import trust
 from nasnav.cli import main
 from nasnav.config import load_config
 from nasnav.stop import JobStopped, clear_stop, request_stop
-from nasnav.store.io import read_csv, read_json
-from nasnav.store.records import read_spotcheck
+from nasnav.store.io import read_csv, read_json, write_csv, write_json
+from nasnav.store.records import read_candidates, read_spotcheck
 from nasnav.workflow import spotcheck, trainings
-from nasnav.workflow.runs import create_run
+from nasnav.workflow.runs import create_run, round_space
 from nasnav.workflow.search import score_candidates
 from nasnav.workflow.supernet import train_supernet
 
@@ -34,138 +36,109 @@ def tiny(tmp_path_factory):
     return run, cfg
 
 
-# ---- choosing candidates ------------------------------------------------------------------
-def _ranked(n):
-    return pd.DataFrame({"arch": [f"a{i}" for i in range(n)], "one_shot_acc": np.linspace(0.9, 0.1, n)})
-
-
-def test_candidates_spread_over_the_ranking_and_include_the_top():
-    df = _ranked(40)
-    picks = spotcheck.pick_candidates(df, 5, seed=[0, 0, 23])
-    idx = sorted(int(a[1:]) for a in picks)
-    assert idx[0] == 0 and len(set(idx)) == 5
-    assert [i // 8 for i in idx] == [0, 1, 2, 3, 4]  # one per fifth of the ranking, not only the top
-    assert spotcheck.pick_candidates(df, 5, seed=[0, 0, 23]) == picks  # seeded
-    assert spotcheck.pick_candidates(df, 5, seed=[1, 0, 23]) != picks
-    assert sorted(spotcheck.pick_candidates(df, 99, seed=0)) == sorted(df["arch"])  # fewer than asked: all
-
-
-def test_unscored_and_duplicate_candidates_are_skipped():
-    df = pd.DataFrame({"arch": ["a", "b", "b", "c"], "one_shot_acc": [0.5, 0.4, 0.6, None]})
-    assert sorted(spotcheck.pick_candidates(df, 10, seed=0)) == ["a", "b"]
-
-
-# ---- statistics and verdicts ----------------------------------------------------------------
-def _pairs(one_shot, seeds_acc):
-    accs = np.asarray(seeds_acc, float)
-    pairs = pd.DataFrame(
-        {
-            "arch": [f"a{i}" for i in range(len(one_shot))],
-            "one_shot_acc": one_shot,
-            "standalone_acc": accs.mean(1),
-            "standalone_std": accs.std(1, ddof=1) if accs.shape[1] > 1 else 0,
-        }
-    )
-    return pairs, {a: list(r) for a, r in zip(pairs["arch"], accs)}
-
-
-def test_agreeing_ranking_is_reliable():
-    one_shot = np.linspace(0.5, 0.9, 10)
-    pairs, seeds = _pairs(one_shot, np.stack([one_shot + 0.05, one_shot + 0.06], 1))
-    s = spotcheck.summarize(pairs, seeds, epochs=5, seeds=2)
-    assert s["kendall_tau"] == pytest.approx(1.0) and s["spearman_rho"] == pytest.approx(1.0)
-    assert s["ceiling_tau"] == pytest.approx(1.0) and s["kendall_p"] < 0.001
-    assert s["verdict"] == "reliable" and s["n"] == 10
-
-
-def test_low_seed_to_seed_agreement_says_indistinguishable():
-    rng = np.random.default_rng(0)
-    one_shot = np.linspace(0.5, 0.9, 10)
-    seed_accs = 0.97 + rng.normal(0, 0.01, (10, 2))  # all alike: only noise orders them
-    seed_accs[:, 1] = seed_accs[::-1, 0]  # the second seed orders them the other way round
-    pairs, seeds = _pairs(one_shot, seed_accs)
-    s = spotcheck.summarize(pairs, seeds, epochs=5, seeds=2)
-    assert s["ceiling_tau"] < spotcheck.CEILING_MIN
-    assert s["verdict"] == "indistinguishable" and "indistinguishable" in s["verdict_text"]
-    assert "5 epochs" in s["verdict_text"]
-
-
-def test_opposite_ranking_is_unreliable_and_edge_cases():
-    one_shot = np.linspace(0.5, 0.9, 8)
-    pairs, seeds = _pairs(one_shot, np.stack([1 - one_shot, 1.01 - one_shot], 1))
-    s = spotcheck.summarize(pairs, seeds, epochs=5, seeds=2)
-    assert s["kendall_tau"] == pytest.approx(-1.0) and s["verdict"] == "unreliable"
-    pairs, seeds = _pairs(one_shot[:3], np.stack([one_shot[:3]] * 2, 1))
-    assert spotcheck.summarize(pairs, seeds, 5, 2)["verdict"] == "too_few"
-    pairs, seeds = _pairs(one_shot, one_shot[:, None])
-    s = spotcheck.summarize(pairs, seeds, 5, 1)
-    assert s["verdict"] == "no_ceiling" and s["ceiling_tau"] is None
-    pairs, seeds = _pairs(np.full(8, 0.5), np.stack([one_shot, one_shot], 1))
-    s = spotcheck.summarize(pairs, seeds, 5, 2)
-    assert s["kendall_tau"] is None and s["verdict"] == "unreliable"  # constant one-shot: no order at all
-
-
-# ---- the job ------------------------------------------------------------------------------
-def test_spotcheck_writes_pairs_statistics_and_progress(tiny):
-    run, cfg = tiny
-    s = spotcheck.spotcheck(run, cfg, 4)
-    rdir = run.round_dir(0)
-    pairs = read_csv(rdir / "spotcheck.csv")
-    for c in ("arch", "one_shot_acc", "standalone_acc", "standalone_std", "seed_accs"):
-        assert c in pairs.columns
-    assert len(pairs) == 4 and s["n"] == 4 and s["seeds"] == 2 and s["epochs"] == 1
-    assert len(read_csv(rdir / "spotcheck_runs.csv")) == 8  # 4 candidates x 2 seeds
-    saved = read_json(rdir / "spotcheck.json")
-    for k in (
-        "kendall_tau",
-        "kendall_p",
-        "spearman_rho",
-        "spearman_p",
-        "ceiling_tau",
-        "verdict",
-        "verdict_text",
-        "pairs",
-    ):
-        assert k in saved
-    assert saved["state"] == "done" and read_spotcheck(run)["verdict"] == s["verdict"]
-    status = run.read_status()
-    assert status["progress"] == pytest.approx(1.0) and "spot check" in status["message"]
-    again = spotcheck.spotcheck(run, cfg, 4)  # everything reused
-    assert again["trained_now"] == 0 and again["kendall_tau"] == s["kendall_tau"]
-
-
-def test_stopped_spotcheck_keeps_finished_pairs_and_resumes(tiny, monkeypatch):
-    run, cfg = tiny
-    calls = []
-    train = trainings.train_standalone
+def _counting(monkeypatch, stop_after: int | None = None) -> list:
+    calls, train = [], trainings.train_standalone
 
     def counting(*a, **k):
-        calls.append(a[4])
+        calls.append((str(a[2]), a[4]))
         out = train(*a, **k)
-        if len(calls) == 3:
+        if stop_after is not None and len(calls) == stop_after:
             request_stop()  # as SIGTERM would
         return out
 
     monkeypatch.setattr(trainings, "train_standalone", counting)
+    return calls
+
+
+# ---- the plan ---------------------------------------------------------------------------------------------
+def test_plan_samples_the_space_evenly_and_takes_the_best_candidates(tiny):
+    run, cfg = tiny
+    p = spotcheck.plan(run, cfg, 0, n=8, m=4)
+    space = round_space(run, cfg, 0)
+    archs = [space.parse(a) for a in p["space"]["archs"]]
+    assert len(set(p["space"]["archs"])) == 8 and len(p["space"]["one_shot"]) == 8
+    counts = [sum(a.uses(0, c) for a in archs) for c in space.stages[0].active]
+    assert max(counts) - min(counts) <= 1  # stage 1's components equally often
+    cands = read_candidates(run, 0).sort_values("one_shot_acc", ascending=False)
+    assert p["top"]["archs"] == list(cands["arch"].head(4))
+    assert p["top"]["one_shot"] == pytest.approx(list(cands["one_shot_acc"].head(4)))
+    assert spotcheck.plan(run, cfg, 0, n=8, m=4) == p  # seeded by (seed, round)
+    in_cands = dict(zip(cands["arch"], cands["one_shot_acc"]))
+    for a, s in zip(p["space"]["archs"], p["space"]["one_shot"]):
+        if a in in_cands:
+            assert s == pytest.approx(in_cands[a])  # scored as the search scores
+
+
+# ---- the job ----------------------------------------------------------------------------------------------
+def test_spotcheck_trains_each_architecture_once_and_answers_both_questions(tiny, monkeypatch):
+    run, cfg = tiny
+    calls = _counting(monkeypatch)
+    s = spotcheck.spotcheck(run, cfg, 5, m=4)
+    rdir = run.round_dir(0)
+    archs = set(s["plan"]["space"]["archs"]) | set(s["plan"]["top"]["archs"])
+    assert sorted(calls) == sorted((a, x) for a in archs for x in (cfg.seed, cfg.seed + 1))  # once each
+    pairs = read_csv(rdir / "spotcheck.csv")
+    assert list(pairs["sample"].value_counts().sort_index()) == [5, 4]  # space, top
+    assert {"arch", "one_shot_acc", "standalone_acc", "standalone_std", "seed_accs"} <= set(pairs.columns)
+    saved = read_json(rdir / "spotcheck.json")
+    assert saved["state"] == "done" and set(saved["answers"]) == {"prune", "pick"}
+    assert saved["answers"]["prune"]["n"] == 5 and saved["answers"]["pick"]["n"] == 4
+    for q in ("prune", "pick"):
+        assert saved["answers"][q]["text"] == trust.answer_text(saved["answers"][q])  # the one wording
+    assert read_spotcheck(run)["answers"] == saved["answers"]
+    assert saved["progress"] == pytest.approx(1.0) and "spot check" in saved["message"]
+    assert run.read_status().get("job") != "spotcheck"  # a side job: status.json is the main job's
+    assert s["trained_now"] == len(calls) and s["reused"] == 0
+
+
+def test_later_spot_checks_reuse_every_training(tiny, monkeypatch):
+    run, cfg = tiny
+    calls = _counting(monkeypatch)
+    first = spotcheck.spotcheck(run, cfg, 5, m=4)
+    again = spotcheck.spotcheck(run, cfg, 6, m=5)  # a bigger plan: only what is new is trained
+    new = (set(again["plan"]["space"]["archs"]) | set(again["plan"]["top"]["archs"])) - (
+        set(first["plan"]["space"]["archs"]) | set(first["plan"]["top"]["archs"]))
+    assert again["trained_now"] == 2 * len(new) and again["reused"] > 0
+    assert len(calls) == first["trained_now"] + again["trained_now"]
+
+
+def test_retrained_seeds_count_when_trained_as_long(tiny):
+    run, cfg = tiny
+    arch = spotcheck.plan(run, cfg, 0, n=2, m=1)["top"]["archs"][0]
+    d = run.final_dir("x")
+    d.mkdir(parents=True)
+    write_json(d / "metrics.json", {"arch": arch, "epochs": 7})
+    write_csv(d / "seeds.csv", pd.DataFrame([{"seed": 0, "val_acc": 0.5, "val_loss": 1.0, "train_seconds": 2.0}]))
+    assert spotcheck.finished_trainings(run, 7)[(arch, 0)]["standalone_acc"] == 0.5
+    assert (arch, 0) not in spotcheck.finished_trainings(run, 6)  # another budget: not the same training
+    import shutil
+
+    shutil.rmtree(d)
+
+
+def test_stopped_spotcheck_keeps_finished_trainings_and_resumes(tiny, monkeypatch):
+    run, cfg = tiny
+    calls = _counting(monkeypatch, stop_after=3)
     with pytest.raises(JobStopped):
-        spotcheck.spotcheck(run, cfg, 5, epochs=2)
+        spotcheck.spotcheck(run, cfg, 5, m=3, epochs=2)
     rdir = run.round_dir(0)
     assert len(calls) == 3
-    assert len(read_csv(rdir / "spotcheck.csv")) == 1  # the first candidate (2 seeds) is complete
     runs = read_csv(rdir / "spotcheck_runs.csv")
     assert (runs["epochs"] == 2).sum() == 3
-    assert read_json(rdir / "spotcheck.json")["state"] == "stopped"
+    saved = read_json(rdir / "spotcheck.json")
+    assert saved["state"] == "stopped" and saved["plan_key"] == [5, 3, 2, 2]
     clear_stop()
-    s = spotcheck.spotcheck(run, cfg, 5, epochs=2)
-    assert len(calls) == 10 and s["trained_now"] == 7 and s["n"] == 5  # the three finished trainings reused
-    assert len(read_csv(rdir / "spotcheck.csv")) == 5
+    s = spotcheck.spotcheck(run, cfg, 5, m=3, epochs=2)
+    archs = set(s["plan"]["space"]["archs"]) | set(s["plan"]["top"]["archs"])
+    assert s["plan"] == saved["plan"]  # the interrupted plan, resumed
+    assert len(calls) == 2 * len(archs) and s["trained_now"] == 2 * len(archs) - 3  # the three reused
 
 
 def test_spotcheck_cli(tiny, capsys):
     run, cfg = tiny
-    assert main(["spotcheck", str(run.path), "--n", "4", "--quiet"]) == 0
+    assert main(["spotcheck", str(run.path), "--n", "4", "--top", "3", "--quiet"]) == 0
     out = capsys.readouterr().out
-    assert "Kendall tau" in out and "ceiling" in out and "verdict" in out
+    assert "Prune by fitness" in out and "Pick the winner by one-shot score" in out
     assert main(["spotcheck", str(run.path), "--n", "0"]) == 2
     assert main(["spotcheck", str(run.path), "--n", "3", "--seeds", "0"]) == 2
     assert "--seeds" in capsys.readouterr().err
@@ -176,3 +149,10 @@ def test_spotcheck_without_candidates_is_a_value_error(tmp_path):
     run = create_run(cfg, tmp_path / "run")
     with pytest.raises(ValueError, match="no scored candidates"):
         spotcheck.spotcheck(run, cfg, 4)
+
+
+def test_answers_from_few_finished_trainings_are_not_claimed():
+    """A stopped spot check with one finished architecture per sample answers nothing."""
+    assert trust.answers({"answers": {}}) == {}
+    a = trust.pick_answer([0.5, 0.6], np.array([[0.9, 0.91], [0.8, 0.81]]))
+    assert a["verdict"] == "too_few"

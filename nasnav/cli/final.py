@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 
+from nasnav.analysis import trust
 from nasnav.cli.output import say as _say
-from nasnav.jobs.context import job
+from nasnav.jobs.control import side_job
 from nasnav.store import layout
 from nasnav.workflow.export import export_final
 from nasnav.workflow.model_card import export_summary
@@ -16,25 +17,20 @@ from nasnav.workflow.spotcheck import spotcheck
 def cmd_spotcheck(args) -> int:
     run, cfg = load_run(args.run_dir)
     k = run.current_round() if args.round is None else args.round
-    with job(run, "spotcheck"):
+    with side_job(run, "spotcheck", "spotcheck"):  # beside the run's main job: searching and deciding go on
         if args.quiet:
             logging.getLogger("nasnav").setLevel(logging.WARNING)
-        s = spotcheck(run, cfg, args.n, k=k, seeds=args.seeds, epochs=args.epochs)
+        s = spotcheck(run, cfg, args.n, k=k, seeds=args.seeds, epochs=args.epochs, m=args.top)
     _say(
-        f"spot check of round {k}: N={s['n']} candidates x {s['seeds']} seeds, {s['epochs']} epochs each, "
-        f"{s['seconds']:.1f} s ({s['trained_now']} trainings now, the rest reused from {layout.SPOTCHECK_RUNS})"
+        f"spot check of round {k}: {s['n']} architectures sampled over the space and the {s['m']} best candidates, "
+        f"{s['seeds']} seeds x {s['epochs']} epochs each, {s['seconds']:.1f} s ({s['trained_now']} trainings now, "
+        f"{s['reused']} reused from earlier spot checks and retrainings)"
     )
-    _say(
-        f"  Kendall tau {_f(s['kendall_tau'])} (p {_f(s['kendall_p'], 3)}), Spearman rho {_f(s['spearman_rho'])} "
-        f"(p {_f(s['spearman_p'], 3)}); seed-to-seed tau (ceiling) {_f(s['ceiling_tau'])}"
-    )
-    _say(f"  verdict: {s['verdict']}: {s['verdict_text']}")
-    _say(f"  pairs: {run.round_dir(k) / layout.SPOTCHECK_PAIRS}")
+    got = trust.answers(s)
+    for q in (trust.PRUNE, trust.PICK):
+        _say(f"  {got[q]['text']}" if q in got else f"  {trust.QUESTIONS[q]} not judged (too few trainings finished)")
+    _say(f"  per architecture: {run.round_dir(k) / layout.SPOTCHECK_PAIRS}")
     return 0
-
-
-def _f(x, digits: int = 2) -> str:
-    return "n/a" if x is None else f"{x:.{digits}f}"
 
 
 def cmd_export(args) -> int:
@@ -51,9 +47,13 @@ def cmd_export(args) -> int:
 
 def register(sub) -> None:
     """Add this module's subcommands to the CLI's subparsers."""
-    sp = sub.add_parser("spotcheck", help="train N candidates standalone and measure how well the supernet ranks them")
+    sp = sub.add_parser("spotcheck", help="train a sample of the space and the best candidates standalone: can you "
+                        "prune by fitness, and pick the winner by one-shot score?")
     sp.add_argument("run_dir")
-    sp.add_argument("--n", type=int, default=10, help="candidates to train (spread over the one-shot ranking)")
+    sp.add_argument("--n", type=int, default=trust.SPACE_N, help="architectures sampled evenly over the round's space "
+                    "(question 1: prune by fitness?)")
+    sp.add_argument("--top", type=int, default=trust.TOP_M, help="the round's best candidates by one-shot score "
+                    "(question 2: pick the winner by it?)")
     sp.add_argument("--round", type=int, default=None)
     sp.add_argument("--seeds", type=int, default=None, help="seeds per candidate (default retrain.spotcheck_seeds)")
     sp.add_argument("--epochs", type=int, default=None, help="epochs per training (default retrain.spotcheck_epochs)")

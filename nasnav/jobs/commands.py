@@ -19,8 +19,11 @@ def next_round(run: RunDir) -> list[str]:
     return ["round", str(run.path)]
 
 
-def spotcheck(run: RunDir, n: int = 10) -> list[str]:
-    return ["spotcheck", str(run.path), "--n", str(int(n))]
+def spotcheck(run: RunDir, n: int = 20, top: int = 8, k: int | None = None) -> list[str]:
+    """``n`` architectures sampled over round ``k``'s space (default the current) and its ``top`` best
+    candidates; a side job (``jobs.control``: lane ``spotcheck``), beside searches and decisions."""
+    return ["spotcheck", str(run.path), "--n", str(int(n)), "--top", str(int(top))] + (
+        [] if k is None else ["--round", str(int(k))])
 
 
 def retrain(run: RunDir, arch: str, seeds: int) -> list[str]:
@@ -29,3 +32,8 @@ def retrain(run: RunDir, arch: str, seeds: int) -> list[str]:
 
 def export(run: RunDir, arch: str) -> list[str]:
     return ["export", str(run.path), "--arch", arch]
+
+
+def evaluate(run: RunDir, archs: list[str]) -> list[str]:
+    """Score exactly ``archs`` in the current round (the surrogate's predicted best): a search job."""
+    return ["evaluate", str(run.path)] + [x for a in archs for x in ("--arch", a)]

@@ -6,6 +6,10 @@ the lock for the child's pid before anyone else can look; the child's own ``JobL
 finds its pid there and takes it over. While held, a thread touches RUN/heartbeat, which is how
 ``RunDir.read_status`` tells a slow job from a hung or vanished one.
 
+A **side job** runs beside the main one: a spot check only trains and writes its own files, so the
+analyst keeps searching and deciding while it runs. It has its own lock (``lane``: ``layout.SIDE_LOCKS``,
+one side job of each kind), no heartbeat and no status.json (it reports in its own files).
+
 No torch here: the app imports this module.
 """
 
@@ -24,6 +28,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from nasnav.errors import EXIT_INVALID, EXIT_OK, InvalidInput
+from nasnav.stop import clear_stop, request_stop
 from nasnav.store.io import read_json, write_json
 from nasnav.store.process import pid_alive, pid_start
 from nasnav.store.run_dir import RunDir
@@ -48,9 +53,13 @@ def _guard(run: RunDir) -> Iterator[None]:
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def _holder(run: RunDir) -> dict | None:
+def _lock_path(run: RunDir, lane: str | None) -> Path:
+    return run.lock_path if lane is None else run.side_lock_path(lane)
+
+
+def _holder(run: RunDir, lane: str | None = None) -> dict | None:
     try:
-        data = read_json(run.lock_path)
+        data = read_json(_lock_path(run, lane))
     except ValueError:
         return None  # unreadable lock: nobody can prove they hold it
     return data if isinstance(data, dict) else None
@@ -84,22 +93,22 @@ class JobLock:
     within one process (nested holds release at the outermost). Use as ``with JobLock(run, "search"):``.
     """
 
-    def __init__(self, run: RunDir, job: str, heartbeat: float | None = HEARTBEAT_SECONDS):
-        self.run, self.job, self.heartbeat, self.held = run, job, heartbeat, False
-        self._key = str(run.lock_path.absolute())
+    def __init__(self, run: RunDir, job: str, heartbeat: float | None = HEARTBEAT_SECONDS, lane: str | None = None):
+        self.run, self.job, self.held, self.lane = run, job, False, lane
+        self.heartbeat = heartbeat if lane is None else None  # a side job reports in its own files
+        self.path = _lock_path(run, lane)
+        self._key = str(self.path.absolute())
 
     def acquire(self) -> JobLock:
         """Take the lock or raise JobRunning naming the live holder."""
         me = os.getpid()
         with _guard(self.run):
-            holder = _holder(self.run)
+            holder = _holder(self.run, self.lane)
             if holder and holder.get("pid") != me and _live(holder):
                 raise _refusal(self.run, holder)
             if not (holder and holder.get("pid") == me and _DEPTH.get(self._key)):
                 # free, stale, or reserved for us by start_job: (re)write it as ours
-                write_json(
-                    self.run.lock_path, {"pid": me, "pid_start": pid_start(me), "job": self.job, "time": time.time()}
-                )
+                write_json(self.path, {"pid": me, "pid_start": pid_start(me), "job": self.job, "time": time.time()})
                 _DEPTH[self._key] = 0
             _DEPTH[self._key] += 1
             first = _DEPTH[self._key] == 1
@@ -127,10 +136,10 @@ class JobLock:
             if _DEPTH[self._key] > 0:
                 return
             _DEPTH.pop(self._key, None)
-            holder = _holder(self.run)
+            holder = _holder(self.run, self.lane)
             if holder is None or holder.get("pid") == os.getpid():
                 with contextlib.suppress(FileNotFoundError):
-                    self.run.lock_path.unlink()
+                    self.path.unlink()
         stop, thread = _BEATS.pop(self._key, (None, None))
         if stop is not None:
             stop.set()
@@ -143,12 +152,15 @@ class JobLock:
         self.release()
 
 
-def running_job(run: RunDir) -> dict | None:
+def running_job(run: RunDir, lane: str | None = None) -> dict | None:
     """The run's live job as {"pid", "job"}: the lock's live holder, or a 'running' status whose
-    process is alive (and is not this process); None when there is none."""
-    holder = _holder(run)
+    process is alive (and is not this process); None when there is none. With ``lane``, the live side
+    job of that kind (a side job never counts as the run's job)."""
+    holder = _holder(run, lane)
     if _live(holder):
         return {"pid": holder["pid"], "job": holder.get("job")}
+    if lane is not None:
+        return None
     try:
         status = read_json(run.status_path, default={}) or {}
     except ValueError:
@@ -162,11 +174,13 @@ def running_job(run: RunDir) -> dict | None:
 _CHILDREN: dict[int, subprocess.Popen] = {}  # kept so they are not reported as leaked; reaped by pid_alive
 
 
-def start_job(run: RunDir, job: str, args: list[str], env: dict | None = None, module: str = "nasnav") -> int:
+def start_job(run: RunDir, job: str, args: list[str], env: dict | None = None, module: str = "nasnav",
+              lane: str | None = None) -> int:
     """Start ``python -m <module> <args>`` detached (own session), cwd the repo root, output
     appended to logs/<job>.log; reserve the lock for it, mark the status running; return its pid.
+    With ``lane``, a side job: its own lock, and status.json is left to the run's main job.
 
-    Raises JobRunning if the run already has a live job.
+    Raises JobRunning if the run already has a live job (in that lane).
     """
     if not re.fullmatch(r"[A-Za-z0-9_.-]+", job or ""):
         raise InvalidInput(f"job name {job!r} is not valid; use letters, digits, '_', '-' or '.'")
@@ -177,7 +191,7 @@ def start_job(run: RunDir, job: str, args: list[str], env: dict | None = None, m
     full_env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), full_env.get("PYTHONPATH", "")) if p)
     run.logs_dir.mkdir(parents=True, exist_ok=True)
     with _guard(run):
-        live = running_job(run)
+        live = running_job(run, lane)
         if live:
             raise _refusal(run, live)
         with open(run.log_path(job), "ab") as log:
@@ -194,7 +208,7 @@ def start_job(run: RunDir, job: str, args: list[str], env: dict | None = None, m
             )
         _CHILDREN[proc.pid] = proc
         write_json(
-            run.lock_path,
+            _lock_path(run, lane),
             {
                 "pid": proc.pid,
                 "pid_start": pid_start(proc.pid),
@@ -203,6 +217,8 @@ def start_job(run: RunDir, job: str, args: list[str], env: dict | None = None, m
                 "reserved_by": os.getpid(),
             },
         )
+        if lane is not None:
+            return proc.pid
         run.write_status(
             state="running",
             job=job,
@@ -233,11 +249,12 @@ def _signal(pid: int, pgid: int | None, sig: int) -> None:
             os.kill(pid, sig)
 
 
-def stop_job(run: RunDir, timeout: float = 10.0) -> bool:
+def stop_job(run: RunDir, timeout: float = 10.0, lane: str | None = None) -> bool:
     """SIGTERM the run's job (its whole process group when it leads one, e.g. DDP workers), SIGKILL
     after ``timeout`` s; mark the status 'stopped' unless the job wrote its own final state.
-    Returns True if a job was stopped, False if there was none."""
-    live = running_job(run)
+    ``lane``: the side job of that kind instead (status.json untouched). Returns True if a job was
+    stopped, False if there was none."""
+    live = running_job(run, lane)
     if not live:
         return False
     pid = int(live["pid"])
@@ -271,17 +288,30 @@ def stop_job(run: RunDir, timeout: float = 10.0) -> bool:
             status = read_json(run.status_path, default={}) or {}
         except ValueError:
             status = {}
-        if status.get("state") == "running" or status.get("updated") == before:
+        if lane is None and (status.get("state") == "running" or status.get("updated") == before):
             run.write_status(
                 state="stopped",
                 eta_seconds=None,
                 message=f"{live.get('job') or 'job'} stopped; start it again to resume",
             )
-        holder = _holder(run)
+        holder = _holder(run, lane)
         if holder is not None and holder.get("pid") == pid:
             with contextlib.suppress(FileNotFoundError):
-                run.lock_path.unlink()
+                _lock_path(run, lane).unlink()
     return True
+
+
+@contextlib.contextmanager
+def side_job(run: RunDir, name: str, lane: str) -> Iterator[None]:
+    """Hold a side job's lock for the duration (refused while another side job of that kind lives); SIGTERM
+    asks the work to stop, as for a main job. It writes no status.json: the work reports in its own files."""
+    clear_stop()
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: request_stop())
+    try:
+        with JobLock(run, name, lane=lane):
+            yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def run_subcommand(argv: list[str]) -> None:

@@ -1,7 +1,7 @@
 """The names of the files in a run directory: the one place that knows them.
 
 RUN/
-  config.yaml  status.json  job.lock  heartbeat  current_round.json  history.json  logs/<job>.log
+  config.yaml  status.json  job.lock  spotcheck.lock  heartbeat  current_round.json  history.json  logs/<job>.log
   rounds/003/  space.yaml  supernet.ckpt  last.ckpt  metrics.csv  candidates.csv  search.json
                fitness.csv  importance.csv  projection.csv  decisions.json
                spotcheck.csv  spotcheck_runs.csv  spotcheck.json
@@ -13,6 +13,7 @@ RUN/
 CONFIG = "config.yaml"  # the resolved config of the run
 STATUS = "status.json"  # what the current (or last) job is doing
 LOCK = "job.lock"  # held by the one job that may write
+SIDE_LOCKS = {"spotcheck": "spotcheck.lock"}  # jobs beside the main one, one of each kind (they write only their files)
 HEARTBEAT = "heartbeat"  # touched by the lock holder every few seconds
 CURRENT_ROUND = "current_round.json"  # the round the analyst is on (undo keeps later rounds' files)
 HISTORY = "history.json"  # every decision, undo and redo, in order

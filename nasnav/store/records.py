@@ -107,6 +107,27 @@ def read_spotcheck(run: RunDir, k: int | None = None) -> dict | None:
     return data if isinstance(data, dict) else None
 
 
+def latest_spotcheck(run: RunDir, prefer: int | None = None) -> tuple[int | None, dict | None]:
+    """(round, summary) of the spot check to quote: round ``prefer``'s if it has one with answers, else
+    the latest round's that has; (None, None) when no round has been spot-checked."""
+    rounds = run.rounds()
+    order = ([prefer] if prefer is not None else []) + [k for k in reversed(rounds) if k != prefer]
+    for k in order:
+        try:
+            sc = read_spotcheck(run, k)
+        except ValueError:
+            continue  # unreadable: as if absent
+        if sc and isinstance(sc.get("answers"), dict):
+            return k, sc
+    return None, None
+
+
+def by_validation(finals: pd.DataFrame) -> pd.DataFrame:
+    """Retrained networks, best standalone validation accuracy first (ties: fewer params). Every pick, sort
+    order and default among retrained networks goes by this: the test split only reports."""
+    return finals.sort_values(["val_acc", "params"], ascending=[False, True], kind="mergesort")
+
+
 def read_finals(run: RunDir) -> pd.DataFrame:
     """One row per retrained architecture; the results table's columns first."""
     rows = []

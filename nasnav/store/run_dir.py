@@ -110,6 +110,10 @@ class RunDir:
     def lock_path(self) -> Path:
         return self.path / layout.LOCK
 
+    def side_lock_path(self, lane: str) -> Path:
+        """The lock of a job beside the main one (``layout.SIDE_LOCKS``: a spot check)."""
+        return self.path / layout.SIDE_LOCKS[lane]
+
     @property
     def heartbeat_path(self) -> Path:
         """Touched by the lock holder every few seconds (see ``nasnav.jobs.control.JobLock``)."""

@@ -5,13 +5,14 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from nasnav.analysis import trust
 from nasnav.jobs import commands
 from nasnav.jobs.control import running_job, stop_job
 from nasnav.store import layout
+from nasnav.store.records import by_validation, latest_spotcheck
 from nasnav.store.run_dir import RunDir, arch_key
 from nasnav.ui import charts, guide, state, store, widgets
 from nasnav.ui import queue as jobq
-from nasnav.ui.explore import spotcheck_line
 
 DOWNLOADS = [  # file, label, mime
     (layout.MODEL_PY, layout.MODEL_PY, "text/x-python"),
@@ -22,11 +23,6 @@ DOWNLOADS = [  # file, label, mime
     (layout.PT2, layout.PT2, "application/octet-stream"),
     (layout.CARD, layout.CARD, "text/markdown"),
 ]
-
-
-def by_validation(finals: pd.DataFrame) -> pd.DataFrame:
-    """Retrained networks, best standalone validation accuracy first (ties: fewer params)."""
-    return finals.sort_values(["val_acc", "params"], ascending=[False, True], kind="mergesort")
 
 
 def one_shot_lookup(run: RunDir) -> dict[str, float]:
@@ -44,12 +40,17 @@ def picker(run: RunDir, cfg, cands: pd.DataFrame) -> None:
     ranked = cands.sort_values("one_shot_acc", ascending=False)
     options = list(dict.fromkeys(list(st.session_state.get("retrain_pick", [])) + list(ranked["arch"].head(200))))
     saved = state.saved_selections(run)
+    advice = trust.advised_retrain(latest_spotcheck(run, run.current_round())[1])
     c1, c2 = st.columns([3, 1])
-    mode = c1.radio("Networks to retrain", ["best candidate", "choose candidates"] + (["saved selection"] if saved else []),
-                    key="rt_mode", horizontal=True)
+    modes = (["as the spot check advises"] if advice else []) + ["best candidate", "choose candidates"]
+    mode = c1.radio("Networks to retrain", modes + (["saved selection"] if saved else []), key="rt_mode",
+                    horizontal=True)
     seeds = c2.number_input("Seeds", min_value=1, max_value=5, value=int(cfg.retrain.seeds), key="rt_seeds",
                             help="Several seeds give a mean and a spread")
-    if mode == "best candidate":
+    if mode == "as the spot check advises" and advice:
+        archs = advice[0]
+        st.markdown(f"Spot check: {advice[1]}: " + ", ".join(f"`{a}`" for a in archs))
+    elif mode == "best candidate":
         archs = list(ranked["arch"].head(1))
         if archs:
             st.markdown(f"Best one-shot candidate: `{archs[0]}` ({ranked['one_shot_acc'].iloc[0]:.4f})")
@@ -162,9 +163,23 @@ def results(run: RunDir) -> pd.DataFrame:
                                 "latency_ms": fmt("latency (ms)", format="%.2f"),
                                 "train_seconds": fmt("train time (s)", format="%.1f")})
     st.altair_chart(charts.finals_chart(finals), width="stretch")
-
-    st.caption(spotcheck_line(run, run.current_round()))
+    trust_panel(run)
     return finals
+
+
+def trust_panel(run: RunDir) -> None:
+    """What the latest spot check says, in its own words (the same as the Explore page's spot-check tab,
+    the model card and the CLI): whether the one-shot score can pick the winner, and prune."""
+    k, sc = latest_spotcheck(run, run.current_round())
+    got = trust.answers(sc)
+    if not got:
+        st.caption(trust.trust_line(store.spotcheck(run, run.current_round())))
+        return
+    st.markdown(f"**How far to trust the one-shot score** (spot check of round {k})")
+    for q in (trust.PICK, trust.PRUNE):
+        if q in got:
+            box = st.success if got[q]["verdict"] in ("yes", "equivalent") else st.info
+            box(got[q]["text"], icon=":material/fact_check:")
 
 
 def downloads(run: RunDir, finals: pd.DataFrame) -> None:

@@ -12,6 +12,10 @@ from nasnav.store import layout, records
 from nasnav.store.run_dir import RunDir
 
 HOME, SPACE, SUPERNET, EXPLORE, RETRAIN = "home", "space", "supernet", "explore", "retrain"
+# The preset a new user starts from: MNIST-1D, a data set made so that architecture matters (a spread of
+# standalone accuracies far wider than seed noise, which the supernet ranks: BENCHMARKS.md); digits saturates.
+DEFAULT_PRESET = "mnist1d"
+
 PAGE_FILES = {
     HOME: "pages/home.py",
     SPACE: "pages/1_search_space.py",
@@ -26,7 +30,7 @@ EXPLAIN = {
         "it builds one big **template network** (the *supernet*) holding every candidate layer of every "
         "stage, trains it once with shared weights, then scores thousands of sub-networks by borrowing "
         "those weights. You look at the results, prune the weak parts, and repeat. "
-        "Start by creating a run from the **digits** preset: the whole loop takes a few minutes on a laptop."
+        f"Start by creating a run from the **{DEFAULT_PRESET}** preset: the whole loop takes a few minutes on a laptop."
     ),
     SPACE: (
         "This is the **search space**: the template network. Each *stage* offers candidate components "
@@ -81,7 +85,7 @@ def _has(path: Path) -> bool:
 def next_step(run: RunDir | None) -> Step:
     """The one next action of the default path: create, train, search, prune, next round, retrain, download."""
     if run is None or not run.exists():
-        return Step(HOME, CREATE_RUN, "create a run from the digits preset (or tiny, for a quick look)")
+        return Step(HOME, CREATE_RUN, f"create a run from the {DEFAULT_PRESET} preset (or tiny, for a quick look)")
     k = run.current_round()
     rdir = run.round_dir(k)
     stopped = run.read_status()["state"] in ("stopped", "failed", "interrupted")

@@ -6,17 +6,22 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from nasnav.analysis import trust
 from nasnav.analysis.fitness import stage_importance
 from nasnav.errors import InvalidInput
 from nasnav.jobs import commands
-from nasnav.jobs.control import running_job
+from nasnav.jobs.control import running_job, start_job, stop_job
 from nasnav.space import SearchSpace
 from nasnav.steering.actions import Action, Op, combine_selections
 from nasnav.store import layout
+from nasnav.store.records import latest_spotcheck
 from nasnav.store.run_dir import RunDir
 from nasnav.ui import charts, guide, selection, state, store, widgets
 from nasnav.ui.explore import SEL_KEY, spotcheck_line
 from nasnav.workflow import decisions
+from nasnav.workflow.track_record import track_record
+
+SPOT_LANE = "spotcheck"  # the spot check runs beside the run's main job (jobs.control: side jobs)
 
 
 def fitness_views(run: RunDir, cfg, k: int) -> None:
@@ -122,6 +127,8 @@ def suggestions(run: RunDir, cfg, k: int) -> None:
             st.caption(f"No suggestions: {decision.why or 'each one has been accepted or rejected'}.")
             return
         st.markdown(selection.describe_proposal([p for _, p in todo]))
+        if record := track_record(str(decision.kind)):
+            st.caption(record)
         a, r = st.columns(2)
         if a.button(f"Accept all {len(todo)}", key=f"ex_acc_all_{k}", type="primary", width="stretch",
                     help="Add every suggestion to the pending decision"):
@@ -272,17 +279,64 @@ def set_operations(run: RunDir) -> None:
 
 
 def spotcheck_panel(run: RunDir, k: int) -> None:
-    st.markdown(spotcheck_line(run, k))
+    """Both answers of round k's spot check in its own words, the button that runs one, its table."""
     sc = store.spotcheck(run, k) or {}
-    if sc.get("verdict_text"):
-        box = st.warning if sc.get("verdict") == "unreliable" else st.info
-        box(f"**{sc.get('verdict')}**: {sc['verdict_text']}", icon=":material/fact_check:")
-    st.caption("A spot check trains a few candidates standalone (short budget, two seeds) and compares "
-               "the rankings. Low tau means: trust the fitness trends more than single candidates.")
-    widgets.job_panel(run, "spotcheck", commands.spotcheck(run, 10), key="ex_spot",
-                      start_label="Run spot check", poll=False,
-                      disabled_reason=None if store.candidates(run, k)["one_shot_acc"].notna().sum() >= 3
-                      else "Score a few candidates first.")
+    got = trust.answers(sc)
+    if not got:
+        st.markdown(trust.trust_line(sc))
+        earlier, old = latest_spotcheck(run, k)
+        if earlier is not None and earlier != k and trust.answers(old):
+            st.caption(f"The latest spot check, of round {earlier}, said this (the space has changed since):")
+            for a in trust.answers(old).values():
+                st.caption(f"Round {earlier}: {a['text']}")
+    for q in (trust.PRUNE, trust.PICK):
+        if q in got:
+            box = st.success if got[q]["verdict"] in ("yes", "equivalent") else st.info
+            box(got[q]["text"], icon=":material/fact_check:")
+    if sc.get("state") in ("running", "stopped") and got:
+        st.caption(f"Spot check {sc['state']}: the answers cover the trainings finished so far.")
+    st.caption(f"A spot check trains, standalone ({cfg_budget(sc)}), {trust.SPACE_N} architectures sampled evenly over "
+               f"this round's space (can you prune by fitness?) and the round's {trust.TOP_M} best candidates (can you "
+               "pick the winner by one-shot score?), and compares each with its one-shot accuracy. Trainings are "
+               "reused by later spot checks; the Explore page stays usable while it runs.")
+    spotcheck_controls(run, k, ready=store.candidates(run, k)["one_shot_acc"].notna().sum() >= 3)
     sc_path = run.round_dir(k) / layout.SPOTCHECK_PAIRS
     if sc_path.exists():
         st.dataframe(store.csv(sc_path), hide_index=True, width="stretch")
+
+
+def spotcheck_controls(run: RunDir, k: int, ready: bool) -> None:
+    """Start and stop a spot check of round k: a side job, so searching and deciding go on meanwhile; its
+    progress is polled from spotcheck.json, and the page refreshes when it ends."""
+    live = running_job(run, SPOT_LANE)
+    c = st.columns([1, 1, 4])
+    if c[0].button("Run spot check", key="ex_spot_start", disabled=bool(live) or not ready, width="stretch"):
+        with widgets.guarded("Run spot check"):
+            start_job(run, "spotcheck", commands.spotcheck(run, trust.SPACE_N, trust.TOP_M, k), lane=SPOT_LANE)
+            st.rerun()
+    if c[1].button("Stop", key="ex_spot_stop", disabled=not live, width="stretch",
+                   help="Stop the spot check; finished trainings are kept and reused by the next one"):
+        with widgets.guarded("Stop spot check"):
+            stop_job(run, lane=SPOT_LANE)
+            st.rerun()
+    if not ready:
+        c[2].caption("Score a few candidates first.")
+    elif live:
+        path = str(run.path)
+
+        @st.fragment(run_every=2.0)
+        def _poll() -> None:
+            here = RunDir(path)
+            if not running_job(here, SPOT_LANE):
+                st.rerun(scope="app")  # it ended: show its answers
+            sc = store.spotcheck(here, k) or {}
+            st.progress(min(1.0, float(sc.get("progress") or 0.0)),
+                        text=sc.get("message") or "spot check starting ... (keep exploring meanwhile)")
+
+        with c[2]:
+            _poll()
+
+
+def cfg_budget(sc: dict) -> str:
+    """'15 epochs x 2 seeds' of a spot check (the run's settings until one has run)."""
+    return f"{sc['epochs']} epochs x {sc['seeds']} seeds" if sc.get("epochs") else "a short budget, 2 seeds or more"

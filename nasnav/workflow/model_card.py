@@ -12,6 +12,7 @@ import time
 
 import pandas as pd
 
+from nasnav.analysis import trust
 from nasnav.errors import InvalidInput
 from nasnav.steering.actions import Action
 from nasnav.store import layout, records
@@ -109,7 +110,7 @@ def _decision_lines(data) -> list[str]:
 
 def _rounds_section(run: RunDir, cfg) -> list[str]:
     out = [
-        "| round | architectures in space | candidates scored | best one-shot | spot-check tau (ceiling, N) |",
+        "| round | architectures in space | candidates scored | best one-shot | spot check: prune by fitness? / pick by one-shot score? |",
         "|---|---|---|---|---|",
     ]
     decisions: list[str] = []
@@ -126,12 +127,9 @@ def _rounds_section(run: RunDir, cfg) -> list[str]:
         strategies = list(dict.fromkeys(strategies + [str(s) for s in df["strategy"].dropna()]))
         acc = pd.to_numeric(df["one_shot_acc"], errors="coerce") if len(df) else pd.Series(dtype=float)
         best = f"{_pct(acc.max())} `{df.loc[acc.idxmax(), 'arch']}`" if acc.notna().any() else "n/a"
-        sc = _safe_json(rdir / layout.SPOTCHECK_SUMMARY)
-        if isinstance(sc, dict) and sc.get("state") == "done":
-            tau = f"{_num(sc.get('kendall_tau'), '.2f')} ({_num(sc.get('ceiling_tau'), '.2f')}, {sc.get('n')})"
-        else:
-            tau = "not run"
-        out.append(f"| {k} | {size} | {len(df)} | {best} | {tau} |")
+        got = trust.answers(_safe_json(rdir / layout.SPOTCHECK_SUMMARY))
+        checked = " / ".join(trust.SHORT[q][got[q]["verdict"]] if q in got else "-" for q in (trust.PRUNE, trust.PICK))
+        out.append(f"| {k} | {size} | {len(df)} | {best} | {checked if got else 'not run'} |")
         lines = _decision_lines(_safe_json(rdir / layout.DECISIONS))
         if lines:
             decisions += [f"Round {k}:", *lines, ""]
@@ -154,31 +152,25 @@ def _rounds_section(run: RunDir, cfg) -> list[str]:
     return text
 
 
-def _spotcheck_section(run: RunDir, metrics: dict) -> list[str]:
+def _spotcheck_section(run: RunDir, metrics: dict) -> tuple[list[str], dict | None]:
+    """The latest spot check's two answers (the round the network came from first), and its summary."""
     k = metrics.get("round", run.current_round())
     for r in [k] + [x for x in reversed(run.rounds()) if x != k]:
         sc = _safe_json(run.round_dir(r) / layout.SPOTCHECK_SUMMARY)
-        if isinstance(sc, dict) and sc.get("verdict_text"):
-            state = "" if sc.get("state") == "done" else f" (stopped after {sc.get('n_finished', '?')} candidates)"
-            return [
-                "## How far to trust the one-shot ranking",
-                "",
-                f"Spot check of round {r}{state}: {sc.get('n')} candidates spread over the one-shot ranking, "
-                f"each trained standalone for {sc.get('epochs')} epochs with {sc.get('seeds')} seeds.",
-                "",
-                f"- Kendall tau {_num(sc.get('kendall_tau'), '.2f')} (p {_num(sc.get('kendall_p'), '.3f')}), "
-                f"Spearman rho {_num(sc.get('spearman_rho'), '.2f')} (p {_num(sc.get('spearman_p'), '.3f')})",
-                f"- seed-to-seed tau (ceiling) {_num(sc.get('ceiling_tau'), '.2f')}",
-                f"- verdict: **{sc.get('verdict')}**: {sc.get('verdict_text')}",
-                "",
-            ]
-    return [
-        "## How far to trust the one-shot ranking",
-        "",
-        "No spot check was run. One-shot rankings are often unreliable (Kendall tau about 0.5 on "
-        "NAS-Bench-201); run `python -m nasnav spotcheck RUN --n 10` to measure it for this search.",
-        "",
-    ]
+        got = trust.answers(sc)
+        if not got:
+            continue
+        state = "" if sc.get("state") == "done" else " (stopped early: the answers cover what had finished)"
+        lines = ["## How far to trust the one-shot score", "",
+                 f"Spot check of round {r}{state}: architectures sampled evenly over the round's space and the "
+                 f"round's best candidates by one-shot score, each trained standalone for {sc.get('epochs')} epochs "
+                 f"with {sc.get('seeds')} seeds, compared with their one-shot accuracy.", ""]
+        lines += [f"- {got[q]['text']}" for q in (trust.PRUNE, trust.PICK) if q in got]
+        return lines + [""], sc
+    return ["## How far to trust the one-shot score", "",
+            "No spot check was run, so nothing here says how far the one-shot score can be trusted, for pruning "
+            "or for picking the final network; run `python -m nasnav spotcheck RUN` to measure it for this search.",
+            ""], None
 
 
 def model_card(run: RunDir, cfg, key: str) -> str:
@@ -194,6 +186,7 @@ def model_card(run: RunDir, cfg, key: str) -> str:
     lo, hi = wilson(m.get("test_acc", float("nan")), n_test) if m.get("test_acc") is not None else (None, None)
     seeds = m.get("seeds", 1)
     spread = f" ± {_pct(m.get('test_acc_std'))} (std over {seeds} seeds)" if seeds and seeds > 1 else ""
+    trust_lines, trusted = _spotcheck_section(run, m)
     lines = [
         f"# Model card: `{arch}`",
         "",
@@ -205,17 +198,18 @@ def model_card(run: RunDir, cfg, key: str) -> str:
         "",
         "| | |",
         "|---|---|",
-        f"| test accuracy | **{_pct(m.get('test_acc'))}**{spread}; 95% interval {_pct(lo)}–{_pct(hi)} on {n_test} test samples |",
+        f"| test accuracy (reported only) | **{_pct(m.get('test_acc'))}**{spread}; 95% interval {_pct(lo)}–{_pct(hi)} on {n_test} test samples |",
+        f"| standalone validation accuracy (what networks are chosen by) | {_pct(m.get('val_acc'))} |",
         f"| one-shot estimate (supernet, validation split) | {_pct(m.get('one_shot_acc'))} |",
-        f"| standalone validation accuracy | {_pct(m.get('val_acc'))} |",
         f"| parameters | {_num(m.get('params'))} |",
         f"| FLOPs per sample | {_num(m.get('flops'))} |",
         f"| CPU latency, batch 1 (median) | {_num(m.get('latency_ms'), '.3f')} ms |",
         f"| training time | {_num(m.get('train_seconds'), '.1f')} s for {seeds} seed(s) of {m.get('epochs')} epochs |",
         "",
-        "The test split was held out before the search and never used to train or select anything: the "
-        "test accuracy is an unbiased estimate for new data from the same source. The one-shot estimate "
-        "comes from shared supernet weights and is usually lower; what it is good for is ranking.",
+        "The test split was held out before the search and never used to train, select or sort anything "
+        "(networks are compared by validation accuracy): the test accuracy is an unbiased estimate for new "
+        "data from the same source, reported once, here. The one-shot estimate comes from shared supernet "
+        f"weights and is usually lower. What it can be trusted for: {trust.trust_line(trusted)}",
         "",
         "## Data",
         "",
@@ -230,7 +224,7 @@ def model_card(run: RunDir, cfg, key: str) -> str:
     ]
     lines += _rounds_section(run, cfg)
     lines += _arch_section(rec, cfg)
-    lines += _spotcheck_section(run, m)
+    lines += trust_lines
     rc = cfg.retrain
     per_seed = ", ".join(f"{_pct(a)}" for a in m.get("test_accs", []))
     lines += [

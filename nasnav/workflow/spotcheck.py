@@ -1,28 +1,34 @@
-"""Spot check of the supernet's ranking: does one-shot accuracy order candidates like training does?
+"""Spot check of the one-shot score: can the analyst prune by fitness, and pick the winner by it?
 
-N candidates of a round, spread over its one-shot ranking, are trained standalone (a short budget,
-``retrain.spotcheck_epochs``) with at least two seeds each. Ground truth is the mean validation
-accuracy over seeds (the same split one-shot accuracy is measured on; the test split stays unseen).
-Reported: Kendall tau and Spearman rho between one-shot and standalone accuracy with p-values and N,
-and the seed-to-seed tau as the CEILING: no ranking can agree with training better than training
-agrees with itself. When the ceiling is low, the candidates are indistinguishable at this budget.
+Two samples of round k, two answers (``nasnav.analysis.trust`` says why one is not enough):
 
-Files in ``rounds/NNN/``: ``spotcheck_runs.csv`` (one row per training, appended as each finishes:
-a stopped job loses nothing and a resumed one skips finished pairs), ``spotcheck.csv`` (one row
-per candidate: ``arch, one_shot_acc, standalone_acc, ...``) and ``spotcheck.json`` (the statistics
-and the verdict).
+- the **space** sample: ``n`` architectures drawn evenly over the round's space (every active
+  component about equally often; ``trust.stratified_sample``), scored with the round's supernet:
+  does one-shot accuracy separate weak architectures from strong ones (prune by fitness)?
+- the **top** sample: the round's ``m`` best candidates by one-shot score: do they differ beyond
+  seed noise, and does the one-shot top hold the best of them (pick the winner by one-shot score)?
+
+Every architecture is trained standalone (``retrain.spotcheck_epochs``; seeds ``seed``, ``seed+1``,
+... as ``retrain.spotcheck_seeds`` says) once, even if both samples hold it. A network is trained from
+scratch, so a training of (architecture, seed, epochs) is the same whatever the round: every spot
+check reuses the trainings of earlier ones in any round (their ``spotcheck_runs.csv``), and those of
+retrained networks (``final/*/seeds.csv``) when their budget is the same. Standalone accuracy is
+validation accuracy, the split one-shot accuracy is measured on; the test split stays unseen.
+
+Files in ``rounds/NNN/``: ``spotcheck_runs.csv`` (one row per training, appended as each finishes: a
+stopped job loses nothing and a resumed one skips what finished), ``spotcheck.csv`` (one row per
+architecture and sample) and ``spotcheck.json`` (the plan, the state and both answers).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from itertools import combinations
 
 import numpy as np
 import pandas as pd
-from scipy.stats import kendalltau, spearmanr
 
+from nasnav.analysis import trust
 from nasnav.config import Config
 from nasnav.errors import InvalidInput
 from nasnav.stop import JobStopped
@@ -32,293 +38,174 @@ from nasnav.store.records import read_candidates
 from nasnav.store.run_dir import RunDir
 from nasnav.workflow.model_card import write_model_card
 from nasnav.workflow.runs import load_data, round_space
+from nasnav.workflow.search import supernet_evaluator
 from nasnav.workflow.trainings import Training, run_trainings
 
 log = logging.getLogger(__name__)
 
-PAIR_COLUMNS = [
-    "arch",
-    "one_shot_acc",
-    "standalone_acc",
-    "standalone_std",
-    "one_shot_rank",
-    "seed_accs",
-    "params",
-    "flops",
-    "epochs",
-    "seeds",
-    "seconds",
-]
+SPACE_N, TOP_M = trust.SPACE_N, trust.TOP_M
+SAMPLES = ("space", "top")
+PAIR_COLUMNS = ["sample", "arch", "one_shot_acc", "standalone_acc", "standalone_std", "seed_accs", "params", "flops",
+                "epochs", "seeds"]
 RUN_COLUMNS = ["arch", "seed", "epochs", "standalone_acc", "val_loss", "seconds"]
 
-# Verdict thresholds (judgement, stated so the app can show them): a seed-to-seed tau below
-# CEILING_MIN means training itself cannot order the candidates; a one-shot tau of at least
-# RELIABLE_SHARE of the ceiling with p < ALPHA is as good as a ranking can be at this budget.
-CEILING_MIN = 0.3
-RELIABLE_SHARE = 0.6
-ALPHA = 0.05
-MIN_N = 4
+
+def plan(run: RunDir, cfg: Config, k: int, n: int = SPACE_N, m: int = TOP_M, evaluator=None) -> dict:
+    """The two samples of a spot check of round k with their one-shot scores (and costs):
+    ``{"space": {"archs", "one_shot", "params", "flops"}, "top": {...}}``. Seeded by (seed, round)."""
+    cands = read_candidates(run, k)
+    acc = pd.to_numeric(cands["one_shot_acc"], errors="coerce")
+    if not acc.notna().any():
+        raise InvalidInput(f"{run.round_dir(k)}: round {k} has no scored candidates; run the search first "
+                           f"(`python -m nasnav evaluate {run.path} --n 50`)")
+    space = round_space(run, cfg, k)
+    archs = [str(a) for a in trust.stratified_sample(space, n, np.random.default_rng([cfg.seed, k, 29]))]
+    ev = evaluator or supernet_evaluator(run, cfg, k)
+    scored = [ev(space.parse(a, check_active=False)) for a in archs]
+    valid = cands[acc.notna()].assign(one_shot_acc=acc[acc.notna()], arch=cands["arch"].astype(str))
+    best = valid.sort_values("one_shot_acc", kind="mergesort").drop_duplicates("arch", keep="last").set_index("arch")
+    top = trust.top_candidates(list(cands["arch"].astype(str)), list(acc), m)
+    return {"space": {"archs": archs, "one_shot": [float(r["one_shot_acc"]) for r in scored],
+                      "params": [int(r["params"]) for r in scored], "flops": [int(r["flops"]) for r in scored]},
+            "top": {"archs": top, "one_shot": [float(best.at[a, "one_shot_acc"]) for a in top],
+                    "params": [_int(best.at[a, "params"]) for a in top], "flops": [_int(best.at[a, "flops"]) for a in top]}}
 
 
-def pick_candidates(df: pd.DataFrame, n: int, seed) -> list[str]:
-    """``n`` architectures spread over the one-shot ranking: the ranked list is cut into ``n``
-    consecutive bins, the top candidate stands for the first bin, a seeded random one for each other
-    bin. (Only the top would compress the accuracy range and make tau meaningless.)"""
-    df = df[pd.to_numeric(df["one_shot_acc"], errors="coerce").notna()].drop_duplicates("arch", keep="last")
-    ranked = df.sort_values("one_shot_acc", ascending=False, kind="mergesort")["arch"].astype(str).tolist()
-    if n >= len(ranked):
-        return ranked
-    rng = np.random.default_rng(seed)
-    bins = np.array_split(np.arange(len(ranked)), n)
-    picks = [int(bins[0][0])] + [int(rng.choice(b)) for b in bins[1:]]
-    return [ranked[i] for i in picks]
+def _int(x) -> int | None:
+    x = pd.to_numeric(pd.Series([x]), errors="coerce").iloc[0]
+    return None if x != x else int(x)
 
 
-def _tau(a, b) -> tuple[float | None, float | None]:
-    a, b = np.asarray(a, float), np.asarray(b, float)
-    if len(a) < 2 or np.ptp(a) == 0 or np.ptp(b) == 0:
-        return None, None  # undefined: a constant list has no order
-    r = kendalltau(a, b)
-    return _num(r.statistic), _num(r.pvalue)
-
-
-def _rho(a, b) -> tuple[float | None, float | None]:
-    a, b = np.asarray(a, float), np.asarray(b, float)
-    if len(a) < 2 or np.ptp(a) == 0 or np.ptp(b) == 0:
-        return None, None
-    r = spearmanr(a, b)
-    return _num(r.statistic), _num(r.pvalue)
-
-
-def _num(x) -> float | None:
-    x = float(x)
-    return x if np.isfinite(x) else None
-
-
-def _fmt(x: float | None, digits: int = 2) -> str:
-    return "n/a" if x is None else f"{x:.{digits}f}"
-
-
-def summarize(pairs: pd.DataFrame, seed_accs: dict[str, list[float]], epochs: int, seeds: int) -> dict:
-    """Rank statistics and a plain-words verdict for spot-check pairs.
-
-    ``pairs``: one row per candidate with ``one_shot_acc`` and ``standalone_acc`` (mean over seeds);
-    ``seed_accs``: per architecture, the standalone accuracy of each seed in seed order.
-    """
-    n = len(pairs)
-    tau, tau_p = _tau(pairs["one_shot_acc"], pairs["standalone_acc"])
-    rho, rho_p = _rho(pairs["one_shot_acc"], pairs["standalone_acc"])
-    # Ceiling: agreement of standalone training with itself across seeds (mean over seed pairs).
-    archs = list(pairs["arch"])
-    k = min((len(seed_accs.get(a, [])) for a in archs), default=0)
-    ceiling, ceiling_p, pair_taus = None, None, []
-    if k >= 2 and n >= 2:
-        cols = np.array([seed_accs[a][:k] for a in archs])  # (n, k)
-        for i, j in combinations(range(k), 2):
-            t, p = _tau(cols[:, i], cols[:, j])
-            pair_taus.append(t if t is not None else 0.0)
-            if (i, j) == (0, 1):
-                ceiling_p = p
-        ceiling = float(np.mean(pair_taus))
-    seed_std = float(np.mean(pairs["standalone_std"])) if "standalone_std" in pairs and n else None
-    spread = float(np.std(pairs["standalone_acc"], ddof=1)) if n > 1 else None
-    out = {
-        "n": n,
-        "epochs": epochs,
-        "seeds": seeds,
-        "kendall_tau": tau,
-        "kendall_p": tau_p,
-        "spearman_rho": rho,
-        "spearman_p": rho_p,
-        "ceiling_tau": ceiling,
-        "ceiling_p": ceiling_p,
-        "seed_pair_taus": pair_taus,
-        "seed_std": seed_std,
-        "standalone_spread": spread,
-        "thresholds": {"ceiling_min": CEILING_MIN, "reliable_share": RELIABLE_SHARE, "alpha": ALPHA, "min_n": MIN_N},
-    }
-    out["verdict"], out["verdict_text"] = _verdict(out)
+def finished_trainings(run: RunDir, epochs: int) -> dict[tuple[str, int], dict]:
+    """Every standalone training of this run at ``epochs`` epochs: (arch, seed) -> {standalone_acc, val_loss,
+    seconds}. Spot checks of every round, and retrained networks' seeds when they were trained as long."""
+    out: dict[tuple[str, int], dict] = {}
+    for k in run.rounds():
+        runs = read_csv(run.round_dir(k) / layout.SPOTCHECK_RUNS, columns=RUN_COLUMNS)
+        for r in runs[pd.to_numeric(runs["epochs"], errors="coerce") == epochs].itertuples():
+            out[(str(r.arch), int(r.seed))] = {"standalone_acc": float(r.standalone_acc),
+                                               "val_loss": float(r.val_loss), "seconds": float(r.seconds)}
+    for key in run.finals():
+        d = run.final_dir(key)
+        try:
+            m = read_json(d / layout.FINAL_METRICS, default=None)
+        except ValueError:
+            continue
+        if not isinstance(m, dict) or m.get("epochs") != epochs or not m.get("arch"):
+            continue
+        seeds = read_csv(d / layout.SEEDS)
+        for r in seeds.to_dict("records") if {"seed", "val_acc"} <= set(seeds.columns) else []:
+            out.setdefault((str(m["arch"]), int(r["seed"])), {"standalone_acc": float(r["val_acc"]),
+                                                              "val_loss": float(r.get("val_loss", np.nan)),
+                                                              "seconds": float(r.get("train_seconds", 0.0))})
     return out
 
 
-def _verdict(s: dict) -> tuple[str, str]:
-    n, tau, p, ceiling = s["n"], s["kendall_tau"], s["kendall_p"], s["ceiling_tau"]
-    budget = f"{s['epochs']} epochs x {s['seeds']} seed(s)"
-    head = f"one-shot vs standalone Kendall tau {_fmt(tau)} (p {_fmt(p, 3)}, N={n})"
-    if n < MIN_N:
-        return (
-            "too_few",
-            f"{head}: {n} candidates are too few to judge a ranking; spot-check at least {MIN_N}, better 10.",
-        )
-    if ceiling is None:
-        return "no_ceiling", (
-            f"{head}. With one seed per candidate there is no seed-to-seed ceiling, and single "
-            "standalone runs are noisy enough to disagree with themselves: use 2 seeds or more."
-        )
-    head += f"; seed-to-seed tau {_fmt(ceiling)} (the ceiling)"
-    if ceiling < CEILING_MIN:
-        return "indistinguishable", (
-            f"{head}. Standalone training does not agree with itself across seeds at this budget ({budget}): "
-            "these candidates are indistinguishable, so the one-shot ranking among them can be neither confirmed "
-            "nor refuted. For the analyst this is a finding too: the remaining choices matter less than training "
-            "noise; decide by cost (params, FLOPs, latency), or spot-check with more epochs or seeds."
-        )
-    if tau is None:
-        return (
-            "unreliable",
-            f"{head}. The one-shot accuracies of these candidates are all equal: they carry no ranking.",
-        )
-    if tau >= RELIABLE_SHARE * ceiling and p is not None and p < ALPHA:
-        return "reliable", (
-            f"{head}. The supernet ranks these candidates about as well as repeated training does: "
-            "its ranking can be trusted for decisions at this budget."
-        )
-    if tau > 0 and p is not None and p < 0.2:
-        return "partial", (
-            f"{head}. The one-shot ranking agrees with training only partly: trust large gaps in "
-            "one-shot accuracy, not the order among close candidates."
-        )
-    return "unreliable", (
-        f"{head}. The one-shot ranking does not predict standalone accuracy here: do not prune "
-        "or pick on one-shot accuracy alone; retrain the contenders instead."
-    )
-
-
-def read_spotcheck(run: RunDir, k: int | None = None) -> dict | None:
-    """The spot-check summary of round k (current round by default), or None: the app's trust indicator."""
-    k = run.current_round() if k is None else k
-    data = read_json(run.round_dir(k) / layout.SPOTCHECK_SUMMARY, default=None)
-    return data if isinstance(data, dict) else None
-
-
-def spotcheck(
-    run: RunDir,
-    cfg: Config,
-    n: int,
-    k: int | None = None,
-    seeds: int | None = None,
-    epochs: int | None = None,
-) -> dict:
-    """Train ``n`` candidates of round k standalone (``seeds`` each) and compare with their one-shot
-    accuracy; writes spotcheck.csv / spotcheck_runs.csv / spotcheck.json and returns the summary."""
-
+def spotcheck(run: RunDir, cfg: Config, n: int = SPACE_N, k: int | None = None, seeds: int | None = None,
+              epochs: int | None = None, m: int = TOP_M) -> dict:
+    """Train the two samples of round k standalone and answer both questions; writes spotcheck.csv,
+    spotcheck_runs.csv and spotcheck.json and returns the summary (``answers``: prune, pick)."""
     k = run.current_round() if k is None else k
     seeds = cfg.retrain.spotcheck_seeds if seeds is None else int(seeds)
     epochs = cfg.retrain.spotcheck_epochs if epochs is None else int(epochs)
-    for name, v in (("--n", n), ("--seeds", seeds), ("--epochs", epochs)):
-        if v < 1:
-            raise InvalidInput(f"spotcheck {name}: {v} must be at least 1")
-    cands = read_candidates(run, k)
-    if not len(cands) or pd.to_numeric(cands["one_shot_acc"], errors="coerce").notna().sum() == 0:
-        raise InvalidInput(
-            f"{run.round_dir(k)}: round {k} has no scored candidates; run the search first "
-            f"(`python -m nasnav evaluate {run.path} --n 50`)"
-        )
-    space = round_space(run, cfg, k)
+    for name, v, least in (("--n", n, 0), ("--top", m, 0), ("--seeds", seeds, 1), ("--epochs", epochs, 1)):
+        if v < least:
+            raise InvalidInput(f"spotcheck {name}: {v} must be at least {least}")
+    if n + m == 0:
+        raise InvalidInput("spotcheck --n 0 --top 0: nothing to check; sample the space (--n), take the best "
+                           "candidates (--top), or both")
     rdir = run.round_dir(k)
+    key = [n, m, epochs, seeds]
     prev = read_json(rdir / layout.SPOTCHECK_SUMMARY, default=None)
-    if isinstance(prev, dict) and prev.get("state") != "done" and prev.get("plan_key") == [n, epochs, seeds]:
-        planned = list(prev.get("planned") or [])  # resume the interrupted plan, even if the search went on
+    if isinstance(prev, dict) and prev.get("state") != "done" and prev.get("plan_key") == key and prev.get("plan"):
+        p = prev["plan"]  # resume the interrupted plan, even if the search went on meanwhile
     else:
-        planned = pick_candidates(cands, n, [cfg.seed, k, 23])
-    if len(planned) < n:
-        log.info(f"round {k} has only {len(planned)} scored candidates: spot-checking all of them")
-    latest = cands.drop_duplicates("arch", keep="last")
-    one_shot = latest.set_index(latest["arch"].astype(str))
-    ranks = one_shot["one_shot_acc"].rank(ascending=False, method="min")
+        p = plan(run, cfg, k, n, m)
     seed_list = [cfg.seed + s for s in range(seeds)]
-
-    runs = read_csv(rdir / layout.SPOTCHECK_RUNS, columns=RUN_COLUMNS)
-    runs = runs[pd.to_numeric(runs["epochs"], errors="coerce") == epochs]
-    done = {(str(r["arch"]), int(r["seed"])): float(r["standalone_acc"]) for _, r in runs.iterrows()}
-    secs = {(str(r["arch"]), int(r["seed"])): float(r["seconds"]) for _, r in runs.iterrows()}
-    splits = load_data(cfg)
+    space = round_space(run, cfg, k)
+    done = finished_trainings(run, epochs)
     t0 = time.time()
-    base = {"round": k, "planned": planned, "plan_key": [n, epochs, seeds], "started": t0}
-    write_json(rdir / layout.SPOTCHECK_SUMMARY, {**base, "state": "running"})
-
-    pair_rows: list[dict] = []
-
-    def pair_row(a: str) -> dict:
-        accs = [done[(a, s)] for s in seed_list]
-        return {
-            "arch": a,
-            "one_shot_acc": float(one_shot.at[a, "one_shot_acc"]),
-            "standalone_acc": float(np.mean(accs)),
-            "standalone_std": float(np.std(accs, ddof=1)) if len(accs) > 1 else 0.0,
-            "one_shot_rank": int(ranks.at[a]),
-            "seed_accs": ";".join(f"{x:.6f}" for x in accs),
-            "params": one_shot.at[a, "params"],
-            "flops": one_shot.at[a, "flops"],
-            "epochs": epochs,
-            "seeds": seeds,
-            "seconds": round(sum(secs.get((a, s), 0.0) for s in seed_list), 2),
-        }
-
-    # spotcheck.csv holds this plan's finished candidates; later ones are appended as they finish.
-    for a in planned:
-        if all((a, s) in done for s in seed_list):
-            pair_rows.append(pair_row(a))
-    write_csv(rdir / layout.SPOTCHECK_PAIRS, pd.DataFrame(pair_rows, columns=PAIR_COLUMNS))
-    total = len(planned) * seeds
-    todo = [Training(a, s, epochs) for a in planned for s in seed_list if (a, s) not in done]
-    progress = {"done": total - len(todo), "trained": 0}
+    base = {"round": k, "plan_key": key, "plan": p, "epochs": epochs, "seeds": seeds, "n": len(p["space"]["archs"]),
+            "m": len(p["top"]["archs"]), "started": t0}
+    write_json(rdir / layout.SPOTCHECK_SUMMARY, {**base, "state": "running", "progress": reused_share(done, p, seed_list),
+                                                 "message": "spot check: starting"})
+    archs = list(dict.fromkeys(p["space"]["archs"] + p["top"]["archs"]))
+    todo = [Training(a, s, epochs) for a in archs for s in seed_list if (a, s) not in done]
+    total, reused = len(archs) * seeds, len(archs) * seeds - len(todo)
+    progress = {"trained": 0}
 
     def finished(t: Training, res: dict) -> None:
-        """One training done (in the order trainings finish): its row now, its candidate's row once complete."""
-        a, s = t.arch, t.seed
-        done[(a, s)], secs[(a, s)] = res["val_acc"], res["seconds"]
-        append_csv_rows(rdir / layout.SPOTCHECK_RUNS, [{"arch": a, "seed": s, "epochs": epochs,
-                                                         "standalone_acc": res["val_acc"], "val_loss": res["val_loss"],
-                                                         "seconds": round(secs[(a, s)], 3)}], RUN_COLUMNS)
-        progress["done"] += 1
+        """One training done (in the order trainings finish): its row now, so a stopped job keeps it."""
+        row = {"standalone_acc": float(res["val_acc"]), "val_loss": float(res["val_loss"]),
+               "seconds": round(float(res["seconds"]), 3)}
+        done[(t.arch, t.seed)] = row
+        append_csv_rows(rdir / layout.SPOTCHECK_RUNS, [{"arch": t.arch, "seed": t.seed, "epochs": epochs, **row}],
+                        RUN_COLUMNS)
         progress["trained"] += 1
-        n_done, rate = progress["done"], (time.time() - t0) / progress["trained"]
-        msg = f"spot check: {n_done}/{total} trainings ({a}, seed {s}: val acc {res['val_acc']:.3f})"
-        run.write_status(progress=n_done / total, message=msg, eta_seconds=rate * (total - n_done))
+        n_done = reused + progress["trained"]
+        rate = (time.time() - t0) / progress["trained"]
+        msg = f"spot check: {n_done}/{total} trainings ({t.arch}, seed {t.seed}: val acc {row['standalone_acc']:.3f})"
+        # a side job: its progress lives in its own file (status.json belongs to the run's main job)
+        write_json(rdir / layout.SPOTCHECK_SUMMARY, {**base, "state": "running", "progress": n_done / total,
+                                                     "message": msg, "eta_seconds": rate * (total - n_done)})
         log.info(msg)
-        if all((a, x) in done for x in seed_list) and a not in {r["arch"] for r in pair_rows}:
-            pair_rows.append(pair_row(a))
-            append_csv_rows(rdir / layout.SPOTCHECK_PAIRS, [pair_rows[-1]], PAIR_COLUMNS)
 
     try:
-        run_trainings(cfg, space, todo, splits, finished, single_process=True)
+        run_trainings(cfg, space, todo, load_data(cfg), finished, single_process=True)
     except JobStopped:
-        write_json(rdir / layout.SPOTCHECK_SUMMARY,
-                   {**base, "state": "stopped", **_partial(pair_rows, done, seed_list, epochs, seeds)})
+        _same_round(run, cfg, k, space)
+        write_json(rdir / layout.SPOTCHECK_SUMMARY, {**base, "state": "stopped", **_results(rdir, p, done, seed_list,
+                                                                                             epochs, seeds)})
         raise
-    trained = progress["trained"]
-    pair_rows.sort(key=lambda r: planned.index(r["arch"]))  # workers finish in any order: the plan's order
-    write_csv(rdir / layout.SPOTCHECK_PAIRS, pd.DataFrame(pair_rows, columns=PAIR_COLUMNS))
-    pairs = pd.DataFrame(pair_rows, columns=PAIR_COLUMNS)
-    summary = summarize(pairs, {a: [done[(a, s)] for s in seed_list] for a in planned}, epochs, seeds)
-    summary.update(
-        base,
-        state="done",
-        seconds=round(time.time() - t0, 2),
-        trained_now=trained,
-        pairs=pairs[["arch", "one_shot_acc", "standalone_acc", "standalone_std"]].to_dict("records"),
-    )
+    _same_round(run, cfg, k, space)
+    summary = {**base, "state": "done", **_results(rdir, p, done, seed_list, epochs, seeds),
+               "seconds": round(time.time() - t0, 2), "trained_now": progress["trained"], "reused": reused,
+               "progress": 1.0, "message": f"spot check done: {progress['trained']} trainings now, {reused} reused"}
     write_json(rdir / layout.SPOTCHECK_SUMMARY, summary)
     _refresh_cards(run, cfg)
     return summary
 
 
+def _results(rdir, p: dict, done: dict, seed_list: list[int], epochs: int, seeds: int) -> dict:
+    """spotcheck.csv and both answers over the architectures whose every seed has finished."""
+    rows, answers = [], {}
+    for sample, answer in (("space", trust.prune_answer), ("top", trust.pick_answer)):
+        s = p[sample]
+        ready = [i for i, a in enumerate(s["archs"]) if all((a, x) in done for x in seed_list)]
+        accs = np.array([[done[(s["archs"][i], x)]["standalone_acc"] for x in seed_list] for i in ready])
+        for j, i in enumerate(ready):
+            rows.append({"sample": sample, "arch": s["archs"][i], "one_shot_acc": s["one_shot"][i],
+                         "standalone_acc": float(accs[j].mean()),
+                         "standalone_std": float(accs[j].std(ddof=1)) if seeds > 1 else 0.0,
+                         "seed_accs": ";".join(f"{x:.6f}" for x in accs[j]), "params": s["params"][i],
+                         "flops": s["flops"][i], "epochs": epochs, "seeds": seeds})
+        if len(ready) >= 2:
+            q = trust.PRUNE if sample == "space" else trust.PICK
+            answers[q] = answer([s["one_shot"][i] for i in ready], accs, epochs=epochs)
+    write_csv(rdir / layout.SPOTCHECK_PAIRS, pd.DataFrame(rows, columns=PAIR_COLUMNS))
+    return {"answers": answers, "pairs": rows, "n_finished": {"space": sum(r["sample"] == "space" for r in rows),
+                                               "top": sum(r["sample"] == "top" for r in rows)}}
+
+
+def reused_share(done: dict, p: dict, seed_list: list[int]) -> float:
+    """Share of the plan's trainings already done before it starts."""
+    archs = set(p["space"]["archs"]) | set(p["top"]["archs"])
+    return sum((a, x) in done for a in archs for x in seed_list) / max(1, len(archs) * len(seed_list))
+
+
+def _same_round(run: RunDir, cfg: Config, k: int, space) -> None:
+    """The spot check runs beside decisions: if round k was undone and replaced meanwhile, its answers
+    belong to no round now (its trainings stay: they hold for any round)."""
+    if round_space(run, cfg, k) != space:
+        raise InvalidInput(f"round {k} was replaced (undone and decided anew) while its spot check ran: its answers "
+                           "are not written; the trainings are kept and the next spot check reuses them")
+
+
 def _refresh_cards(run: RunDir, cfg: Config) -> None:
     """Model cards quote the latest spot check: rewrite the ones already written."""
-
     for key in run.finals():
         if (run.final_dir(key) / layout.CARD).exists():
             try:
                 write_model_card(run, cfg, key)
             except (ValueError, OSError):
                 pass  # a card that cannot be rewritten keeps its old text; the spot check itself succeeded
-
-
-def _partial(pair_rows: list[dict], done: dict, seed_list: list[int], epochs: int, seeds: int) -> dict:
-    """Statistics over the candidates finished so far (a stopped spot check still says something)."""
-    if len(pair_rows) < 2:
-        return {"n_finished": len(pair_rows)}
-    pairs = pd.DataFrame(pair_rows, columns=PAIR_COLUMNS)
-    s = summarize(pairs, {r["arch"]: [done[(r["arch"], x)] for x in seed_list] for r in pair_rows}, epochs, seeds)
-    return {**s, "n_finished": len(pair_rows)}

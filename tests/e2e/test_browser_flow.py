@@ -1,9 +1,11 @@
 """The whole loop in real Chromium, as a new user would do it: create a run from the tiny preset,
 train the supernet, search, brush the scatterplot, prune from the selection, start the next
-round, retrain the best, download model.py. Screenshots of each page go to test-artifacts/e2e/."""
+round, retrain the best, download model.py; a spot check runs beside it all, and its two answers read the
+same on the Retrain page and in the model card. Screenshots of each page go to test-artifacts/e2e/."""
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -104,6 +106,12 @@ def test_whole_loop_in_chromium(page, app_server):
     wait_text(page, "search: finished")
     wait_text(page, "scored candidates (coloured)", 30_000)
     settle(page, 1.0)
+    # the spot check runs beside the main job: start it, then keep exploring (brush, prune, next round)
+    page.get_by_role("tab", name="Spot check").first.click()
+    settle(page)
+    click(page, "Run spot check")
+    settle(page, 1.0)
+    assert (runs / "tiny-1" / "spotcheck.lock").exists()
     chart = page.get_by_test_id("stVegaLiteChart").first
     chart.scroll_into_view_if_needed()
     box = chart.bounding_box()
@@ -159,3 +167,20 @@ def test_whole_loop_in_chromium(page, app_server):
     shot(page, "6_retrain")
     no_errors(page)
     assert time.time() - t0 < 240, "the end-to-end flow should take a few minutes at most"
+
+    # the spot check's two answers, the same words on the Explore tab, the Retrain page and the model card
+    deadline = time.time() + 120
+    summary = runs / "tiny-1" / "rounds" / "000" / "spotcheck.json"
+    while time.time() < deadline and '"state": "done"' not in (summary.read_text() if summary.exists() else ""):
+        time.sleep(1)
+    answers = json.loads(summary.read_text())["answers"]
+    nav(page, "4 · Retrain & export")
+    for a in answers.values():
+        wait_text(page, a["text"][:60], 30_000)
+    nav(page, "3 · Explore")  # round 1 is current: its spot-check tab quotes round 0's answers
+    page.get_by_role("tab", name="Spot check").first.click()
+    for a in answers.values():
+        wait_text(page, a["text"][:60], 30_000)
+    (card,) = (runs / "tiny-1" / "final").glob("*/model_card.md")
+    assert all(a["text"] in card.read_text() for a in answers.values())
+    no_errors(page)
