@@ -134,7 +134,8 @@ def scatter_and_selection(run: RunDir, cfg, k: int, space: SearchSpace) -> None:
 
 def spotcheck_line(run: RunDir, k: int) -> str:
     """One line: what round k's spot check says the one-shot score can be trusted for (both questions)."""
-    return "Spot check: " + trust.trust_line(store.spotcheck(run, k))
+    line = trust.trust_line(store.spotcheck(run, k))
+    return line if line.startswith("Spot check") else f"Spot check: {line}"
 
 
 def selection_panel(run: RunDir, cfg, k: int, space: SearchSpace, cands: pd.DataFrame, sel: list[str],
@@ -181,8 +182,9 @@ def selection_panel(run: RunDir, cfg, k: int, space: SearchSpace, cands: pd.Data
             st.caption("Open page 4 to retrain them.")
     if src == "chart selection":
         s1, s2 = st.columns([2, 1], vertical_alignment="bottom")
-        name = s1.text_input("Save selection as", value=f"selection {len(state.saved_selections(run)) + 1}",
-                             key="ex_sel_name")
+        free = f"selection {len(state.saved_selections(run)) + 1}"
+        # keyed by the free name: once saved, the box is a new widget showing the next free one
+        name = s1.text_input("Save selection as", value=free, key=f"ex_sel_name_{free}")
         if s2.button("Save selection", key="ex_sel_save", width="stretch"):
             with widgets.guarded("Save selection"):
                 state.save_selection(run, name, sel)

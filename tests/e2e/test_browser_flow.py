@@ -112,6 +112,8 @@ def test_whole_loop_in_chromium(page, app_server):
     click(page, "Run spot check")
     settle(page, 1.0)
     assert (runs / "tiny-1" / "spotcheck.lock").exists()
+    # no saved selection yet: no "Selection" radio with a single option (issue 18, item 8)
+    assert page.get_by_role("radiogroup").filter(has_text="chart selection").count() == 0
     chart = page.get_by_test_id("stVegaLiteChart").first
     chart.scroll_into_view_if_needed()
     box = chart.bounding_box()
@@ -126,6 +128,13 @@ def test_whole_loop_in_chromium(page, app_server):
     wait_text(page, "Mean one-shot acc", 30_000)
     settle(page, 1.0)
     shot(page, "4_explore_selection")
+    # a saved selection is at once a source to choose and an operand of Set operations, without a reload (item 2)
+    click(page, "Save selection")
+    expect(page.get_by_role("radiogroup").filter(has_text="saved: selection 1")).to_have_count(1, timeout=20_000)
+    page.get_by_role("tab", name="Set operations").first.click()
+    wait_text(page, "Selection A", 20_000)
+    settle(page, 1.0)  # the tab's rerun is over before the next click (a click during it can be lost)
+    assert page.get_by_role("textbox", name="Save selection as").input_value() == "selection 2"
     click(page, "Keep only what the selection uses")
     page.get_by_role("tab", name="Decisions").first.click()
     settle(page)
