@@ -7,7 +7,8 @@ Supernet: ``python -m nasnav supernet RUN`` (the product's command, process star
 ``trainer.devices=1`` and with ``trainer.devices=2`` (DDP with two CPU processes, the default strategy),
 the same epochs over the same data; wall seconds and the training samples/s of metrics.csv.
 
-Spot check: the product's ``workflow.spotcheck.spotcheck`` on one round's candidates, with
+Spot check: the product's ``workflow.spotcheck.spotcheck`` of one round at its default size (20 architectures of the space
+and the 8 best candidates, 2 seeds each), with
 ``trainer.devices=1`` (one training after another, in this process, one thread: what the CLI does)
 and with ``trainer.devices=2`` (this process and a worker process, one thread each; start-up
 included), ``--reps`` pairs in alternating order; the median ratio of the wall times (target <= 0.65),
@@ -33,6 +34,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import ROOT, log, markdown_table, median_spread, quiet_engine, report  # noqa: E402
+from nasnav.analysis import trust  # noqa: E402
 from nasnav.config import load_config, preset_path  # noqa: E402
 from nasnav.store.io import read_csv  # noqa: E402
 from nasnav.workflow import spotcheck  # noqa: E402
@@ -73,13 +75,13 @@ def _supernet_seconds(run_path: Path, devices: int) -> dict:
             "load": load, "cpu": cpu}
 
 
-def _spotcheck_seconds(run, cfg, n: int, seeds: int, epochs: int) -> tuple[float, pd.DataFrame, str, float]:
+def _spotcheck_seconds(run, cfg, n: int, m: int, seeds: int, epochs: int) -> tuple[float, pd.DataFrame, str, float]:
     rdir = run.round_dir(0)
     for f in ("spotcheck.csv", "spotcheck_runs.csv", "spotcheck.json"):
         (rdir / f).unlink(missing_ok=True)
     load, c = _load(), _cpu()
     t = time.time()
-    spotcheck.spotcheck(run, cfg, n, seeds=seeds, epochs=epochs, m=0)  # n architectures of the space
+    spotcheck.spotcheck(run, cfg, n, seeds=seeds, epochs=epochs, m=m)
     wall = time.time() - t
     return wall, read_csv(rdir / "spotcheck.csv"), load, _cpu() - c
 
@@ -89,7 +91,8 @@ def main(argv=None) -> None:
     p.add_argument("--preset", default="digits")
     p.add_argument("--processes", type=int, default=2, help="processes (DDP ranks, spot-check workers)")
     p.add_argument("--supernet-epochs", type=int, default=20)
-    p.add_argument("--n", type=int, default=10, help="spot-checked candidates")
+    p.add_argument("--n", type=int, default=trust.SPACE_N, help="space sample of the spot check (the product's default)")
+    p.add_argument("--top", type=int, default=trust.TOP_M, help="top candidates of the spot check (the product's default)")
     p.add_argument("--seeds", type=int, default=2)
     p.add_argument("--epochs", type=int, default=None, help="epochs per spot-check training (preset's default)")
     p.add_argument("--reps", type=int, default=3, help="spot-check pairs (1 process, N processes), order alternating")
@@ -97,7 +100,7 @@ def main(argv=None) -> None:
     p.add_argument("--no-write", action="store_true", help="print only; record nothing")
     args = p.parse_args(argv)
     if args.quick:
-        args.supernet_epochs, args.n, args.seeds, args.epochs, args.reps = 1, 2, 2, 1, 1
+        args.supernet_epochs, args.n, args.top, args.seeds, args.epochs, args.reps = 1, 2, 1, 2, 1, 1
     quiet_engine()
     torch.set_num_threads(1)  # as the CLI runs a job: one thread per process
     base = ["steering.autopilot=false", f"supernet.epochs={args.supernet_epochs}", "search.budget=40"]
@@ -131,9 +134,9 @@ def main(argv=None) -> None:
             order = ((1, cfg1), (args.processes, cfgn)) if rep % 2 == 0 else ((args.processes, cfgn), (1, cfg1))
             pairs = {}
             for devices, cfg in order:
-                log(f"spot check {rep + 1}/{args.reps}, {devices} process(es): {args.n} candidates x {args.seeds} "
+                log(f"spot check {rep + 1}/{args.reps}, {devices} process(es): {args.n} + {args.top} architectures x {args.seeds} "
                     f"seeds x {epochs} epochs")
-                sec, pairs[devices], load, cpu_s = _spotcheck_seconds(run, cfg, args.n, args.seeds, epochs)
+                sec, pairs[devices], load, cpu_s = _spotcheck_seconds(run, cfg, args.n, args.top, args.seeds, epochs)
                 times[devices].append(sec)
                 cpu[devices].append(cpu_s)
                 loads[devices].append(load)
@@ -142,7 +145,7 @@ def main(argv=None) -> None:
     t1, tn = float(np.median(times[1])), float(np.median(times[args.processes]))
     ratio = float(np.median(ratios))
     for devices in (1, args.processes):
-        rows.append({"work": f"spot check, {args.n} x {args.seeds} seeds x {epochs} epochs", "processes": devices,
+        rows.append({"work": f"spot check, {args.n} + {args.top} archs x {args.seeds} seeds x {epochs} epochs", "processes": devices,
                      "seconds": median_spread(times[devices]), "samples/s (median epoch)": "",
                      "val acc (last epoch)": "", "load at start": ", ".join(loads[devices]),
                      "CPU s": median_spread(cpu[devices]),

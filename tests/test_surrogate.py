@@ -152,3 +152,25 @@ def test_local_search_walks_the_neighbourhood_of_the_best_then_restarts():
     assert walked > 100 and restarts >= 1
     every = _run(Local(space, np.random.default_rng(1), set()), truth.get, 1000)
     assert len(every) == len(set(every)) == space.size()
+
+
+def test_beyond_max_fit_it_fits_the_best_and_a_spread_yet_recommends_every_candidate(monkeypatch):
+    from nasnav.analysis import surrogate
+
+    monkeypatch.setattr(surrogate, "MAX_FIT", 60)
+    space = SearchSpace(tuple(Stage(f"s{i}", ("a", "b", "c", "d", "e")) for i in range(4)))  # 625 architectures
+    rng = np.random.default_rng(3)
+    archs = [str(a) for a in list(space)[::3]][:200]
+    y = rng.uniform(0.5, 0.9, len(archs))
+    rows = surrogate.fitted_rows(y, 60)
+    assert len(rows) == 60 and list(rows) == sorted(set(rows))
+    assert set(np.argsort(-y)[:30]) <= set(rows)  # the best half of the cap
+    assert y[rows].min() == y.min()  # the spread reaches the worst
+    assert list(surrogate.fitted_rows(y[:40], 60)) == list(range(40))  # below the cap: all
+    df = pd.DataFrame({"arch": archs, "one_shot_acc": y})
+    model, fitted = fit_frame(df, space)
+    assert len(model.y) == 60 and len(fitted) == 200
+    rec = surrogate.recommend(df, space, blend=0.2)
+    assert len(rec) == 200 and rec["predicted"].notna().all()  # candidates left out of the fit are predicted
+    own = dict(zip(archs, y))
+    assert all(own[a] == s for a, s in zip(rec["arch"], rec["score"]))

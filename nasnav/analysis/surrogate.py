@@ -18,7 +18,8 @@ What it answers:
   curse (the best of many noisy scores is biased upward);
 - ``loo()``: leave-one-out predictions (what the others alone say about each scored candidate).
 
-Pure numpy; a few hundred candidates fit in milliseconds (a Cholesky factor of n x n).
+Pure numpy; a few hundred candidates fit in milliseconds (a Cholesky factor of n x n); beyond
+``MAX_FIT`` candidates it is fitted on the best and an even spread of the rest (``fitted_rows``).
 Architectures are encoded per stage as the integer bit mask of the chosen components
 (``encode``), so ``one`` and ``any`` stages alike compare choice by choice.
 """
@@ -39,6 +40,20 @@ THETAS = (0.25, 0.5, 1.0, 2.0)  # grid of the kernel's decay per differing stage
 NOISES = (0.03, 0.1, 0.3, 1.0)  # grid of the noise variance, as a share of the standardised signal's
 CHUNK = 4096  # rows of a prediction computed at once (memory: CHUNK x n floats)
 SELECT_ON = 300  # the grid is judged on at most this many candidates (evenly spaced in order): cost n^3
+MAX_FIT = 1000  # at most this many candidates are fitted (``fitted_rows``): the Cholesky factor costs n^3
+
+
+def fitted_rows(y: np.ndarray, cap: int | None = None) -> np.ndarray:
+    """Which of ``y``'s candidates a surrogate is fitted on: all up to ``cap``; beyond it the best half
+    of ``cap`` by score (where the pick and the next proposals are decided) and the rest spread evenly
+    over the remaining ones by score (the map's far regions). Sorted indices."""
+    n, cap = len(y), MAX_FIT if cap is None else cap
+    if n <= cap:
+        return np.arange(n)
+    order = np.argsort(-np.asarray(y, float), kind="stable")
+    top, rest = order[: cap // 2], order[cap // 2:]
+    spread = rest[np.unique(np.linspace(0, len(rest) - 1, cap - len(top)).astype(int))]
+    return np.sort(np.concatenate([top, spread]))
 
 
 def encode(space: SearchSpace, archs: Sequence[Arch | str]) -> np.ndarray:
@@ -92,11 +107,14 @@ class Surrogate:
     @classmethod
     def fit(cls, codes: np.ndarray, y: np.ndarray, theta: float | None = None,
             noise: float | None = None) -> Surrogate:
-        """Fit on ``codes`` (``encode``) with scores ``y``; ``theta`` / ``noise`` None: the marginal
-        likelihood's choice over ``THETAS`` / ``NOISES``. Duplicated rows are fine (a noise term)."""
+        """Fit on ``codes`` (``encode``) with scores ``y`` (beyond ``MAX_FIT`` of them, on ``fitted_rows``);
+        ``theta`` / ``noise`` None: the marginal likelihood's choice over ``THETAS`` / ``NOISES``.
+        Duplicated rows are fine (a noise term)."""
         codes, y = np.asarray(codes, dtype=np.int64), np.asarray(y, dtype=float)
         if codes.ndim != 2 or len(codes) != len(y) or not len(y):
             raise ValueError(f"surrogate: {len(codes)} encoded candidates for {len(y)} scores; need at least one")
+        keep = fitted_rows(y)
+        codes, y = codes[keep], y[keep]
         mean = float(y.mean())
         scale = float(y.std()) or 1.0
         z = (y - mean) / scale
@@ -186,15 +204,15 @@ def recommend(df: pd.DataFrame, space: SearchSpace, blend: float = 0.0, score: s
     if not archs:
         return pd.DataFrame(columns=RECOMMEND_COLUMNS)
     inside = np.array([space.contains(space.parse(a, check_active=False)) for a in archs])
+    latest = pd.to_numeric(df.drop_duplicates("arch", keep="last").set_index("arch")[score], errors="coerce")
+    own = np.array([float(latest[a]) for a in archs])  # every scored candidate, fitted or not (``fitted_rows``)
     if model is None:
-        y = pd.to_numeric(df.drop_duplicates("arch").set_index("arch")[score], errors="coerce")
-        own = np.array([float(y[a]) for a in archs])
         out = pd.DataFrame({"arch": archs, "score": own, "predicted": np.nan, "sd": np.nan, "low": np.nan,
                             "high": np.nan, "estimate": own})
     else:
-        mean, sd = model.predict(model.codes)
-        out = pd.DataFrame({"arch": archs, "score": model.y, "predicted": mean, "sd": sd, "low": mean - z * sd,
-                            "high": mean + z * sd, "estimate": blend * model.y + (1 - blend) * mean})
+        mean, sd = model.predict(encode(space, archs))
+        out = pd.DataFrame({"arch": archs, "score": own, "predicted": mean, "sd": sd, "low": mean - z * sd,
+                            "high": mean + z * sd, "estimate": blend * own + (1 - blend) * mean})
     out = out[inside]
     return out.sort_values("estimate", ascending=False, kind="stable").reset_index(drop=True)
 
