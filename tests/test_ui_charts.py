@@ -159,3 +159,16 @@ def test_selection_against_the_rest_per_component():
     assert got[("s1:conv3x3", "selection")] == 1.0 and got[("s1:conv3x3", "rest")] == 0.0
     assert got[("s2:conv1x1", "selection")] == 0.5 and got[("s2:conv1x1", "rest")] == 1.0
     assert set(charts.component_shares(shares).data["group"]) == {"selection", "rest"}
+
+
+def test_prediction_map_keeps_the_accuracy_legend():
+    """Unscored points coloured by prediction (legend-less) must not hide the one-shot accuracy legend."""
+    df = points()
+    df["predicted"] = np.where(df["scored"], np.nan, 0.7)
+    df["predicted_sd"] = np.where(df["scored"], np.nan, 0.01)
+    spec = charts.candidate_scatter(df).to_dict()
+    predicted, scored = spec["layer"]
+    assert predicted["mark"]["shape"] == "diamond" and predicted["encoding"]["color"]["legend"] is None
+    assert scored["encoding"]["color"].get("legend", {}) is not None
+    assert spec["resolve"]["scale"]["color"] == "independent"  # else the shared scale drops the legend
+    assert predicted["encoding"]["color"]["scale"]["domain"] == scored["encoding"]["color"]["scale"]["domain"]

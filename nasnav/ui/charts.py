@@ -75,7 +75,8 @@ def candidate_scatter(points: pd.DataFrame, height: int = 460) -> alt.LayerChart
             alt.Tooltip("flops:Q", title="FLOPs", format=","),
         ],
     ).add_params(brush, pick).properties(name="candidates")  # a fixed view name: same data, same spec
-    return alt.layer(grey_layer, dots).properties(height=height)
+    # independent colour scales (same scheme and domain): the predictions' legend=None would hide the accuracy legend
+    return alt.layer(grey_layer, dots).resolve_scale(color="independent").properties(height=height)
 
 
 def prediction_layer(grey: pd.DataFrame, x, y, tips: list, domain: list[float]) -> alt.Chart:

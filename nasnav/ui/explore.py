@@ -106,8 +106,10 @@ def scatter_and_selection(run: RunDir, cfg, k: int, space: SearchSpace) -> None:
             with st.spinner("Projecting candidates ..."):
                 points = store.scatter_points(run, cfg, k, method)
             n_scored = int(points["scored"].sum())
+            predicted = "predicted" in points and points["predicted"].notna().any()
             m2.caption(f"{n_scored:,} scored candidates (coloured) · {len(points) - n_scored:,} not yet scored "
-                       f"(grey) · size = params · brush or click to select")
+                       f"({'diamonds: predicted accuracy' if predicted else 'grey'}) · size = params · brush or click "
+                       "to select")
             event = st.altair_chart(charts.candidate_scatter(points),
                                     key=f"ex_scatter_{k}_{method}", on_select="rerun",
                                     selection_mode=[charts.BRUSH, charts.PICK], width="stretch")
