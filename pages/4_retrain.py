@@ -17,7 +17,7 @@ with widgets.guarded():  # every error is a message on the page, never a traceba
             st.info("No scored candidates yet: run a search on Explore first.", icon=":material/scatter_plot:")
             widgets.page_link(guide.EXPLORE, "3 · Explore", icon=":material/scatter_plot:")
         else:
-            final.picker(run, cfg, cands)
+            final.picker(run, cfg, cands, k)
         widgets.progress(run, ("retrain", "export"))
     final.live_curves(run)
 

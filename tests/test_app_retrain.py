@@ -91,3 +91,21 @@ def test_retrain_button_starts_a_queued_job_that_can_be_stopped(tmp_path_factory
     at.button(key="rt_q_clear").click().run()
     assert jobq.items(run) == []
     wait_job_gone(path)
+
+
+def test_recommended_is_explores_recommendation_and_a_pick_from_explore_opens_on_choose(tmp_path_factory, tmp_path,
+                                                                                        monkeypatch):
+    from nasnav.workflow.predictions import round_recommendations
+    from nasnav.workflow.runs import load_run
+
+    path = finished_copy(tmp_path_factory, tmp_path)
+    monkeypatch.setenv("NASNAV_RUNS", str(path.parent))
+    run, cfg = load_run(path)
+    k = max(j for j in run.rounds() if (run.round_dir(j) / "candidates.csv").exists())
+    expected = round_recommendations(run, cfg, k, n=1)["arch"].iloc[0]
+    at = ok(page("4_retrain.py", path).run())
+    assert at.radio(key="rt_mode").value == "recommended candidate"
+    assert f"`{expected}`" in texts(at)  # the candidate Explore recommends and `run` retrains
+    at = ok(page("4_retrain.py", path, retrain_pick=[expected], retrain_pick_new=True).run())
+    assert at.radio(key="rt_mode").value == "choose candidates"  # sent from Explore: those networks, ready
+    assert at.multiselect(key="rt_pick").value == [expected]

@@ -139,7 +139,10 @@ def test_spotcheck_cli(tiny, capsys):
     assert main(["spotcheck", str(run.path), "--n", "4", "--top", "3", "--quiet"]) == 0
     out = capsys.readouterr().out
     assert "Prune by fitness" in out and "Pick the winner by one-shot score" in out
-    assert main(["spotcheck", str(run.path), "--n", "0"]) == 2
+    assert main(["spotcheck", str(run.path), "--n", "0", "--top", "0"]) == 2  # nothing to check
+    assert main(["spotcheck", str(run.path), "--n", "-1"]) == 2
+    assert "at least 0" in capsys.readouterr().err
+    assert main(["spotcheck", str(run.path), "--n", "0", "--top", "2", "--epochs", "1", "--quiet"]) == 0  # top only
     assert main(["spotcheck", str(run.path), "--n", "3", "--seeds", "0"]) == 2
     assert "--seeds" in capsys.readouterr().err
 

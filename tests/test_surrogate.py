@@ -174,3 +174,16 @@ def test_beyond_max_fit_it_fits_the_best_and_a_spread_yet_recommends_every_candi
     assert len(rec) == 200 and rec["predicted"].notna().all()  # candidates left out of the fit are predicted
     own = dict(zip(archs, y))
     assert all(own[a] == s for a, s in zip(rec["arch"], rec["score"]))
+
+
+def test_predicted_best_leaves_out_candidates_that_were_tried_and_failed():
+    from nasnav.analysis.surrogate import predicted_best
+
+    space = _space()
+    truth = _truth(space)
+    archs = [str(a) for a in list(space)[::7]]
+    df = pd.DataFrame({"arch": archs, "one_shot_acc": [truth[a] for a in archs]})
+    first = predicted_best(df, space, n=3)
+    failed = pd.DataFrame({"arch": [first["arch"].iloc[0]], "one_shot_acc": [np.nan]})  # scored, but NaN
+    again = predicted_best(pd.concat([df, failed]), space, n=3)
+    assert first["arch"].iloc[0] not in set(again["arch"])

@@ -121,3 +121,31 @@ def test_advised_retrain_follows_the_pick_answer():
           "pairs": rows}
     assert trust.advised_retrain(no)[0] == ["a0", "a1", "a2", "a3"]  # all of them, then choose by validation
     assert trust.advised_retrain(None) is None and trust.advised_retrain({"answers": {}}) is None
+
+
+# ---- edge cases a review found ----------------------------------------------------------------------------
+def test_a_reversed_ranking_is_never_yes_even_against_a_negative_ceiling():
+    truth = np.linspace(0.5, 0.95, 20)
+    # seed 2 reverses seed 1 (a negative ceiling); one-shot reverses the mean
+    acc = np.stack([truth, truth[::-1] + 0.0001 * np.arange(20)], 1)
+    a = trust.prune_answer(-truth, acc)
+    assert a["ceiling"] is not None and a["ceiling"] < 0
+    assert a["verdict"] != "yes"
+
+
+def test_non_finite_accuracies_are_missing_not_equal():
+    truth = np.linspace(0.5, 0.95, 12)
+    acc = np.stack([truth, truth + 0.003], 1)
+    acc[3, 1] = np.nan
+    a = trust.prune_answer(truth, acc)
+    assert a["n"] == 11 and a["differ_p"] < 0.001 and a["verdict"] == "yes"
+    scores = truth.copy()
+    scores[5] = np.nan
+    assert trust.prune_answer(scores, np.stack([truth, truth + 0.003], 1))["n"] == 11
+
+
+def test_the_ceiling_ignores_seed_columns_without_an_order():
+    acc = np.array([[0.9, 0.5, 0.91], [0.8, 0.5, 0.79], [0.7, 0.5, 0.71], [0.6, 0.5, 0.62]])
+    s = trust.noise_stats(acc)
+    assert s["seed_pair_taus"] == [pytest.approx(1.0)]  # only seeds 1 and 3 order the architectures
+    assert s["ceiling"] == pytest.approx(1.0)

@@ -230,7 +230,7 @@ def predicted_best(df: pd.DataFrame, space: SearchSpace, n: int = 10, score: str
     else:
         rng = rng if rng is not None else np.random.default_rng(0)
         codes = np.unique(encode(space, [space.sample(rng) for _ in range(limit)]), axis=0)
-    seen = set(archs)
+    seen = set(archs) | set(df["arch"].astype(str))  # scored, or tried and failed (NaN): not "not yet scored"
     mean, _ = model.predict(codes, sd=False)
     order = np.argsort(-mean, kind="stable")
     rows = []

@@ -122,6 +122,8 @@ def noise_stats(seed_accs: np.ndarray) -> dict:
     of "the architectures' expected accuracies are all equal"; ``spread``: standard deviation of
     the means across architectures; ``range``: best mean minus worst mean."""
     acc = np.asarray(seed_accs, float)
+    if acc.ndim == 2 and len(acc):  # an architecture with a non-finite accuracy is left out (missing, not equal)
+        acc = acc[np.isfinite(acc).all(1)]
     n, s = acc.shape if acc.ndim == 2 else (len(acc), 1)
     means = acc.mean(1) if acc.ndim == 2 else acc
     out = {"seed_sd": None, "ceiling": None, "seed_pair_taus": [], "differ_p": None,
@@ -131,8 +133,8 @@ def noise_stats(seed_accs: np.ndarray) -> dict:
         return out
     out["seed_sd"] = _num(np.sqrt(acc.var(1, ddof=1).mean()))
     pairs = [_tau(acc[:, i], acc[:, j])[0] for i, j in combinations(range(s), 2)]
-    out["seed_pair_taus"] = [t if t is not None else 0.0 for t in pairs]
-    out["ceiling"] = float(np.mean(out["seed_pair_taus"]))
+    out["seed_pair_taus"] = [t for t in pairs if t is not None]  # a constant seed column has no order
+    out["ceiling"] = float(np.mean(out["seed_pair_taus"])) if out["seed_pair_taus"] else None
     within = acc.var(1, ddof=1).mean()
     if within > 0:
         f = s * means.var(ddof=1) / within  # between-architecture over within-architecture mean square
@@ -148,6 +150,8 @@ def _common(one_shot, seed_accs) -> tuple[np.ndarray, np.ndarray, dict]:
     if acc.ndim == 1:
         acc = acc[:, None]
     assert len(x) == len(acc), (len(x), acc.shape)
+    keep = np.isfinite(x) & np.isfinite(acc).all(1) if len(acc) else np.zeros(0, bool)
+    x, acc = x[keep], acc[keep]  # a non-finite score or accuracy is missing: that architecture is left out
     means = acc.mean(1) if len(acc) else np.zeros(0)
     tau, p = _tau(x, means)
     base = {"n": len(x), "seeds": int(acc.shape[1]) if len(acc) else 0, "kendall_tau": tau, "kendall_p": p,
@@ -168,7 +172,7 @@ def prune_answer(one_shot: Sequence[float], seed_accs, epochs: int | None = None
         code = "no_noise"
     elif s["differ_p"] is not None and s["differ_p"] >= ALPHA:
         code = "equivalent"  # training cannot tell these architectures apart: nothing to prune for
-    elif tau is not None and p is not None and p < ALPHA and tau >= RELIABLE_SHARE * (ceiling or 0):
+    elif tau is not None and tau > 0 and p is not None and p < ALPHA and tau >= RELIABLE_SHARE * (ceiling or 0):
         code = "yes"
     elif tau is not None and tau > 0 and p is not None and p < PARTIAL_P:
         code = "partly"
@@ -325,7 +329,8 @@ def advised_retrain(summary: dict | None) -> tuple[list[str], str] | None:
                                     f"the smallest of them ({size})")
     ranked = sorted(rows, key=lambda r: -float(r["one_shot_acc"]))
     if a["verdict"] == "yes":
-        return [r["arch"] for r in ranked[: a["k"]]], (f"the one-shot top {a['k']} hold the best of the "
-                                                        f"{len(rows)}: retrain them, choose by validation accuracy")
+        return [r["arch"] for r in ranked[: a["k"]]], (f"the one-shot top {a['k']} hold a network within one seed "
+                                                        f"sd of the best of the {len(rows)}: retrain them, choose by "
+                                                        "validation accuracy")
     return [r["arch"] for r in ranked], (f"the one-shot score misses the best of the {len(rows)}: retrain all of "
                                          "them, choose by validation accuracy")

@@ -156,8 +156,9 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as e:  # argparse: 2 for usage errors, 0 for --help
         return int(e.code or 0)
-    if getattr(args, "n", 1) is not None and getattr(args, "n", 1) < 1:
-        print("error: --n must be at least 1", file=sys.stderr)
+    least = getattr(args, "n_least", 1)  # spotcheck takes --n 0 (only the top candidates)
+    if getattr(args, "n", 1) is not None and getattr(args, "n", 1) < least:
+        print(f"error: --n must be at least {least}", file=sys.stderr)
         return EXIT_INVALID
     # Small networks on a CPU run fastest on one thread per process, and several processes (DDP
     # workers, the app's jobs) then do not fight over cores. NASNAV_THREADS overrides.

@@ -59,7 +59,7 @@ def register(sub) -> None:
     sp.add_argument("--epochs", type=int, default=None, help="epochs per training (default retrain.spotcheck_epochs)")
     sp.add_argument("--quiet", action="store_true", help="no line per finished training")
     sp.add_argument("--resume", action="store_true", help="accepted for symmetry: finished trainings are always reused")
-    sp.set_defaults(fn=cmd_spotcheck)
+    sp.set_defaults(n_least=0, fn=cmd_spotcheck)
 
     sp = sub.add_parser("export", help="write model.py, ONNX, torch.export and a model card for a retrained network")
     sp.add_argument("run_dir")

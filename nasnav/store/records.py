@@ -117,8 +117,9 @@ def latest_spotcheck(run: RunDir, prefer: int | None = None) -> tuple[int | None
             sc = read_spotcheck(run, k)
         except ValueError:
             continue  # unreadable: as if absent
-        if sc and isinstance(sc.get("answers"), dict):
-            return k, sc
+        got = sc.get("answers") if isinstance(sc, dict) else None
+        if isinstance(got, dict) and any(isinstance(a, dict) and "verdict" in a for a in got.values()):
+            return k, sc  # answers to quote (a check stopped before any finished has none)
     return None, None
 
 

@@ -178,6 +178,7 @@ def selection_panel(run: RunDir, cfg, k: int, space: SearchSpace, cands: pd.Data
                 st.rerun(scope="app")
     if st.button("Retrain the best of these (page 4)", key="ex_to_retrain", width="stretch"):
         st.session_state["retrain_pick"] = sel[:5]
+        st.session_state["retrain_pick_new"] = True  # page 4 opens on "choose candidates" with them
         try:
             st.switch_page(guide.PAGE_FILES[guide.RETRAIN])
         except Exception:

@@ -35,26 +35,51 @@ def one_shot_lookup(run: RunDir) -> dict[str, float]:
     return out
 
 
-def picker(run: RunDir, cfg, cands: pd.DataFrame) -> None:
-    """Choose networks (the best, or any) and queue their retraining (and export)."""
+ADVISED, RECOMMENDED, CHOOSE, SAVED = ("as the spot check advises", "recommended candidate", "choose candidates",
+                                      "saved selection")
+
+
+def advice_in_space(run: RunDir, cfg) -> tuple[list[str], str] | None:
+    """The latest spot check's advice (``trust.advised_retrain``), without networks the current space no
+    longer holds (the check may be of an earlier round); None when none is left."""
+    advice = trust.advised_retrain(latest_spotcheck(run, run.current_round())[1])
+    if not advice:
+        return None
+    space = store.space(run, cfg, run.current_round())
+    archs = [a for a in advice[0] if space.contains(space.parse(a, check_active=False))]
+    gone = len(advice[0]) - len(archs)
+    return (archs, advice[1] + (f" ({gone} pruned since, left out)" if gone else "")) if archs else None
+
+
+def picker(run: RunDir, cfg, cands: pd.DataFrame, k: int) -> None:
+    """Choose networks of round k (the recommended one, the spot check's advice, or any) and queue their
+    retraining."""
     ranked = cands.sort_values("one_shot_acc", ascending=False)
     options = list(dict.fromkeys(list(st.session_state.get("retrain_pick", [])) + list(ranked["arch"].head(200))))
     saved = state.saved_selections(run)
-    advice = trust.advised_retrain(latest_spotcheck(run, run.current_round())[1])
+    advice = advice_in_space(run, cfg)
     c1, c2 = st.columns([3, 1])
-    modes = (["as the spot check advises"] if advice else []) + ["best candidate", "choose candidates"]
-    mode = c1.radio("Networks to retrain", modes + (["saved selection"] if saved else []), key="rt_mode",
-                    horizontal=True)
+    modes = ([ADVISED] if advice else []) + [RECOMMENDED, CHOOSE] + ([SAVED] if saved else [])
+    if st.session_state.pop("retrain_pick_new", False):  # just sent here from Explore with networks to retrain
+        st.session_state["rt_mode"] = CHOOSE
+    if st.session_state.get("rt_mode") not in modes:
+        st.session_state.pop("rt_mode", None)
+    mode = c1.radio("Networks to retrain", modes, key="rt_mode", horizontal=True)
     seeds = c2.number_input("Seeds", min_value=1, max_value=5, value=int(cfg.retrain.seeds), key="rt_seeds",
                             help="Several seeds give a mean and a spread")
-    if mode == "as the spot check advises" and advice:
+    if mode == ADVISED and advice:
         archs = advice[0]
         st.markdown(f"Spot check: {advice[1]}: " + ", ".join(f"`{a}`" for a in archs))
-    elif mode == "best candidate":
-        archs = list(ranked["arch"].head(1))
-        if archs:
+    elif mode == RECOMMENDED:  # the same candidate Explore recommends and the headless pipeline retrains
+        rec = store.recommended(run, k)
+        how = "the surrogate's estimate" if cfg.steering.pick == "surrogate" else "the best own score"
+        archs = list(rec["arch"].head(1)) if len(rec) else list(ranked["arch"].head(1))
+        if archs and len(rec):
+            st.markdown(f"Recommended (by {how}): `{archs[0]}` (own score {rec['score'].iloc[0]:.4f}, estimate "
+                        f"{rec['estimate'].iloc[0]:.4f})")
+        elif archs:
             st.markdown(f"Best one-shot candidate: `{archs[0]}` ({ranked['one_shot_acc'].iloc[0]:.4f})")
-    elif mode == "choose candidates":
+    elif mode == CHOOSE:
         default = [a for a in st.session_state.get("retrain_pick", []) if a in options] or options[:1]
         archs = st.multiselect("Candidates (best first)", options, default=default, key="rt_pick")
     else:

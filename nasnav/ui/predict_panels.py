@@ -39,6 +39,7 @@ def recommendation_panel(run: RunDir, cfg, k: int) -> None:
                                    for c in ("score", "predicted", "low", "high", "estimate")}})
     if st.button("Retrain the recommended (page 4)", key="ex_retrain_recommended", width="stretch"):
         st.session_state["retrain_pick"] = list(rec["arch"].head(1))
+        st.session_state["retrain_pick_new"] = True  # page 4 opens on "choose candidates" with it
         try:
             st.switch_page(guide.PAGE_FILES[guide.RETRAIN])
         except Exception:  # outside a multipage app (tests): say where to go

@@ -160,7 +160,8 @@ def _spotcheck_section(run: RunDir, metrics: dict) -> tuple[list[str], dict | No
         got = trust.answers(sc)
         if not got:
             continue
-        state = "" if sc.get("state") == "done" else " (stopped early: the answers cover what had finished)"
+        state = {"done": "", "running": " (still running: the answers cover what has finished so far)"}.get(
+            sc.get("state"), " (stopped early: the answers cover what had finished)")
         lines = ["## How far to trust the one-shot score", "",
                  f"Spot check of round {r}{state}: architectures sampled evenly over the round's space and the "
                  f"round's best candidates by one-shot score, each trained standalone for {sc.get('epochs')} epochs "
