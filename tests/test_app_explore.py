@@ -83,6 +83,10 @@ def test_spot_check_tab_shows_both_answers_and_runs_beside_the_main_job(tmp_path
         assert not at.button(key="ex_search_start").disabled and at.button(key="ex_spot_start").disabled
     finally:
         stop_job(run, lane="spotcheck")
+    # a check that says "running" with no job left (killed, machine down) is shown as interrupted
+    write_json(path / "rounds" / "000" / "spotcheck.json", {"state": "running", "epochs": 3, "seeds": 2, "answers": {}})
+    at = ok(page("3_explore.py", path, ex_tabs="Spot check").run())
+    assert "Spot check interrupted (its job is gone)" in texts(at) and "Spot check running" not in texts(at)
 
 
 def test_the_auto_pilot_suggests_narrowing_and_says_why_when_it_has_nothing(tmp_path_factory, tmp_path, monkeypatch):

@@ -1,6 +1,7 @@
 """Spot check of the one-shot score: the two samples, trainings shared and reused, both answers, files,
 stop and resume, the CLI. (The statistics and words themselves: tests/test_trust.py.)"""
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -126,7 +127,7 @@ def test_stopped_spotcheck_keeps_finished_trainings_and_resumes(tiny, monkeypatc
     runs = read_csv(rdir / "spotcheck_runs.csv")
     assert (runs["epochs"] == 2).sum() == 3
     saved = read_json(rdir / "spotcheck.json")
-    assert saved["state"] == "stopped" and saved["plan_key"] == [5, 3, 2, 2]
+    assert saved["state"] == "stopped" and saved["plan_key"][:4] == [5, 3, 2, 2]
     clear_stop()
     s = spotcheck.spotcheck(run, cfg, 5, m=3, epochs=2)
     archs = set(s["plan"]["space"]["archs"]) | set(s["plan"]["top"]["archs"])
@@ -159,3 +160,26 @@ def test_answers_from_few_finished_trainings_are_not_claimed():
     assert trust.answers({"answers": {}}) == {}
     a = trust.pick_answer([0.5, 0.6], np.array([[0.9, 0.91], [0.8, 0.81]]))
     assert a["verdict"] == "too_few"
+
+
+def test_a_stopped_plan_of_a_replaced_round_is_not_resumed_and_a_failure_is_written(tiny, monkeypatch):
+    run, cfg = tiny
+    _counting(monkeypatch, stop_after=2)
+    with pytest.raises(JobStopped):
+        spotcheck.spotcheck(run, cfg, 4, m=2, epochs=2)
+    clear_stop()
+    rdir = run.round_dir(0)
+    saved = read_json(rdir / "spotcheck.json")
+    ckpt = rdir / "supernet.ckpt"
+    os.utime(ckpt, ns=(ckpt.stat().st_atime_ns, ckpt.stat().st_mtime_ns + 10**9))  # as a round decided anew
+    assert spotcheck._round_identity(run, cfg, 0) != saved["plan_key"][4]
+
+    def broken(*a, **k):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(trainings, "train_standalone", broken)
+    with pytest.raises(RuntimeError):
+        spotcheck.spotcheck(run, cfg, 4, m=2, epochs=2)
+    after = read_json(rdir / "spotcheck.json")
+    assert after["state"] == "failed" and "disk full" in after["message"]  # never "running" with no job left
+    assert after.get("plan") is None

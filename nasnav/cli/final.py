@@ -17,7 +17,7 @@ from nasnav.workflow.spotcheck import spotcheck
 def cmd_spotcheck(args) -> int:
     run, cfg = load_run(args.run_dir)
     k = run.current_round() if args.round is None else args.round
-    with side_job(run, "spotcheck", "spotcheck"):  # beside the run's main job: searching and deciding go on
+    with side_job(run, "spotcheck", layout.SPOTCHECK_LANE):  # beside the run's main job: searching and deciding go on
         if args.quiet:
             logging.getLogger("nasnav").setLevel(logging.WARNING)
         s = spotcheck(run, cfg, args.n, k=k, seeds=args.seeds, epochs=args.epochs, m=args.top)

@@ -21,7 +21,7 @@ from nasnav.ui.explore import SEL_KEY, spotcheck_line
 from nasnav.workflow import decisions
 from nasnav.workflow.track_record import track_record
 
-SPOT_LANE = "spotcheck"  # the spot check runs beside the run's main job (jobs.control: side jobs)
+SPOT_LANE = layout.SPOTCHECK_LANE  # the spot check runs beside the run's main job (jobs.control: side jobs)
 
 
 def fitness_views(run: RunDir, cfg, k: int) -> None:
@@ -293,7 +293,7 @@ def spotcheck_panel(run: RunDir, k: int) -> None:
         if q in got:
             box = st.success if got[q]["verdict"] in ("yes", "equivalent") else st.info
             box(got[q]["text"], icon=":material/fact_check:")
-    if sc.get("state") in ("running", "stopped") and got:
+    if sc.get("state") in ("running", "stopped", "interrupted") and got:
         st.caption(f"Spot check {sc['state']}: the answers cover the trainings finished so far.")
     st.caption(f"A spot check trains, standalone ({cfg_budget(sc)}), {trust.SPACE_N} architectures sampled evenly over "
                f"this round's space (can you prune by fitness?) and the round's {trust.TOP_M} best candidates (can you "

@@ -17,11 +17,12 @@ from nasnav.analysis.projection import get_projector
 from nasnav.config import DataConfig
 from nasnav.data.splits import describe, load_splits, preview_samples
 from nasnav.errors import InvalidInput
+from nasnav.jobs.control import running_job
 from nasnav.model.supernet import Supernet
 from nasnav.score.evaluate import CostModel, space_param_range
 from nasnav.space import SearchSpace
-from nasnav.store import layout
-from nasnav.store.io import read_csv, read_json, read_yaml
+from nasnav.store import layout, records
+from nasnav.store.io import read_csv, read_yaml
 from nasnav.store.records import read_finals
 from nasnav.store.run_dir import RunDir
 from nasnav.workflow import decisions, predictions
@@ -100,11 +101,15 @@ def _finals(path: str, stamps: tuple) -> pd.DataFrame:
 
 
 def spotcheck(run: RunDir, k: int) -> dict | None:
+    """Round k's spot-check summary; one that says "running" with no live spot-check job is "interrupted"
+    (killed, or the machine went down: nobody will finish it)."""
     try:
-        data = read_json(run.round_dir(k) / layout.SPOTCHECK_SUMMARY, default=None)
+        data = records.read_spotcheck(run, k)
     except ValueError:
         return None
-    return data if isinstance(data, dict) else None
+    if data and data.get("state") == "running" and running_job(run, layout.SPOTCHECK_LANE) is None:
+        data = {**data, "state": "interrupted", "message": "its job is gone"}
+    return data
 
 
 # ---- analysis: fitness, history, projection ------------------------------------------------

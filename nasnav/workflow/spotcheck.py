@@ -22,6 +22,8 @@ architecture and sample) and ``spotcheck.json`` (the plan, the state and both an
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import time
 
@@ -115,7 +117,7 @@ def spotcheck(run: RunDir, cfg: Config, n: int = SPACE_N, k: int | None = None, 
         raise InvalidInput("spotcheck --n 0 --top 0: nothing to check; sample the space (--n), take the best "
                            "candidates (--top), or both")
     rdir = run.round_dir(k)
-    key = [n, m, epochs, seeds]
+    key = [n, m, epochs, seeds, _round_identity(run, cfg, k)]  # a replaced round (undo, new decision) plans anew
     prev = read_json(rdir / layout.SPOTCHECK_SUMMARY, default=None)
     if isinstance(prev, dict) and prev.get("state") != "done" and prev.get("plan_key") == key and prev.get("plan"):
         p = prev["plan"]  # resume the interrupted plan, even if the search went on meanwhile
@@ -152,12 +154,18 @@ def spotcheck(run: RunDir, cfg: Config, n: int = SPACE_N, k: int | None = None, 
 
     try:
         run_trainings(cfg, space, todo, load_data(cfg), finished, single_process=True)
+        _same_round(run, cfg, k, space)
     except JobStopped:
         _same_round(run, cfg, k, space)
         write_json(rdir / layout.SPOTCHECK_SUMMARY, {**base, "state": "stopped", **_results(rdir, p, done, seed_list,
                                                                                              epochs, seeds)})
         raise
-    _same_round(run, cfg, k, space)
+    except BaseException as e:  # never leave "running" behind: say what stopped it (its trainings are kept)
+        replaced = isinstance(e, InvalidInput) and "was replaced" in str(e)
+        write_json(rdir / layout.SPOTCHECK_SUMMARY, {"round": k, "state": "replaced" if replaced else "failed",
+                                                     "message": f"spot check {'not kept' if replaced else 'failed'}: "
+                                                                f"{e or type(e).__name__}"})
+        raise
     summary = {**base, "state": "done", **_results(rdir, p, done, seed_list, epochs, seeds),
                "seconds": round(time.time() - t0, 2), "trained_now": progress["trained"], "reused": reused,
                "progress": 1.0, "message": f"spot check done: {progress['trained']} trainings now, {reused} reused"}
@@ -191,6 +199,15 @@ def reused_share(done: dict, p: dict, seed_list: list[int]) -> float:
     """Share of the plan's trainings already done before it starts."""
     archs = set(p["space"]["archs"]) | set(p["top"]["archs"])
     return sum((a, x) in done for a in archs for x in seed_list) / max(1, len(archs) * len(seed_list))
+
+
+def _round_identity(run: RunDir, cfg: Config, k: int) -> str:
+    """What a spot check's plan belongs to: round k's space and its supernet (a round undone and decided
+    anew has another space or another supernet, so an interrupted plan of the old one is not resumed)."""
+    ckpt = run.round_dir(k) / layout.SUPERNET
+    ident = json.dumps([round_space(run, cfg, k).to_dict(), ckpt.stat().st_mtime_ns if ckpt.exists() else None],
+                       sort_keys=True, default=str)
+    return hashlib.sha1(ident.encode()).hexdigest()[:12]
 
 
 def _same_round(run: RunDir, cfg: Config, k: int, space) -> None:
