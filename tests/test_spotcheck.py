@@ -109,9 +109,16 @@ def test_retrained_seeds_count_when_trained_as_long(tiny):
     d = run.final_dir("x")
     d.mkdir(parents=True)
     write_json(d / "metrics.json", {"arch": arch, "epochs": 7})
-    write_csv(d / "seeds.csv", pd.DataFrame([{"seed": 0, "val_acc": 0.5, "val_loss": 1.0, "train_seconds": 2.0}]))
-    assert spotcheck.finished_trainings(run, 7)[(arch, 0)]["standalone_acc"] == 0.5
-    assert (arch, 0) not in spotcheck.finished_trainings(run, 6)  # another budget: not the same training
+    space = round_space(run, cfg, 0)
+    fp = spotcheck.training_fingerprint(cfg, space, arch, 7)
+    write_csv(d / "seeds.csv", pd.DataFrame([{"seed": 0, "val_acc": 0.5, "val_loss": 1.0, "train_seconds": 2.0,
+                                              "fingerprint": fp},
+                                             {"seed": 1, "val_acc": 0.9, "val_loss": 1.0, "train_seconds": 2.0,
+                                              "fingerprint": "other-settings"}]))
+    done = spotcheck.finished_trainings(run, cfg, space, 7)
+    assert done[(arch, 0)]["standalone_acc"] == 0.5
+    assert (arch, 1) not in done  # trained with other settings (another lr, DDP, ...): not the same training
+    assert (arch, 0) not in spotcheck.finished_trainings(run, cfg, space, 6)  # another budget
     import shutil
 
     shutil.rmtree(d)

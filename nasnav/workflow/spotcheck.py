@@ -22,6 +22,7 @@ architecture and sample) and ``spotcheck.json`` (the plan, the state and both an
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -39,6 +40,7 @@ from nasnav.store.io import append_csv_rows, read_csv, read_json, write_csv, wri
 from nasnav.store.records import read_candidates
 from nasnav.store.run_dir import RunDir
 from nasnav.workflow.model_card import write_model_card
+from nasnav.workflow.retrain import fingerprint, single_device
 from nasnav.workflow.runs import load_data, round_space
 from nasnav.workflow.search import supernet_evaluator
 from nasnav.workflow.trainings import Training, run_trainings
@@ -49,7 +51,7 @@ SPACE_N, TOP_M = trust.SPACE_N, trust.TOP_M
 SAMPLES = ("space", "top")
 PAIR_COLUMNS = ["sample", "arch", "one_shot_acc", "standalone_acc", "standalone_std", "seed_accs", "params", "flops",
                 "epochs", "seeds"]
-RUN_COLUMNS = ["arch", "seed", "epochs", "standalone_acc", "val_loss", "seconds"]
+RUN_COLUMNS = ["arch", "seed", "epochs", "standalone_acc", "val_loss", "seconds", "fingerprint"]
 
 
 def plan(run: RunDir, cfg: Config, k: int, n: int = SPACE_N, m: int = TOP_M, evaluator=None) -> dict:
@@ -78,15 +80,31 @@ def _int(x) -> int | None:
     return None if x != x else int(x)
 
 
-def finished_trainings(run: RunDir, epochs: int) -> dict[tuple[str, int], dict]:
-    """Every standalone training of this run at ``epochs`` epochs: (arch, seed) -> {standalone_acc, val_loss,
-    seconds}. Spot checks of every round, and retrained networks' seeds when they were trained as long."""
+def training_fingerprint(cfg: Config, space, arch: str, epochs: int) -> str:
+    """What decides a spot-check training's result (``retrain.fingerprint`` of a one-device training of
+    ``epochs`` epochs): a training is reused only while it is unchanged (data, settings, channels)."""
+    one = single_device(dataclasses.replace(cfg, retrain=dataclasses.replace(cfg.retrain, epochs=int(epochs))))
+    return fingerprint(one, space, space.parse(arch, check_active=False))
+
+
+def finished_trainings(run: RunDir, cfg: Config, space, epochs: int) -> dict[tuple[str, int], dict]:
+    """Every standalone training of this run that a spot check of ``epochs`` epochs can reuse: (arch, seed) ->
+    {standalone_acc, val_loss, seconds}. Spot checks of every round, and retrained networks' seeds, each
+    only when trained as this config's spot check would train it now (``training_fingerprint``)."""
+    fps: dict[str, str] = {}  # ``space``: the round's (its channels and strides are every round's)
+
+    def same(arch: str, fp) -> bool:
+        if arch not in fps:
+            fps[arch] = training_fingerprint(cfg, space, arch, epochs)
+        return str(fp) == fps[arch]
+
     out: dict[tuple[str, int], dict] = {}
     for k in run.rounds():
         runs = read_csv(run.round_dir(k) / layout.SPOTCHECK_RUNS, columns=RUN_COLUMNS)
         for r in runs[pd.to_numeric(runs["epochs"], errors="coerce") == epochs].itertuples():
-            out[(str(r.arch), int(r.seed))] = {"standalone_acc": float(r.standalone_acc),
-                                               "val_loss": float(r.val_loss), "seconds": float(r.seconds)}
+            if same(str(r.arch), r.fingerprint):
+                out[(str(r.arch), int(r.seed))] = {"standalone_acc": float(r.standalone_acc),
+                                                   "val_loss": float(r.val_loss), "seconds": float(r.seconds)}
     for key in run.finals():
         d = run.final_dir(key)
         try:
@@ -96,10 +114,13 @@ def finished_trainings(run: RunDir, epochs: int) -> dict[tuple[str, int], dict]:
         if not isinstance(m, dict) or m.get("epochs") != epochs or not m.get("arch"):
             continue
         seeds = read_csv(d / layout.SEEDS)
-        for r in seeds.to_dict("records") if {"seed", "val_acc"} <= set(seeds.columns) else []:
-            out.setdefault((str(m["arch"]), int(r["seed"])), {"standalone_acc": float(r["val_acc"]),
-                                                              "val_loss": float(r.get("val_loss", np.nan)),
-                                                              "seconds": float(r.get("train_seconds", 0.0))})
+        if not {"seed", "val_acc", "fingerprint"} <= set(seeds.columns):
+            continue
+        for r in seeds.to_dict("records"):
+            if same(str(m["arch"]), r["fingerprint"]):  # the latest row of a seed trained this way wins
+                out[(str(m["arch"]), int(r["seed"]))] = {"standalone_acc": float(r["val_acc"]),
+                                                         "val_loss": float(r.get("val_loss", np.nan)),
+                                                         "seconds": float(r.get("train_seconds", 0.0))}
     return out
 
 
@@ -125,7 +146,7 @@ def spotcheck(run: RunDir, cfg: Config, n: int = SPACE_N, k: int | None = None, 
         p = plan(run, cfg, k, n, m)
     seed_list = [cfg.seed + s for s in range(seeds)]
     space = round_space(run, cfg, k)
-    done = finished_trainings(run, epochs)
+    done = finished_trainings(run, cfg, space, epochs)
     t0 = time.time()
     base = {"round": k, "plan_key": key, "plan": p, "epochs": epochs, "seeds": seeds, "n": len(p["space"]["archs"]),
             "m": len(p["top"]["archs"]), "started": t0}
@@ -141,7 +162,8 @@ def spotcheck(run: RunDir, cfg: Config, n: int = SPACE_N, k: int | None = None, 
         row = {"standalone_acc": float(res["val_acc"]), "val_loss": float(res["val_loss"]),
                "seconds": round(float(res["seconds"]), 3)}
         done[(t.arch, t.seed)] = row
-        append_csv_rows(rdir / layout.SPOTCHECK_RUNS, [{"arch": t.arch, "seed": t.seed, "epochs": epochs, **row}],
+        append_csv_rows(rdir / layout.SPOTCHECK_RUNS, [{"arch": t.arch, "seed": t.seed, "epochs": epochs, **row,
+                                                        "fingerprint": training_fingerprint(cfg, space, t.arch, epochs)}],
                         RUN_COLUMNS)
         progress["trained"] += 1
         n_done = reused + progress["trained"]
