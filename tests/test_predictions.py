@@ -15,6 +15,7 @@ from nasnav.jobs import commands
 from nasnav.score.table import TableEvaluator
 from nasnav.search.loop import run_search
 from nasnav.space import SearchSpace, Stage
+from nasnav.store.io import read_json
 from nasnav.store.records import read_candidates
 from nasnav.store.run_dir import RunDir
 from nasnav.workflow import predictions
@@ -71,8 +72,10 @@ def test_recommendation_prediction_and_scoring_the_predicted_best(tmp_path):
     more = score_candidates(run, cfg, 0, budget=6, strategy="guided", evaluator=ev)  # the search job's way
     assert len(more) == 36 and (more["strategy"].iloc[-6:] == "guided").all()
     best = predictions.round_predicted_best(run, cfg, n=4)
+    plan = read_json(run.round_dir(0) / "search.json")
     df = predictions.score_archs(run, cfg, list(best["arch"]), evaluator=ev)
     assert set(best["arch"]) <= set(df["arch"]) and len(df) == 40 and df["arch"].is_unique
+    assert read_json(run.round_dir(0) / "search.json") == plan  # a paused search's plan survives (for --resume)
     again = predictions.score_archs(run, cfg, list(best["arch"]), evaluator=ev)
     assert len(again) == 40  # already scored: nothing twice
     with pytest.raises(ValueError, match="has no component 'nope'"):

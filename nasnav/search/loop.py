@@ -253,11 +253,13 @@ def run_search(run: RunDir, space: SearchSpace, k: int, evaluator: Callable[[Arc
         propose, tell = make_proposer(space, rng, strategy, seen, history, population, sample_size, crossover_prob,
                                       ok, retries, fit)
 
-    state_path = run.round_dir(k) / layout.SEARCH_STATE
+    # the search's plan, for --resume; scoring a given list is no search: a paused search's plan stays as it was
+    state_path = run.round_dir(k) / layout.SEARCH_STATE if archs is None else None
     state = {"strategy": strategy, "budget": budget, "seconds": seconds, "seconds_used": 0.0,
              "target": None if budget is None else len(done) + budget, "scored": 0, "state": "running",
              "started": time.time()}
-    write_json(state_path, state)
+    if state_path is not None:
+        write_json(state_path, state)
     t0, scored, end = time.time(), 0, "done"
     try:
         while budget is None or scored < budget:
@@ -293,7 +295,8 @@ def run_search(run: RunDir, space: SearchSpace, k: int, evaluator: Callable[[Arc
         raise
     finally:
         state.update(state=end, scored=scored, seconds_used=round(time.time() - t0, 3), finished=time.time())
-        write_json(state_path, state)
+        if state_path is not None:
+            write_json(state_path, state)
     return read_csv(path, columns=candidate_columns(space))
 
 
