@@ -179,12 +179,12 @@ def scatter_points(run: RunDir, cfg, k: int, method: str) -> pd.DataFrame:
     proj = project(run, cfg, list(archs), method)
     out = proj.merge(df[["arch", "one_shot_acc", "params", "flops"]], on="arch", how="left")
     out["scored"] = out["one_shot_acc"].notna()
-    pred = _predictions(str(run.path), k, mtime(run.round_dir(k) / layout.CANDIDATES), tuple(grey))
+    pred = _predictions(str(run.path), k, _evidence_stamp(run, k), tuple(grey))
     return out.merge(pred, on="arch", how="left") if len(pred) else out.assign(predicted=np.nan, predicted_sd=np.nan)
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
-def _predictions(path: str, k: int, stamp: float, archs: tuple[str, ...]) -> pd.DataFrame:
+def _predictions(path: str, k: int, stamp: tuple, archs: tuple[str, ...]) -> pd.DataFrame:
     """The surrogate's predicted accuracy (and sd) of the map's unscored points (empty: too few scored)."""
     run, cfg = load(path)
     try:
@@ -193,26 +193,31 @@ def _predictions(path: str, k: int, stamp: float, archs: tuple[str, ...]) -> pd.
         return pd.DataFrame(columns=["arch", "predicted", "predicted_sd"])
 
 
+def _evidence_stamp(run: RunDir, k: int) -> tuple[float, float]:
+    """What the surrogate's views depend on: round k's candidates and the run's settings (steering.pick)."""
+    return mtime(run.round_dir(k) / layout.CANDIDATES), mtime(run.path / layout.CONFIG)
+
+
 @st.cache_data(max_entries=16, show_spinner=False)
-def _predicted_best(path: str, k: int, stamp: float, n: int) -> pd.DataFrame:
+def _predicted_best(path: str, k: int, stamp: tuple, n: int) -> pd.DataFrame:
     run, cfg = load(path)
     return predictions.round_predicted_best(run, cfg, k, n)
 
 
 def predicted_best(run: RunDir, k: int, n: int = 10) -> pd.DataFrame:
     """The ``n`` unscored architectures of round k's space with the best predicted accuracy."""
-    return _predicted_best(str(run.path), k, mtime(run.round_dir(k) / layout.CANDIDATES), n)
+    return _predicted_best(str(run.path), k, _evidence_stamp(run, k), n)
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
-def _recommended(path: str, k: int, stamp: float, n: int) -> pd.DataFrame:
+def _recommended(path: str, k: int, stamp: tuple, n: int) -> pd.DataFrame:
     run, cfg = load(path)
     return predictions.round_recommendations(run, cfg, k, n)
 
 
 def recommended(run: RunDir, k: int, n: int = 5) -> pd.DataFrame:
     """Round k's candidates to retrain first, with own score, prediction and interval."""
-    return _recommended(str(run.path), k, mtime(run.round_dir(k) / layout.CANDIDATES), n)
+    return _recommended(str(run.path), k, _evidence_stamp(run, k), n)
 
 
 # ---- data preview and cost of a space ------------------------------------------------------
