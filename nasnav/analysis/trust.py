@@ -8,8 +8,9 @@ need not: they are equivalent). So two samples, two answers, each judged against
 
 1. **Prune by fitness?** (``prune_answer``) A stratified sample of the round's space
    (``stratified_sample``: every active component about equally often). Kendall tau between
-   one-shot and standalone accuracy, against the **ceiling**: the tau between two single-seed
-   trainings (no score agrees with training better than training agrees with itself).
+   one-shot and standalone accuracy (mean over seeds), against the **ceiling**: the tau of one more
+   training against the others' mean (no score agrees with training better than training agrees
+   with itself).
 2. **Pick the winner by one-shot score?** (``pick_answer``) The round's top candidates by
    one-shot score. Do their standalone accuracies differ beyond seed noise at all (one-way
    ANOVA over seeds)? If not, they are equivalent within the range of their means: pick by
@@ -118,7 +119,8 @@ def noise_stats(seed_accs: np.ndarray) -> dict:
     """Seed noise of a (architectures, seeds) matrix of standalone accuracies.
 
     ``seed_sd``: pooled within-architecture standard deviation (one training's noise);
-    ``ceiling``: mean Kendall tau between two seeds' rankings; ``differ_p``: one-way ANOVA p-value
+    ``ceiling``: mean Kendall tau of one seed's ranking against the mean of the other seeds (two seeds:
+    the tau between them); ``differ_p``: one-way ANOVA p-value
     of "the architectures' expected accuracies are all equal"; ``spread``: standard deviation of
     the means across architectures; ``range``: best mean minus worst mean."""
     acc = np.asarray(seed_accs, float)
@@ -134,7 +136,11 @@ def noise_stats(seed_accs: np.ndarray) -> dict:
     out["seed_sd"] = _num(np.sqrt(acc.var(1, ddof=1).mean()))
     pairs = [_tau(acc[:, i], acc[:, j])[0] for i, j in combinations(range(s), 2)]
     out["seed_pair_taus"] = [t for t in pairs if t is not None]  # a constant seed column has no order
-    out["ceiling"] = float(np.mean(out["seed_pair_taus"])) if out["seed_pair_taus"] else None
+    # the ceiling: how well one more training predicts the mean of the others (one-shot is judged against a
+    # mean too); with 2 seeds, the tau between them
+    loo = [_tau(acc[:, i], np.delete(acc, i, axis=1).mean(1))[0] for i in range(s)]
+    loo = [t for t in loo if t is not None]
+    out["ceiling"] = float(np.mean(loo)) if loo else None
     within = acc.var(1, ddof=1).mean()
     if within > 0:
         f = s * means.var(ddof=1) / within  # between-architecture over within-architecture mean square
