@@ -156,12 +156,7 @@ def main(argv=None) -> None:
         })
     n = len(results)
     epochs = results[0]["epochs"] if results else None
-    body = (f"Preset `{args.preset}`, run seeds {seeds}. Spot check (the product's plan and verdicts): "
-            f"{args.n} architectures sampled evenly over round 0's space (question 1: prune by fitness?) and the "
-            f"round's {args.m} best candidates by one-shot score (question 2: pick the winner by it?), each trained "
-            f"{epochs} epochs with the check's own seeds; ground truth: {args.truth_seeds} more seeds. "
-            f"Verdicts: check (its own seeds) / truth (the same function on the ground truth).\n\n"
-            + markdown_table(rows)
+    body = (f"Run seeds {seeds}; standalone {epochs} epochs; truth {args.truth_seeds} seeds.\n\n" + markdown_table(rows)
             + f"\nAcross the space, tau >= 0.6 with p < 0.01 on N >= 20 in **{met}/{n}** seeds; verdicts agree with "
             f"the truth in {agree[trust.PRUNE]}/{n} (prune) and {agree[trust.PICK]}/{n} (pick).")
     metrics = {"seeds": seeds, "tau_met": met, "spread_ratio_min": min(ratios) if ratios else None, "agree_prune": agree[trust.PRUNE], "agree_pick": agree[trust.PICK],

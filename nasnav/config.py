@@ -578,6 +578,12 @@ def load_config(path: str | Path, overrides: list[str] | tuple = ()) -> Config:
     return config_from_dict(raw, str(path), overrides)
 
 
+# The preset a new user starts from (the app's home page, `make run`): MNIST-1D, a data set made so that
+# architecture matters (standalone accuracy spans far more than seed noise, and the supernet ranks it:
+# BENCHMARKS.md); digits saturates.
+DEFAULT_PRESET = "mnist1d"
+
+
 def preset_path(name: str) -> Path:
     """configs/<name>.yaml; ValueError listing the presets for an unknown name."""
     path = CONFIG_DIR / f"{name}.yaml"

@@ -54,7 +54,8 @@ def test_append_keeps_every_run_and_moves_latest(tmp_path):
     assert [(r["command"], r["latest"]) for r in recs] == [("a", False), ("b", True), ("a", True)]
 
 
-def test_page_shows_only_the_newest_run_per_benchmark_and_group(tmp_path):
+def test_page_shows_only_the_newest_run_per_benchmark_and_group(tmp_path, monkeypatch):
+    monkeypatch.setattr(report, "PAGE_GROUPS", {})  # every group shown (the repository's page hides some)
     for rec in [_record("ranking", "digits", "2026-01-01 10:00", "0.111"),
                 _record("ranking", "mnist1d", "2026-01-01 11:00", "0.222"),
                 _record("ranking", "digits", "2026-01-02 10:00", "0.333"),
@@ -105,3 +106,14 @@ def test_repository_page_is_generated_small_and_every_run_has_its_command():
     for rs in every.values():  # exactly one latest run per command
         latest = [r["command"] for r in rs if r["latest"]]
         assert sorted(latest) == sorted({r["command"] for r in rs})
+
+
+def test_a_benchmark_can_show_only_some_groups(tmp_path, monkeypatch):
+    monkeypatch.setattr(report, "PAGE_GROUPS", {"ranking": ("mnist1d",)})
+    for rec in [_record("ranking", "digits", "2026-01-01 10:00", "0.111"),
+                _record("ranking", "mnist1d", "2026-01-01 11:00", "0.222")]:
+        records.append_record(rec, tmp_path)
+    page = report.render_page(tmp_path)
+    assert "### mnist1d" in page and "### digits" not in page and "v-2026-01-01 10:00" not in page
+    monkeypatch.setattr(report, "PAGE_GROUPS", {"ranking": ("cifar10",)})  # none of its groups recorded: all shown
+    assert "### digits" in report.render_page(tmp_path)

@@ -8,13 +8,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from nasnav import config
 from nasnav.store import layout, records
 from nasnav.store.run_dir import RunDir
 
 HOME, SPACE, SUPERNET, EXPLORE, RETRAIN = "home", "space", "supernet", "explore", "retrain"
-# The preset a new user starts from: MNIST-1D, a data set made so that architecture matters (a spread of
-# standalone accuracies far wider than seed noise, which the supernet ranks: BENCHMARKS.md); digits saturates.
-DEFAULT_PRESET = "mnist1d"
+DEFAULT_PRESET = config.DEFAULT_PRESET  # what a new user starts from
 
 PAGE_FILES = {
     HOME: "pages/home.py",
