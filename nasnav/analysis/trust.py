@@ -171,22 +171,14 @@ def prune_answer(one_shot: Sequence[float], seed_accs, epochs: int | None = None
     standalone training does? ``seed_accs``: (architectures, seeds) standalone accuracies."""
     _, _, s = _common(one_shot, seed_accs)
     s.update(question=PRUNE, epochs=epochs)
-    n, tau, p, ceiling = s["n"], s["kendall_tau"], s["kendall_p"], s["ceiling"]
-    if n < MIN_N:
-        code = "too_few"
-    elif s["seeds"] < 2:
-        code = "no_noise"
-    elif s["differ_p"] is not None and s["differ_p"] >= ALPHA:
-        code = "equivalent"  # training cannot tell these architectures apart: nothing to prune for
-    elif tau is not None and tau > 0 and p is not None and p < ALPHA and tau >= RELIABLE_SHARE * (ceiling or 0):
+    tau, p, ceiling = s["kendall_tau"], s["kendall_p"], s["ceiling"]
+    code = _not_comparable(s)
+    if code is None and tau is not None and tau > 0 and p is not None and p < ALPHA \
+            and tau >= RELIABLE_SHARE * (ceiling or 0):
         code = "yes"
-    elif tau is not None and tau > 0 and p is not None and p < PARTIAL_P:
+    elif code is None and tau is not None and tau > 0 and p is not None and p < PARTIAL_P:
         code = "partly"
-    else:
-        code = "no"
-    s["verdict"] = code
-    s["text"] = answer_text(s)
-    return s
+    return _judged(s, code or "no")
 
 
 def pick_answer(one_shot: Sequence[float], seed_accs, k: int | None = None, epochs: int | None = None) -> dict:
@@ -202,16 +194,25 @@ def pick_answer(one_shot: Sequence[float], seed_accs, k: int | None = None, epoc
              gap=_num(means[top].mean() - means[rest].mean()) if len(rest) else None,
              regret=_num(means.max() - means[top].max()) if n else None,
              best_index=int(np.argmax(means)) if n else None, one_shot_best_index=int(order[0]) if n else None)
-    if n < MIN_N:
-        code = "too_few"
-    elif s["seeds"] < 2:
-        code = "no_noise"
-    elif s["differ_p"] is not None and s["differ_p"] >= ALPHA:
-        code = "equivalent"
-    elif s["regret"] is not None and s["seed_sd"] is not None and s["regret"] <= s["seed_sd"]:
+    code = _not_comparable(s)
+    if code is None and s["regret"] is not None and s["seed_sd"] is not None and s["regret"] <= s["seed_sd"]:
         code = "yes"
-    else:
-        code = "no"
+    return _judged(s, code or "no")
+
+
+def _not_comparable(s: dict) -> str | None:
+    """The verdict both questions share before any ranking is judged: too few trained, seed noise unknown,
+    or training cannot tell the architectures apart (nothing to prune for, any of them will do); else None."""
+    if s["n"] < MIN_N:
+        return "too_few"
+    if s["seeds"] < 2:
+        return "no_noise"
+    if s["differ_p"] is not None and s["differ_p"] >= ALPHA:
+        return "equivalent"
+    return None
+
+
+def _judged(s: dict, code: str) -> dict:
     s["verdict"] = code
     s["text"] = answer_text(s)
     return s
