@@ -10,7 +10,11 @@ fitness and projection, then serves the app (``streamlit run app.py``) and opens
 in system Chromium through Playwright:
 
 - **load**: from navigation until the scatterplot is drawn and Streamlit has finished the script
-  run (the status widget is gone); the first load of a fresh server process is reported apart;
+  run (the status widget is gone); the first load of a fresh server process is reported apart (it
+  imports torch and Lightning and fills the caches); a new tab also loads Streamlit's frontend and
+  its chart library again;
+- **navigation**: in an app already open (what a user does), from a click on the sidebar's Explore
+  link on the Home page until the same point;
 - **brush -> selection**: from releasing a rectangle drag over the scatterplot until the selection
   summary ("Mean one-shot acc"), or the notice that the rectangle holds no candidate, is on the page.
 
@@ -94,6 +98,19 @@ def load_time(page, url: str) -> float:
     return time.perf_counter() - t - 0.2
 
 
+def nav_time(page, base: str, run: str) -> float:
+    """In an open app (the frontend already loaded, as a user has it): Home, then the sidebar's Explore
+    link, until the scatterplot is drawn and the script run has finished."""
+    page.goto(f"{base}/?run={run}")
+    settle(page)
+    t = time.perf_counter()
+    page.get_by_test_id("stSidebarNav").get_by_text("3 · Explore").click()
+    page.get_by_test_id("stVegaLiteChart").first.wait_for(timeout=120_000)
+    time.sleep(0.2)
+    settle(page)
+    return time.perf_counter() - t - 0.2
+
+
 def brush_time(page, frac: tuple[float, float, float, float]) -> float:
     chart = page.get_by_test_id("stVegaLiteChart").first
     chart.scroll_into_view_if_needed()
@@ -168,6 +185,10 @@ def main(argv=None) -> None:
                             log(f"[explore] brush {i}: no selection summary ({type(e).__name__})")
                     log(f"[explore] load {i}: {loads[-1]:.2f} s" + (f", brush {brushes[-1]:.2f} s" if brushes else ""))
                     page.close()
+                page = browser.new_page(viewport={"width": 1400, "height": 1000})
+                navs = [nav_time(page, base, run_path.name) for _ in range(args.reps)]
+                log(f"[explore] in-app navigation: {', '.join(f'{x:.2f}' for x in navs)} s")
+                page.close()
                 browser.close()
         finally:
             proc.terminate()
@@ -176,7 +197,8 @@ def main(argv=None) -> None:
     rows = [
         {"measure": f"Explore page, first load on a fresh server ({args.candidates:,} candidates)",
          "seconds": f"{loads[0]:.2f}"},
-        {"measure": f"Explore page load, later loads ({args.reps})", "seconds": median_spread(loads[1:])},
+        {"measure": f"Explore page load in a new tab, later loads ({args.reps})", "seconds": median_spread(loads[1:])},
+        {"measure": f"Home -> Explore by the sidebar in an open app ({args.reps})", "seconds": median_spread(navs)},
         {"measure": f"brush a rectangle -> selection summary shown ({len(brushes)} of {args.reps} brushes"
                     + (f"; {failed} showed no summary within 120 s" if failed else "") + ")",
          "seconds": median_spread(brushes) if brushes else "-"},
@@ -185,7 +207,10 @@ def main(argv=None) -> None:
             f"done; built in {t_build:.0f} s); `streamlit run app.py` and system Chromium ({exe}) through "
             "Playwright on the same machine, viewport 1400x1000.\n\n" + markdown_table(rows))
     report(f"Explore page render ({args.candidates:,} candidates, Chromium)", body, write=not args.no_write,
-           group="tiny" if args.quick else "digits", params=vars(args), metrics={"build_s": round(t_build, 1)})
+           group="tiny" if args.quick else "digits", params=vars(args),
+           metrics={"build_s": round(t_build, 1), "first_load_s": round(loads[0], 2),
+                    "new_tab_s": round(float(np.median(loads[1:])), 2) if len(loads) > 1 else None,
+                    "navigation_s": round(float(np.median(navs)), 2) if navs else None})
 
 
 if __name__ == "__main__":

@@ -88,10 +88,9 @@ def _ranking(rec):
             return  # the target is the default preset's
         n, ratio = len(m.get("seeds", [])), m.get("spread_ratio_min")
         ok = n >= 5 and m["tau_met"] >= n - 1 and isinstance(ratio, (int, float)) and ratio >= 5
-        yield (f"architecture matters (default preset, {rec['group']}): standalone spread over a space sample >= 5x the seed sd, and "
-               "round 0's tau across the space >= 0.6 (p < 0.01, N >= 20, 3-seed truth) in >= 4 of 5 seeds",
-               f"spread >= {ratio:.1f}x seed sd; tau met in {m['tau_met']}/{n} seeds" if isinstance(ratio, (int, float))
-               else f"tau met in {m['tau_met']}/{n} seeds", ok)
+        yield (f"default preset ({rec['group']}): spread >= 5x seed sd; tau >= 0.6, p < 0.01, N >= 20 in >= 4/5 seeds",
+               f"spread >= {ratio:.1f}x; tau met in {m['tau_met']}/{n}" if isinstance(ratio, (int, float))
+               else f"tau met in {m['tau_met']}/{n}", ok)
         return
     t, ceiling = _table(rec, "variant"), m.get("ceiling")
     rows = [r for r in _rows(t) if isinstance(r.get("tau"), (int, float))] if t else []
