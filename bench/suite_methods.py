@@ -59,5 +59,5 @@ def pick(df: pd.DataFrame, space: SearchSpace, how: str = "score", blend: float 
         df = df.drop_duplicates("arch", keep="last")
         keep = np.array([space.contains(space.parse(a, check_active=False)) for a in df["arch"].astype(str)])
         inside = df[keep]
-        return str(inside["arch"].iloc[int(np.argmax(inside["one_shot_acc"].to_numpy()))])
+        return str(inside["arch"].iloc[int(np.nanargmax(inside["one_shot_acc"].to_numpy(dtype=float)))])  # NaN: a failed score
     return recommend(df, space, blend, theta=theta, noise=noise).iloc[0]["arch"]

@@ -186,8 +186,9 @@ def fit_frame(df: pd.DataFrame, space: SearchSpace, score: str = "one_shot_acc",
 
 
 def pick(surrogate: Surrogate, blend: float = 0.0) -> int:
-    """Index of the scored candidate to retrain: the best of ``blend`` x own score + (1 - blend) x the
-    posterior mean (``smoothed``); blend 1 is the best own score."""
+    """Index, into the fitted candidates (``surrogate.y``: beyond ``MAX_FIT`` a subset, see ``fitted_rows``),
+    of the one to retrain: the best of ``blend`` x own score + (1 - blend) x the posterior mean
+    (``smoothed``); blend 1 is the best own score. ``recommend`` ranks every candidate."""
     return int(np.argmax(blend * surrogate.y + (1.0 - blend) * surrogate.smoothed()))
 
 
