@@ -164,7 +164,6 @@ def selection_panel(run: RunDir, cfg, k: int, space: SearchSpace, cands: pd.Data
                                                  "one_shot_acc": st.column_config.NumberColumn("one-shot acc", format="%.4f"),
                                                  "params": st.column_config.NumberColumn(format="localized"),
                                                  "flops": st.column_config.NumberColumn("FLOPs", format="localized")})
-    st.caption(spotcheck_line(run, k))
     primary = widgets.is_next(guide.EXPLORE, guide.KEEP_SELECTION, run)
     if st.button(guide.KEEP_SELECTION, key="ex_keep", type="primary" if primary else "secondary",
                  help="Prune every component no selected candidate uses (added to the pending decision)",
