@@ -94,3 +94,14 @@ def test_too_few_candidates_give_no_prediction():
     rec = predictions.recommendations(df, space, type("S", (), {"pick": "surrogate", "pick_blend": 0.2})())
     assert rec["arch"].tolist() == ["a/a", "a/b"] and rec["predicted"].isna().all()
     assert "too few scored candidates" in predictions.why(rec.iloc[0])
+
+
+def test_evaluate_refuses_bad_input_with_exit_2(tmp_path, capsys):
+    from nasnav.cli import main
+
+    run = create_run(load_config("configs/tiny.yaml", TINY), tmp_path / "r")
+    assert main(["evaluate", str(run.path)]) == 2  # neither --n nor --arch
+    assert "give --n" in capsys.readouterr().err
+    assert main(["evaluate", str(run.path), "--arch", "nope/skip/skip"]) == 2
+    assert "nope" in capsys.readouterr().err
+    assert not (run.round_dir(0) / "candidates.csv").exists() or len(read_candidates(run, 0)) == 0  # nothing scored
