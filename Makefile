@@ -14,7 +14,7 @@ $(STAMP): requirements.txt requirements-dev.txt requirements-bench.txt
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/streamlit run app.py
+	$(BIN)/python -m nasnav.ui.launch
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

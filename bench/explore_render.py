@@ -6,7 +6,7 @@
 Builds a real run (digits data, the digits preset's space with a fifth stage so that it holds more
 than 5,000 architectures; supernet trained briefly: the scores are real one-shot scores, their
 quality does not matter here), scores ``--candidates`` architectures with the engine, computes
-fitness and projection, then serves the app (``streamlit run app.py``) and opens the Explore page
+fitness and projection, then serves the app as `make run` does (``python -m nasnav.ui.launch``) and opens the Explore page
 in system Chromium through Playwright:
 
 - **load**: from navigation until the scatterplot is drawn and Streamlit has finished the script
@@ -155,7 +155,7 @@ def main(argv=None) -> None:
         env = {**os.environ, "NASNAV_RUNS": str(root), "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
         logf = open(Path(tmp) / "streamlit.log", "w")
         proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port), "--server.headless",
+            [sys.executable, "-m", "nasnav.ui.launch", "--server.port", str(port), "--server.headless",
              "true", "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
             cwd=ROOT, env=env, stdout=logf, stderr=subprocess.STDOUT)
         base = f"http://127.0.0.1:{port}"
@@ -204,7 +204,7 @@ def main(argv=None) -> None:
          "seconds": median_spread(brushes) if brushes else "-"},
     ]
     body = (f"A run on digits with {args.candidates:,} scored candidates (fitness and {np.str_('mds')} projection "
-            f"done; built in {t_build:.0f} s); `streamlit run app.py` and system Chromium ({exe}) through "
+            f"done; built in {t_build:.0f} s); `python -m nasnav.ui.launch` and system Chromium ({exe}) through "
             "Playwright on the same machine, viewport 1400x1000.\n\n" + markdown_table(rows))
     report(f"Explore page render ({args.candidates:,} candidates, Chromium)", body, write=not args.no_write,
            group="tiny" if args.quick else "digits", params=vars(args),

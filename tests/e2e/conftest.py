@@ -61,14 +61,14 @@ def browser():
 
 @pytest.fixture(scope="session")
 def app_server(tmp_path_factory):
-    """``streamlit run app.py`` with NASNAV_RUNS in a temporary folder; yields (url, runs root)."""
+    """The app as `make run` starts it (`python -m nasnav.ui.launch`), NASNAV_RUNS in a temporary folder; yields (url, runs root)."""
     runs = tmp_path_factory.mktemp("e2e_runs")
     port = free_port()
     # jobs inherit this environment; one torch thread each: the browser and the app share the 2 cores
     env = {**os.environ, "NASNAV_RUNS": str(runs), "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
     log = open(runs.parent / "streamlit.log", "w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port), "--server.headless", "true",
+        [sys.executable, "-m", "nasnav.ui.launch", "--server.port", str(port), "--server.headless", "true",
          "--server.address", "127.0.0.1"],
         cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
