@@ -198,26 +198,24 @@ def _evidence_stamp(run: RunDir, k: int) -> tuple[float, float]:
     return mtime(run.round_dir(k) / layout.CANDIDATES), mtime(run.path / layout.CONFIG)
 
 
-@st.cache_data(max_entries=16, show_spinner=False)
-def _predicted_best(path: str, k: int, stamp: tuple, n: int) -> pd.DataFrame:
+SURROGATE_VIEWS = {"predicted_best": predictions.round_predicted_best,
+                   "recommended": predictions.round_recommendations}
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def _surrogate_view(view: str, path: str, k: int, stamp: tuple, n: int) -> pd.DataFrame:
     run, cfg = load(path)
-    return predictions.round_predicted_best(run, cfg, k, n)
+    return SURROGATE_VIEWS[view](run, cfg, k, n)
 
 
 def predicted_best(run: RunDir, k: int, n: int = 10) -> pd.DataFrame:
     """The ``n`` unscored architectures of round k's space with the best predicted accuracy."""
-    return _predicted_best(str(run.path), k, _evidence_stamp(run, k), n)
-
-
-@st.cache_data(max_entries=16, show_spinner=False)
-def _recommended(path: str, k: int, stamp: tuple, n: int) -> pd.DataFrame:
-    run, cfg = load(path)
-    return predictions.round_recommendations(run, cfg, k, n)
+    return _surrogate_view("predicted_best", str(run.path), k, _evidence_stamp(run, k), n)
 
 
 def recommended(run: RunDir, k: int, n: int = 5) -> pd.DataFrame:
     """Round k's candidates to retrain first, with own score, prediction and interval."""
-    return _recommended(str(run.path), k, _evidence_stamp(run, k), n)
+    return _surrogate_view("recommended", str(run.path), k, _evidence_stamp(run, k), n)
 
 
 # ---- data preview and cost of a space ------------------------------------------------------
