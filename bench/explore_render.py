@@ -169,7 +169,8 @@ def main(argv=None) -> None:
                     time.sleep(0.3)
             url = f"{base}/explore?run={run_path.name}"
             loads, brushes, failed = [], [], 0
-            boxes = [(0.10, 0.05, 0.45, 0.75), (0.15, 0.10, 0.50, 0.80), (0.05, 0.05, 0.40, 0.70)]
+            # inside the plot area: a drag that starts on the axis (left 8 %) draws no rectangle
+            boxes = [(0.10, 0.05, 0.45, 0.75), (0.15, 0.10, 0.50, 0.80), (0.12, 0.08, 0.42, 0.70)]
             with sync_playwright() as p:
                 browser = p.chromium.launch(executable_path=exe, args=CHROMIUM_FLAGS)
                 for i in range(args.reps + 1):
