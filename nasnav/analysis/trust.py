@@ -310,8 +310,8 @@ def answers(summary: dict | None) -> dict:
 
 
 def trust_line(summary: dict | None) -> str:
-    """What the one-shot score can be trusted for, in one line: the spot check's short answers, or that
-    nothing was measured (never more than a spot check said)."""
+    """What the one-shot score can be trusted for, in one line starting "Spot check": its short answers, or
+    that nothing was measured (never more than a spot check said)."""
     state = summary.get("state") if isinstance(summary, dict) else None
     if state == "running" and not answers(summary):
         return "Spot check running: how far the one-shot score can be trusted is not known yet."
@@ -319,9 +319,9 @@ def trust_line(summary: dict | None) -> str:
         return (f"Spot check {state} ({summary.get('message') or 'no answers'}); its finished trainings are kept and "
                 "the next spot check reuses them. Until then, treat one-shot accuracy as an estimate.")
     if not answers(summary):
-        return ("Not measured: no spot check of the two questions (prune by fitness? pick the winner by one-shot "
+        return ("Spot check: Not measured: no spot check of the two questions (prune by fitness? pick the winner by one-shot "
                 "score?) was run; treat one-shot accuracy as an estimate.")
-    return short_line(answers(summary))
+    return f"Spot check: {short_line(answers(summary))}"
 
 
 def advised_retrain(summary: dict | None) -> tuple[list[str], str] | None:

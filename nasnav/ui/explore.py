@@ -136,8 +136,7 @@ def scatter_and_selection(run: RunDir, cfg, k: int, space: SearchSpace) -> None:
 
 def spotcheck_line(run: RunDir, k: int) -> str:
     """One line: what round k's spot check says the one-shot score can be trusted for (both questions)."""
-    line = trust.trust_line(store.spotcheck(run, k))
-    return line if line.startswith("Spot check") else f"Spot check: {line}"
+    return trust.trust_line(store.spotcheck(run, k))
 
 
 def selection_panel(run: RunDir, cfg, k: int, space: SearchSpace, cands: pd.DataFrame, sel: list[str],

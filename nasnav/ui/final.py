@@ -201,10 +201,7 @@ def trust_panel(run: RunDir) -> None:
         st.caption(trust.trust_line(store.spotcheck(run, run.current_round())))
         return
     st.markdown(f"**How far to trust the one-shot score** (spot check of round {k})")
-    for q in (trust.PICK, trust.PRUNE):
-        if q in got:
-            box = st.success if got[q]["verdict"] in ("yes", "equivalent") else st.info
-            box(got[q]["text"], icon=":material/fact_check:")
+    widgets.answer_boxes(got, order=(trust.PICK, trust.PRUNE))  # picking comes first here
 
 
 def downloads(run: RunDir, finals: pd.DataFrame) -> None:

@@ -21,8 +21,6 @@ from nasnav.ui.explore import SEL_KEY, spotcheck_line
 from nasnav.workflow import decisions
 from nasnav.workflow.track_record import track_record
 
-SPOT_LANE = layout.SPOTCHECK_LANE  # the spot check runs beside the run's main job (jobs.control: side jobs)
-
 
 def fitness_views(run: RunDir, cfg, k: int) -> None:
     """Fitness vs frequency per component (the paper's view) and the stage x component heatmap."""
@@ -289,10 +287,7 @@ def spotcheck_panel(run: RunDir, k: int) -> None:
             st.caption(f"The latest spot check, of round {earlier}, said this (the space has changed since):")
             for a in trust.answers(old).values():
                 st.caption(f"Round {earlier}: {a['text']}")
-    for q in (trust.PRUNE, trust.PICK):
-        if q in got:
-            box = st.success if got[q]["verdict"] in ("yes", "equivalent") else st.info
-            box(got[q]["text"], icon=":material/fact_check:")
+    widgets.answer_boxes(got)
     if sc.get("state") in ("running", "stopped", "interrupted") and got:
         st.caption(f"Spot check {sc['state']}: the answers cover the trainings finished so far.")
     st.caption(f"A spot check trains, standalone ({cfg_budget(sc)}), {trust.SPACE_N} architectures sampled evenly over "
@@ -308,16 +303,16 @@ def spotcheck_panel(run: RunDir, k: int) -> None:
 def spotcheck_controls(run: RunDir, k: int, ready: bool) -> None:
     """Start and stop a spot check of round k: a side job, so searching and deciding go on meanwhile; its
     progress is polled from spotcheck.json, and the page refreshes when it ends."""
-    live = running_job(run, SPOT_LANE)
+    live = running_job(run, layout.SPOTCHECK_LANE)
     c = st.columns([1, 1, 4])
     if c[0].button("Run spot check", key="ex_spot_start", disabled=bool(live) or not ready, width="stretch"):
         with widgets.guarded("Run spot check"):
-            start_job(run, "spotcheck", commands.spotcheck(run, trust.SPACE_N, trust.TOP_M, k), lane=SPOT_LANE)
+            start_job(run, "spotcheck", commands.spotcheck(run, trust.SPACE_N, trust.TOP_M, k), lane=layout.SPOTCHECK_LANE)
             st.rerun()
     if c[1].button("Stop", key="ex_spot_stop", disabled=not live, width="stretch",
                    help="Stop the spot check; finished trainings are kept and reused by the next one"):
         with widgets.guarded("Stop spot check"):
-            stop_job(run, lane=SPOT_LANE)
+            stop_job(run, lane=layout.SPOTCHECK_LANE)
             st.rerun()
     if not ready:
         c[2].caption("Score a few candidates first.")
@@ -327,7 +322,7 @@ def spotcheck_controls(run: RunDir, k: int, ready: bool) -> None:
         @st.fragment(run_every=2.0)
         def _poll() -> None:
             here = RunDir(path)
-            if not running_job(here, SPOT_LANE):
+            if not running_job(here, layout.SPOTCHECK_LANE):
                 st.rerun(scope="app")  # it ended: show its answers
             sc = store.spotcheck(here, k) or {}
             st.progress(min(1.0, float(sc.get("progress") or 0.0)),

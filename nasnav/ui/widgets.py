@@ -12,6 +12,7 @@ from pathlib import Path
 import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
+from nasnav.analysis import trust
 from nasnav.jobs.control import JobRunning, running_job, start_job, stop_job
 from nasnav.store.run_dir import RunDir
 from nasnav.ui import charts, guide, state, store
@@ -264,6 +265,15 @@ def status_box(run: RunDir, jobs: tuple[str, ...]) -> None:
         if tail:
             with st.expander("Log tail"):
                 st.code(tail, language=None)
+
+
+def answer_boxes(answers: dict, order: tuple[str, ...] = (trust.PRUNE, trust.PICK)) -> None:
+    """A spot check's answers (``trust.answers``) in their own words: green where the one-shot score can be
+    relied on (or nothing hangs on it), blue where it cannot."""
+    for q in order:
+        if q in answers:
+            box = st.success if answers[q]["verdict"] in ("yes", "equivalent") else st.info
+            box(answers[q]["text"], icon=":material/fact_check:")
 
 
 def _duration(seconds: float) -> str:
