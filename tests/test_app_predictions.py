@@ -37,6 +37,8 @@ def test_prediction_map_recommendation_and_one_click_scoring(tmp_path_factory, t
     layer = spec["layer"][0]
     assert layer["name"] == "predictions" and layer["encoding"]["color"]["field"] == "predicted"
     assert layer["encoding"]["opacity"]["field"] == "certainty"
+    live = store.scatter_points(run, cfg, 0, cfg.search.projection, predict=False)  # while a search runs
+    assert live[~live["scored"]]["predicted"].isna().all() and len(live) == len(points)
 
     n0 = len(read_candidates(run, 0))
     at.button(key="ex_score_predicted").click()

@@ -85,10 +85,14 @@ def decode(space: SearchSpace, codes: np.ndarray) -> list[str]:
             for row in np.asarray(codes)]
 
 
+def _differing(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The number of stages whose choice differs between the rows of ``a`` (n, S) and ``b`` (m, S): (n, m)."""
+    return (a[:, None, :] != b[None, :, :]).sum(-1)
+
+
 def _kernel(a: np.ndarray, b: np.ndarray, theta: float) -> np.ndarray:
-    """exp(-theta * differing stages) between the rows of ``a`` (n, S) and ``b`` (m, S): (n, m)."""
-    d = (a[:, None, :] != b[None, :, :]).sum(-1)
-    return np.exp(-theta * d)
+    """exp(-theta * differing stages) between the rows of ``a`` and ``b``."""
+    return np.exp(-theta * _differing(a, b))
 
 
 @dataclass
@@ -118,7 +122,7 @@ class Surrogate:
         mean = float(y.mean())
         scale = float(y.std()) or 1.0
         z = (y - mean) / scale
-        d = (codes[:, None, :] != codes[None, :, :]).sum(-1)
+        d = _differing(codes, codes)
         if theta is None or noise is None:
             sub = np.unique(np.linspace(0, len(y) - 1, min(len(y), SELECT_ON)).astype(int))
             ds, zs, best = d[np.ix_(sub, sub)], z[sub], None

@@ -104,7 +104,7 @@ def scatter_and_selection(run: RunDir, cfg, k: int, space: SearchSpace) -> None:
                                   help="How architectures are laid out in 2-D; the layout is stable across rounds")
             t0 = time.perf_counter()
             with st.spinner("Projecting candidates ..."):
-                points = store.scatter_points(run, cfg, k, method)
+                points = store.scatter_points(run, cfg, k, method, predict=not live)
             n_scored = int(points["scored"].sum())
             predicted = "predicted" in points and points["predicted"].notna().any()
             m2.caption(f"{n_scored:,} scored candidates (coloured) · {len(points) - n_scored:,} not yet scored "

@@ -167,9 +167,11 @@ def grey_sample(sp: SearchSpace, k: int, n: int = GREY_SAMPLE) -> list[str]:
     return list(dict.fromkeys(str(sp.sample(rng)) for _ in range(n)))
 
 
-def scatter_points(run: RunDir, cfg, k: int, method: str) -> pd.DataFrame:
+def scatter_points(run: RunDir, cfg, k: int, method: str, predict: bool = True) -> pd.DataFrame:
     """Candidates of round k placed on the stable projection, plus unscored ones in grey:
-    columns arch, x, y, one_shot_acc, params, flops, scored."""
+    columns arch, x, y, one_shot_acc, params, flops, scored, and the surrogate's predicted, predicted_sd
+    of the unscored ones (NaN without ``predict``: while a search adds candidates every poll, a refit
+    each time would compete with the search for the cores)."""
     df = candidates(run, k)
     df = df.dropna(subset=["arch"]).drop_duplicates("arch", keep="last")
     sp = space(run, cfg, k)
@@ -179,7 +181,7 @@ def scatter_points(run: RunDir, cfg, k: int, method: str) -> pd.DataFrame:
     proj = project(run, cfg, list(archs), method)
     out = proj.merge(df[["arch", "one_shot_acc", "params", "flops"]], on="arch", how="left")
     out["scored"] = out["one_shot_acc"].notna()
-    pred = _predictions(str(run.path), k, _evidence_stamp(run, k), tuple(grey))
+    pred = _predictions(str(run.path), k, _evidence_stamp(run, k), tuple(grey)) if predict else ()
     return out.merge(pred, on="arch", how="left") if len(pred) else out.assign(predicted=np.nan, predicted_sd=np.nan)
 
 

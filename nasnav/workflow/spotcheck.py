@@ -47,14 +47,12 @@ from nasnav.workflow.trainings import Training, run_trainings
 
 log = logging.getLogger(__name__)
 
-SPACE_N, TOP_M = trust.SPACE_N, trust.TOP_M
-SAMPLES = ("space", "top")
 PAIR_COLUMNS = ["sample", "arch", "one_shot_acc", "standalone_acc", "standalone_std", "seed_accs", "params", "flops",
                 "epochs", "seeds"]
 RUN_COLUMNS = ["arch", "seed", "epochs", "standalone_acc", "val_loss", "seconds", "fingerprint"]
 
 
-def plan(run: RunDir, cfg: Config, k: int, n: int = SPACE_N, m: int = TOP_M, evaluator=None) -> dict:
+def plan(run: RunDir, cfg: Config, k: int, n: int = trust.SPACE_N, m: int = trust.TOP_M, evaluator=None) -> dict:
     """The two samples of a spot check of round k with their one-shot scores (and costs):
     ``{"space": {"archs", "one_shot", "params", "flops"}, "top": {...}}``. Seeded by (seed, round)."""
     cands = read_candidates(run, k)
@@ -124,8 +122,8 @@ def finished_trainings(run: RunDir, cfg: Config, space, epochs: int) -> dict[tup
     return out
 
 
-def spotcheck(run: RunDir, cfg: Config, n: int = SPACE_N, k: int | None = None, seeds: int | None = None,
-              epochs: int | None = None, m: int = TOP_M) -> dict:
+def spotcheck(run: RunDir, cfg: Config, n: int = trust.SPACE_N, k: int | None = None, seeds: int | None = None,
+              epochs: int | None = None, m: int = trust.TOP_M) -> dict:
     """Train the two samples of round k standalone and answer both questions; writes spotcheck.csv,
     spotcheck_runs.csv and spotcheck.json and returns the summary (``answers``: prune, pick)."""
     k = run.current_round() if k is None else k
