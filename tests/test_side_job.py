@@ -8,7 +8,8 @@ import time
 
 import pytest
 
-from nasnav.jobs.control import JobLock, JobRunning, running_job, side_job, start_job, stop_job
+from nasnav.jobs.context import side_job
+from nasnav.jobs.control import JobLock, JobRunning, running_job, start_job, stop_job
 from nasnav.store.io import read_json
 from nasnav.store.run_dir import RunDir
 

@@ -6,7 +6,7 @@ import logging
 
 from nasnav.analysis import trust
 from nasnav.cli.output import say as _say
-from nasnav.jobs.control import side_job
+from nasnav.jobs.context import side_job
 from nasnav.store import layout
 from nasnav.workflow.export import export_final
 from nasnav.workflow.model_card import export_summary

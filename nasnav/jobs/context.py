@@ -8,6 +8,7 @@ import os
 import signal
 import time
 import traceback
+from collections.abc import Iterator
 
 from nasnav.errors import InvalidInput
 from nasnav.jobs.control import JobLock
@@ -91,4 +92,17 @@ def job(run: RunDir, name: str, stage: str | None = None):
     finally:
         with contextlib.suppress(OSError):  # a full disk must not hide the job's own error
             lock.release()
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def side_job(run: RunDir, name: str, lane: str) -> Iterator[None]:
+    """Hold a side job's lock for the duration (refused while another side job of that kind lives); SIGTERM
+    asks the work to stop, as for a main job. It writes no status.json: the work reports in its own files."""
+    clear_stop()
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        with JobLock(run, name, lane=lane):
+            yield
+    finally:
         signal.signal(signal.SIGTERM, previous)

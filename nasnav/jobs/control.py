@@ -28,7 +28,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from nasnav.errors import EXIT_INVALID, EXIT_OK, InvalidInput
-from nasnav.stop import clear_stop, request_stop
 from nasnav.store.io import read_json, write_json
 from nasnav.store.process import pid_alive, pid_start
 from nasnav.store.run_dir import RunDir
@@ -299,19 +298,6 @@ def stop_job(run: RunDir, timeout: float = 10.0, lane: str | None = None) -> boo
             with contextlib.suppress(FileNotFoundError):
                 _lock_path(run, lane).unlink()
     return True
-
-
-@contextlib.contextmanager
-def side_job(run: RunDir, name: str, lane: str) -> Iterator[None]:
-    """Hold a side job's lock for the duration (refused while another side job of that kind lives); SIGTERM
-    asks the work to stop, as for a main job. It writes no status.json: the work reports in its own files."""
-    clear_stop()
-    previous = signal.signal(signal.SIGTERM, lambda signum, frame: request_stop())
-    try:
-        with JobLock(run, name, lane=lane):
-            yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def run_subcommand(argv: list[str]) -> None:

@@ -13,6 +13,7 @@ from nasnav.store import layout
 from nasnav.store.run_dir import RunDir
 from nasnav.ui import guide, store, widgets
 from nasnav.workflow import predictions
+from nasnav.workflow.track_record import pick_record
 
 PREDICTED_N = 10  # rows of the "predicted best, not yet scored" list
 
@@ -31,7 +32,7 @@ def recommendation_panel(run: RunDir, cfg, k: int) -> None:
     if cfg.steering.pick == "surrogate" and top["score"] < best_own:
         st.caption(f"Not the best own score ({best_own:.4f}): a single high score among many noisy ones is often "
                    "luck (the winner's curse); candidates like this one score well too.")
-    if note := predictions.pick_note():
+    if note := pick_record():
         st.caption(note)
     st.dataframe(rec.drop(columns=["sd"]), hide_index=True, width="stretch", key="ex_recommended",
                  column_config={"arch": st.column_config.TextColumn("architecture", width="medium"),

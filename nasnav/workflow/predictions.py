@@ -25,7 +25,6 @@ from nasnav.store import records
 from nasnav.store.run_dir import RunDir
 from nasnav.workflow.analysis import steering_candidates
 from nasnav.workflow.search import supernet_evaluator
-from nasnav.workflow.track_record import pick_record
 
 
 def recommendations(candidates: pd.DataFrame, space: SearchSpace, sc, n: int = 5) -> pd.DataFrame:
@@ -56,11 +55,6 @@ def why(row, sc=None) -> str:
     if blend < 1:
         text += f"; estimate {row['estimate']:.4f} = {blend:g} x own score + {1 - blend:g} x prediction"
     return text
-
-
-def pick_note() -> str | None:
-    """What the steering suite measured for the surrogate's pick (None without a record)."""
-    return pick_record()
 
 
 def round_predicted_best(run: RunDir, cfg, k: int | None = None, n: int = 10) -> pd.DataFrame:
