@@ -154,12 +154,8 @@ def _rounds_section(run: RunDir, cfg) -> list[str]:
 
 def _spotcheck_section(run: RunDir, metrics: dict) -> tuple[list[str], dict | None]:
     """The latest spot check's two answers (the round the network came from first), and its summary."""
-    k = metrics.get("round", run.current_round())
-    for r in [k] + [x for x in reversed(run.rounds()) if x != k]:
-        sc = _safe_json(run.round_dir(r) / layout.SPOTCHECK_SUMMARY)
-        got = trust.answers(sc)
-        if not got:
-            continue
+    r, sc = records.latest_spotcheck(run, metrics.get("round", run.current_round()))
+    if got := trust.answers(sc):
         state = {"done": "", "running": " (still running: the answers cover what has finished so far)"}.get(
             sc.get("state"), " (stopped early: the answers cover what had finished)")
         lines = ["## How far to trust the one-shot score", "",
