@@ -51,9 +51,11 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import log, markdown_table, report  # noqa: E402
+from bench.suite_ceiling import validation_ceiling  # noqa: E402
 from bench.suite_methods import pick, pilot, search  # noqa: E402
 from bench.suite_tables import TEST, TUNING, SuiteTable, load_table  # noqa: E402
 from nasnav.config import SteeringConfig  # noqa: E402
+from nasnav.search.guided import LOCAL_EVERY  # noqa: E402
 
 PASSES = 9  # the auto-pilot's passes (steering.rounds), as tuned on NB201
 PILOT = dict(rounds=PASSES, evidence="all")  # the product's auto-pilot on a table (bench/nb201_table.py's TUNED)
@@ -96,13 +98,15 @@ def method_spec(label: str, opts: dict) -> dict:
     base, _, extra = label.partition(":")
     if base not in SPECS:
         raise SystemExit(f"method '{base}' is unknown; methods: {', '.join(SPECS)}")
-    spec = {"blend": opts["blend"], "kappa": opts["kappa"], **SPECS[base]}
+    spec = {"blend": opts["blend"], "kappa": opts["kappa"], "local_every": LOCAL_EVERY, **SPECS[base]}
     spec["steering"] = dict(spec.get("steering", {}))
     defaults = SteeringConfig()
     for item in filter(None, extra.split(",")):
         key, _, value = item.partition("=")
         if key in ("blend", "kappa", "theta", "noise"):
             spec[key] = float(value)
+        elif key == "local_every":
+            spec[key] = int(value)
         elif hasattr(defaults, key):
             kind = type(getattr(defaults, key))
             spec["steering"][key] = bool(int(value)) if kind is bool else kind(value)
@@ -121,7 +125,7 @@ def run_table_seed(job: tuple[str, int, list[int], list[str], dict]) -> list[dic
         gp = {k: spec[k] for k in ("theta", "noise") if k in spec}
         if not spec["pilot"]:  # anytime: the budgets are prefixes of one run
             kind = spec["search"]
-            extra = {"kappa": spec["kappa"], **gp} if kind == "guided" else {}
+            extra = {"kappa": spec["kappa"], "local_every": spec["local_every"], **gp} if kind == "guided" else {}
             df = search(t.space, t.evaluator(seed), max(budgets), _rng(seed, name, label), kind, **extra)
             for b in budgets:
                 head = df.head(b)
@@ -132,7 +136,8 @@ def run_table_seed(job: tuple[str, int, list[int], list[str], dict]) -> list[dic
         for b in budgets:
             sc = dataclasses.replace(SteeringConfig(), **{**PILOT, **spec["steering"]})
             per_pass = max(1, round(b / sc.rounds))
-            extra = {"kappa": spec["kappa"], **gp} if spec["search"] == "guided" else {}
+            extra = {"kappa": spec["kappa"], "local_every": spec["local_every"], **gp} \
+                if spec["search"] == "guided" else {}
             res = pilot(t.space, t.evaluator(seed), sc, per_pass, _rng(seed, name, label), seed, spec["search"], **extra)
             chosen = pick(res.scored, res.space, spec["pick"], spec["blend"], **gp)
             row = _outcome(t, res.scored, res.space, chosen, res.steps)
@@ -336,6 +341,9 @@ def main(argv: list[str] | None = None) -> int:
     print("\n".join(["# Steering suite: details (in the record's metrics, not on the page)", *detail]))
     lines: list[str] = []  # the verdict: printed, in the record's metrics and on the page's targets table
     metrics.update(verdict(runs, args.tables, lines))
+    metrics["ceiling"] = {n: validation_ceiling(load_table(n)) for n in args.tables if not n.startswith("nb201")}
+    if metrics["ceiling"]:
+        body.append(ceiling_table(metrics["ceiling"], metrics["regret"], mid))
     track_budget = 315 if 315 in args.budgets else max(args.budgets)
     records = track_records(runs, track_budget)
     metrics["seconds"] = round(time.time() - t0)
@@ -347,6 +355,23 @@ def main(argv: list[str] | None = None) -> int:
     report("Steering suite: published tables, equal budgets", "\n".join(body), write=not args.no_write,
            group=f"seeds from {args.first_seed}", params=vars(args), metrics=metrics, benchmark="steering_suite")
     return 0
+
+
+def ceiling_table(ceiling: dict, reg: dict, budget: int) -> str:
+    """Per graph table and pooled over the test ones: the picks that know the whole table's
+    validation (``bench/suite_ceiling.py``) beside evolution's and the default's at ``budget``."""
+    b = str(budget)
+    rows = [{"table": n, "evolution": f"{reg[n]['evolution'][b][0]:.2f}" if "evolution" in reg.get(n, {}) else "-",
+             "surrogate": f"{reg[n]['surrogate'][b][0]:.2f}" if "surrogate" in reg.get(n, {}) else "-",
+             **{k: f"{v:.2f}" for k, v in c.items()}} for n, c in ceiling.items()]
+    test = [n for n in TEST if n in ceiling and "evolution" in reg.get(n, {})]
+    if test:
+        rows.append({"table": "test pool", "evolution": f"{np.mean([reg[n]['evolution'][b][0] for n in test]):.2f}",
+                     "surrogate": f"{np.mean([reg[n]['surrogate'][b][0] for n in test]):.2f}"
+                     if all("surrogate" in reg[n] for n in test) else "-",
+                     **{k: f"{np.mean([ceiling[n][k] for n in test]):.2f}" for k in next(iter(ceiling.values()))}})
+    return (f"### Picks knowing every validation score (argmax; top10, smoothed10: mean of 10) vs {budget} "
+            "evaluations\n\n" + markdown_table(rows))
 
 
 def verdict(runs: list[dict], tables: list[str], body: list[str]) -> dict:

@@ -18,14 +18,15 @@ import pandas as pd
 
 from bench.nb201_methods import PilotResult, autopilot, sample
 from nasnav.analysis.surrogate import make_fit, recommend
-from nasnav.search.guided import Guided, Local
+from nasnav.search.guided import LOCAL_EVERY, Guided, Local
 from nasnav.search.loop import make_proposer
 from nasnav.space import SearchSpace
 
 SEARCHES = ("random", "evolution", "local", "guided")
 
 
-def proposer(kind: str, theta: float | None = None, noise: float | None = None, kappa: float = 0.5):
+def proposer(kind: str, theta: float | None = None, noise: float | None = None, kappa: float = 0.5,
+             local_every: int = LOCAL_EVERY):
     """A factory ``(space, rng, seen, history) -> (propose, tell)`` of a search kind."""
     if kind not in SEARCHES:
         raise ValueError(f"search kind '{kind}' is unknown; kinds: {', '.join(SEARCHES)}")
@@ -34,7 +35,8 @@ def proposer(kind: str, theta: float | None = None, noise: float | None = None, 
         if kind in ("random", "evolution"):
             return make_proposer(space, rng, kind, seen, list(history))
         p = Local(space, rng, seen, list(history)) if kind == "local" else \
-            Guided(space, rng, seen, make_fit(space, theta, noise), list(history), kappa=kappa)
+            Guided(space, rng, seen, make_fit(space, theta, noise), list(history), kappa=kappa,
+                   local_every=local_every)
         return p.propose, p.tell
 
     return make

@@ -41,12 +41,16 @@ class SuiteTable:
         n = max(1, int(round(NEAR_SHARE * len(self.truth))))
         self.near = float(np.sort(self.truth)[-n])
 
+    def observed_at(self, seed: int) -> np.ndarray:
+        """Every architecture's observed score (percent) in seed ``seed``: plus its persistent noise."""
+        if not self.noise:
+            return self.observed
+        return self.observed + np.random.default_rng([seed, 201, int(self.noise * 100)]).normal(0, self.noise, len(self.observed))
+
     def evaluator(self, seed: int):
         """``arch -> {"one_shot_acc", "table_acc"}`` (fractions) of one seed: the observed score plus
         this seed's persistent noise, and the truth."""
-        obs = self.observed
-        if self.noise:
-            obs = obs + np.random.default_rng([seed, 201, int(self.noise * 100)]).normal(0, self.noise, len(obs))
+        obs = self.observed_at(seed)
         index, truth = self.index, self.truth
 
         def evaluate(arch) -> dict:

@@ -13,6 +13,7 @@ import pytest
 
 from bench import steering_suite
 from bench.nbg_data import ALLOWED, graph_space, installed_dir, load_bench
+from bench.suite_ceiling import neighbour_mean, validation_ceiling
 from bench.suite_tables import SuiteTable, _choices
 from bench.table_pickle import TableUnpickler
 from nasnav.space import SearchSpace, Stage
@@ -77,6 +78,7 @@ def test_the_suite_runs_end_to_end_on_small_tables(monkeypatch, capsys, tmp_path
               "surrogate:kappa=1,blend=0.5"):
         assert f"| {m} |" in out
     assert "At 315: test tables" not in out  # the verdict speaks of 315 evaluations only
+    assert "### Picks knowing every validation score" in out and "| test pool |" in out
     records = (tmp_path / "results" / "steering_suite.jsonl").read_text().splitlines()
     rec = json.loads(records[-1])
     assert rec["params"]["seeds"] == 2 and rec["group"] == "seeds from 0"
@@ -84,6 +86,22 @@ def test_the_suite_runs_end_to_end_on_small_tables(monkeypatch, capsys, tmp_path
     assert saved["records"]["narrow"]["runs"] >= 1 and saved["pick"]["runs"] == 4
     with pytest.raises(SystemExit, match="method 'best' is unknown"):
         steering_suite.main(["--methods", "best", "--no-write", "--workers", "1"])
+
+
+def test_neighbour_means_and_the_whole_table_picks():
+    t = _table("cora", 3)
+    nb = neighbour_mean(t.observed, t.choice, [4, 4, 4, 4])
+    for i in (0, 17, 255):  # brute force: the architectures that differ in exactly one stage
+        near = [j for j in range(len(t.keys)) if (t.choice[j] != t.choice[i]).sum() == 1]
+        assert len(near) == 12 and nb[i] == pytest.approx(t.observed[near].mean())
+    # a table whose best validation score is a fluke: the smoothed pick avoids it
+    truth = np.array([80.0 - 2 * k.count("d") for k in t.keys])
+    observed = truth.copy()
+    fluke = t.keys.index("d/d/d/d")
+    observed[fluke] = 99.0
+    c = validation_ceiling(SuiteTable("x", t.space, t.keys, observed, truth, 0.0, t.choice))
+    assert c["argmax"] == pytest.approx(8.0)  # the fluke: 80 - 72
+    assert c["smoothed10"] < c["argmax"] and c["top10"] < c["argmax"]
 
 
 def test_the_suite_verdict_at_315(monkeypatch, capsys):

@@ -123,6 +123,30 @@ def test_guided_proposals_never_repeat_exhaust_the_space_and_find_the_best_soone
     assert np.mean(found["guided"]) < 60 < np.mean(found["random"])
 
 
+def test_every_second_guided_proposal_is_a_neighbour_of_the_best_own_score():
+    space = _space()
+    truth = _truth(space)
+    g = Guided(space, np.random.default_rng(1), set(), make_fit(space), warmup=10)
+    _run(g, truth.get, 10)  # the warm-up: uniform draws
+    for step in range(1, 21):
+        incumbent = max(g.inside, key=lambda a: g.scored[str(a)][1])
+        arch, _ = g.propose()
+        g.seen.add(str(arch))
+        g.tell(arch, {"one_shot_acc": truth[str(arch)]}, {})
+        if step % 2 == 0:  # one stage changed from the best scored so far
+            assert sum(x != y for x, y in zip(arch.choices, incumbent.choices)) == 1
+    plain = Guided(space, np.random.default_rng(1), set(), make_fit(space), warmup=10, local_every=0)
+    _run(plain, truth.get, 10)
+    moves = []
+    for _ in range(20):
+        incumbent = max(plain.inside, key=lambda a: plain.scored[str(a)][1])
+        arch, _ = plain.propose()
+        plain.seen.add(str(arch))
+        plain.tell(arch, {"one_shot_acc": truth[str(arch)]}, {})
+        moves.append(sum(x != y for x, y in zip(arch.choices, incumbent.choices)))
+    assert any(m != 1 for m in moves[1::2])  # without the local moves, the model alone decides
+
+
 def test_guided_proposals_stay_in_a_pruned_space_and_use_the_history():
     from nasnav.search.loop import Member
 
