@@ -10,9 +10,11 @@ fitness and projection, then serves the app as `make run` does (``python -m nasn
 in system Chromium through Playwright:
 
 - **load**: from navigation until the scatterplot is drawn and Streamlit has finished the script
-  run (the status widget is gone); the first load of a fresh server process is reported apart (it
-  imports torch and Lightning and fills the caches); a new tab also loads Streamlit's frontend and
-  its chart library again;
+  run (the status widget is gone): the first load of a fresh server process (it fills the caches);
+  a new tab beside the open app (the browser has Streamlit's frontend cached, as a user's has); a new
+  tab in an empty browser profile (the frontend and its chart library are fetched and compiled
+  again), measured side by side with a bare Streamlit page holding one small chart, the floor any
+  Streamlit page pays there;
 - **navigation**: in an app already open (what a user does), from a click on the sidebar's Explore
   link on the Home page until the same point;
 - **brush -> selection**: from releasing a rectangle drag over the scatterplot until the selection
@@ -26,29 +28,17 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import shutil
-import socket
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import ROOT, log, markdown_table, median_spread, report, set_threads  # noqa: E402
-
-CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", "--no-first-run"]
-
-
-def chromium_path() -> str | None:
-    cands = [os.environ["NASNAV_CHROMIUM"]] if os.environ.get("NASNAV_CHROMIUM") else [
-        "/usr/bin/chromium", shutil.which("chromium"), shutil.which("chromium-browser")]
-    return next((c for c in cands if c and Path(c).exists()), None)
+from bench.browser import CHROMIUM_FLAGS, Server, chromium_path  # noqa: E402
+from bench.common import log, markdown_table, median_spread, report, set_threads  # noqa: E402
 
 
 def make_run(root: Path, n: int, quick: bool) -> tuple[Path, float]:
@@ -79,10 +69,12 @@ def make_run(root: Path, n: int, quick: bool) -> tuple[Path, float]:
     return run.path, time.time() - t
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+BARE_PAGE = """import pandas as pd
+import streamlit as st
+
+st.title("bare")
+st.line_chart(pd.DataFrame({"y": [1, 3, 2]}))
+"""
 
 
 def settle(page, timeout: int = 120_000) -> None:
@@ -151,31 +143,24 @@ def main(argv=None) -> None:
         root.mkdir()
         run_path, t_build = make_run(root, args.candidates, args.quick)
         log(f"[explore] run with {args.candidates} candidates built in {t_build:.0f} s")
-        port = free_port()
         env = {**os.environ, "NASNAV_RUNS": str(root), "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
-        logf = open(Path(tmp) / "streamlit.log", "w")
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "nasnav.ui.launch", "--server.port", str(port), "--server.headless",
-             "true", "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
-            cwd=ROOT, env=env, stdout=logf, stderr=subprocess.STDOUT)
-        base = f"http://127.0.0.1:{port}"
+        bare_script = Path(tmp) / "bare_page.py"
+        bare_script.write_text(BARE_PAGE)
+        app = Server([sys.executable, "-m", "nasnav.ui.launch"], env, Path(tmp) / "streamlit.log")
+        bare = Server([sys.executable, "-m", "streamlit", "run", str(bare_script)], env, Path(tmp) / "bare.log")
+        app_url, bare_url = app.url, bare.url
+        url = f"{app_url}/explore?run={run_path.name}"
+        first, cold, warm, ref, brushes, failed = [], [], [], [], [], 0
+        # inside the plot area: a drag that starts on the axis (left 8 %) draws no rectangle
+        boxes = [(0.10, 0.05, 0.45, 0.75), (0.15, 0.10, 0.50, 0.80), (0.12, 0.08, 0.42, 0.70)]
         try:
-            deadline = time.time() + 90
-            while time.time() < deadline:
-                try:
-                    if urllib.request.urlopen(f"{base}/_stcore/health", timeout=2).read() == b"ok":
-                        break
-                except OSError:
-                    time.sleep(0.3)
-            url = f"{base}/explore?run={run_path.name}"
-            loads, brushes, failed = [], [], 0
-            # inside the plot area: a drag that starts on the axis (left 8 %) draws no rectangle
-            boxes = [(0.10, 0.05, 0.45, 0.75), (0.15, 0.10, 0.50, 0.80), (0.12, 0.08, 0.42, 0.70)]
             with sync_playwright() as p:
                 browser = p.chromium.launch(executable_path=exe, args=CHROMIUM_FLAGS)
+                view = {"viewport": {"width": 1400, "height": 1000}}
                 for i in range(args.reps + 1):
-                    page = browser.new_page(viewport={"width": 1400, "height": 1000})
-                    loads.append(load_time(page, url))
+                    # a new tab in an empty browser profile: nothing cached, the frontend is fetched again
+                    page = browser.new_page(**view)
+                    (first if i == 0 else cold).append(load_time(page, url))
                     if page.get_by_test_id("stException").count():
                         raise RuntimeError("the Explore page shows an exception")
                     if i > 0:
@@ -184,22 +169,41 @@ def main(argv=None) -> None:
                         except Exception as e:  # noqa: BLE001 (a brush that selected nothing: counted, not fatal)
                             failed += 1
                             log(f"[explore] brush {i}: no selection summary ({type(e).__name__})")
-                    log(f"[explore] load {i}: {loads[-1]:.2f} s" + (f", brush {brushes[-1]:.2f} s" if brushes else ""))
+                        page.close()
+                        page = browser.new_page(**view)
+                        ref.append(load_time(page, bare_url))
+                    log(f"[explore] load {i}: {(first + cold)[-1]:.2f} s" + (
+                        f", bare page {ref[-1]:.2f} s, brush {brushes[-1] if brushes else float('nan'):.2f} s"
+                        if i else ""))
                     page.close()
-                page = browser.new_page(viewport={"width": 1400, "height": 1000})
-                navs = [nav_time(page, base, run_path.name) for _ in range(args.reps)]
+                # a browser that has the app open: new tabs reuse its cached frontend
+                profile = browser.new_context(**view)
+                opened = profile.new_page()
+                opened.goto(f"{app_url}/?run={run_path.name}")
+                settle(opened)
+                for _ in range(args.reps):
+                    page = profile.new_page()
+                    warm.append(load_time(page, url))
+                    page.close()
+                log(f"[explore] new tab beside the open app: {', '.join(f'{x:.2f}' for x in warm)} s")
+                navs = [nav_time(opened, app_url, run_path.name) for _ in range(args.reps)]
                 log(f"[explore] in-app navigation: {', '.join(f'{x:.2f}' for x in navs)} s")
-                page.close()
+                profile.close()
                 browser.close()
         finally:
-            proc.terminate()
-            proc.wait(timeout=30)
-            logf.close()
+            app.stop()
+            bare.stop()
+    ratio = float(np.median(cold)) / float(np.median(ref)) if cold and ref else float("nan")
     rows = [
         {"measure": f"Explore page, first load on a fresh server ({args.candidates:,} candidates)",
-         "seconds": f"{loads[0]:.2f}"},
-        {"measure": f"Explore page load in a new tab, later loads ({args.reps})", "seconds": median_spread(loads[1:])},
+         "seconds": f"{first[0]:.2f}"},
         {"measure": f"Home -> Explore by the sidebar in an open app ({args.reps})", "seconds": median_spread(navs)},
+        {"measure": f"a new tab opening Explore, beside the open app ({args.reps})", "seconds": median_spread(warm)},
+        {"measure": f"a new tab opening Explore in an empty browser profile ({args.reps})",
+         "seconds": median_spread(cold)},
+        {"measure": f"the same, a bare Streamlit page with one small chart (the frontend's own start; {args.reps})",
+         "seconds": median_spread(ref)},
+        {"measure": "Explore / bare page, empty profile", "seconds": f"{ratio:.2f}x"},
         {"measure": f"brush a rectangle -> selection summary shown ({len(brushes)} of {args.reps} brushes"
                     + (f"; {failed} showed no summary within 120 s" if failed else "") + ")",
          "seconds": median_spread(brushes) if brushes else "-"},
@@ -209,8 +213,10 @@ def main(argv=None) -> None:
             "Playwright on the same machine, viewport 1400x1000.\n\n" + markdown_table(rows))
     report(f"Explore page render ({args.candidates:,} candidates, Chromium)", body, write=not args.no_write,
            group="tiny" if args.quick else "digits", params=vars(args),
-           metrics={"build_s": round(t_build, 1), "first_load_s": round(loads[0], 2),
-                    "new_tab_s": round(float(np.median(loads[1:])), 2) if len(loads) > 1 else None,
+           metrics={"build_s": round(t_build, 1), "first_load_s": round(first[0], 2),
+                    "new_tab_s": round(float(np.median(warm)), 2) if warm else None,
+                    "empty_profile_s": round(float(np.median(cold)), 2) if cold else None,
+                    "bare_page_s": round(float(np.median(ref)), 2) if ref else None,
                     "navigation_s": round(float(np.median(navs)), 2) if navs else None})
 
 

@@ -54,7 +54,7 @@ def test_bench_script_runs_on_tiny(script, tmp_path):
         pytest.importorskip("optuna")
     if script == "explore_render":
         pytest.importorskip("playwright")
-        from bench.explore_render import chromium_path
+        from bench.browser import chromium_path
 
         if chromium_path() is None:
             pytest.skip("explore_render needs Chromium")

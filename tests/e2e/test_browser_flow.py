@@ -138,6 +138,9 @@ def test_whole_loop_in_chromium(page, app_server):
     click(page, "Keep only what the selection uses")
     page.get_by_role("tab", name="Decisions").first.click()
     settle(page)
+    wait_text(page, "Auto-pilot suggestions", 20_000)
+    wait_text(page, "Track record: on 6 tuning tables", 20_000)  # the suite's record beside the proposal (issue 15)
+    shot(page, "4b_explore_decisions")
     # the pending decision holds the prunes: its Apply button comes alive
     expect(page.get_by_role("button", name="Apply decision", exact=True)).to_be_enabled(timeout=20_000)
     click(page, "Apply decision")

@@ -1,0 +1,63 @@
+"""A headless Streamlit server and the system Chromium, for the Explore render benchmark and the
+browser end-to-end test (``tests/e2e``)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                  "--disable-sync", "--no-first-run"]
+
+
+def chromium_path() -> str | None:
+    """The system Chromium: NASNAV_CHROMIUM if set (only that), else /usr/bin/chromium or on PATH."""
+    if os.environ.get("NASNAV_CHROMIUM"):
+        cands = [os.environ["NASNAV_CHROMIUM"]]
+    else:
+        cands = ["/usr/bin/chromium", shutil.which("chromium"), shutil.which("chromium-browser")]
+    return next((c for c in cands if c and Path(c).exists()), None)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """``cmd`` (a Streamlit command line, e.g. ``python -m nasnav.ui.launch``) on a free port of
+    127.0.0.1, headless, its output in ``log_path``; started at once, ready when the constructor
+    returns (RuntimeError after ``wait`` s without an answer). ``url``; ``stop()`` ends it."""
+
+    def __init__(self, cmd: list[str], env: dict, log_path: Path, wait: float = 90.0):
+        port = free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        self.log_path = log_path
+        self._log = open(log_path, "w")
+        self._proc = subprocess.Popen([*cmd, "--server.port", str(port), "--server.headless", "true",
+                                       "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
+                                      cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT)
+        deadline = time.time() + wait
+        while time.time() < deadline:
+            try:
+                if urllib.request.urlopen(f"{self.url}/_stcore/health", timeout=2).read() == b"ok":
+                    return
+            except OSError:
+                time.sleep(0.3)
+        self.stop()
+        raise RuntimeError(f"streamlit did not start within {wait:.0f} s; see {log_path}")
+
+    def stop(self) -> None:
+        self._proc.terminate()
+        try:
+            self._proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+        self._log.close()
