@@ -342,8 +342,7 @@ def main(argv: list[str] | None = None) -> int:
     lines: list[str] = []  # the verdict: printed, in the record's metrics and on the page's targets table
     metrics.update(verdict(runs, args.tables, lines))
     metrics["ceiling"] = {n: validation_ceiling(load_table(n)) for n in args.tables if not n.startswith("nb201")}
-    if metrics["ceiling"]:
-        body.append(ceiling_table(metrics["ceiling"], metrics["regret"], mid))
+    body.append(ceiling_table(metrics["ceiling"], metrics["regret"], mid))
     track_budget = 315 if 315 in args.budgets else max(args.budgets)
     records = track_records(runs, track_budget)
     metrics["seconds"] = round(time.time() - t0)
@@ -352,26 +351,26 @@ def main(argv: list[str] | None = None) -> int:
         TRACK_RECORD.write_text(json.dumps({"source": "bench/steering_suite.py", "date": time.strftime("%Y-%m-%d"),
                                             "budget": track_budget, "seeds": len(seeds), **records}, indent=1) + "\n")
         log(f"wrote {TRACK_RECORD}")
-    report("Steering suite: published tables, equal budgets", "\n".join(body), write=not args.no_write,
+    report("Steering suite: published tables, equal budgets", "\n\n".join(filter(None, body)), write=not args.no_write,
            group=f"seeds from {args.first_seed}", params=vars(args), metrics=metrics, benchmark="steering_suite")
     return 0
 
 
 def ceiling_table(ceiling: dict, reg: dict, budget: int) -> str:
-    """Per graph table and pooled over the test ones: the picks that know the whole table's
-    validation (``bench/suite_ceiling.py``) beside evolution's and the default's at ``budget``."""
+    """Per test table and pooled: the picks that know the whole table's validation
+    (``bench/suite_ceiling.py``) beside evolution's and the default's at ``budget`` (every graph
+    table's in the record's metrics)."""
     b = str(budget)
-    rows = [{"table": n, "evolution": f"{reg[n]['evolution'][b][0]:.2f}" if "evolution" in reg.get(n, {}) else "-",
-             "surrogate": f"{reg[n]['surrogate'][b][0]:.2f}" if "surrogate" in reg.get(n, {}) else "-",
-             **{k: f"{v:.2f}" for k, v in c.items()}} for n, c in ceiling.items()]
-    test = [n for n in TEST if n in ceiling and "evolution" in reg.get(n, {})]
-    if test:
-        rows.append({"table": "test pool", "evolution": f"{np.mean([reg[n]['evolution'][b][0] for n in test]):.2f}",
-                     "surrogate": f"{np.mean([reg[n]['surrogate'][b][0] for n in test]):.2f}"
-                     if all("surrogate" in reg[n] for n in test) else "-",
-                     **{k: f"{np.mean([ceiling[n][k] for n in test]):.2f}" for k in next(iter(ceiling.values()))}})
-    return (f"### Picks knowing every validation score (argmax; top10, smoothed10: mean of 10) vs {budget} "
-            "evaluations\n\n" + markdown_table(rows))
+    test = [n for n in TEST if n in ceiling and "evolution" in reg.get(n, {}) and "surrogate" in reg[n]]
+    if not test:
+        return ""
+    rows = [{"table": n, "evolution": f"{reg[n]['evolution'][b][0]:.2f}", "surrogate": f"{reg[n]['surrogate'][b][0]:.2f}",
+             **{k: f"{v:.2f}" for k, v in ceiling[n].items()}} for n in test]
+    rows.append({"table": "test pool", **{m: f"{np.mean([reg[n][m][b][0] for n in test]):.2f}"
+                                          for m in ("evolution", "surrogate")},
+                 **{k: f"{np.mean([ceiling[n][k] for n in test]):.2f}" for k in ceiling[test[0]]}})
+    return (f"### Test tables: picks knowing every validation score (argmax; top10, smoothed10: mean of 10) vs "
+            f"{budget} evaluations\n\n" + markdown_table(rows))
 
 
 def verdict(runs: list[dict], tables: list[str], body: list[str]) -> dict:

@@ -117,3 +117,14 @@ def test_a_benchmark_can_show_only_some_groups(tmp_path, monkeypatch):
     assert "### mnist1d" in page and "### digits" not in page and "v-2026-01-01 10:00" not in page
     monkeypatch.setattr(report, "PAGE_GROUPS", {"ranking": ("cifar10",)})  # none of its groups recorded: all shown
     assert "### digits" in report.render_page(tmp_path)
+
+
+def test_a_superseded_benchmark_stays_in_the_records_but_leaves_the_page(tmp_path, monkeypatch):
+    monkeypatch.setattr(report, "PAGE_GROUPS", {})
+    for rec in [_record("ranking", "digits", "2026-01-01 10:00", "0.111"),
+                _record("search_efficiency", "digits", "2026-01-01 11:00", "0.222")]:
+        records.append_record(rec, tmp_path)
+    monkeypatch.setattr(report, "SUPERSEDED", {"ranking": "search_efficiency"})
+    page = report.render_page(tmp_path)
+    assert "v-2026-01-01 10:00" not in page and "v-2026-01-01 11:00" in page
+    assert len(records.load_all(tmp_path)["ranking"]) == 1

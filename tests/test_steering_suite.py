@@ -78,7 +78,7 @@ def test_the_suite_runs_end_to_end_on_small_tables(monkeypatch, capsys, tmp_path
               "surrogate:kappa=1,blend=0.5"):
         assert f"| {m} |" in out
     assert "At 315: test tables" not in out  # the verdict speaks of 315 evaluations only
-    assert "### Picks knowing every validation score" in out and "| test pool |" in out
+    assert "### Test tables: picks knowing every validation score" in out and "| test pool |" in out
     records = (tmp_path / "results" / "steering_suite.jsonl").read_text().splitlines()
     rec = json.loads(records[-1])
     assert rec["params"]["seeds"] == 2 and rec["group"] == "seeds from 0"
