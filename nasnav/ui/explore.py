@@ -21,8 +21,8 @@ from nasnav.ui.diagram import template_dot
 
 METHODS = ("mds", "pca", "tsne", "umap")
 STRATEGY_HELP = ("**random**: uniform draws; **evolution**: mutate the best of a sample; **local**: best neighbour, "
-                 "with restarts; **guided**: a model of accuracy fitted on the scored candidates picks what to score "
-                 "next (best when many candidates are already scored)")
+                 "with restarts; **guided** (the presets' default): a model of accuracy fitted on the scored candidates "
+                 "picks what to score next, every second one a neighbour of the best score")
 SEL_KEY = "explore_selection"  # the active selection (list of arch strings), shared with page 4
 
 
