@@ -39,7 +39,6 @@ class Server:
     def __init__(self, cmd: list[str], env: dict, log_path: Path, wait: float = 90.0):
         port = free_port()
         self.url = f"http://127.0.0.1:{port}"
-        self.log_path = log_path
         self._log = open(log_path, "w")
         self._proc = subprocess.Popen([*cmd, "--server.port", str(port), "--server.headless", "true",
                                        "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],

@@ -28,21 +28,18 @@ HEADINGS = {
     "throughput": "Engine throughput",
     "ranking": "Ranking fidelity: one-shot scores vs standalone training",
     "search_efficiency": "Search efficiency: nasnav vs random vs Optuna TPE",
-    "nb201_table": "NAS-Bench-201 table: search and steering against the truth",
     "steering_suite": "Steering suite: published tables nobody tuned on",
     "search_curve": "Search: evolution vs random on one supernet",
     "explore_render": "Explore page render in Chromium",
 }
 
-# Benchmarks that show only some of their groups (the others stay in the records): NAS-Bench-201's seed
-# set nothing was tuned on; ranking's default preset and its spot checks (digits' old variant study, no
-# longer the default's, is in the records).
-PAGE_GROUPS = {"nb201_table": ("seeds from 300",),
-               "ranking": (DEFAULT_PRESET, f"{DEFAULT_PRESET}, spot check", "digits, spot check")}
+# Benchmarks that show only some of their groups (the others stay in the records): ranking's default preset
+# and its spot checks (digits' old variant study, no longer the default's, is in the records).
+PAGE_GROUPS = {"ranking": (DEFAULT_PRESET, f"{DEFAULT_PRESET}, spot check", "digits, spot check")}
 
 # Benchmarks a later one measures anew (records kept, page section and target left off): the NAS-Bench-201
 # table bench judged the policy before the steering suite, whose nb201 rows now hold that column.
-SUPERSEDED = {"nb201_table": "steering_suite"}
+SUPERSEDED = frozenset({"nb201_table"})
 
 INTRO = """\
 # nasnav benchmarks
@@ -112,19 +109,6 @@ def _search_efficiency(rec):
            isinstance(ratio, (int, float)) and ratio <= 0.2)
 
 
-def _nb201(rec):
-    m = rec.get("metrics", {})
-    if "kept_share" in m:
-        yield (f"NAS-Bench-201 ({rec['group']}, noise 1 pp): near-best kept, space >= 100x smaller, in >= 90% of "
-               "seeds, with fewer evaluations than evolution's p90",
-               f"{m['kept_share']:.0%}, {m['evaluations']:.0f} vs {_num(m['evolution_p90'])}",
-               bool(m.get("target_met")))
-
-
-def _num(x) -> str:
-    return f"{x:.0f}" if isinstance(x, (int, float)) else str(x)  # "inf" when evolution never found one
-
-
 def _steering_suite(rec):
     m = rec.get("metrics", {})
     if "test_ratio" in m:
@@ -135,7 +119,7 @@ def _steering_suite(rec):
 
 
 TARGETS = {"throughput": _throughput, "ranking": _ranking, "search_efficiency": _search_efficiency,
-           "nb201_table": _nb201, "steering_suite": _steering_suite}
+           "steering_suite": _steering_suite}
 
 
 def targets_table(shown: dict[str, list[dict]]) -> str:

@@ -55,7 +55,6 @@ from bench.suite_ceiling import validation_ceiling  # noqa: E402
 from bench.suite_methods import pick, pilot, search  # noqa: E402
 from bench.suite_tables import TEST, TUNING, SuiteTable, load_table  # noqa: E402
 from nasnav.config import SteeringConfig  # noqa: E402
-from nasnav.search.guided import LOCAL_EVERY  # noqa: E402
 
 PASSES = 9  # the auto-pilot's passes (steering.rounds), as tuned on NB201
 PILOT = dict(rounds=PASSES, evidence="all")  # the product's auto-pilot on a table (bench/nb201_table.py's TUNED)
@@ -98,7 +97,7 @@ def method_spec(label: str, opts: dict) -> dict:
     base, _, extra = label.partition(":")
     if base not in SPECS:
         raise SystemExit(f"method '{base}' is unknown; methods: {', '.join(SPECS)}")
-    spec = {"blend": opts["blend"], "kappa": opts["kappa"], "local_every": LOCAL_EVERY, **SPECS[base]}
+    spec = {"blend": opts["blend"], "kappa": opts["kappa"], **SPECS[base]}
     spec["steering"] = dict(spec.get("steering", {}))
     defaults = SteeringConfig()
     for item in filter(None, extra.split(",")):
@@ -123,9 +122,10 @@ def run_table_seed(job: tuple[str, int, list[int], list[str], dict]) -> list[dic
     for label in methods:
         spec = method_spec(label, opts)
         gp = {k: spec[k] for k in ("theta", "noise") if k in spec}
+        guided = {k: spec[k] for k in ("kappa", "local_every") if k in spec} | gp  # the guided proposer's settings
         if not spec["pilot"]:  # anytime: the budgets are prefixes of one run
             kind = spec["search"]
-            extra = {"kappa": spec["kappa"], "local_every": spec["local_every"], **gp} if kind == "guided" else {}
+            extra = guided if kind == "guided" else {}
             df = search(t.space, t.evaluator(seed), max(budgets), _rng(seed, name, label), kind, **extra)
             for b in budgets:
                 head = df.head(b)
@@ -136,8 +136,7 @@ def run_table_seed(job: tuple[str, int, list[int], list[str], dict]) -> list[dic
         for b in budgets:
             sc = dataclasses.replace(SteeringConfig(), **{**PILOT, **spec["steering"]})
             per_pass = max(1, round(b / sc.rounds))
-            extra = {"kappa": spec["kappa"], "local_every": spec["local_every"], **gp} \
-                if spec["search"] == "guided" else {}
+            extra = guided if spec["search"] == "guided" else {}
             res = pilot(t.space, t.evaluator(seed), sc, per_pass, _rng(seed, name, label), seed, spec["search"], **extra)
             chosen = pick(res.scored, res.space, spec["pick"], spec["blend"], **gp)
             row = _outcome(t, res.scored, res.space, chosen, res.steps)

@@ -124,7 +124,7 @@ def test_a_superseded_benchmark_stays_in_the_records_but_leaves_the_page(tmp_pat
     for rec in [_record("ranking", "digits", "2026-01-01 10:00", "0.111"),
                 _record("search_efficiency", "digits", "2026-01-01 11:00", "0.222")]:
         records.append_record(rec, tmp_path)
-    monkeypatch.setattr(report, "SUPERSEDED", {"ranking": "search_efficiency"})
+    monkeypatch.setattr(report, "SUPERSEDED", frozenset({"ranking"}))
     page = report.render_page(tmp_path)
     assert "v-2026-01-01 10:00" not in page and "v-2026-01-01 11:00" in page
     assert len(records.load_all(tmp_path)["ranking"]) == 1

@@ -45,6 +45,7 @@ class Guided:
         self.batch, self.growth, self.warmup, self.parents = batch, growth, warmup, parents
         self.mutations, self.randoms, self.kappa = mutations, randoms, kappa
         self.local_every, self._count, self._centre, self._near = local_every, 0, None, []
+        self._best: tuple[Arch, float] | None = None  # the best own score in the space: the local moves' centre
         self._choices = [list(st.choices()) for st in space.stages]  # allowed choices per stage
         self._index = [{c: i for i, c in enumerate(ch)} for ch in self._choices]
         self.scored: dict[str, tuple[Arch, float]] = {}
@@ -116,9 +117,9 @@ class Guided:
 
     def _neighbour(self) -> Arch | None:
         """An unseen neighbour (one stage changed) of the best own score in the space."""
-        if not self.inside:
+        if self._best is None:
             return None
-        best = max(self.inside, key=lambda a: self.scored[str(a)][1])
+        best = self._best[0]
         if str(best) != self._centre:
             self._centre = str(best)
             nb = neighbours(self.space, best)
@@ -133,9 +134,12 @@ class Guided:
         acc = metrics.get("one_shot_acc")
         if acc is None or not math.isfinite(float(acc)):
             return
-        if str(arch) not in self.scored and self.space.contains(arch):
+        inside = self.space.contains(arch)
+        if str(arch) not in self.scored and inside:
             self.inside.append(arch)
         self.scored[str(arch)] = (arch, float(acc))
+        if inside and (self._best is None or float(acc) > self._best[1]):
+            self._best = (arch, float(acc))
 
 
 def neighbours(space: SearchSpace, arch: Arch) -> list[Arch]:
