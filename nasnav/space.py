@@ -18,6 +18,7 @@ import numpy as np
 
 from nasnav.choices import SELECT_MODES
 from nasnav.errors import InvalidInput
+from nasnav.names import is_name, name_problem
 
 STAGE_SEP = "/"
 PARALLEL_SEP = "+"
@@ -126,6 +127,14 @@ class Stage:
         return d
 
 
+def _name_problems(stage: Stage, at: str) -> list[str]:
+    """The stage's name and every component it names, against the one name rule (``nasnav.names``)."""
+    found = [name_problem(stage.name, f"{at}.name")]
+    for key, values in (("candidates", stage.candidates), ("pruned", stage.pruned), ("pinned", stage.pinned or ())):
+        found += [name_problem(v, f"{at}.{key}") for v in values]
+    return [p for p in found if p]
+
+
 @dataclass(frozen=True)
 class SearchSpace:
     """An ordered list of stages plus the stem width; immutable (edits return a new space)."""
@@ -144,24 +153,24 @@ class SearchSpace:
         if self.stem_channels < 1 or self.stem_channels > 4096:
             out.append(f"{where}.stem_channels: {self.stem_channels} is out of range 1..4096")
         names = [s.name for s in self.stages]
-        for dup in sorted({n for n in names if names.count(n) > 1}):
+        for dup in sorted({n for n in names if names.count(n) > 1 and is_name(n)}):
             out.append(f"{where}.stages: duplicate stage name '{dup}'; stage names must be unique")
         for i, s in enumerate(self.stages):
             at = f"{where}.stages[{i}]"
-            if not s.name or any(ch in s.name for ch in " /+:,"):
-                out.append(f"{at}.name: '{s.name}' must be non-empty without spaces, '/', '+', ':' or ','")
+            bad_names = _name_problems(s, at)  # a name off the rule is quoted escaped, and only there
+            out += bad_names
             if not s.candidates:
                 out.append(f"{at}.candidates: empty; give at least one component")
-            for dup in sorted({c for c in s.candidates if s.candidates.count(c) > 1}):
+            for dup in sorted({c for c in s.candidates if s.candidates.count(c) > 1 and is_name(c)}):
                 out.append(f"{at}.candidates: '{dup}' is listed twice")
             if known_set is not None:
                 for c in s.candidates:
-                    if c not in known_set:
+                    if c not in known_set and is_name(c):
                         out.append(
                             f"{at}.candidates: unknown component '{c}'; known: {', '.join(known_set)}"
                         )
             if s.select not in SELECT_MODES:
-                out.append(f"{at}.select: '{s.select}' is not one of {', '.join(SELECT_MODES)}")
+                out.append(f"{at}.select: {s.select!r} is not one of {', '.join(SELECT_MODES)}")
             if s.max_active is not None and s.max_active < 1:
                 out.append(f"{at}.max_active: {s.max_active} must be at least 1")
             if s.channels < 1 or s.channels > 4096:
@@ -169,11 +178,11 @@ class SearchSpace:
             if s.stride not in (1, 2):
                 out.append(f"{at}.stride: {s.stride} must be 1 or 2")
             for c in s.pruned:
-                if c not in s.candidates:
+                if c not in s.candidates and not bad_names:
                     out.append(f"{at}.pruned: '{c}' is not a candidate of stage '{s.name}'")
             if s.candidates and not s.active:
                 out.append(f"{at}: every component is pruned; a stage needs at least one")
-            if s.pinned is not None:
+            if s.pinned is not None and not bad_names:
                 free = replace(s, pinned=None)
                 if not all(c in s.candidates for c in s.pinned):
                     out.append(f"{at}.pinned: {list(s.pinned)} names a component not in the stage")
@@ -356,7 +365,8 @@ class SearchSpace:
 
     @classmethod
     def from_dict(cls, d: dict, kind: str | None = None) -> SearchSpace:
-        """Build from a plain mapping (e.g. a space.yaml); type errors are ValueErrors."""
+        """Build from a plain mapping (e.g. a space.yaml); type errors and names off the name rule
+        (every one, at once) are InvalidInput."""
         if not isinstance(d, dict):
             raise InvalidInput(f"space: expected a mapping, got {type(d).__name__}")
         stages_raw = d.get("stages")
@@ -381,7 +391,7 @@ class SearchSpace:
             pinned = raw.get("pinned")
             stages.append(
                 Stage(
-                    name=str(raw.get("name", f"stage{i}")),
+                    name=raw.get("name", f"stage{i}"),
                     candidates=tuple(cands),
                     select=str(raw.get("select", "one")),
                     max_active=raw.get("max_active"),
@@ -394,6 +404,10 @@ class SearchSpace:
         stem = d.get("stem_channels", 16)
         if isinstance(stem, bool) or not isinstance(stem, int):
             raise InvalidInput(f"space.stem_channels: expected an integer, got {stem!r}")
+        # names are checked on every read (a run folder's file, a checkpoint, an upload), all at once
+        bad_names = [p for i, st in enumerate(stages) for p in _name_problems(st, f"space.stages[{i}]")]
+        if bad_names:
+            raise InvalidInput("\n".join(bad_names))
         return cls(stages=tuple(stages), stem_channels=stem, kind=kind)
 
     def describe(self) -> list[dict]:

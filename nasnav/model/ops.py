@@ -12,6 +12,7 @@ from torch import nn
 
 from nasnav.errors import InvalidInput
 from nasnav.model import layers
+from nasnav.names import check_name
 
 KINDS = ("image", "sequence", "tabular")
 KIND_DIM = {"image": 2, "sequence": 1, "tabular": 0}
@@ -39,7 +40,8 @@ _REGISTRY: dict[str, dict[str, OpSpec]] = {k: {} for k in KINDS}
 
 
 def register(name: str, kinds: tuple[str, ...], cls: type, description: str = "", **kwargs) -> OpSpec:
-    """Register a component under ``name`` for the given input kinds."""
+    """Register a component under ``name`` (``nasnav.names``' rule) for the given input kinds."""
+    check_name(name, "component name")
     spec = OpSpec(name, cls, kwargs, description)
     for kind in kinds:  # check everything first: a failed registration leaves no trace
         if kind not in _REGISTRY:

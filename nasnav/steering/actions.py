@@ -14,6 +14,7 @@ from enum import StrEnum
 from typing import Any
 
 from nasnav.errors import InvalidInput
+from nasnav.names import check_name
 from nasnav.space import PARALLEL_SEP, SearchSpace
 
 
@@ -131,9 +132,24 @@ class Action:
         choice = d.get("choice")
         if choice is not None and not isinstance(choice, (str, list, tuple)):
             raise InvalidInput(f"{where}: choice {choice!r} is not a component name or a list of them")
+        _check_names(d, where)
         evidence = d.get("evidence")
         return cls(Op(op), d["stage"], d.get("component") or None, choice or None, str(d.get("reason") or ""),
                    dict(evidence) if isinstance(evidence, Mapping) else None)
+
+
+def _check_names(d: Mapping, where: str) -> None:
+    """The names a recorded action gives follow the name rule (a stage may also be given by its index)."""
+    stage = d["stage"]
+    if not (isinstance(stage, int) and not isinstance(stage, bool) and stage >= 0) and not (
+        isinstance(stage, str) and stage.isascii() and stage.isdigit()
+    ):
+        check_name(stage, f"{where}: stage")
+    if d.get("component"):
+        check_name(d["component"], f"{where}: component")
+    choice = d.get("choice")
+    for c in (choice.split(PARALLEL_SEP) if isinstance(choice, str) else choice) or ():
+        check_name(c, f"{where}: choice")
 
 
 def _apply_one(space: SearchSpace, action: Action, n: int) -> tuple[SearchSpace, Action]:

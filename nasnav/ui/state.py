@@ -8,13 +8,13 @@ so that a browser reload reopens it; saved selections live in ``RUN/ui/selection
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
 import streamlit as st
 
+from nasnav import names
 from nasnav.errors import InvalidInput
 from nasnav.steering.actions import Action
 from nasnav.store.io import read_json, write_json
@@ -23,7 +23,6 @@ from nasnav.store.run_dir import RunDir
 RUN_KEY = "run_path"
 GUIDE_KEY = "walkthrough"
 SELECTIONS_FILE = "ui/selections.json"
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,79}$")
 
 
 def runs_root() -> Path:
@@ -32,13 +31,8 @@ def runs_root() -> Path:
 
 
 def check_run_name(name: str) -> str:
-    """A run name must be a plain folder name; ValueError says what is allowed."""
-    name = (name or "").strip()
-    if not _NAME.match(name):
-        raise InvalidInput(
-            f"run name '{name}': use 1-80 letters, digits, '_', '-' or '.', starting with a letter or digit"
-        )
-    return name
+    """A run name must be a plain folder name (``nasnav.names``' rule); InvalidInput says what is allowed."""
+    return names.check_run_name(name or "")
 
 
 def _resolve(ref: str) -> Path | None:
