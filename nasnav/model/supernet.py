@@ -112,10 +112,17 @@ def network_source(space: SearchSpace, arch: Arch, kind: str, in_channels: int, 
         else:
             trans = f"Transition({width}, {stage.channels}, {dim}, {stage.stride})"
         ops = ", ".join(get_op(c, kind).source_call(stage.channels, dim) for c in choice)
-        lines.append(f"    stages.append(ChosenStage({trans}, [{ops}]))  # {stage.name}: {'+'.join(choice)}")
+        lines.append(f"    stages.append(ChosenStage({trans}, [{ops}]))  # stage {stage.name!r}: {'+'.join(choice)!r}")
         width = stage.channels
     lines.append(f"    return Network(stem, stages, Head({width}, {num_classes}, {dim}))")
     return "\n".join(lines) + "\n"
+
+
+def network_constructors(space: SearchSpace, arch: Arch, kind: str) -> set[str]:
+    """The class names ``network_source``'s ``build()`` calls (``nn.Identity`` aside)."""
+    names = {layers.Stem.__name__, layers.ChosenStage.__name__, layers.Transition.__name__, layers.Network.__name__,
+             layers.Head.__name__}
+    return names | {get_op(c, kind).cls.__name__ for choice in arch.choices for c in choice}
 
 
 def warm_start(new: Supernet, old_state: dict) -> list[str]:

@@ -6,8 +6,8 @@
   ``build()``, the input normalisation as ``preprocess(x)``, ``load(weights)``); running it checks
   itself against ``example.pt``;
 - ``example.pt``: a few raw test inputs and the logits the network gives for them;
-- ``model.onnx`` (TorchScript-based exporter; needs only ``onnx``), checked with onnxruntime when
-  installed;
+- ``model.onnx`` (``torch.onnx.export(..., dynamo=True)``; needs ``onnx`` and ``onnxscript``), checked
+  with onnxruntime when installed;
 - ``model.pt2`` (``torch.export``), checked by loading it back;
 - ``model_card.md`` (see ``nasnav.workflow.model_card``) and ``export.json`` (files, checks, versions).
 
@@ -19,27 +19,29 @@ Every exported network takes NORMALISED input, exactly what it was trained on: c
 from __future__ import annotations
 
 import ast
+import contextlib
 import hashlib
 import importlib.util
 import inspect
 import io
+import logging
 import time
 import warnings
 from pathlib import Path
 
 import torch
 
-from nasnav.data.splits import InputSpec
 from nasnav.errors import InvalidInput
 from nasnav.model import layers
-from nasnav.model.supernet import build_network, network_source
-from nasnav.space import SearchSpace
+from nasnav.model.supernet import build_network, network_constructors, network_source
 from nasnav.store import layout
 from nasnav.store.io import atomic_write_bytes, atomic_write_text, read_json, read_yaml, write_json
 from nasnav.store.run_dir import RunDir, arch_key
+from nasnav.workflow.arch_record import check_arch_record
 from nasnav.workflow.model_card import write_model_card
 from nasnav.workflow.retrain import load_weights
 from nasnav.workflow.runs import load_data
+from nasnav.workflow.source_check import SourceShape, check_source
 
 N_EXAMPLES = 8
 TOLERANCE = 1e-4  # max |logit difference| accepted between an export and the original network
@@ -63,36 +65,20 @@ def layers_source() -> str:
     return "\n".join(lines).strip() + "\n"
 
 
-def model_source(record: dict, weights_name: str = layout.WEIGHTS) -> str:
-    """The text of a self-contained model.py for an ``arch.yaml`` record."""
+_HEADER = f'''"""A network found by nasnav, as plain PyTorch (no nasnav needed).
 
-    spec = InputSpec.from_dict(record["input"])
-    space = SearchSpace.from_dict(record["space"], spec.kind)
-    arch = space.parse(record["arch"], check_active=False)
-    build_src = network_source(space, arch, spec.kind, spec.shape[0], spec.num_classes)
-    norm = record.get("normalisation") or {}
-    shape = tuple(norm.get("shape") or [])
-    mean, std = norm.get("mean"), norm.get("std")
-    stages = "\n".join(
-        f"    {s.name}: {'+'.join(c)}  ({s.channels} channels, stride {s.stride})"
-        for s, c in zip(space.stages, arch.choices)
-    )
-    return f'''"""{record["arch"]}: a network found by nasnav, as plain PyTorch (no nasnav needed).
-
-Architecture (stem {space.stem_channels} channels, then one choice per stage, then a linear head):
-{stages}
-
-Input: {record.get("raw_input", "raw inputs")}.
-The network expects NORMALISED input of shape (N, {", ".join(map(str, spec.shape))}): apply preprocess(x) first.
-Output: logits over {spec.num_classes} classes, in the order of CLASS_NAMES.
+ARCH names the architecture; STAGES lists its stages in order (the stem comes first, a linear head last):
+each stage's name, chosen components, channels and stride. RAW_INPUT says what a raw input is.
+The network expects NORMALISED input of shape (N, *INPUT_SHAPE): apply preprocess(x) first.
+Output: logits over len(CLASS_NAMES) classes, in the order of CLASS_NAMES.
 
 Usage:
     import torch, model
-    net = model.load("{weights_name}")  # eval mode, CPU
-    logits = net(model.preprocess(x_raw))  # x_raw: float tensor, see Input above
+    net = model.load("{layout.WEIGHTS}")  # eval mode, CPU
+    logits = net(model.preprocess(x_raw))  # x_raw: float tensor, see RAW_INPUT
     labels = [model.CLASS_NAMES[i] for i in logits.argmax(1)]
 
-Run `python model.py` next to {weights_name} and {layout.EXAMPLE} to check that this file reproduces the
+Run `python model.py` next to {layout.WEIGHTS} and {layout.EXAMPLE} to check that this file reproduces the
 outputs nasnav measured.
 """
 
@@ -101,21 +87,12 @@ from torch import nn
 
 # ---- building blocks (copied verbatim from nasnav/layers.py) ------------------------------------
 
+'''
 
-{layers_source()}
-
-# ---- this architecture -----------------------------------------------------------------------
-{build_src}
-
-INPUT_SHAPE = {tuple(spec.shape)!r}  # per sample
-CLASS_NAMES = {list(spec.class_names)!r}
-# Training-set normalisation, per channel (images, sequences) or feature (tables); None: none applied.
-MEAN = {"None" if mean is None else f"torch.tensor({mean!r}).reshape({shape!r})"}
-STD = {"None" if std is None else f"torch.tensor({std!r}).reshape({shape!r})"}
-
+_TAIL = f'''
 
 def preprocess(x):
-    """Raw input (see the module docstring) -> what the network expects: (x - MEAN) / STD."""
+    """Raw input (see RAW_INPUT) -> what the network expects: (x - MEAN) / STD."""
     x = torch.as_tensor(x, dtype=torch.float32)
     if x.dim() == len(INPUT_SHAPE):
         x = x.unsqueeze(0)  # one sample -> a batch of one
@@ -124,7 +101,7 @@ def preprocess(x):
     return (x - MEAN) / STD
 
 
-def load(weights_path="{weights_name}", map_location="cpu"):
+def load(weights_path="{layout.WEIGHTS}", map_location="cpu"):
     """build() with the trained weights loaded (a plain state_dict; no code is unpickled), in eval mode."""
     net = build()
     state = torch.load(weights_path, map_location=map_location, weights_only=True)
@@ -144,7 +121,7 @@ if __name__ == "__main__":
     import sys
 
     here = os.path.dirname(os.path.abspath(__file__))
-    net = load(os.path.join(here, "{weights_name}"))
+    net = load(os.path.join(here, "{layout.WEIGHTS}"))
     example = torch.load(os.path.join(here, "{layout.EXAMPLE}"), map_location="cpu", weights_only=True)
     with torch.no_grad():
         diff = (net(preprocess(example["x"])) - example["logits"]).abs().max().item()
@@ -152,6 +129,48 @@ if __name__ == "__main__":
           f"{{len(example['x'])}} examples: {{diff:.2e}}")
     sys.exit(0 if diff < {TOLERANCE} else 1)
 '''
+
+# model.py's data: every value a run's files give enters through repr() into one of these assignments
+_DATA = frozenset({"ARCH", "STAGES", "STEM_CHANNELS", "RAW_INPUT", "INPUT_SHAPE", "CLASS_NAMES"})
+_TENSORS = frozenset({"MEAN", "STD"})
+
+
+def _tensor_source(values: list[float] | None, shape: list[int] | None) -> str:
+    return "None" if values is None else f"torch.tensor({values!r}).reshape({tuple(shape)!r})"
+
+
+def model_shape(constructors: set[str]) -> SourceShape:
+    """What a generated model.py may hold (``nasnav.workflow.source_check``): the fixed parts as written
+    here, the data names, and ``build()`` calling ``constructors``."""
+    return SourceShape(fixed=_HEADER + layers_source() + _TAIL, data=_DATA, tensors=_TENSORS,
+                       builder="build", constructors=frozenset(constructors))
+
+
+def model_source(record: dict, where: str = "arch.yaml") -> str:
+    """The text of a self-contained model.py for an ``arch.yaml`` record, checked against ``model_shape``
+    (``UnsafeSource`` otherwise). User values (names, class labels, descriptions) enter only via repr()."""
+    rec = check_arch_record(record, where)
+    spec, space, arch, norm = rec["spec"], rec["space"], rec["parsed"], rec["normalisation"]
+    stages = [
+        {"name": s.name, "components": list(c), "channels": s.channels, "stride": s.stride}
+        for s, c in zip(space.stages, arch.choices)
+    ]
+    data = f"""
+ARCH = {rec["arch"]!r}
+STEM_CHANNELS = {space.stem_channels!r}
+STAGES = {stages!r}
+RAW_INPUT = {rec["raw_input"] or "raw inputs"!r}
+INPUT_SHAPE = {tuple(spec.shape)!r}  # per sample
+CLASS_NAMES = {list(spec.class_names)!r}
+# Training-set normalisation, per channel (images, sequences) or feature (tables); None: none applied.
+MEAN = {_tensor_source(norm["mean"], norm["shape"])}
+STD = {_tensor_source(norm["std"], norm["shape"])}
+"""
+    build_src = network_source(space, arch, spec.kind, spec.shape[0], spec.num_classes)
+    source = (_HEADER + layers_source() + "\n# ---- this architecture " + "-" * 70 + "\n" + build_src + data
+              + _TAIL)
+    check_source(source, model_shape(network_constructors(space, arch, spec.kind)), f"model.py for {where}")
+    return source
 
 
 def _import_file(path: Path, name: str):
@@ -161,28 +180,48 @@ def _import_file(path: Path, name: str):
     return mod
 
 
+# The dynamo exporter logs a line per optional op library it cannot find (torchvision::nms ...) at WARNING:
+# about the exporter's set-up, not this model, and noise in the job logs the app shows.
+_ONNX_LOGGERS = ("torch.onnx._internal.exporter._registration",)
+
+
+@contextlib.contextmanager
+def _quiet_loggers(names: tuple[str, ...]):
+    loggers = [logging.getLogger(n) for n in names]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
+
+
 # ---- ONNX / torch.export -------------------------------------------------------------------------
 def export_onnx(net: torch.nn.Module, x: torch.Tensor, path: Path) -> dict:
-    """ONNX with a dynamic batch axis via the TorchScript-based exporter (needs ``onnx`` only; the
-    newer dynamo exporter would also need ``onnxscript``); checked with onnxruntime if present."""
+    """ONNX with a dynamic batch axis via the current exporter (``torch.onnx.export(..., dynamo=True)``,
+    which needs ``onnx`` and ``onnxscript``); checked with onnxruntime if present."""
     try:
         import onnx  # noqa: F401  (optional: ONNX export is skipped without it)
-    except ImportError:
-        return {"status": "skipped", "reason": "the `onnx` package is not installed (pip install onnx)"}
+        import onnxscript  # noqa: F401
+    except ImportError as e:
+        return {"status": "skipped", "reason": f"the `{e.name}` package is not installed (pip install onnx onnxscript)"}
     buf = io.BytesIO()
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # "legacy exporter" notices: it is the one without onnxscript
-            torch.onnx.export(
+        with warnings.catch_warnings(), _quiet_loggers(_ONNX_LOGGERS):
+            # torch.export's own notice, raised inside the exporter: not about this model
+            warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)", category=FutureWarning)
+            program = torch.onnx.export(
                 net,
                 (x,),
-                buf,
-                dynamo=False,
+                dynamo=True,
                 input_names=["x"],
                 output_names=["logits"],
-                dynamic_axes={"x": {0: "batch"}, "logits": {0: "batch"}},
-                opset_version=17,
+                dynamic_shapes=({0: torch.export.Dim("batch", min=1)},),
+                verbose=False,
             )
+            program.save(buf)
     except Exception as e:
         return {"status": "failed", "reason": f"{type(e).__name__}: {e}"[:500]}
     atomic_write_bytes(path, buf.getvalue())
@@ -264,8 +303,7 @@ def export_final(
     d = run.final_dir(key)
     weights = d / layout.WEIGHTS
     record = read_yaml(d / layout.ARCH)
-    if not isinstance(record, dict) or "arch" not in record:
-        raise InvalidInput(f"{d / layout.ARCH}: not an arch record; retrain the architecture again")
+    rec = check_arch_record(record, str(d / layout.ARCH))  # before anything is written: names, types, values
     sha = _sha256(weights) if weights.exists() else None
     prev = read_json(d / layout.EXPORT, default=None)
     if (
@@ -280,10 +318,8 @@ def export_final(
             write_model_card(run, cfg, key)  # decisions or spot checks may be newer than the export
         return prev
     t0 = time.time()
-    spec = InputSpec.from_dict(record["input"])
-    space = SearchSpace.from_dict(record["space"], spec.kind)
-    arch_obj = space.parse(record["arch"], check_active=False)
-    net = build_network(space, arch_obj, spec.kind, spec.shape[0], spec.num_classes)
+    spec, space = rec["spec"], rec["space"]
+    net = build_network(space, rec["parsed"], spec.kind, spec.shape[0], spec.num_classes)
     net.load_state_dict(load_weights(weights))
     net.eval()
 
@@ -297,13 +333,13 @@ def export_final(
     torch.save({"x": x_raw.contiguous(), "logits": logits, "y": splits.y_test[:N_EXAMPLES].clone()}, buf)
     atomic_write_bytes(d / layout.EXAMPLE, buf.getvalue())
 
-    source = model_source(record, layout.WEIGHTS)
+    source = model_source(record, str(d / layout.ARCH))  # parsed and checked (ast) before it is written
     atomic_write_text(d / layout.MODEL_PY, source)
     mod = _import_file(d / layout.MODEL_PY, f"nasnav_export_{key[:40]}")  # the file builds, loads, reproduces
     with torch.no_grad():
         own = mod.load(str(weights))(mod.preprocess(x_raw))
     info = {
-        "arch": record["arch"],
+        "arch": rec["arch"],
         "key": key,
         "weights_sha256": sha,
         "exported": time.time(),

@@ -14,11 +14,14 @@ import pandas as pd
 
 from nasnav.analysis import trust
 from nasnav.errors import InvalidInput
+from nasnav.markdown import code, text
 from nasnav.steering.actions import Action
 from nasnav.store import layout, records
-from nasnav.store.io import atomic_write_text, read_json, read_yaml
+from nasnav.store.io import atomic_write_text, read_json
 from nasnav.store.records import read_candidates
 from nasnav.store.run_dir import RunDir
+from nasnav.workflow.arch_record import read_arch_record
+from nasnav.workflow.card_use import front_matter, usage_section, use_sections
 
 
 def _pct(x, digits: int = 2) -> str:
@@ -68,17 +71,17 @@ def _action_line(raw, n: int, evidence: list) -> str:
     try:
         a = Action.from_dict(raw, f"action {n}")
     except InvalidInput as e:
-        return f"  - (not a readable action: {e})"
-    text = f"  - **{a.op}** `{a.stage}:{a.target}`"
+        return f"  - (not a readable action: {text(e)})"
+    line = f"  - **{a.op}** {code(f'{a.stage}:{a.target}')}"
     if a.reason:
-        return f"{text}: {a.reason}"  # the auto-pilot's reason already quotes its evidence
+        return f"{line}: {text(a.reason)}"  # the auto-pilot's reason already quotes its evidence
     ev = a.evidence
     if ev is None:
         ev = next(
             (e for e in evidence if isinstance(e, dict) and e.get("stage") == a.stage and e.get("component") == a.component),
             None,
         )
-    return f"{text} ({_evidence_text(ev)})" if ev and _evidence_text(ev) else text
+    return f"{line} ({_evidence_text(ev)})" if ev and _evidence_text(ev) else line
 
 
 def _decision_lines(data) -> list[str]:
@@ -88,18 +91,19 @@ def _decision_lines(data) -> list[str]:
     for r in records:
         if not isinstance(r, dict):
             continue
-        who = r.get("source") or r.get("by") or "analyst"
-        when = f"{r['time']}, " if r.get("time") else ""
+        who = text(r.get("source") or r.get("by") or "analyst")
+        when = f"{text(r['time'])}, " if r.get("time") else ""
         status = r.get("status", "applied")
         if status == "stop":
-            lines.append(f"- {when}{who}: stopped here: {r.get('stop') or r.get('reason') or 'no reason recorded'}")
+            lines.append(f"- {when}{who}: stopped here: {text(r.get('stop') or r.get('reason') or 'no reason recorded')}")
             continue
         if status == "extend":
-            lines.append(f"- {when}{who}: searched this round further: {r.get('why') or 'nothing clearly worse yet'}")
+            lines.append(f"- {when}{who}: searched this round further: "
+                         f"{text(r.get('why') or 'nothing clearly worse yet')}")
             continue
         actions = r.get("actions") if isinstance(r.get("actions"), list) else [r]
         size = ""
-        if r.get("space_size") is not None and r.get("next_space_size") is not None:
+        if isinstance(r.get("space_size"), int) and isinstance(r.get("next_space_size"), int):
             size = f", space {int(r['space_size']):,} -> {int(r['next_space_size']):,} architectures"
         note = " (later abandoned: undone and replaced)" if status == "abandoned" else ""
         lines.append(f"- {when}{who}{size}{note}:")
@@ -126,30 +130,30 @@ def _rounds_section(run: RunDir, cfg) -> list[str]:
         df = read_candidates(run, k)
         strategies = list(dict.fromkeys(strategies + [str(s) for s in df["strategy"].dropna()]))
         acc = pd.to_numeric(df["one_shot_acc"], errors="coerce") if len(df) else pd.Series(dtype=float)
-        best = f"{_pct(acc.max())} `{df.loc[acc.idxmax(), 'arch']}`" if acc.notna().any() else "n/a"
+        best = f"{_pct(acc.max())} {code(df.loc[acc.idxmax(), 'arch'], in_table=True)}" if acc.notna().any() else "n/a"
         got = trust.answers(_safe_json(rdir / layout.SPOTCHECK_SUMMARY))
         checked = " / ".join(trust.SHORT[q][got[q]["verdict"]] if q in got else "-" for q in (trust.PRUNE, trust.PICK))
         out.append(f"| {k} | {size} | {len(df)} | {best} | {checked if got else 'not run'} |")
         lines = _decision_lines(_safe_json(rdir / layout.DECISIONS))
         if lines:
             decisions += [f"Round {k}:", *lines, ""]
-    text = [
+    section = [
         "## The search",
         "",
         f"One-shot NAS: a weight-sharing supernet trained for {cfg.supernet.epochs} epochs "
         f"({cfg.supernet.sampler} path sampling, {cfg.supernet.optimizer}, lr {cfg.supernet.lr}), "
         f"{cfg.supernet.warm_start_epochs} warm-start epochs per later round; candidates scored by "
-        f"{' and '.join(strategies) or cfg.search.strategy} search with BatchNorm recalibration, "
+        f"{text(' and '.join(strategies) or cfg.search.strategy)} search with BatchNorm recalibration, "
         "on the validation split.",
         "",
         *out,
         "",
     ]
     if decisions:
-        text += ["Decisions between rounds, with their evidence:", "", *decisions]
+        section += ["Decisions between rounds, with their evidence:", "", *decisions]
     else:
-        text += ["No pruning decisions were recorded (no `decisions.json` in any round).", ""]
-    return text
+        section += ["No pruning decisions were recorded (no `decisions.json` in any round).", ""]
+    return section
 
 
 def _spotcheck_section(run: RunDir, metrics: dict) -> tuple[list[str], dict | None]:
@@ -160,9 +164,9 @@ def _spotcheck_section(run: RunDir, metrics: dict) -> tuple[list[str], dict | No
             sc.get("state"), " (stopped early: the answers cover what had finished)")
         lines = ["## How far to trust the one-shot score", "",
                  f"Spot check of round {r}{state}: architectures sampled evenly over the round's space and the "
-                 f"round's best candidates by one-shot score, each trained standalone for {sc.get('epochs')} epochs "
-                 f"with {sc.get('seeds')} seeds, compared with their one-shot accuracy.", ""]
-        lines += [f"- {got[q]['text']}" for q in (trust.PRUNE, trust.PICK) if q in got]
+                 f"round's best candidates by one-shot score, each trained standalone for {text(sc.get('epochs'))} "
+                 f"epochs with {text(sc.get('seeds'))} seeds, compared with their one-shot accuracy.", ""]
+        lines += [f"- {text(got[q].get('text', ''))}" for q in (trust.PRUNE, trust.PICK) if q in got]
         return lines + [""], sc
     return ["## How far to trust the one-shot score", "",
             "No spot check was run, so nothing here says how far the one-shot score can be trusted, for pruning "
@@ -170,75 +174,98 @@ def _spotcheck_section(run: RunDir, metrics: dict) -> tuple[list[str], dict | No
             ""], None
 
 
+def _number(x):
+    """A metric as a float, or None (a missing or damaged value)."""
+    return float(x) if isinstance(x, (int, float)) and not isinstance(x, bool) else None
+
+
 def model_card(run: RunDir, cfg, key: str) -> str:
-    """The markdown text of the card of ``final/<key>/``."""
+    """The markdown text of the card of ``final/<key>/``: YAML front matter, then the story. Every value from
+    the run's files is escaped (``nasnav.markdown``); no absolute path of the machine appears."""
 
     d = run.final_dir(key)
     m = _safe_json(d / layout.FINAL_METRICS) or {}
-    rec = read_yaml(d / layout.ARCH) if (d / layout.ARCH).exists() else {}
+    m = m if isinstance(m, dict) else {}
+    rec = read_arch_record(d / layout.ARCH)  # checked: names, types
     exp = _safe_json(d / layout.EXPORT) or {}
-    spec = rec.get("input", {})
-    arch = m.get("arch") or rec.get("arch", key)
-    n_test = m.get("n_test") or 0
-    lo, hi = wilson(m.get("test_acc", float("nan")), n_test) if m.get("test_acc") is not None else (None, None)
-    seeds = m.get("seeds", 1)
-    spread = f" ± {_pct(m.get('test_acc_std'))} (std over {seeds} seeds)" if seeds and seeds > 1 else ""
+    spec = rec["spec"]
+    arch = rec["arch"]
+    n_test = int(m["n_test"]) if isinstance(m.get("n_test"), int) else 0
+    test_acc = _number(m.get("test_acc"))
+    lo, hi = wilson(test_acc, n_test) if test_acc is not None else (None, None)
+    seeds = m.get("seeds") if isinstance(m.get("seeds"), int) else 1
+    spread = f" ± {_pct(_number(m.get('test_acc_std')))} (std over {seeds} seeds)" if seeds > 1 else ""
     trust_lines, trusted = _spotcheck_section(run, m)
+    source = cfg.data.source
     lines = [
-        f"# Model card: `{arch}`",
+        front_matter(arch=arch, kind=spec.kind, source=source, num_classes=spec.num_classes, test_acc=test_acc,
+                     val_acc=_number(m.get("val_acc")), n_test=n_test),
+        f"# Model card: {code(arch)}",
         "",
-        f"Generated by nasnav on {time.strftime('%Y-%m-%d %H:%M')} from run `{run.path}`"
-        + (f" ({cfg.name})" if getattr(cfg, "name", "") else "")
+        f"Generated by nasnav on {time.strftime('%Y-%m-%d %H:%M')} from run {code(run.name)}"
+        + (f" ({text(cfg.name)})" if getattr(cfg, "name", "") else "")
         + ".",
         "",
         "## Summary",
         "",
         "| | |",
         "|---|---|",
-        f"| test accuracy (reported only) | **{_pct(m.get('test_acc'))}**{spread}; 95% interval {_pct(lo)}–{_pct(hi)} on {n_test} test samples |",
-        f"| standalone validation accuracy (what networks are chosen by) | {_pct(m.get('val_acc'))} |",
-        f"| one-shot estimate (supernet, validation split) | {_pct(m.get('one_shot_acc'))} |",
-        f"| parameters | {_num(m.get('params'))} |",
-        f"| FLOPs per sample | {_num(m.get('flops'))} |",
-        f"| CPU latency, batch 1 (median) | {_num(m.get('latency_ms'), '.3f')} ms |",
-        f"| training time | {_num(m.get('train_seconds'), '.1f')} s for {seeds} seed(s) of {m.get('epochs')} epochs |",
+        f"| test accuracy (reported only) | **{_pct(test_acc)}**{spread}; 95% interval {_pct(lo)}–{_pct(hi)} on {n_test} test samples |",
+        f"| standalone validation accuracy (what networks are chosen by) | {_pct(_number(m.get('val_acc')))} |",
+        f"| one-shot estimate (supernet, validation split) | {_pct(_number(m.get('one_shot_acc')))} |",
+        f"| parameters | {_num(_number(m.get('params')))} |",
+        f"| FLOPs per sample | {_num(_number(m.get('flops')))} |",
+        f"| CPU latency, batch 1 (median) | {_num(_number(m.get('latency_ms')), '.3f')} ms |",
+        f"| training time | {_num(_number(m.get('train_seconds')), '.1f')} s for {seeds} seed(s) of "
+        f"{text(m.get('epochs'))} epochs |",
         "",
         "The test split was held out before the search and never used to train, select or sort anything "
         "(networks are compared by validation accuracy): the test accuracy is an unbiased estimate for new "
         "data from the same source, reported once, here. The one-shot estimate comes from shared supernet "
-        f"weights and is usually lower. What it can be trusted for: {trust.trust_line(trusted)}",
+        f"weights and is usually lower. What it can be trusted for: {text(trust.trust_line(trusted))}",
         "",
         "## Data",
         "",
-        f"- source: `{rec.get('data_source', cfg.data.source)}` ({spec.get('kind', cfg.kind)}), input shape "
-        f"{tuple(spec.get('shape', []))}, {spec.get('num_classes', '?')} classes: {', '.join(map(str, spec.get('class_names', [])))}",
-        f"- splits (seed {cfg.seed}, stratified): train {m.get('n_train', '?')}, validation {m.get('n_val', '?')} "
-        f"(supernet validation, candidate scoring, early stopping), test {m.get('n_test', '?')} (final report only)",
-        f"- raw input: {rec.get('raw_input', 'see model.py')}",
+        f"- source: {code(source)} ({spec.kind}), input shape {tuple(spec.shape)}, {spec.num_classes} classes: "
+        f"{', '.join(text(c) for c in spec.class_names)}",
+        f"- splits (seed {cfg.seed}, stratified): train {text(m.get('n_train', '?'))}, validation "
+        f"{text(m.get('n_val', '?'))} (supernet validation, candidate scoring, early stopping), test {n_test} "
+        "(final report only)",
+        f"- raw input: {text(rec['raw_input'] or 'see model.py')}",
         "- normalisation: `(x - mean) / std` with the training split's statistics, per channel or feature: "
-        f"mean {_short(rec.get('normalisation', {}).get('mean'))}, std {_short(rec.get('normalisation', {}).get('std'))}",
+        f"mean {_short(rec['normalisation']['mean'])}, std {_short(rec['normalisation']['std'])}",
         "",
     ]
     lines += _rounds_section(run, cfg)
-    lines += _arch_section(rec, cfg)
+    lines += _arch_section(rec)
     lines += trust_lines
     rc = cfg.retrain
-    per_seed = ", ".join(f"{_pct(a)}" for a in m.get("test_accs", []))
+    per_seed = ", ".join(_pct(_number(a)) for a in m.get("test_accs", []) if isinstance(m.get("test_accs"), list))
     lines += [
         "## Retraining",
         "",
         f"From scratch, {rc.epochs} epochs, {rc.optimizer} (lr {rc.lr}, momentum {rc.momentum}, weight decay "
-        f"{rc.weight_decay}), {rc.schedule} schedule, augmentation {'on (random shifts)' if rc.augment and spec.get('kind') != 'tabular' else 'off'}, "
+        f"{rc.weight_decay}), {rc.schedule} schedule, augmentation {'on (random shifts)' if rc.augment and spec.kind != 'tabular' else 'off'}, "
         + (
             f"early stopping with patience {rc.patience} (best validation epoch kept)"
             if rc.patience
             else "no early stopping"
         )
-        + f"; seeds {m.get('seed_list', [])}, test accuracy per seed: {per_seed or 'n/a'}. "
-        f"The exported weights are those of seed {m.get('weights_seed', cfg.seed)}.",
+        + f"; seeds {text(m.get('seed_list', []))}, test accuracy per seed: {per_seed or 'n/a'}. "
+        f"The exported weights are those of seed {text(m.get('weights_seed', cfg.seed))}.",
         "",
     ]
-    lines += _usage_section(exp)
+    lines += use_sections(source)
+    lines += usage_section(exp if isinstance(exp, dict) else {})
+    if isinstance(exp, dict) and isinstance(exp.get("model_py"), dict):
+        lines += [
+            "Export checks (max |logit difference| against the trained network):",
+            "",
+            "```text",
+            export_summary(exp),
+            "```",
+            "",
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -249,64 +276,21 @@ def _short(values, k: int = 6) -> str:
     return f"[{shown}{', ...' if len(values) > k else ''}]"
 
 
-def _arch_section(rec: dict, cfg) -> list[str]:
-    space = rec.get("space") or {}
-    choices = rec.get("choices") or {}
+def _arch_section(rec: dict) -> list[str]:
+    space, arch = rec["space"], rec["parsed"]
     out = [
         "## Final architecture",
         "",
-        f"Stem: {space.get('stem_channels', '?')} channels; then one block per stage; then global average "
+        f"Stem: {space.stem_channels} channels; then one block per stage; then global average "
         "pooling (for images and sequences) and a linear classifier. Parallel components are summed.",
         "",
         "| stage | chosen | channels | stride | other candidates (pruned in brackets) |",
         "|---|---|---|---|---|",
     ]
-    for st in space.get("stages", []):
-        chosen = choices.get(st["name"], "?")
-        picked = set(chosen.split("+"))
-        pruned = set(st.get("pruned", []))
-        others = [f"[{c}]" if c in pruned else c for c in st.get("candidates", []) if c not in picked]
-        out.append(
-            f"| {st['name']} | **{chosen}** | {st.get('channels')} | {st.get('stride', 1)} | {', '.join(others)} |"
-        )
+    for st, choice in zip(space.stages, arch.choices):
+        others = [f"\\[{text(c)}\\]" if c in st.pruned else text(c) for c in st.candidates if c not in choice]
+        out.append(f"| {text(st.name)} | **{text('+'.join(choice))}** | {st.channels} | {st.stride} | {', '.join(others)} |")
     return out + [""]
-
-
-def _usage_section(exp: dict) -> list[str]:
-    lines = [
-        "## Files and how to load",
-        "",
-        "- `weights.pt`: the `state_dict`; `arch.yaml`: space, architecture, input spec, normalisation",
-        "- `model.py`: self-contained PyTorch (no nasnav needed); `python model.py` checks it against `example.pt`",
-        "- `model.onnx` / `model.pt2`: ONNX and `torch.export` programs, dynamic batch axis",
-        "- `metrics.json`, `metrics.csv` (validation curve), `seeds.csv`",
-        "",
-        "```python",
-        "import torch, model                      # model.py from this folder",
-        'net = model.load(layout.WEIGHTS)',
-        "logits = net(model.preprocess(x_raw))  # x_raw: raw inputs, see Data",
-        "pred = logits.argmax(1)",
-        "```",
-        "",
-        "ONNX (the input is the normalised `x`, as for `net` above):",
-        "",
-        "```python",
-        "import onnxruntime as ort",
-        'sess = ort.InferenceSession(layout.ONNX)',
-        'logits = sess.run(None, {"x": model.preprocess(x_raw).numpy()})[0]',
-        "```",
-        "",
-    ]
-    if exp:
-        lines += [
-            "Export checks (max |logit difference| against the trained network):",
-            "",
-            "```",
-            export_summary(exp),
-            "```",
-            "",
-        ]
-    return lines
 
 
 def write_model_card(run: RunDir, cfg, key: str) -> str:
