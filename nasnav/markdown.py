@@ -3,8 +3,10 @@
 The model card and the app's captions are Markdown built from run files and configs (config labels,
 class labels, architecture strings, decision reasons). ``text`` puts a value in running text: one line,
 every character that could open a construct (link, image, HTML, emphasis, code, table cell, math,
-autolink) backslash-escaped. ``code`` puts it in an inline code span, where nothing is interpreted,
-fenced so that no backtick in the value can close it. Both are pure (no Streamlit).
+autolink) backslash-escaped; GitHub's renderer still links a bare e-mail address (``a@b.example``) as
+``mailto:``, which no escape prevents. ``code`` puts a value in an inline code span, where nothing is
+interpreted (no autolink either), fenced so that no backtick in the value can close it: the form for
+data such as class labels and architecture strings. Both are pure (no Streamlit).
 """
 
 from __future__ import annotations

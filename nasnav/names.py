@@ -60,7 +60,7 @@ def check_name(value: object, what: str) -> str:
 
 def check_run_name(value: object, what: str = "run name") -> str:
     """A run (folder) name, stripped of surrounding spaces; InvalidInput saying what is allowed."""
-    name = value.strip() if isinstance(value, str) else value
+    name = value.strip(" \t") if isinstance(value, str) else value  # typed padding only: U+2028 etc. stay wrong
     if not is_run_name(name):
         raise InvalidInput(f"{what}: {_shown(name)} is not a valid run name; use {RUN_NAME_RULE}")
     return name

@@ -11,6 +11,7 @@ from nasnav.config import config_from_dict, save_config
 from nasnav.errors import InvalidInput
 from nasnav.jobs.control import running_job
 from nasnav.model.ops import list_ops
+from nasnav.names import is_name
 from nasnav.space import SearchSpace
 from nasnav.store import layout
 from nasnav.store.io import write_yaml
@@ -95,7 +96,7 @@ def in_user_words(message: str, draft: dict) -> str:
     def stage(m: re.Match) -> str:
         i = int(m.group(1))
         name = stages[i].get("name") if i < len(stages) else None
-        who = f"stage '{name}'" if name else "a stage without a name"
+        who = f"stage '{name}'" if is_name(name) else f"stage {name!r}" if name else "a stage without a name"
         field = FIELD_WORDS.get(m.group(2) or "", m.group(2) or "")
         return f"{who} (card {i + 1}){' ' + field if field else ''}"
 

@@ -43,6 +43,8 @@ def front_matter(*, arch: str, kind: str, source: str, num_classes: int, test_ac
     """The YAML block a model card starts with (Hugging Face Hub fields, plus nasnav's own)."""
     metrics = [{"type": "accuracy", "name": "test accuracy (held out, reported once)", "value": test_acc},
                {"type": "accuracy", "name": "standalone validation accuracy (used for selection)", "value": val_acc}]
+    for m in metrics:  # float32 accuracies: 0.10000000149011612 -> 0.1
+        m["value"] = round(m["value"], 6) if isinstance(m["value"], float) else None
     meta = {
         "library_name": "pytorch",
         "license": DATA_LICENCE.get(source, "unknown"),

@@ -227,7 +227,7 @@ def model_card(run: RunDir, cfg, key: str) -> str:
         "## Data",
         "",
         f"- source: {code(source)} ({spec.kind}), input shape {tuple(spec.shape)}, {spec.num_classes} classes: "
-        f"{', '.join(text(c) for c in spec.class_names)}",
+        f"{', '.join(code(c) for c in spec.class_names)}",
         f"- splits (seed {cfg.seed}, stratified): train {text(m.get('n_train', '?'))}, validation "
         f"{text(m.get('n_val', '?'))} (supernet validation, candidate scoring, early stopping), test {n_test} "
         "(final report only)",

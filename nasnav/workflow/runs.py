@@ -12,6 +12,7 @@ from nasnav.config import Config, config_from_dict, save_config
 from nasnav.data.splits import load_splits
 from nasnav.errors import InvalidInput
 from nasnav.model.ops import list_ops
+from nasnav.names import check_run_name
 from nasnav.space import SearchSpace
 from nasnav.store import layout
 from nasnav.store.io import read_yaml, write_yaml
@@ -20,7 +21,9 @@ from nasnav.store.run_dir import RunDir
 
 # ---- run directory contents -----------------------------------------------------------------
 def create_run(cfg: Config, path: str | Path, exist_ok: bool = False) -> RunDir:
-    """A new run directory with the resolved config and round 0's space."""
+    """A new run directory with the resolved config and round 0's space; its folder name follows the run
+    name rule (``nasnav.names``)."""
+    check_run_name(Path(path).name, f"run name (the folder {Path(path).name!r})")
     run = RunDir.create(path, exist_ok=exist_ok)
     save_config(cfg, run.config_path)
     write_yaml(run.ensure_round_dir(0) / layout.SPACE, cfg.search_space().to_dict())
