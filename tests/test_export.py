@@ -1,5 +1,7 @@
 """Export for people without nasnav: self-contained model.py, ONNX, torch.export, model card."""
 
+import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -9,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+import yaml
 
 from nasnav.analysis import trust
 from nasnav.config import load_config
@@ -132,11 +135,12 @@ def test_torch_export_program_loads_and_matches(exported):
         assert torch.allclose(prog(x), _trained_net(run, cfg, m["key"])(x), atol=1e-5)
 
 
-def test_onnx_skipped_with_a_reason_when_the_exporter_is_missing(monkeypatch, tmp_path):
-    monkeypatch.setitem(sys.modules, "onnx", None)  # import onnx -> ImportError
+@pytest.mark.parametrize("missing", ["onnx", "onnxscript"])
+def test_onnx_skipped_with_a_reason_when_the_exporter_is_missing(monkeypatch, tmp_path, missing):
+    monkeypatch.setitem(sys.modules, missing, None)  # import <missing> -> ImportError
     net = torch.nn.Sequential(torch.nn.Linear(3, 2)).eval()
     res = export.export_onnx(net, torch.zeros(2, 3), tmp_path / "model.onnx")
-    assert res["status"] == "skipped" and "onnx" in res["reason"]
+    assert res["status"] == "skipped" and f"`{missing}`" in res["reason"]
     assert not (tmp_path / "model.onnx").exists()
 
 
@@ -211,9 +215,62 @@ def test_model_card_tells_the_story(exported):
     assert answers["prune"]["text"] in card and answers["pick"]["text"] in card  # the spot check's own words
     assert answers["pick"]["verdict"] == "equivalent" and "pick by cost" in card.split("## Data")[0]  # in the summary
     assert "good for ranking" not in card  # never more than the spot check said
-    assert "model.load" in card and "parameters" in card and "FLOPs" in card
+    assert 'model.load("weights.pt")' in card and "layout." not in card and "parameters" in card and "FLOPs" in card
     (run.round_dir(0) / "decisions.json").unlink()
     (run.round_dir(0) / "spotcheck.json").unlink()
+
+
+def _fenced_blocks(markdown_text: str) -> list[tuple[str, str]]:
+    """(language, code) of every fenced block of a Markdown text."""
+    return [(m[1], m[2]) for m in re.finditer(r"^```(\w*)\n(.*?)^```$", markdown_text, re.S | re.M)]
+
+
+def test_every_code_block_of_the_card_runs_in_the_exported_folder(exported, tmp_path):
+    run, cfg, m, info = exported
+    d = run.final_dir(m["key"])
+    blocks = _fenced_blocks((d / "model_card.md").read_text())
+    langs = [lang for lang, _ in blocks]
+    assert set(langs) <= {"python", "bash", "text", "bibtex"}, langs  # text: output; bibtex: the citation
+    assert langs.count("python") == 3 and "bash" in langs  # PyTorch, ONNX, torch.export; model.py's self-check
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONSTARTUP")}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"  # `python` is this one
+    for lang, code in blocks:
+        if lang == "python":  # -c: the folder (the working directory) is first on sys.path, as in a REPL there
+            cmd = [sys.executable, "-c", code]
+        elif lang == "bash":
+            cmd = ["bash", "-euo", "pipefail", "-c", code]
+        else:
+            continue
+        res = subprocess.run(cmd, cwd=d, capture_output=True, text=True, timeout=120, env=env)
+        assert res.returncode == 0, f"{lang} block failed:\n{code}\n{res.stderr[-2000:]}"
+        assert "Traceback" not in res.stderr
+
+
+def test_card_front_matter_is_hugging_face_metadata(exported):
+    run, cfg, m, info = exported
+    card = (run.final_dir(m["key"]) / "model_card.md").read_text()
+    assert card.startswith("---\n")
+    meta = yaml.safe_load(card.split("---\n")[1])
+    assert meta["library_name"] == "pytorch" and meta["license"] == "cc-by-4.0" and meta["datasets"] == ["digits"]
+    assert meta["metrics"] == ["accuracy"] and "image-classification" in meta["tags"]
+    result = meta["model-index"][0]["results"][0]
+    assert meta["model-index"][0]["name"] == ARCH and result["dataset"]["name"] == "digits"
+    assert result["metrics"][0]["type"] == "accuracy" and result["metrics"][0]["value"] == round(m["test_acc"], 6)
+    assert "Tyagi" in meta["citation"] and "NAS-Navigator" in meta["citation"] and "Mueller" in meta["citation"]
+    assert meta["intended_use"] and meta["limitations"]
+    for heading in ("## Intended use", "## Limitations", "## Citation"):
+        assert heading in card
+    assert str(run.path) not in card and str(REPO) not in card  # no absolute path of this machine
+
+
+def test_onnx_comes_from_the_dynamo_exporter(exported):
+    run, cfg, m, info = exported
+    import onnx
+
+    proto = onnx.load(str(run.final_dir(m["key"]) / "model.onnx"))
+    assert proto.producer_name == "pytorch" and [i.name for i in proto.graph.input] == ["x"]
+    assert proto.graph.input[0].type.tensor_type.shape.dim[0].dim_param  # symbolic batch axis
+    assert info["onnx"]["exporter"] == "torch.onnx.export(dynamo=True)"
 
 
 def test_unretrained_arch_is_a_value_error(exported):

@@ -231,6 +231,7 @@ def export_onnx(net: torch.nn.Module, x: torch.Tensor, path: Path) -> dict:
         return {
             "status": "exported",
             "file": path.name,
+            "exporter": "torch.onnx.export(dynamo=True)",
             "checked": False,
             "reason": "onnxruntime is not installed: the file was not run",
         }
@@ -242,6 +243,7 @@ def export_onnx(net: torch.nn.Module, x: torch.Tensor, path: Path) -> dict:
     return {
         "status": "ok" if diff < TOLERANCE else "mismatch",
         "file": path.name,
+        "exporter": "torch.onnx.export(dynamo=True)",
         "checked": True,
         "checked_with": f"onnxruntime {ort.__version__}",
         "max_abs_diff": diff,
