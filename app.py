@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+from nasnav.markdown import code
 from nasnav.ui import state, widgets
 
 st.set_page_config(page_title="nasnav", page_icon=":material/explore:", layout="wide", initial_sidebar_state="expanded")
@@ -18,7 +19,7 @@ nav = st.navigation(pages)
 with st.sidebar:
     path = state.run_path()
     if path is not None:
-        st.markdown(f"**Open run:** `{path.name}`")
+        st.markdown(f"**Open run:** {code(path.name)}")
     else:
         st.caption("No run open: create or open one on Home.")
     if nav.url_path != "":  # Home has its own switch in the page

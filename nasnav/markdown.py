@@ -34,6 +34,17 @@ def text(value: object) -> str:
     return _LINE_START.sub(lambda m: m.group(1) + ("\\" + m.group(2) if not m.group(2).isdigit() else m.group(2) + "\\"), s)
 
 
+_MESSAGE = re.compile(r"([\\\[\]<>&$])")
+
+
+def message(value: object) -> str:
+    """A message (an error naming a bad value, a job's status) for ``st.error`` and friends: its lines kept,
+    links, images, HTML, entities, math and autolinks neutralised; code spans and emphasis left as written."""
+    lines = [one_line(line) for line in str(value).split("\n")]
+    return "\n".join(_AUTOLINK.sub(lambda m: "\\" + (m.group(1) or m.group(2)), _MESSAGE.sub(r"\\\1", line))
+                     for line in lines)
+
+
 def code(value: object, in_table: bool = False) -> str:
     """A value as an inline code span (one line), fenced with more backticks than it holds in a row;
     ``in_table``: pipes escaped as GFM tables require inside a cell."""

@@ -4,6 +4,7 @@ import streamlit as st
 
 from nasnav.config import SOURCE_KIND, load_config, preset_path
 from nasnav.jobs.control import running_job
+from nasnav.markdown import message
 from nasnav.model.ops import list_ops
 from nasnav.ui import guide, lego, space_edit, space_panels, state, store, widgets
 from nasnav.ui.diagram import template_dot
@@ -55,7 +56,7 @@ with widgets.guarded():  # every error is a message on the page, never a traceba
 
     issues = space_edit.problems(draft, kind)
     if issues:
-        st.error("This space cannot be saved yet:\n" + "\n".join(f"- {p}" for p in issues))
+        st.error("This space cannot be saved yet:\n" + "\n".join(f"- {message(p)}" for p in issues))
     else:
         lego.space_metrics(draft, kind, info)
         st.graphviz_chart(template_dot(space_edit.to_space(draft, kind)), width="stretch")

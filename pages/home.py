@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+from nasnav.markdown import text
 from nasnav.store.run_dir import RunDir
 from nasnav.ui import guide, run_panels, state, widgets
 from nasnav.ui.diagram import LOOP_DOT
@@ -26,7 +27,7 @@ with widgets.guarded():  # every error is a message on the page, never a traceba
                    f"On the {guide.DEFAULT_PRESET} preset the whole loop takes a few minutes on a laptop CPU.")
         path = state.run_path()
         if path is not None:
-            st.success(f"Open run: **{path.name}**", icon=":material/folder_open:")
+            st.success(f"Open run: **{text(path.name)}**", icon=":material/folder_open:")
     run = RunDir(path) if path is not None else None
     widgets.callout(guide.HOME, run)
 

@@ -83,3 +83,17 @@ def test_a_later_round_shows_its_own_space_with_pruned_components(tmp_path_facto
     assert metric(at, "Architectures") == f"{size:,}"
     assert any("pruned: " in c.value and stage.active[-1] in c.value for c in at.caption)
     assert "train the supernet" not in texts(at)
+
+
+def test_a_hostile_stage_name_typed_in_the_editor_is_refused_and_shown_as_text(tmp_path, monkeypatch):
+    monkeypatch.setenv("NASNAV_RUNS", str(tmp_path))
+    run = create_run(load_config(preset_path("tiny")), tmp_path / "fresh")
+    at = ok(page("1_search_space.py", run.path).run())
+    stage1 = at.session_state["draft"]["stages"][0]["_id"]
+    at.text_input(key=f"sp_{stage1}_name").set_value('x"""\n__import__("os")#[a](javascript:alert(1))<b>').run()
+    ok(at)
+    shown = " ".join(e.value for e in at.error)  # the Markdown the page hands to st.error
+    assert "not a valid name" in shown and "use 1-64 ASCII letters" in shown
+    assert "](javascript" not in shown.replace("\\](", "") and "<b>" not in shown  # escaped: text, no link or HTML
+    assert at.button(key="sp_save").disabled and at.button(key="sp_save_new").disabled
+    assert "__import__" not in (run.round_dir(0) / "space.yaml").read_text()

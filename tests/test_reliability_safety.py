@@ -165,6 +165,11 @@ def home(tmp_path, monkeypatch):
     ("typo.yaml", yaml.safe_dump({**read_yaml(preset_path("tiny")), "supernett": {}}).encode(), "supernett: unknown key"),
     ("zero.yaml", yaml.safe_dump({**read_yaml(preset_path("tiny")), "search": {"budget": 0}}).encode(),
      r"search.budget: 0 must be greater than 0"),
+    ("stage.yaml", yaml.safe_dump({**read_yaml(preset_path("tiny")), "space": {"stages": [
+        {"name": 'x"""\n__import__("pathlib").Path("{marker}").touch()\n"""', "candidates": ["conv3x3"]},
+        {"name": "![i](http://evil.example/i.png)", "candidates": ["skip"]}]}}).encode(),
+     # as st.error gets it: the bad name (and the key's brackets) escaped, so no image is loaded
+     "space.stages\\[1\\].name: '!\\[i\\](http\\://evil.example/i.png)' is not a valid name"),
 ])
 def test_hostile_uploaded_config_is_an_error_message(home, tmp_path, name, content, match):
     at, runs = home

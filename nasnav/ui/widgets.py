@@ -14,6 +14,7 @@ from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from nasnav.analysis import trust
 from nasnav.jobs.control import JobRunning, running_job, start_job, stop_job
+from nasnav.markdown import code, message, text
 from nasnav.store.run_dir import RunDir
 from nasnav.ui import charts, guide, state, store
 from nasnav.ui import queue as jobq
@@ -56,12 +57,12 @@ def guarded(what: str = "") -> Iterator[None]:
     try:
         yield
     except JobRunning as e:
-        st.warning(str(e), icon=":material/hourglass_top:")
-    except ValueError as e:
-        st.error(f"{what + ': ' if what else ''}{e}")
+        st.warning(message(e), icon=":material/hourglass_top:")
+    except ValueError as e:  # messages quote values a user gave: shown as text, never as links or HTML
+        st.error(message(f"{what + ': ' if what else ''}{e}"))
     except Exception as e:  # a bug: tell the user briefly, keep the traceback for the server log
         log.exception("unexpected error%s", f" in {what}" if what else "")
-        st.error(f"{what + ': ' if what else ''}unexpected {type(e).__name__}: {e}. Details are in the server log.")
+        st.error(message(f"{what + ': ' if what else ''}unexpected {type(e).__name__}: {e}. Details are in the server log."))
 
 
 # ---- navigation and walkthrough ---------------------------------------------------------------------
@@ -125,7 +126,7 @@ def require_run():
     try:
         return store.load(path)
     except ValueError as e:
-        st.error(f"Cannot open the run: {e}")
+        st.error(message(f"Cannot open the run: {e}"))
         st.stop()
 
 
@@ -144,7 +145,7 @@ def run_header(run: RunDir, cfg) -> None:
     k = run.current_round()
     cand = store.candidates(run, k)
     best = cand["one_shot_acc"].max() if len(cand) else None
-    bits = [f"**Run** `{run.path.name}`", f"{cfg.name or 'unnamed'} preset", f"round {k}",
+    bits = [f"**Run** {code(run.path.name)}", f"{text(cfg.name or 'unnamed')} preset", f"round {k}",
             f"job: {status.get('job') or '–'} ({status['state']})"]
     if best is not None and best == best:
         bits.append(f"best one-shot {best:.3f}")
@@ -165,10 +166,10 @@ def start(run: RunDir, job: str, args: list[str]) -> bool:
     try:
         start_job(run, job, args)
     except JobRunning as e:
-        st.warning(str(e), icon=":material/hourglass_top:")
+        st.warning(message(e), icon=":material/hourglass_top:")
         return False
     except ValueError as e:
-        st.error(str(e))
+        st.error(message(e))
         return False
     st.session_state[f"jobsig_{run.path}"] = None  # the fragment will see a change and refresh the page
     return True
@@ -256,11 +257,11 @@ def status_box(run: RunDir, jobs: tuple[str, ...]) -> None:
             bits.append(f"running for {_duration(time.time() - s['started'])}")
         st.progress(min(1.0, max(0.0, float(s.get("progress") or 0.0))), text=f"**{name}** · " + " · ".join(bits))
     elif s["state"] == "done":
-        st.success(f"{name}: {s.get('message') or 'finished'}", icon=":material/check_circle:")
+        st.success(message(f"{name}: {s.get('message') or 'finished'}"), icon=":material/check_circle:")
     elif s["state"] == "stopped":
-        st.info(f"{name}: {s.get('message') or 'stopped'}", icon=":material/pause_circle:")
+        st.info(message(f"{name}: {s.get('message') or 'stopped'}"), icon=":material/pause_circle:")
     elif s["state"] in ("failed", "interrupted"):
-        st.error(f"{name} {s['state']}: {s.get('error') or s.get('message') or 'no message'}")
+        st.error(message(f"{name} {s['state']}: {s.get('error') or s.get('message') or 'no message'}"))
         tail = run.log_tail(name, 30)
         if tail:
             with st.expander("Log tail"):
