@@ -20,6 +20,7 @@ from nasnav.model.supernet import build_network
 from nasnav.space import SearchSpace
 from nasnav.store.io import read_json, write_json
 from nasnav.workflow import export, retrain
+from nasnav.workflow.card_use import split_front_matter
 from nasnav.workflow.runs import create_run, load_data, round_space
 from nasnav.workflow.search import score_candidates
 from nasnav.workflow.supernet import train_supernet
@@ -249,8 +250,9 @@ def test_every_code_block_of_the_card_runs_in_the_exported_folder(exported, tmp_
 def test_card_front_matter_is_hugging_face_metadata(exported):
     run, cfg, m, info = exported
     card = (run.final_dir(m["key"]) / "model_card.md").read_text()
-    assert card.startswith("---\n")
-    meta = yaml.safe_load(card.split("---\n")[1])
+    front, body = split_front_matter(card)
+    assert card.startswith("---\n") and body.startswith("\n# Model card")
+    meta = yaml.safe_load(front)
     assert meta["library_name"] == "pytorch" and meta["license"] == "cc-by-4.0" and meta["datasets"] == ["digits"]
     assert meta["metrics"] == ["accuracy"] and "image-classification" in meta["tags"]
     result = meta["model-index"][0]["results"][0]

@@ -27,6 +27,7 @@ from nasnav.store import layout, records
 from nasnav.store.io import read_yaml, write_json, write_yaml
 from nasnav.ui import space_edit
 from nasnav.workflow import export, retrain
+from nasnav.workflow.card_use import split_front_matter
 from nasnav.workflow.runs import create_run, round_space
 from nasnav.workflow.source_check import UnsafeSource, check_source
 
@@ -61,7 +62,7 @@ FOLDER_LABELS = [f'x"""\n{RUN_IT}\n"""', "[a](javascript:alert(1))", "<img src=x
 
 def render(md_text: str) -> str:
     """The card as GitHub renders it (front matter dropped, raw HTML allowed through to be caught)."""
-    body = re.sub(r"\A---\n.*?\n---\n", "", md_text, flags=re.S)
+    body = split_front_matter(md_text)[1]
     return cmarkgfm.github_flavored_markdown_to_html(body, options=Options.CMARK_OPT_UNSAFE)
 
 
@@ -214,7 +215,7 @@ def _check_export(tmp: Path, d: Path, labels: list[str]) -> None:
     card = (d / layout.CARD).read_text()
     assert str(tmp) not in card, "the card shows the server's path"
     assert_no_markup_from(render(card))
-    front = yaml.safe_load(card.split("---\n")[1])
+    front = yaml.safe_load(split_front_matter(card)[0])
     assert front["library_name"] == "pytorch" and "NAS-Navigator" in front["citation"]
 
 

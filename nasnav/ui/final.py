@@ -13,6 +13,7 @@ from nasnav.store.records import by_validation, latest_spotcheck
 from nasnav.store.run_dir import RunDir, arch_key
 from nasnav.ui import charts, guide, state, store, widgets
 from nasnav.ui import queue as jobq
+from nasnav.workflow.card_use import split_front_matter
 
 DOWNLOADS = [  # file, label, mime
     (layout.MODEL_PY, layout.MODEL_PY, "text/x-python"),
@@ -228,4 +229,7 @@ def downloads(run: RunDir, finals: pd.DataFrame) -> None:
     card = folder / layout.CARD
     if card.exists():
         with st.expander("Model card"):
-            st.markdown(card.read_text(encoding="utf-8", errors="replace"))
+            front, body = split_front_matter(card.read_text(encoding="utf-8", errors="replace"))
+            if front:
+                st.code(front, language="yaml")  # the metadata a model hub reads
+            st.markdown(body)  # values from the run are escaped in the file itself (nasnav.markdown)

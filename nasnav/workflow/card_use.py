@@ -67,6 +67,15 @@ def front_matter(*, arch: str, kind: str, source: str, num_classes: int, test_ac
     return "---\n" + yaml.safe_dump(meta, sort_keys=False, allow_unicode=False, width=1000) + "---\n"
 
 
+def split_front_matter(card: str) -> tuple[str, str]:
+    """(the YAML front matter without its ``---`` lines, the Markdown body) of a card; ("", card) without one."""
+    if card.startswith("---\n"):
+        end = card.find("\n---\n", 4)
+        if end >= 0:
+            return card[4 : end + 1], card[end + 5 :]
+    return "", card
+
+
 def use_sections(source: str) -> list[str]:
     """Intended use, limitations and the citation, as card sections."""
     licence = DATA_LICENCE.get(source)
