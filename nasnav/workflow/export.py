@@ -146,7 +146,7 @@ def model_shape(constructors: set[str]) -> SourceShape:
                        builder="build", constructors=frozenset(constructors))
 
 
-def model_source(record: dict, where: str = "arch.yaml") -> str:
+def model_source(record: dict, where: str = layout.ARCH) -> str:
     """The text of a self-contained model.py for an ``arch.yaml`` record, checked against ``model_shape``
     (``UnsafeSource`` otherwise). User values (names, class labels, descriptions) enter only via repr()."""
     rec = check_arch_record(record, where)
