@@ -154,7 +154,7 @@ def test_network_source_mentions_stages(nas):
     arch = space.parse("conv3x3/conv1x1+skip/dilconv3x3")
     src = network_source(space, arch, "image", 1, 10)
     assert src.startswith("def build():")
-    assert "# s2: conv1x1+skip" in src
+    assert "# stage 's2': 'conv1x1+skip'" in src  # names as repr(): a comment cannot be ended from a name
     assert "import" not in src  # relies only on layers.py's names
     compile(src, "model.py", "exec")
 
