@@ -4,7 +4,8 @@
 
 - ``model.py``: self-contained plain PyTorch (the source of ``nasnav/layers.py``, a generated
   ``build()``, the input normalisation as ``preprocess(x)``, ``load(weights)``); running it checks
-  itself against ``example.pt``;
+  itself against ``example.pt``. Values from the run (names, labels, statistics) enter it only through
+  ``repr()``, and the text is checked with ``ast`` (``source_check``) before it is written or imported;
 - ``example.pt``: a few raw test inputs and the logits the network gives for them;
 - ``model.onnx`` (``torch.onnx.export(..., dynamo=True)``; needs ``onnx`` and ``onnxscript``), checked
   with onnxruntime when installed;
