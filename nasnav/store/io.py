@@ -1,7 +1,10 @@
 """Atomic files and tolerant readers: what every writer into a run directory goes through.
 
 A write goes to a temporary file in the same folder and is renamed over the target, so a killed
-writer leaves the last good file intact; readers name the file and the line of any problem.
+writer leaves the last good file intact; readers name the file and the line of any problem. A
+temporary file names its writer's pid and host (``.NAME.PID@HOST.XXXX.tmp``): the run folder may be
+on a file system several machines share, and only the writer's own host can tell whether it is gone.
+The file gets the mode any new file gets (0666 less the umask), not ``mkstemp``'s private 0600.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import math
 import os
 import re
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +24,22 @@ import pandas as pd
 import yaml
 
 from nasnav.errors import InvalidInput
-from nasnav.store.process import pid_alive
+from nasnav.store.process import host_name, pid_alive
+
+TMP_STALE_SECONDS = 3600.0  # another host's temporary file this old is a dead writer's (nobody writes for an hour)
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it (Linux: /proc; elsewhere set and restored at once)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
@@ -31,9 +50,10 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    # The writer's pid is in the name, so a temporary file left by a killed writer can be swept.
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
+    # The writer's pid and host are in the name, so a temporary file left by a killed writer can be swept.
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}@{host_name()}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # a normal file, as open() would make it (mkstemp's is 0600)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -49,7 +69,28 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
         raise
 
 
-_TMP_NAME = re.compile(r"^\..+\.(\d+)\.[A-Za-z0-9_]+\.tmp$")
+def _tmp_writer(name: str) -> tuple[int, str | None] | None:
+    """(pid, host) of a temporary file's name ``.NAME.PID@HOST.XXXX.tmp`` (mkstemp's XXXX has no dot, a
+    host no '@'); host None for ``.NAME.PID.XXXX.tmp``, written before names carried the host. None: not one."""
+    if not (name.startswith(".") and name.endswith(".tmp")) or "." not in name[1:-4]:
+        return None
+    rest, rand = name[1:-4].rsplit(".", 1)
+    rest, at, host = rest.rpartition("@") if "@" in rest else (rest, "", None)
+    _, dot, pid = rest.rpartition(".")
+    if not (dot and pid.isdigit() and re.fullmatch(r"[A-Za-z0-9_]+", rand)) or (at and not host):
+        return None
+    return int(pid), host
+
+
+def _writer_gone(tmp: Path, pid: int, host: str | None) -> bool:
+    """This host's writer: its pid is gone. Another host's: the file has not changed for TMP_STALE_SECONDS
+    (a pid of another machine says nothing here)."""
+    if host in (None, host_name()):
+        return not pid_alive(pid)
+    try:
+        return time.time() - tmp.stat().st_mtime > TMP_STALE_SECONDS
+    except OSError:
+        return False
 
 
 def sweep_temp_files(root: str | Path) -> list[Path]:
@@ -57,8 +98,8 @@ def sweep_temp_files(root: str | Path) -> list[Path]:
     (a job killed mid-write leaves one; the file it was replacing is intact). Returns them."""
     removed = []
     for tmp in Path(root).rglob(".*.tmp"):
-        m = _TMP_NAME.match(tmp.name)
-        if m and tmp.is_file() and not pid_alive(int(m.group(1))):
+        writer = _tmp_writer(tmp.name)
+        if writer and tmp.is_file() and _writer_gone(tmp, *writer):
             try:
                 tmp.unlink()
                 removed.append(tmp)
