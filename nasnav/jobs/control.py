@@ -36,6 +36,7 @@ from nasnav.errors import EXIT_INVALID, EXIT_OK, InvalidInput
 from nasnav.store.io import read_json, write_json
 from nasnav.store.process import holder_alive, identity, is_local, pid_alive, pid_start
 from nasnav.store.run_dir import STALE_SECONDS, RunDir
+from nasnav.store.state_lock import state_lock
 
 REPO_ROOT = Path(__file__).resolve().parents[2]  # the folder holding the nasnav package
 HEARTBEAT_SECONDS = 15.0
@@ -47,9 +48,11 @@ class JobRunning(InvalidInput):
 
 @contextlib.contextmanager
 def _guard(run: RunDir) -> Iterator[None]:
-    """Serialize lock decisions across processes and threads (each call opens its own file)."""
+    """Serialize lock decisions across processes and threads (each call opens its own file). Taken inside
+    the run's state lock (``nasnav.store.state_lock``) where both are held, so that a job cannot start
+    while a decision is being written, and never the other way round (no deadlock)."""
     run.path.mkdir(parents=True, exist_ok=True)
-    with open(run.path / ".job.lock.guard", "a") as f:
+    with state_lock(run), open(run.path / ".job.lock.guard", "a") as f:
         fcntl.flock(f, fcntl.LOCK_EX)
         try:
             yield

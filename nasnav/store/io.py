@@ -42,11 +42,13 @@ def _umask() -> int:
     return mask
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+def atomic_write_bytes(path: str | Path, data: bytes, exclusive: bool = False) -> None:
     """Write to a temporary file in the same folder, fsync, then rename over ``path``.
 
     On any failure (disk full included) the temporary file is removed, the error re-raised,
     and the previous content of ``path`` is left intact. Parent folders are created.
+    ``exclusive``: publish only if ``path`` does not exist yet (a hard link, atomic on local and
+    network file systems alike): FileExistsError if another writer got there first, whole either way.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -58,7 +60,11 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        if exclusive:
+            os.link(tmp, path)
+            os.unlink(tmp)
+        else:
+            os.replace(tmp, path)
     except BaseException as e:
         try:
             os.unlink(tmp)
@@ -108,9 +114,9 @@ def sweep_temp_files(root: str | Path) -> list[Path]:
     return removed
 
 
-def atomic_write_text(path: str | Path, text: str) -> None:
+def atomic_write_text(path: str | Path, text: str, exclusive: bool = False) -> None:
     """``atomic_write_bytes`` of UTF-8 text."""
-    atomic_write_bytes(path, text.encode("utf-8"))
+    atomic_write_bytes(path, text.encode("utf-8"), exclusive)
 
 
 def _json_default(obj: Any) -> Any:
@@ -153,9 +159,9 @@ class _PlainDumper(yaml.SafeDumper):
         return True
 
 
-def write_yaml(path: str | Path, obj: Any) -> None:
-    """Atomic ``yaml.safe_dump`` with key order kept."""
-    atomic_write_text(path, yaml.dump(obj, Dumper=_PlainDumper, sort_keys=False, allow_unicode=True))
+def write_yaml(path: str | Path, obj: Any, exclusive: bool = False) -> None:
+    """Atomic ``yaml.safe_dump`` with key order kept (``exclusive``: see ``atomic_write_bytes``)."""
+    atomic_write_text(path, yaml.dump(obj, Dumper=_PlainDumper, sort_keys=False, allow_unicode=True), exclusive)
 
 
 def read_yaml(path: str | Path) -> Any:

@@ -80,15 +80,22 @@ class RunDir:
 
     @classmethod
     def create(cls, path: str | Path, exist_ok: bool = False) -> RunDir:
-        """Make the folder; a non-empty existing folder is an error unless ``exist_ok``."""
+        """Make the folder; a non-empty existing folder is an error unless ``exist_ok``. The folder is made
+        with one ``mkdir`` (no check first): of two creators at once, the second finds it made. Claiming
+        the run is ``workflow.runs.create_run``'s exclusive write of its config.yaml."""
         path = Path(path)
         run = cls(path)
-        if path.exists() and not path.is_dir():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            path.mkdir()
+            return run
+        except FileExistsError:
+            pass
+        if not path.is_dir():
             raise InvalidInput(f"{path}: exists and is not a folder; choose another run directory")
-        if path.is_dir() and any(path.iterdir()) and not exist_ok:
+        if any(path.iterdir()) and not exist_ok:
             what = "it holds a run; resume it instead" if run.exists() else "it is not empty and holds no run"
             raise InvalidInput(f"{path}: already exists ({what}); choose a new or empty run directory")
-        path.mkdir(parents=True, exist_ok=True)
         return run
 
     def exists(self) -> bool:
