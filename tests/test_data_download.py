@@ -100,7 +100,7 @@ def served(mirror, monkeypatch, tmp_path):
     """The mirror in use, the fakes' MD5 sums in place of the published ones, an empty data root."""
     folder, url = mirror
     monkeypatch.setenv(standard.MIRROR_ENV, url)
-    monkeypatch.delenv("NASNAV_DATA_ROOT", raising=False)
+    monkeypatch.setenv("NASNAV_DATA_ROOT", str(tmp_path))  # data.root (tmp_path/data) lies inside it
     for source, ds in standard.DATASETS.items():
         files = tuple(dataclasses.replace(r, md5=standard.md5sum(folder / r.name)) for r in ds.files)
         monkeypatch.setitem(standard.DATASETS, source, dataclasses.replace(ds, files=files))

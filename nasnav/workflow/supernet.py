@@ -10,6 +10,7 @@ from pathlib import Path
 import lightning.pytorch as pl
 import torch
 
+from nasnav import limits
 from nasnav.config import Config
 from nasnav.data.splits import InputSpec, NasDataModule
 from nasnav.errors import InvalidInput
@@ -153,6 +154,7 @@ def train_supernet(run: RunDir, cfg: Config, k: int | None = None, resume: bool 
     pl.seed_everything(cfg.seed + k, workers=True, verbose=False)
     optim = {"optimizer": sc.optimizer, "lr": sc.lr if k == 0 else sc.lr * 0.5, "momentum": sc.momentum,
              "weight_decay": sc.weight_decay, "schedule": sc.schedule}
+    limits.check_supernet_params(space, spec.kind, spec.shape[0], spec.num_classes)  # before allocating it
     module = SupernetModule(space.to_dict(), spec.kind, spec.shape[0], spec.num_classes, optim,
                             sampler=sc.sampler, seed=cfg.seed + 1000 * k, label_smoothing=sc.label_smoothing,
                             distill=sc.distill)
