@@ -10,8 +10,8 @@ the config key (or what was asked), the value, the limit and the variable.
   channels by the space's own range check (``SearchSpace.problems``: the config and the space editor);
 - the machine caps (processes of a CPU training, data loader workers) where the work runs
   (``check_cpu_processes``, ``check_data_workers``): a job may run on another machine than the app's;
-- the supernet's parameters where it is built (``check_supernet_params``: counted on the meta device,
-  without allocating them); the runs in a runs folder where a run is created (``check_runs``).
+- the supernet's parameters where it is built (``check_params``; ``workflow.supernet`` counts them on the
+  meta device, without allocating them); the runs in a runs folder where a run is created (``check_runs``).
 """
 
 from __future__ import annotations
@@ -95,25 +95,16 @@ def check_data_workers(value: int) -> None:
         raise InvalidInput(refusal("data.num_workers", value, "data_workers"))
 
 
-def check_supernet_params(space, kind: str, in_channels: int, num_classes: int) -> int:
-    """The supernet's parameter count, refused above the cap; counted on the meta device (nothing allocated)."""
-    import torch
-
-    from nasnav.model.supernet import Supernet
-
-    with torch.device("meta"):
-        n = sum(p.numel() for p in Supernet(space, kind, in_channels, num_classes).parameters())
+def check_params(n: int) -> None:
+    """Refuse a supernet of ``n`` parameters above the cap (``workflow.supernet`` counts them on the meta device)."""
     if n > limit("params"):
         raise InvalidInput(f"space: its supernet has {n:,} parameters, above the limit of {limit('params'):,} "
                            f"{CAPS['params'][1]}; use fewer or narrower stages or fewer candidates (whoever runs "
                            f"nasnav can change the limit: {env_name('params')})")
-    return n
 
 
-def check_runs(root: str | Path) -> None:
-    """Refuse a new run in ``root`` when it already holds the cap's number of runs."""
-    root = Path(root)
-    n = sum(1 for p in root.iterdir() if (p / "config.yaml").is_file()) if root.is_dir() else 0
-    if n >= limit("runs"):
-        raise InvalidInput(f"{root}: holds {n:,} runs, the limit of {CAPS['runs'][1]} is {limit('runs'):,}; delete "
-                           f"old runs, use another runs folder, or change the limit ({env_name('runs')})")
+def check_runs(root: str | Path, runs: int) -> None:
+    """Refuse a new run in ``root``, which holds ``runs`` runs, when that is the cap's number already."""
+    if runs >= limit("runs"):
+        raise InvalidInput(f"{root}: holds {runs:,} runs, the limit of {CAPS['runs'][1]} is {limit('runs'):,}; "
+                           f"delete old runs, use another runs folder, or change the limit ({env_name('runs')})")

@@ -13,6 +13,7 @@ PKG = ROOT / "nasnav"
 # layer or anything above.
 LAYERS = [
     {"errors", "stop", "choices"},
+    {"limits"},
     {"space"},
     {"store"},
     {"model", "data"},

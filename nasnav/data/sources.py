@@ -10,10 +10,10 @@ User files are never unpickled freely: CIFAR batches go through ``RestrictedUnpi
 
 from __future__ import annotations
 
+import io
 import os
 import pickle
 import random
-import tempfile
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +24,7 @@ import pandas as pd
 from PIL import Image, UnidentifiedImageError
 
 from nasnav.errors import InvalidInput
+from nasnav.store.io import atomic_write_bytes
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 MNIST1D_CACHE_NAME = "mnist1d-default-v1.npz"
@@ -79,17 +80,12 @@ def _load_npz(path: Path) -> dict[str, np.ndarray] | None:
 
 
 def _save_npz_atomic(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    """Write an npz via a temp file and rename, so a killed process never leaves half a file."""
+    """Write an npz atomically (``store.io``: a killed process never leaves half a file, the mode is the
+    umask's, the temporary file names its host)."""
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, **arrays)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        atomic_write_bytes(path, buf.getvalue())
     except OSError:
         pass  # an unwritable cache only costs a regeneration next time
 

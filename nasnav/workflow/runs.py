@@ -26,7 +26,8 @@ def create_run(cfg: Config, path: str | Path, exist_ok: bool = False) -> RunDir:
     Exclusive: the config is published only where none exists (``exist_ok`` replaces one on purpose), so
     of two creations of one name at once, one makes the run and the other gets an InvalidInput, having
     written nothing: nobody's config is silently replaced."""
-    limits.check_runs(Path(path).parent)
+    root = Path(path).parent
+    limits.check_runs(root, sum(1 for p in root.iterdir() if RunDir(p).exists()) if root.is_dir() else 0)
     run = RunDir.create(path, exist_ok=exist_ok)
     if exist_ok:
         save_config(cfg, run.config_path)
