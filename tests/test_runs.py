@@ -361,6 +361,7 @@ def test_records_name_their_host(tmp_path, fake_module):
     run = RunDir.create(tmp_path / "r")
     with JobLock(run, "search"):
         assert read_json(run.lock_path) == {**identity(), "job": "search", "time": read_json(run.lock_path)["time"]}
+        assert read_json(run.heartbeat_path) == {**identity(), "job": "search"}
     run.write_status(state="running", pid=os.getpid(), job="search")
     assert read_json(run.status_path)["host"] == host_name() and host_name()
 

@@ -152,8 +152,8 @@ class JobLock:
         self.held = True
         if first:
             heartbeat = self.run.heartbeat_path if self.heartbeat else None
-            if heartbeat is not None:
-                heartbeat.touch()  # the first beat before acquire returns
+            if heartbeat is not None:  # the first beat before acquire returns, naming whose beat it is
+                write_json(heartbeat, {**identity(me), "job": self.job})
             stop = threading.Event()
             thread = threading.Thread(
                 target=_beat,
