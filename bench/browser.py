@@ -33,16 +33,20 @@ def free_port() -> int:
 
 class Server:
     """``cmd`` (a Streamlit command line, e.g. ``python -m nasnav.ui.launch``) on a free port of
-    127.0.0.1, headless, its output in ``log_path``; started at once, ready when the constructor
-    returns (RuntimeError after ``wait`` s without an answer). ``url``; ``stop()`` ends it."""
+    127.0.0.1 (``address``; None: whatever the command itself listens on), headless, its output in
+    ``log_path``; started at once, ready when the constructor returns (RuntimeError after ``wait`` s
+    without an answer). ``url``, ``port``, ``pid``; ``stop()`` ends it."""
 
-    def __init__(self, cmd: list[str], env: dict, log_path: Path, wait: float = 90.0):
+    def __init__(self, cmd: list[str], env: dict, log_path: Path, wait: float = 90.0,
+                 address: str | None = "127.0.0.1"):
         port = free_port()
-        self.url = f"http://127.0.0.1:{port}"
+        self.port, self.url = port, f"http://127.0.0.1:{port}"
         self._log = open(log_path, "w")
-        self._proc = subprocess.Popen([*cmd, "--server.port", str(port), "--server.headless", "true",
-                                       "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
+        where = ["--server.address", address] if address else []  # None: the command's own default
+        self._proc = subprocess.Popen([*cmd, "--server.port", str(port), "--server.headless", "true", *where,
+                                       "--browser.gatherUsageStats", "false"],
                                       cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT)
+        self.pid = self._proc.pid
         deadline = time.time() + wait
         while time.time() < deadline:
             try:

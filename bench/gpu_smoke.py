@@ -32,11 +32,22 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import ROOT, log, markdown_table, quiet_engine, report  # noqa: E402
 from nasnav.config import load_config, preset_path  # noqa: E402
+from nasnav.data import sources  # noqa: E402
 from nasnav.store.io import read_csv  # noqa: E402
 from nasnav.train.standalone import train_standalone  # noqa: E402
 from nasnav.workflow.runs import create_run, load_data, round_space  # noqa: E402
 from nasnav.workflow.search import supernet_evaluator  # noqa: E402
 from nasnav.workflow.supernet import train_supernet  # noqa: E402
+
+
+def scratch_root() -> Path | None:
+    """Where the run's temporary data goes: the first data root (``sources.data_roots``; data paths are
+    confined to them), or the system's temporary folder when every path is allowed."""
+    root = sources.data_roots()[0]
+    if root == Path(root.anchor):
+        return None
+    root.mkdir(parents=True, exist_ok=True)
+    return root
 
 
 def random_cifar(folder: Path, n: int, seed: int = 0) -> Path:
@@ -95,7 +106,7 @@ def main(argv=None) -> None:
     if args.quick:
         args.samples, args.epochs, args.candidates = 480, 1, 6
     quiet_engine()
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory(dir=scratch_root()) as tmp:  # the random CIFAR is data: inside a data root
         tmp = Path(tmp)
         sets = ["steering.autopilot=false", f"supernet.epochs={args.epochs}", f"retrain.epochs={args.epochs}",
                 "trainer.enable_progress_bar=false"]

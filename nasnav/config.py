@@ -35,6 +35,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from nasnav import limits
 from nasnav.choices import (  # noqa: F401 (re-exported: the config's choices)
     EVIDENCE_MODES,
     FILE_SOURCES,
@@ -486,6 +487,7 @@ def _cross_problems(cfg: Config, wrong: set[str]) -> list[str]:
         elif key == "space.stages":  # empty, or duplicate names
             reads = tuple(f"space.stages[{i}].name" for i in range(len(cfg.space.stages)))
         found.append((reads, problem))
+    found += [((), problem) for problem in limits.config_problems(cfg)]  # caps: stages, channels, epochs, ...
     return [p for reads, p in found if not any(_is_wrong(k, wrong) for k in (p.split(": ", 1)[0], *reads))]
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from nasnav import limits
 from nasnav.choices import SELECT_MODES
 from nasnav.errors import InvalidInput
 from nasnav.names import is_name, name_problem
@@ -150,8 +151,10 @@ class SearchSpace:
         known_set = sorted(set(known)) if known is not None else None
         if not self.stages:
             out.append(f"{where}.stages: empty; give at least one stage")
-        if self.stem_channels < 1 or self.stem_channels > 4096:
-            out.append(f"{where}.stem_channels: {self.stem_channels} is out of range 1..4096")
+        wide = limits.limit("channels")  # the channels cap (NASNAV_LIMIT_CHANNELS)
+        if self.stem_channels < 1 or self.stem_channels > wide:
+            out.append(f"{where}.stem_channels: {self.stem_channels} is out of range 1..{wide}"
+                       + limits.hint("channels", self.stem_channels))
         names = [s.name for s in self.stages]
         for dup in sorted({n for n in names if names.count(n) > 1 and is_name(n)}):
             out.append(f"{where}.stages: duplicate stage name '{dup}'; stage names must be unique")
@@ -173,8 +176,8 @@ class SearchSpace:
                 out.append(f"{at}.select: {s.select!r} is not one of {', '.join(SELECT_MODES)}")
             if s.max_active is not None and s.max_active < 1:
                 out.append(f"{at}.max_active: {s.max_active} must be at least 1")
-            if s.channels < 1 or s.channels > 4096:
-                out.append(f"{at}.channels: {s.channels} is out of range 1..4096")
+            if s.channels < 1 or s.channels > wide:
+                out.append(f"{at}.channels: {s.channels} is out of range 1..{wide}" + limits.hint("channels", s.channels))
             if s.stride not in (1, 2):
                 out.append(f"{at}.stride: {s.stride} must be 1 or 2")
             for c in s.pruned:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import types
 
 import numpy as np
@@ -128,3 +129,17 @@ def _no_stop_request_leaks():
     """A test that requests a stop (as SIGTERM would) must not stop the tests after it."""
     yield
     clear_stop()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _data_root_is_the_test_temp_folder(tmp_path_factory):
+    """Data paths are confined to a data root (``nasnav.data.sources.data_roots``): the suite's data files live in
+    pytest's temporary folders, so that folder is the suite's root (for the jobs and servers it starts too).
+    Tests of the default roots take NASNAV_DATA_ROOT away themselves."""
+    before = os.environ.get("NASNAV_DATA_ROOT")
+    os.environ["NASNAV_DATA_ROOT"] = str(tmp_path_factory.getbasetemp())
+    yield
+    if before is None:
+        os.environ.pop("NASNAV_DATA_ROOT", None)
+    else:
+        os.environ["NASNAV_DATA_ROOT"] = before

@@ -13,7 +13,7 @@ PKG = ROOT / "nasnav"
 # layer or anything above.
 LAYERS = [
     {"errors", "stop", "choices"},
-    {"names", "markdown"},
+    {"names", "markdown", "limits"},
     {"space"},
     {"store"},
     {"model", "data"},

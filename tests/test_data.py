@@ -354,6 +354,9 @@ def test_mnist1d_generated_and_cached(tmp_path: Path, monkeypatch: pytest.Monkey
     assert s.spec == InputSpec("sequence", (1, 40), 10, tuple(str(i) for i in range(10)))
     assert len(s.y_train) + len(s.y_val) + len(s.y_test) == 5000 and len(s.y_test) == 750
     assert [p.name for p in tmp_path.iterdir()] == [sources.MNIST1D_CACHE_NAME]  # no temp files left
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (tmp_path / sources.MNIST1D_CACHE_NAME).stat().st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's 0600
 
     def no_generation() -> dict:
         raise AssertionError("the cache should have been used")

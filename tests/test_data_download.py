@@ -100,7 +100,7 @@ def served(mirror, monkeypatch, tmp_path):
     """The mirror in use, the fakes' MD5 sums in place of the published ones, an empty data root."""
     folder, url = mirror
     monkeypatch.setenv(standard.MIRROR_ENV, url)
-    monkeypatch.delenv("NASNAV_DATA_ROOT", raising=False)
+    monkeypatch.setenv("NASNAV_DATA_ROOT", str(tmp_path))  # data.root (tmp_path/data) lies inside it
     for source, ds in standard.DATASETS.items():
         files = tuple(dataclasses.replace(r, md5=standard.md5sum(folder / r.name)) for r in ds.files)
         monkeypatch.setitem(standard.DATASETS, source, dataclasses.replace(ds, files=files))
@@ -196,3 +196,52 @@ def test_file_mirror_and_the_data_root(served, monkeypatch, mirror, tmp_path):
     assert raw.x.shape == (50, 3, 32, 32) and (tmp_path / "root" / "train_32x32.mat").is_file()
     with pytest.raises(InvalidInput, match="data.root: .* outside the data root"):
         standard.read_standard("svhn", str(tmp_path / "elsewhere"), download=True)
+
+
+# ---- unpacking an archive: checked member by member, with or without tarfile's filters ---------------------
+@pytest.fixture(params=["filters", "python<3.11.4"])
+def tar_module(request, monkeypatch):
+    """tarfile as it is, or as Python before 3.11.4 has it: no ``filter`` argument and no ``data_filter``."""
+    if request.param != "filters":
+        monkeypatch.delattr(tarfile, "data_filter")
+        every, one = tarfile.TarFile.extractall, tarfile.TarFile.extract
+        monkeypatch.setattr(tarfile.TarFile, "extractall", lambda self, path=".", members=None, *, numeric_owner=False:
+                            every(self, path, members, numeric_owner=numeric_owner, filter="fully_trusted"))
+        monkeypatch.setattr(tarfile.TarFile, "extract", lambda self, member, path="", set_attrs=True, *,
+                            numeric_owner=False: one(self, member, path, set_attrs, numeric_owner=numeric_owner,
+                                                     filter="fully_trusted"))
+    return request.param
+
+
+def _archive(path: Path, *members: tarfile.TarInfo) -> Path:
+    with tarfile.open(path, "w") as tar:
+        for m in members:
+            tar.addfile(m, io.BytesIO(b"x" * m.size) if m.isfile() else None)
+    return path
+
+
+def _member(name: str, kind: bytes = tarfile.REGTYPE, link: str = "") -> tarfile.TarInfo:
+    m = tarfile.TarInfo(name)
+    m.type, m.linkname, m.size = kind, link, 1 if kind == tarfile.REGTYPE else 0
+    return m
+
+
+def test_a_published_layout_unpacks_with_or_without_filters(tar_module, tmp_path):
+    (tmp_path / "into").mkdir()
+    standard._extract(tmp_path / fake_cifar(tmp_path), tmp_path / "into")
+    assert (tmp_path / "into" / "cifar-10-batches-py" / "data_batch_1").is_file()
+
+
+@pytest.mark.parametrize("member", [
+    _member("../evil.txt"), _member("/tmp/nasnav-evil-abs.txt"), _member("ok/../../evil.txt"),
+    _member("link", tarfile.SYMTYPE, "/etc"), _member("hard", tarfile.LNKTYPE, "/etc/passwd"),
+    _member("dev", tarfile.CHRTYPE),
+], ids=["dotdot", "absolute", "nested-dotdot", "symlink", "hardlink", "device"])
+def test_an_archive_reaching_out_of_its_folder_is_refused(tar_module, tmp_path, member):
+    into = tmp_path / "into"
+    into.mkdir()
+    archive = _archive(tmp_path / "bad.tar", _member("fine.txt"), member)
+    with pytest.raises(InvalidInput, match=r"data\.root: .*bad\.tar"):
+        standard._extract(archive, into)
+    assert not (tmp_path / "evil.txt").exists() and not Path("/tmp/nasnav-evil-abs.txt").exists()
+    assert not (into / "link").exists() and not (into / "hard").exists()

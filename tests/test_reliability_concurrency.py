@@ -21,8 +21,9 @@ from nasnav import cli
 from nasnav.config import config_from_dict, preset_path
 from nasnav.jobs.control import JobLock, JobRunning, running_job, start_job, stop_job
 from nasnav.steering.actions import Action, Op
-from nasnav.store.io import read_json, read_yaml
-from nasnav.store.process import pid_alive
+from nasnav.store import records
+from nasnav.store.io import read_json, read_yaml, write_json
+from nasnav.store.process import identity, pid_alive
 from nasnav.store.run_dir import RunDir
 from nasnav.workflow import decisions as steering
 from nasnav.workflow.runs import create_run
@@ -254,3 +255,99 @@ def test_soak_prune_undo_cycles_and_reruns_do_not_grow(scored, tmp_path, monkeyp
     assert sum(e["event"] == "decision" for e in hist) == 200 and sum(e["event"] == "undo" for e in hist) == 200
     assert run.current_round() == 0 and not at.exception
     assert time.time() - t0 < 120
+
+
+# ---- read-modify-writes of one run at once: serialised under the run's state lock -----------------------
+RACER = textwrap.dedent("""
+    import sys, time, traceback
+    from pathlib import Path
+    from nasnav.config import load_config, preset_path
+    from nasnav.errors import InvalidInput
+    from nasnav.steering.actions import Action, Op
+    from nasnav.workflow import decisions
+    from nasnav.workflow.runs import create_run, load_run
+    who, sync, tasks = sys.argv[1], Path(sys.argv[2]), sys.argv[3:]
+    (sync / f"ready-{who}").touch()  # imports done (many seconds on a busy machine): the parent says go
+    while not (sync / "go").exists():
+        time.sleep(0.001)
+    start = float((sync / "go").read_text())
+    for i, task in enumerate(tasks):
+        what, path = task.split("=", 1)
+        while time.time() < start + 0.3 * i:  # both racers on the same task at the same moment
+            time.sleep(0.0002)
+        try:
+            if what == "create":
+                create_run(load_config(preset_path("tiny"), [f"name={who}"]), path)
+            else:
+                run, cfg = load_run(path)
+                stage, comp = ("s1", "sepconv3x3") if who == "a" else ("s3", "dilconv3x3")
+                at = {"at_round": 0} if what == "prune-at" else {}  # the round both saw
+                decisions.apply_decision(run, cfg, [Action(Op.PRUNE, stage, comp)], **at)
+            print("ok", flush=True)
+        except InvalidInput as e:
+            print("refused:", str(e).replace(chr(10), " "), flush=True)
+        except Exception:
+            print("ERROR:", traceback.format_exc().replace(chr(10), " | "), flush=True)
+""")
+
+
+def race(tasks: list[tuple[str, Path]], tmp_path: Path, who=("a", "b")) -> list[list[str]]:
+    """Two processes doing each task (``create``, ``prune``, ``prune-at`` on a path) at the same moment,
+    task after task; per task, their answers (``ok`` or ``refused: <message>``)."""
+    sync = tmp_path / "sync"
+    sync.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    args = [f"{what}={path}" for what, path in tasks]
+    procs = [subprocess.Popen([sys.executable, "-c", RACER, w, str(sync), *args], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, env=env) for w in who]
+    assert wait_for(lambda: all((sync / f"ready-{w}").exists() for w in who) or any(p.poll() for p in procs), 120)
+    (sync / "go").write_text(str(time.time() + 0.3))
+    outs = [p.communicate(timeout=120) for p in procs]
+    lines = [o.strip().splitlines() for o, _ in outs]
+    assert all(len(ls) == len(tasks) for ls in lines), outs
+    assert not any("ERROR" in line for ls in lines for line in ls), lines  # never an internal error
+    return [list(per) for per in zip(*lines)]
+
+
+def test_two_creations_of_one_name_at_once_one_wins_and_nothing_is_replaced(tmp_path):
+    paths = [tmp_path / "runs" / f"same-{i}" for i in range(10)]
+    for path, answers in zip(paths, race([("create", p) for p in paths], tmp_path, who=("alice", "bob"))):
+        assert sorted(a.split(":")[0] for a in answers) == ["ok", "refused"], answers
+        winner = ("alice", "bob")[answers.index("ok")]
+        refusal = next(a for a in answers if a != "ok")
+        assert str(path) in refusal and ("already exists" in refusal or "created meanwhile" in refusal), refusal
+        assert read_yaml(path / "config.yaml")["name"] == winner  # the winner's config, not the loser's
+        assert RunDir(path).read_status()["stage"] == "created"
+
+
+def test_two_prunes_at_once_are_both_applied_or_one_is_refused(tmp_path):
+    cfg = config_from_dict(read_yaml(preset_path("tiny")), "tiny", FAST)
+    tasks = [(mode, create_run(cfg, tmp_path / f"{mode}-{i}").path) for mode in ("prune", "prune-at") for i in range(5)]
+    for (mode, path), answers in zip(tasks, race(tasks, tmp_path)):
+        run, ok = RunDir(path), answers.count("ok")
+        if mode == "prune":  # each decides on the round it finds: both applied, one after the other
+            assert ok == 2, answers
+        else:  # both decided on round 0: the second finds round 1 and is refused, saying so
+            assert ok == 1 and "is at round 1 now, not round 0" in next(a for a in answers if a != "ok"), answers
+        applied = [r for k in run.rounds() for r in records.read_decisions(run, k) if r["status"] == "applied"]
+        events = [e for e in records.read_history(run) if e["event"] == "decision"]
+        assert len(applied) == len(events) == ok == run.current_round(), (answers, applied, events)
+        pruned = [(s.name, c) for s in records.read_space(run, ok).stages for c in s.pruned]
+        assert len(pruned) == ok  # nothing lost: every prune that reported success is in the space
+
+
+def test_an_export_waits_for_no_one_else_writing_the_run(tmp_path, capsys):
+    """An export rewrites final/<key>/ and its export.json: it runs under the run's job lock, like every job."""
+    cfg = config_from_dict(read_yaml(preset_path("tiny")), "tiny", FAST)
+    run = create_run(cfg, tmp_path / "run")
+    run.final_dir("skip__skip__skip").mkdir(parents=True)
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        write_json(run.lock_path, {**identity(other.pid), "job": "retrain", "time": time.time()})
+        capsys.readouterr()
+        assert cli.main(["export", str(run.path), "--arch", "skip__skip__skip"]) == 2
+        err = capsys.readouterr().err
+        assert f"already has a running retrain job (pid {other.pid})" in err and "Traceback" not in err, err
+    finally:
+        other.kill()
+        other.wait()

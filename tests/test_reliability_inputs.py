@@ -41,7 +41,7 @@ REPO = Path(__file__).resolve().parents[1]
 TINY = read_yaml(preset_path("tiny"))
 FAST = ["data.max_samples=300", "supernet.epochs=1", "search.budget=4", "retrain.epochs=1",
         "trainer.enable_progress_bar=false", "steering.autopilot=false"]
-BOOKKEEPING = {"status.json", "heartbeat", "job.lock", ".job.lock.guard"}  # a refused job may touch these
+BOOKKEEPING = {"status.json", "heartbeat", "job.lock", ".job.lock.guard", ".state.lock"}  # a refused job may touch these
 
 
 def tiny(**sections) -> dict:

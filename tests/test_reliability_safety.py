@@ -195,10 +195,69 @@ def data_root(tmp_path, monkeypatch):
     return root
 
 
-def test_without_a_data_root_paths_are_not_confined(tmp_path, monkeypatch):
+@pytest.fixture
+def default_roots(tmp_path, monkeypatch):
+    """No NASNAV_DATA_ROOT: the default roots, ./data of the working directory and nasnav's cache."""
     monkeypatch.delenv(sources.DATA_ROOT_ENV, raising=False)
-    assert sources.data_root() is None
-    assert sources.confine_path(str(tmp_path / ".." / "x.csv")) == tmp_path / ".." / "x.csv"
+    (tmp_path / "work" / "data").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "work")
+    monkeypatch.setenv("NASNAV_CACHE", str(tmp_path / "cache"))
+    (tmp_path / "secret.csv").write_text("api_key_column,label\nhunter2,x\nhunter3,y\n")
+    return tmp_path / "work" / "data", tmp_path / "cache"
+
+
+@pytest.mark.parametrize("path,inside", [
+    ("data/t.csv", True),  # relative: from the working directory, into ./data
+    ("{work}/data/sets/t.csv", True),
+    ("{cache}/data/cifar-10-batches-py", True),  # where standard data sets are downloaded to
+    ("{tmp}/secret.csv", False),  # absolute outside
+    ("../secret.csv", False),  # relative outside
+    ("data/../../secret.csv", False),  # .. escape
+    ("data/link/secret.csv", False),  # a symbolic link inside ./data pointing out of it
+    ("/etc/passwd", False),
+    ("~/.ssh/id_rsa", False),
+])
+def test_without_a_data_root_paths_are_confined_to_data_and_the_cache(default_roots, tmp_path, path, inside):
+    here, cache = default_roots
+    (here / "link").symlink_to(tmp_path, target_is_directory=True)
+    text = path.format(work=tmp_path / "work", cache=cache, tmp=tmp_path)
+    if inside:
+        got = sources.confine_path(text)
+        assert got.is_relative_to(here.resolve()) or got.is_relative_to(cache.resolve())
+    else:
+        with pytest.raises(ValueError) as e:
+            sources.confine_path(text, "data.path")
+        msg = str(e.value)
+        assert msg.startswith(f"data.path: '{text}'") and f"outside the data roots {here.resolve()} and {cache.resolve()}" in msg
+        assert "NASNAV_DATA_ROOT" in msg
+
+
+def test_a_file_outside_the_roots_is_refused_before_it_is_read(default_roots, tmp_path, capsys):
+    """The refusal names the key, the path and the roots, and nothing of the file (its columns, its rows)."""
+    secret = tmp_path / "secret.csv"
+    with pytest.raises(ValueError) as e:
+        sources.read_csv(str(secret), "nope")
+    assert "hunter2" not in str(e.value) and "api_key_column" not in str(e.value)
+    raw = {**read_yaml(preset_path("tiny")), "data": {"source": "csv", "path": str(secret), "target": "nope"},
+           "space": {"stages": [{"name": "h", "candidates": ["linear", "skip"]}]}}
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(raw))
+    assert cli.main(["validate", str(tmp_path / "c.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert f"data.path: '{secret}' is outside the data roots" in err and "Traceback" not in err, err
+    assert "api_key_column" not in err and "hunter" not in err, err
+
+
+def test_a_download_target_outside_the_roots_is_refused(default_roots, tmp_path):
+    from nasnav.data import standard
+
+    with pytest.raises(ValueError, match=r"data\.root: '.*elsewhere' is outside the data roots"):
+        standard.read_standard("svhn", str(tmp_path / "elsewhere"), download=True)
+    assert not (tmp_path / "elsewhere").exists()
+
+
+def test_opening_every_path_is_a_deliberate_setting(default_roots, tmp_path, monkeypatch):
+    monkeypatch.setenv(sources.DATA_ROOT_ENV, "/")
+    assert sources.confine_path(str(tmp_path / "secret.csv")) == (tmp_path / "secret.csv").resolve()
 
 
 @pytest.mark.parametrize("path,inside", [
@@ -311,3 +370,75 @@ def test_checkpoints_carry_plain_data_only(tmp_path):
     buf = io.BytesIO((tmp_path / "s.ckpt").read_bytes())
     ckpt = torch.load(buf, weights_only=True)
     assert set(ckpt) >= {"state_dict", "space", "spec", "config"}
+
+
+# ---- the app listens on 127.0.0.1 unless opened on purpose ---------------------------------------------------
+def _listening(port: int) -> set[str]:
+    """The local addresses (hex, as /proc/net/tcp* write them) of sockets listening on ``port``."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            rows = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            local, state = row.split()[1], row.split()[3]
+            address, hex_port = local.rsplit(":", 1)
+            if state == "0A" and int(hex_port, 16) == port:  # 0A: LISTEN
+                found.add(address)
+    return found
+
+
+def _own_address() -> str | None:
+    """This machine's address on its default route (a UDP 'connect' sends nothing), if it has one."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.connect(("192.0.2.1", 9))  # TEST-NET-1: never reached
+            address = s.getsockname()[0]
+        except OSError:
+            return None
+    return None if address.startswith("127.") or address == "0.0.0.0" else address
+
+
+LOOPBACK_V4 = "0100007F"  # 127.0.0.1 as /proc/net/tcp writes it
+ANY = {"00000000", "0" * 32}  # 0.0.0.0, ::
+
+
+def test_the_app_listens_on_loopback_unless_opened_on_purpose(tmp_path):
+    import socket
+    import sys
+
+    from bench.browser import Server
+
+    if not Path("/proc/net/tcp").exists():
+        pytest.skip("no /proc/net/tcp to read listening sockets from")
+    env = {k: v for k, v in os.environ.items() if k != "NASNAV_ADDRESS"}
+    env["NASNAV_RUNS"] = str(tmp_path / "runs")
+    cmd = [sys.executable, "-m", "nasnav.ui.launch"]  # what `make run` starts, with no address given
+    closed = Server(cmd, env, tmp_path / "closed.log", wait=120, address=None)
+    opened = Server(cmd, {**env, "NASNAV_ADDRESS": "0.0.0.0"}, tmp_path / "opened.log", wait=120, address=None)
+    try:
+        assert _listening(closed.port) == {LOOPBACK_V4}, _listening(closed.port)
+        assert _listening(opened.port) & ANY, _listening(opened.port)  # the check sees an open server
+        own = _own_address()
+        if own is not None:  # from this machine's network address: refused by the closed one, answered by the other
+            with pytest.raises(OSError):
+                socket.create_connection((own, closed.port), timeout=5).close()
+            socket.create_connection((own, opened.port), timeout=5).close()
+    finally:
+        closed.stop()
+        opened.stop()
+
+
+def test_launch_sets_the_address_unless_the_command_line_names_one(monkeypatch):
+    from nasnav.ui import launch
+
+    monkeypatch.delenv("NASNAV_ADDRESS", raising=False)
+    assert launch.options(["--server.port", "8501"]) == ["--server.address", "127.0.0.1", "--server.port", "8501"]
+    monkeypatch.setenv("NASNAV_ADDRESS", "0.0.0.0")
+    assert launch.options([])[:2] == ["--server.address", "0.0.0.0"]
+    assert launch.options(["--server.address=10.0.0.5"]) == ["--server.address=10.0.0.5"]
+    config = tomllib.loads((REPO / ".streamlit" / "config.toml").read_text())
+    assert config["server"]["address"] == "127.0.0.1"  # `streamlit run app.py` is closed too

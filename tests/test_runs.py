@@ -12,8 +12,9 @@ import pytest
 
 from nasnav.jobs.control import JobLock, JobRunning, running_job, start_job, stop_job
 from nasnav.store import io as store_io
+from nasnav.store import layout
 from nasnav.store.io import append_csv_rows, read_csv, read_json, read_yaml, write_json
-from nasnav.store.process import pid_alive, pid_start
+from nasnav.store.process import host_name, identity, pid_alive, pid_start
 from nasnav.store.run_dir import RunDir, arch_from_key, arch_key, list_runs
 
 FAKE_JOB = textwrap.dedent("""
@@ -338,3 +339,130 @@ def test_child_that_dies_at_once_reads_interrupted(tmp_path):
     assert status["state"] == "interrupted" and "logs/broken.log" in status["message"]
     assert "No module named" in run.log_tail("broken")
     assert running_job(run) is None
+
+
+# ---- several hosts on one shared run folder (issue 26): a pid means something only on its own host ----
+OTHER = "other-node.cluster"
+
+
+def dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def age(*paths, seconds=600.0):
+    for p in paths:
+        t = time.time() - seconds
+        os.utime(p, (t, t))
+
+
+def test_records_name_their_host(tmp_path, fake_module):
+    run = RunDir.create(tmp_path / "r")
+    with JobLock(run, "search"):
+        assert read_json(run.lock_path) == {**identity(), "job": "search", "time": read_json(run.lock_path)["time"]}
+        assert read_json(run.heartbeat_path) == {**identity(), "job": "search"}
+    run.write_status(state="running", pid=os.getpid(), job="search")
+    assert read_json(run.status_path)["host"] == host_name() and host_name()
+
+
+def test_a_live_job_on_another_host_is_never_taken_over(tmp_path):
+    run = RunDir.create(tmp_path / "r")
+    # its pid does not exist here: that says nothing about a process on another machine
+    write_json(run.lock_path, {"pid": dead_pid(), "pid_start": 12345, "host": OTHER, "job": "supernet",
+                               "time": time.time()})
+    run.heartbeat_path.touch()
+    run.write_status(state="running", job="supernet", pid=dead_pid(), pid_start=1, host=OTHER)
+    with pytest.raises(JobRunning, match=f"supernet job \\(pid \\d+ on host {OTHER}\\)"):
+        JobLock(run, "search").acquire()
+    assert running_job(run)["host"] == OTHER
+    assert run.read_status()["state"] == "running"
+    with pytest.raises(JobRunning):
+        start_job(run, "search", [])
+    # its heartbeat stops: now it is stale, and only now taken over
+    write_json(run.lock_path, {**read_json(run.lock_path), "time": time.time() - 600})
+    write_json(run.status_path, {**read_json(run.status_path), "updated": time.time() - 600,
+                                 "heartbeat": time.time() - 600})
+    age(run.lock_path, run.heartbeat_path)
+    status = run.read_status()
+    assert status["state"] == "interrupted" and f"on host {OTHER}" in status["message"], status
+    with JobLock(run, "search"):
+        assert read_json(run.lock_path)["host"] == host_name()
+
+
+def test_a_side_job_lock_of_another_host_lives_by_its_beat(tmp_path):
+    run = RunDir.create(tmp_path / "r")
+    lock = run.side_lock_path(layout.SPOTCHECK_LANE)
+    write_json(lock, {"pid": dead_pid(), "host": OTHER, "job": "spotcheck", "time": time.time()})
+    assert running_job(run, layout.SPOTCHECK_LANE)["host"] == OTHER
+    write_json(lock, {"pid": dead_pid(), "host": OTHER, "job": "spotcheck", "time": time.time() - 600})
+    age(lock)
+    assert running_job(run, layout.SPOTCHECK_LANE) is None
+
+
+def test_a_held_lock_file_beats(tmp_path):
+    run = RunDir.create(tmp_path / "r")
+    with JobLock(run, "spot", heartbeat=0.05, lane=layout.SPOTCHECK_LANE) as held:
+        age(held.path)
+        assert wait_for(lambda: time.time() - held.path.stat().st_mtime < 5, 5)  # another host sees it live
+    assert not held.path.exists()  # the beat never recreates a released lock
+
+
+@pytest.fixture
+def bystander():
+    """A live process of this host that is no job of any run."""
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    yield proc
+    proc.kill()
+    proc.wait()
+
+
+def test_stop_never_signals_another_hosts_job(tmp_path, bystander):
+    run = RunDir.create(tmp_path / "r")
+    # the pid of a live process here, in a lock of another host: not that process
+    write_json(run.lock_path, {"pid": bystander.pid, "pid_start": pid_start(bystander.pid), "host": OTHER,
+                               "job": "supernet", "time": time.time()})
+    with pytest.raises(ValueError, match=f"runs on host {OTHER}.*stop it there"):
+        stop_job(run, timeout=0.5)
+    time.sleep(0.2)
+    assert bystander.poll() is None
+
+
+def test_stop_signals_only_a_pid_proven_by_its_start_time(tmp_path, bystander):
+    run = RunDir.create(tmp_path / "r")
+    if pid_start(bystander.pid) is None:
+        pytest.skip("no /proc: start times cannot be read here")
+    # a status naming a live pid without its start time (hand-edited, or written before start times)
+    write_json(run.status_path, {"state": "running", "job": "supernet", "pid": bystander.pid, "updated": time.time()})
+    with pytest.raises(ValueError, match=f"pid {bystander.pid} is not the supernet job.*nothing was signalled"):
+        stop_job(run, timeout=0.5)
+    time.sleep(0.2)
+    assert bystander.poll() is None
+
+
+def test_temporary_files_name_their_host_and_only_their_host_sweeps_them(tmp_path, monkeypatch):
+    seen = []
+    real = os.replace
+    monkeypatch.setattr(store_io.os, "replace", lambda a, b: (seen.append(os.path.basename(a)), real(a, b)))
+    write_json(tmp_path / "x.json", {"a": 1})
+    monkeypatch.undo()
+    assert seen and seen[0].startswith(f".x.json.{os.getpid()}@{host_name()}.") and seen[0].endswith(".tmp")
+    gone = dead_pid()
+    mine = tmp_path / f".x.json.{gone}@{host_name()}.ab_1.tmp"
+    theirs = tmp_path / f".x.json.{gone}@{OTHER}.ab_2.tmp"
+    theirs_old = tmp_path / f".y.json.{gone}@{OTHER}.ab_3.tmp"
+    for p in (mine, theirs, theirs_old):
+        p.write_text("partial")
+    age(theirs_old, seconds=2 * store_io.TMP_STALE_SECONDS)
+    assert sorted(store_io.sweep_temp_files(tmp_path)) == sorted([mine, theirs_old])
+    assert theirs.exists()  # another host's writer may be alive: a pid absent here proves nothing
+
+
+@pytest.mark.parametrize("mask", [0o022, 0o027])
+def test_atomic_writes_keep_normal_file_modes(tmp_path, mask):
+    before = os.umask(mask)
+    try:
+        write_json(tmp_path / "x.json", {"a": 1})
+    finally:
+        os.umask(before)
+    assert (tmp_path / "x.json").stat().st_mode & 0o777 == 0o666 & ~mask

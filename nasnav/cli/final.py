@@ -6,7 +6,7 @@ import logging
 
 from nasnav.analysis import trust
 from nasnav.cli.output import say as _say
-from nasnav.jobs.context import side_job
+from nasnav.jobs.context import job, side_job
 from nasnav.store import layout
 from nasnav.workflow.export import export_final
 from nasnav.workflow.model_card import export_summary
@@ -37,7 +37,8 @@ def cmd_export(args) -> int:
     run, cfg = load_run(args.run_dir)
     if "/" in args.arch or not run.final_dir(args.arch).is_dir():
         round_space(run, cfg).parse(args.arch, check_active=False)  # names a bad stage or component: exit 2
-    info = export_final(run, cfg, args.arch, onnx=not args.no_onnx, pt2=not args.no_pt2, force=args.force)
+    with job(run, "export"):  # the run's job lock: one export (or other job) writes its files at a time
+        info = export_final(run, cfg, args.arch, onnx=not args.no_onnx, pt2=not args.no_pt2, force=args.force)
     d = run.final_dir(info["key"])
     _say(f"exported {info['arch']} to {d}: {', '.join(info['files'])}")
     for line in export_summary(info).splitlines():

@@ -10,10 +10,10 @@ User files are never unpickled freely: CIFAR batches go through ``RestrictedUnpi
 
 from __future__ import annotations
 
+import io
 import os
 import pickle
 import random
-import tempfile
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +24,7 @@ import pandas as pd
 from PIL import Image, UnidentifiedImageError
 
 from nasnav.errors import InvalidInput
+from nasnav.store.io import atomic_write_bytes
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 MNIST1D_CACHE_NAME = "mnist1d-default-v1.npz"
@@ -79,17 +80,12 @@ def _load_npz(path: Path) -> dict[str, np.ndarray] | None:
 
 
 def _save_npz_atomic(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    """Write an npz via a temp file and rename, so a killed process never leaves half a file."""
+    """Write an npz atomically (``store.io``: a killed process never leaves half a file, the mode is the
+    umask's, the temporary file names its host)."""
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, **arrays)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        atomic_write_bytes(path, buf.getvalue())
     except OSError:
         pass  # an unwritable cache only costs a regeneration next time
 
@@ -108,47 +104,69 @@ def read_mnist1d() -> RawData:
 
 # ---- where data may be read from ---------------------------------------------------------------
 DATA_ROOT_ENV = "NASNAV_DATA_ROOT"
+DEFAULT_DATA_DIR = "data"  # ./data: where a config's files go by default (next to the runs folder)
 
 
 def data_root() -> Path | None:
-    """The folder data paths are confined to (``$NASNAV_DATA_ROOT``), or None: no confinement.
+    """The one folder ``$NASNAV_DATA_ROOT`` names, or None when it is unset (then ``data_roots``' defaults hold).
 
-    Set it when the app runs as a shared server, so that nobody can make it read files elsewhere.
+    ``NASNAV_DATA_ROOT=/`` lifts the confinement: every readable path is allowed (a deliberate choice).
     """
     env = os.environ.get(DATA_ROOT_ENV, "").strip()
     return Path(env).expanduser().resolve() if env else None
 
 
-def confine_path(path: str | Path, key: str = "data.path") -> Path:
-    """The path to read for config key ``key``.
+def data_roots() -> list[Path]:
+    """The folders data paths are confined to: ``$NASNAV_DATA_ROOT`` when set, else ``./data`` (of the working
+    directory) and nasnav's cache (``cache_dir()``, where standard data sets are downloaded to)."""
+    root = data_root()
+    if root is not None:
+        return [root]
+    return [Path(DEFAULT_DATA_DIR).resolve(), cache_dir().expanduser().resolve()]
 
-    Without a data root: ``path`` with ``~`` expanded. With ``$NASNAV_DATA_ROOT`` set: a relative
-    path is taken inside the root, and the result (after resolving ``..`` and symbolic links) must
-    lie inside the root; anything else is a ValueError naming the key and the root.
+
+def _outside(key: str, text: str, resolved: Path) -> InvalidInput:
+    """The refusal of a path outside the data roots: it names the key, the path and the roots, never the
+    file's contents (nothing of it is read)."""
+    root = data_root()
+    if root is not None:
+        return InvalidInput(
+            f"{key}: '{text}' is outside the data root {root} ({DATA_ROOT_ENV}); this server only reads data "
+            "from that folder: give a path inside it (relative paths are taken from the root)"
+        )
+    here, cache = data_roots()
+    shown = "" if str(resolved) == text else f" ({resolved})"
+    return InvalidInput(
+        f"{key}: '{text}'{shown} is outside the data roots {here} and {cache}; nasnav reads and downloads data "
+        f"only there by default: move the data into {here}, or set {DATA_ROOT_ENV} to the folder that holds it "
+        f"({DATA_ROOT_ENV}=/ allows every path: do that only on a machine nobody else reaches)"
+    )
+
+
+def confine_path(path: str | Path, key: str = "data.path") -> Path:
+    """The path to read (or download into) for config key ``key``, resolved.
+
+    A relative path is taken inside ``$NASNAV_DATA_ROOT`` when that is set, else from the working directory.
+    The result (after ``~``, ``..`` and symbolic links) must lie inside one of ``data_roots()``; anything
+    else is an InvalidInput naming the key, the path and the roots.
     """
     text = str(path)
     if "\x00" in text:
         raise InvalidInput(f"{key}: {text!r} contains a NUL character; give a plain file or folder path")
     root = data_root()
-    if root is None:
-        return Path(text).expanduser()
-    p = Path(text)
+    p = Path(text).expanduser()
     try:
-        resolved = (p if p.is_absolute() else root / p).resolve()
+        resolved = (p if p.is_absolute() else (root or Path.cwd()) / p).resolve()
     except (OSError, RuntimeError) as e:  # e.g. a symbolic link loop
         raise InvalidInput(f"{key}: '{text}' cannot be resolved ({e})") from None
-    if not resolved.is_relative_to(root):
-        raise InvalidInput(
-            f"{key}: '{text}' is outside the data root {root} ({DATA_ROOT_ENV}); this server only reads data "
-            "from that folder: give a path inside it (relative paths are taken from the root)"
-        )
+    if not any(resolved.is_relative_to(r) for r in data_roots()):
+        raise _outside(key, text, resolved)
     return resolved
 
 
 def _inside_root(file: Path, key: str = "data.path") -> None:
-    """With a data root, refuse a file or folder inside the data that links to somewhere outside it."""
-    if data_root() is not None:
-        confine_path(file, key)
+    """Refuse a file or folder inside the data that links to somewhere outside the data roots."""
+    confine_path(file, key)
 
 
 # ---- folder of images ------------------------------------------------------------------------

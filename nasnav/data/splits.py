@@ -17,6 +17,7 @@ import torch
 from sklearn.model_selection import train_test_split
 from torch.utils.data import DataLoader, TensorDataset
 
+from nasnav import limits
 from nasnav.choices import SOURCES, STANDARD_SOURCES
 from nasnav.data import sources, standard
 from nasnav.errors import InvalidInput
@@ -242,6 +243,7 @@ class NasDataModule(pl.LightningDataModule):
     def _loader(self, x: torch.Tensor, y: torch.Tensor, train: bool) -> DataLoader:
         batch_size = int(_opt(self.cfg, "batch_size", 64))
         workers = int(_opt(self.cfg, "num_workers", 0))
+        limits.check_data_workers(workers)
         generator = torch.Generator().manual_seed(self.seed) if train else None
         # A last training batch of one sample breaks BatchNorm in training mode; drop only that case.
         drop_last = train and len(x) > batch_size and len(x) % batch_size == 1

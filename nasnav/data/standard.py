@@ -5,7 +5,8 @@ torchvision uses, so a folder torchvision filled serves nasnav too and the other
 ``cifar-10-batches-py/``, ``cifar-100-python/``, ``FashionMNIST/raw/*.gz``, ``train_32x32.mat`` and
 ``test_32x32.mat``. With ``data.download: true`` missing files are fetched from the upstream addresses
 torchvision uses, checked against the same MD5 sums, written atomically (a temporary file, then a
-rename) and archives extracted with tarfile's ``data`` filter (no links or paths out of the folder).
+rename) and archives extracted only when every member is a plain file or folder inside the target
+(checked here, so on Python < 3.11.4 too; tarfile's ``data`` filter is applied as well where it exists).
 ``$NASNAV_DATA_MIRROR`` (an ``http(s)://`` or ``file://`` address) replaces the upstream hosts: each
 file is fetched as ``<mirror>/<file name>`` (a lab's own mirror; the tests serve one on 127.0.0.1).
 
@@ -35,6 +36,7 @@ import scipy.io
 
 from nasnav.data import sources
 from nasnav.errors import InvalidInput
+from nasnav.store.process import host_name
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +132,7 @@ def fetch(remote: Remote, folder: Path, source: str, ds: Standard) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     url = _url(remote)
     dest = folder / remote.name
-    tmp = folder / f".{remote.name}.{os.getpid()}.part"
+    tmp = folder / f".{remote.name}.{os.getpid()}@{host_name()}.part"
     log.info(f"downloading {url} to {dest}")
     h = hashlib.md5()
     try:
@@ -153,12 +155,32 @@ def fetch(remote: Remote, folder: Path, source: str, ds: Standard) -> Path:
     return dest
 
 
+def _unsafe(member: tarfile.TarInfo, folder: Path) -> str | None:
+    """Why a member may not be unpacked into ``folder`` (None: a plain file or folder inside it)."""
+    if not (member.isfile() or member.isdir()):
+        return "a link or special file"  # the published archives hold none
+    if os.path.isabs(member.name) or not (folder / member.name).resolve().is_relative_to(folder.resolve()):
+        return "a path outside the folder"
+    return None
+
+
 def _extract(archive: Path, folder: Path) -> None:
-    """Unpack a tar archive into ``folder``: regular files and folders only, nothing outside it."""
+    """Unpack a tar archive into ``folder``: regular files and folders only, nothing outside it. Every
+    member is checked before anything is written; tarfile's ``data`` filter (Python >= 3.11.4) is applied
+    on top where it exists, and without it no owner, mode or time is taken from the archive."""
     log.info(f"extracting {archive}")
     try:
         with tarfile.open(archive) as tar:
-            tar.extractall(folder, filter="data")
+            members = tar.getmembers()
+            for m in members:
+                if why := _unsafe(m, folder):
+                    raise InvalidInput(f"data.root: {archive} holds {why} ({m.name!r}); nothing was extracted: "
+                                       "it is not the published archive, delete it and download it again")
+            if hasattr(tarfile, "data_filter"):
+                tar.extractall(folder, members=members, filter="data")
+            else:  # Python < 3.11.4: no filters; the members were checked above
+                for m in members:
+                    tar.extract(m, folder, set_attrs=False)
     except (tarfile.TarError, OSError, EOFError) as e:
         raise InvalidInput(f"data.root: cannot extract {archive} ({type(e).__name__}: {e}); delete it and "
                            "download it again") from None

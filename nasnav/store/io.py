@@ -1,7 +1,10 @@
 """Atomic files and tolerant readers: what every writer into a run directory goes through.
 
 A write goes to a temporary file in the same folder and is renamed over the target, so a killed
-writer leaves the last good file intact; readers name the file and the line of any problem.
+writer leaves the last good file intact; readers name the file and the line of any problem. A
+temporary file names its writer's pid and host (``.NAME.PID@HOST.XXXX.tmp``): the run folder may be
+on a file system several machines share, and only the writer's own host can tell whether it is gone.
+The file gets the mode any new file gets (0666 less the umask), not ``mkstemp``'s private 0600.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import math
 import os
 import re
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -20,25 +24,47 @@ import pandas as pd
 import yaml
 
 from nasnav.errors import InvalidInput
-from nasnav.store.process import pid_alive
+from nasnav.store.process import host_name, pid_alive
+
+TMP_STALE_SECONDS = 3600.0  # another host's temporary file this old is a dead writer's (nobody writes for an hour)
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+def _umask() -> int:
+    """The process's umask, read without changing it (Linux: /proc; elsewhere set and restored at once)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def atomic_write_bytes(path: str | Path, data: bytes, exclusive: bool = False) -> None:
     """Write to a temporary file in the same folder, fsync, then rename over ``path``.
 
     On any failure (disk full included) the temporary file is removed, the error re-raised,
     and the previous content of ``path`` is left intact. Parent folders are created.
+    ``exclusive``: publish only if ``path`` does not exist yet (a hard link, atomic on local and
+    network file systems alike): FileExistsError if another writer got there first, whole either way.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    # The writer's pid is in the name, so a temporary file left by a killed writer can be swept.
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
+    # The writer's pid and host are in the name, so a temporary file left by a killed writer can be swept.
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}@{host_name()}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # a normal file, as open() would make it (mkstemp's is 0600)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        if exclusive:
+            os.link(tmp, path)
+            os.unlink(tmp)
+        else:
+            os.replace(tmp, path)
     except BaseException as e:
         try:
             os.unlink(tmp)
@@ -49,7 +75,28 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
         raise
 
 
-_TMP_NAME = re.compile(r"^\..+\.(\d+)\.[A-Za-z0-9_]+\.tmp$")
+def _tmp_writer(name: str) -> tuple[int, str | None] | None:
+    """(pid, host) of a temporary file's name ``.NAME.PID@HOST.XXXX.tmp`` (mkstemp's XXXX has no dot, a
+    host no '@'); host None for ``.NAME.PID.XXXX.tmp``, written before names carried the host. None: not one."""
+    if not (name.startswith(".") and name.endswith(".tmp")) or "." not in name[1:-4]:
+        return None
+    rest, rand = name[1:-4].rsplit(".", 1)
+    rest, at, host = rest.rpartition("@") if "@" in rest else (rest, "", None)
+    _, dot, pid = rest.rpartition(".")
+    if not (dot and pid.isdigit() and re.fullmatch(r"[A-Za-z0-9_]+", rand)) or (at and not host):
+        return None
+    return int(pid), host
+
+
+def _writer_gone(tmp: Path, pid: int, host: str | None) -> bool:
+    """This host's writer: its pid is gone. Another host's: the file has not changed for TMP_STALE_SECONDS
+    (a pid of another machine says nothing here)."""
+    if host in (None, host_name()):
+        return not pid_alive(pid)
+    try:
+        return time.time() - tmp.stat().st_mtime > TMP_STALE_SECONDS
+    except OSError:
+        return False
 
 
 def sweep_temp_files(root: str | Path) -> list[Path]:
@@ -57,8 +104,8 @@ def sweep_temp_files(root: str | Path) -> list[Path]:
     (a job killed mid-write leaves one; the file it was replacing is intact). Returns them."""
     removed = []
     for tmp in Path(root).rglob(".*.tmp"):
-        m = _TMP_NAME.match(tmp.name)
-        if m and tmp.is_file() and not pid_alive(int(m.group(1))):
+        writer = _tmp_writer(tmp.name)
+        if writer and tmp.is_file() and _writer_gone(tmp, *writer):
             try:
                 tmp.unlink()
                 removed.append(tmp)
@@ -67,9 +114,9 @@ def sweep_temp_files(root: str | Path) -> list[Path]:
     return removed
 
 
-def atomic_write_text(path: str | Path, text: str) -> None:
+def atomic_write_text(path: str | Path, text: str, exclusive: bool = False) -> None:
     """``atomic_write_bytes`` of UTF-8 text."""
-    atomic_write_bytes(path, text.encode("utf-8"))
+    atomic_write_bytes(path, text.encode("utf-8"), exclusive)
 
 
 def _json_default(obj: Any) -> Any:
@@ -112,9 +159,9 @@ class _PlainDumper(yaml.SafeDumper):
         return True
 
 
-def write_yaml(path: str | Path, obj: Any) -> None:
-    """Atomic ``yaml.safe_dump`` with key order kept."""
-    atomic_write_text(path, yaml.dump(obj, Dumper=_PlainDumper, sort_keys=False, allow_unicode=True))
+def write_yaml(path: str | Path, obj: Any, exclusive: bool = False) -> None:
+    """Atomic ``yaml.safe_dump`` with key order kept (``exclusive``: see ``atomic_write_bytes``)."""
+    atomic_write_text(path, yaml.dump(obj, Dumper=_PlainDumper, sort_keys=False, allow_unicode=True), exclusive)
 
 
 def read_yaml(path: str | Path) -> Any:

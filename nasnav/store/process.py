@@ -1,8 +1,17 @@
-"""Process identity from /proc: whether the process that wrote a status or holds a lock is alive."""
+"""Process identity from /proc: whether the process that wrote a status or holds a lock is alive.
+
+A run folder may live on a file system several machines share, so a record of a process (a lock, a
+status) names its host too. A pid says something only on the host that wrote it: a process of another
+host is judged by its heartbeat (``holder_alive``), never by whether the same pid exists here.
+"""
 
 from __future__ import annotations
 
+import functools
 import os
+import re
+import socket
+import time
 from pathlib import Path
 
 
@@ -52,3 +61,31 @@ def pid_alive(pid: int | None, start: int | None = None) -> bool:
     if state in ("Z", "X"):
         return False
     return start is None or int(start) == ticks
+
+
+@functools.cache
+def host_name() -> str:
+    """This machine's name as records and temporary file names carry it (only letters, digits, '.', '-',
+    '_': it is part of file names)."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", socket.gethostname() or "localhost")[:64] or "localhost"
+
+
+def identity(pid: int | None = None) -> dict:
+    """What proves a process is the one a record names: {"pid", "pid_start", "host"} (this process by default)."""
+    pid = os.getpid() if pid is None else int(pid)
+    return {"pid": pid, "pid_start": pid_start(pid), "host": host_name()}
+
+
+def is_local(record: dict) -> bool:
+    """Whether a record (a lock, a status) was written for a process of this host. A record without a host
+    was written before records named one: it counts as this host's."""
+    return record.get("host") in (None, host_name())
+
+
+def holder_alive(record: dict, beat: float | None, stale_seconds: float) -> bool:
+    """Whether the process a lock or status names still lives: on this host, its pid with its start time;
+    on another host (a shared file system), while its heartbeat (``beat``, a time stamp) is fresher than
+    ``stale_seconds``: that a pid is absent here says nothing about a process there."""
+    if is_local(record):
+        return pid_alive(record.get("pid"), record.get("pid_start"))
+    return beat is not None and time.time() - beat < stale_seconds

@@ -13,6 +13,7 @@ from nasnav.space import SearchSpace
 from nasnav.store import layout
 from nasnav.store.io import read_csv, read_json, read_yaml, write_json, write_yaml
 from nasnav.store.run_dir import RunDir
+from nasnav.store.state_lock import state_lock
 
 # candidates.csv: these columns, then one choice_<stage> column per stage
 CANDIDATE_COLUMNS = ["round", "arch", "one_shot_acc", "val_loss", "params", "flops", "strategy", "generation",
@@ -84,7 +85,14 @@ def read_decisions(run: RunDir, k: int) -> list[dict]:
 
 
 def write_decisions(run: RunDir, k: int, records: list[dict]) -> None:
+    """Replace round k's records (the caller holds ``state_lock`` and read them inside it)."""
     write_json(run.ensure_round_dir(k) / layout.DECISIONS, records)
+
+
+def append_decision(run: RunDir, k: int, record: dict) -> None:
+    """Add one record to round k's decisions, read and written under the run's state lock."""
+    with state_lock(run):
+        write_decisions(run, k, read_decisions(run, k) + [record])
 
 
 def read_history(run: RunDir) -> list[dict]:
@@ -93,10 +101,12 @@ def read_history(run: RunDir) -> list[dict]:
 
 
 def log_event(run: RunDir, event: dict) -> None:
-    """Append one event (a decision, an undo, a redo) to the run's history, time-stamped."""
-    events = read_history(run)
-    events.append({"time": time.strftime("%Y-%m-%dT%H:%M:%S"), "timestamp": time.time(), **event})
-    write_json(run.path / layout.HISTORY, events)
+    """Append one event (a decision, an undo, a redo) to the run's history, time-stamped (under the run's
+    state lock: two events at once both land)."""
+    with state_lock(run):
+        events = read_history(run)
+        events.append({"time": time.strftime("%Y-%m-%dT%H:%M:%S"), "timestamp": time.time(), **event})
+        write_json(run.path / layout.HISTORY, events)
 
 
 # ---- spot check and retrained architectures ------------------------------------------------------

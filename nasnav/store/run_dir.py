@@ -23,7 +23,7 @@ import pandas as pd
 from nasnav.errors import InvalidInput
 from nasnav.store import layout
 from nasnav.store.io import read_csv, read_json, write_json
-from nasnav.store.process import pid_alive, pid_start
+from nasnav.store.process import holder_alive, host_name, is_local, pid_start
 
 STALE_SECONDS = 120.0
 STATES = ("idle", "running", "done", "failed", "interrupted", "stopped")
@@ -34,6 +34,7 @@ STATUS_DEFAULTS: dict[str, Any] = {
     "message": "",
     "pid": None,
     "pid_start": None,
+    "host": None,  # the host of the job's process (a run folder may be on a file system hosts share)
     "heartbeat": None,
     "error": None,
     "started": None,
@@ -79,15 +80,22 @@ class RunDir:
 
     @classmethod
     def create(cls, path: str | Path, exist_ok: bool = False) -> RunDir:
-        """Make the folder; a non-empty existing folder is an error unless ``exist_ok``."""
+        """Make the folder; a non-empty existing folder is an error unless ``exist_ok``. The folder is made
+        with one ``mkdir`` (no check first): of two creators at once, the second finds it made. Claiming
+        the run is ``workflow.runs.create_run``'s exclusive write of its config.yaml."""
         path = Path(path)
         run = cls(path)
-        if path.exists() and not path.is_dir():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            path.mkdir()
+            return run
+        except FileExistsError:
+            pass
+        if not path.is_dir():
             raise InvalidInput(f"{path}: exists and is not a folder; choose another run directory")
-        if path.is_dir() and any(path.iterdir()) and not exist_ok:
+        if any(path.iterdir()) and not exist_ok:
             what = "it holds a run; resume it instead" if run.exists() else "it is not empty and holds no run"
             raise InvalidInput(f"{path}: already exists ({what}); choose a new or empty run directory")
-        path.mkdir(parents=True, exist_ok=True)
         return run
 
     def exists(self) -> bool:
@@ -186,7 +194,8 @@ class RunDir:
         except OSError:
             pass
         silent = time.time() - max(beat) if beat else float("inf")
-        if pid is not None and not pid_alive(pid, status.get("pid_start")):
+        # another host's job is judged by its heartbeat alone: its pid means nothing here
+        if pid is not None and is_local(status) and not holder_alive(status, None, stale_seconds):
             status["state"] = "interrupted"
             status["message"] = (
                 f"the {job} job process (pid {pid}) is gone: it was killed or crashed "
@@ -195,7 +204,8 @@ class RunDir:
         elif silent > stale_seconds:
             status["state"] = "interrupted"
             status["message"] = (
-                f"the {job} job (pid {pid}) has not reported for {silent:.0f} s: it is hung "
+                f"the {job} job (pid {pid}{'' if is_local(status) else ' on host ' + str(status['host'])}) has not "
+                f"reported for {silent:.0f} s: it is hung "
                 "or gone; stop it and start it again to resume"
             )
         return status
@@ -212,6 +222,8 @@ class RunDir:
         status = {**copy.deepcopy(STATUS_DEFAULTS), **current, **fields}
         if "pid" in fields and "pid_start" not in fields:
             status["pid_start"] = pid_start(fields["pid"])
+        if "pid" in fields and "host" not in fields:
+            status["host"] = host_name() if fields["pid"] is not None else None
         now = time.time()
         status["updated"] = now
         status["heartbeat"] = now

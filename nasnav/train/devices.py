@@ -26,6 +26,7 @@ import torch
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.strategies import DDPStrategy
 
+from nasnav import limits
 from nasnav.config import TrainerConfig
 from nasnav.errors import InvalidInput
 
@@ -84,7 +85,10 @@ def _probe(tc: TrainerConfig, strategy: Any) -> pl.Trainer:
 def launch(tc: TrainerConfig, unused_parameters: bool = False) -> Launch:
     """How a training under ``tc`` runs (see the module's docstring). ``unused_parameters``: the model
     leaves parameters without a gradient in a step (the supernet)."""
+    _check_gpus(tc)
     trainer = _probe(tc, tc.strategy)
+    if type(trainer.accelerator).__name__ == "CPUAccelerator":  # a CPU "device" is a process of its own
+        limits.check_cpu_processes("trainer.devices", int(trainer.num_devices))
     s = trainer.strategy
     strategy: Any = tc.strategy
     processes = int(trainer.world_size)
@@ -111,6 +115,14 @@ def launch(tc: TrainerConfig, unused_parameters: bool = False) -> Launch:
         external=external,
         strategy=strategy,
     )
+
+
+def _check_gpus(tc: TrainerConfig) -> None:
+    """A count of GPUs above those visible, refused in the user's words before Lightning's own error."""
+    wants_gpu = str(tc.accelerator).lower() in ("gpu", "cuda")
+    if wants_gpu and isinstance(tc.devices, int) and tc.devices > 0 and tc.devices > torch.cuda.device_count():
+        raise InvalidInput(f"trainer.devices: {tc.devices} is more than the {torch.cuda.device_count()} GPUs this "
+                           "process sees (the limit); use at most that many, or 'auto' (every visible GPU)")
 
 
 def is_multiprocess(tc: TrainerConfig) -> bool:
@@ -195,5 +207,6 @@ def training_slots(tc: TrainerConfig) -> list[dict]:
     if kind == "cpu":  # a CPU "device" is a worker process; auto is one, as Lightning counts it
         n = int(tc.devices) if str(tc.devices).lstrip("-").isdigit() and int(tc.devices) > 0 else 1
         workers = n * per
+        limits.check_cpu_processes("trainer.devices x trainer.trainings_per_device", workers)
         return [{"device": None, "threads": max(1, cores // workers)} for _ in range(workers)]
     return [{"device": None, "threads": cores}]  # mps and others: one training at a time

@@ -1,6 +1,8 @@
 """A small queue of jobs in the run directory (``RUN/ui/queue.json``): retraining several
 networks, each followed by its export, one job at a time. Any open page advances it (the
-progress fragment calls ``advance``), so it survives reloads and app restarts. No Streamlit."""
+progress fragment calls ``advance``), so it survives reloads and app restarts. Every change to the
+queue is read and written under the run's state lock, so two pages advancing it at once start its
+head once. No Streamlit."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ from nasnav.jobs.control import JobRunning, running_job, start_job
 from nasnav.store import layout
 from nasnav.store.io import read_json, write_json
 from nasnav.store.run_dir import RunDir
+from nasnav.store.state_lock import state_lock
 
 QUEUE_FILE = layout.QUEUE
 CURRENT_FILE = layout.QUEUE_CURRENT
@@ -23,14 +26,16 @@ def items(run: RunDir) -> list[dict]:
 
 
 def enqueue(run: RunDir, new: list[dict]) -> int:
-    current = items(run)
-    current += [d for d in new if d not in current]
-    write_json(run.path / QUEUE_FILE, current)
-    return len(current)
+    with state_lock(run):
+        current = items(run)
+        current += [d for d in new if d not in current]
+        write_json(run.path / QUEUE_FILE, current)
+        return len(current)
 
 
 def clear(run: RunDir) -> None:
-    write_json(run.path / QUEUE_FILE, [])
+    with state_lock(run):
+        write_json(run.path / QUEUE_FILE, [])
 
 
 def retrain_items(run: RunDir, archs: list[str], seeds: int) -> list[dict]:
@@ -41,12 +46,18 @@ def retrain_items(run: RunDir, archs: list[str], seeds: int) -> list[dict]:
 def advance(run: RunDir) -> dict | None:
     """Start the next queued job if the run is idle and the last job did not fail or get stopped
     (the queue pauses then); returns the started item."""
-    queue = items(run)
-    if not queue or running_job(run):
-        return None
-    status = run.read_status()
-    if status.get("job") in ("retrain", "export") and status["state"] in ("failed", "interrupted", "stopped"):
-        return None
+    with state_lock(run):
+        queue = items(run)
+        if not queue or running_job(run):
+            return None
+        status = run.read_status()
+        if status.get("job") in ("retrain", "export") and status["state"] in ("failed", "interrupted", "stopped"):
+            return None
+        return _start_head(run, queue)
+
+
+def _start_head(run: RunDir, queue: list[dict]) -> dict | None:
+    """Pop the queue's head and start it (under the state lock); put it back if the run got a job meanwhile."""
     head, rest = queue[0], queue[1:]
     write_json(run.path / QUEUE_FILE, rest)  # popped first: a crash cannot start it twice
     try:
@@ -69,11 +80,8 @@ def current(run: RunDir) -> dict | None:
 
 def resume(run: RunDir) -> dict | None:
     """Continue a paused queue (after a stop or a failure)."""
-    queue = items(run)
-    if not queue or running_job(run):
-        return None
-    head, rest = queue[0], queue[1:]
-    write_json(run.path / QUEUE_FILE, rest)
-    start_job(run, head["job"], head["args"])
-    write_json(run.path / CURRENT_FILE, head)
-    return head
+    with state_lock(run):
+        queue = items(run)
+        if not queue or running_job(run):
+            return None
+        return _start_head(run, queue)

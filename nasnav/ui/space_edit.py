@@ -16,6 +16,7 @@ from nasnav.space import SearchSpace
 from nasnav.store import layout
 from nasnav.store.io import write_yaml
 from nasnav.store.run_dir import RunDir
+from nasnav.store.state_lock import state_lock
 
 STAGE_KEYS = ("name", "candidates", "select", "max_active", "channels", "stride", "pruned", "pinned")
 _ids = itertools.count(1)
@@ -143,13 +144,14 @@ def editable(run: RunDir) -> str | None:
 def save_to_run(run: RunDir, cfg) -> None:
     """Write an edited config and round 0's space into an untrained run."""
 
-    why = editable(run)
-    if why:
-        raise InvalidInput(f"cannot change the space of run '{run.path.name}': {why}")
-    if running_job(run):
-        raise InvalidInput(f"run '{run.path.name}' has a running job; stop it before changing the space")
-    save_config(cfg, run.config_path)
-    write_yaml(run.round_dir(0) / layout.SPACE, cfg.search_space().to_dict())
+    with state_lock(run):  # checked and written at once: no job, decision or other save in between
+        why = editable(run)
+        if why:
+            raise InvalidInput(f"cannot change the space of run '{run.path.name}': {why}")
+        if running_job(run):
+            raise InvalidInput(f"run '{run.path.name}' has a running job; stop it before changing the space")
+        save_config(cfg, run.config_path)
+        write_yaml(run.round_dir(0) / layout.SPACE, cfg.search_space().to_dict())
 
 
 def space_from_upload(raw: object, name: str) -> dict:

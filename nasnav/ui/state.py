@@ -2,7 +2,9 @@
 
 Everything else is read from the run directory on each rerun, so a reload, an app restart or a
 second browser session sees the same state. The open run also goes into the URL (``?run=NAME``)
-so that a browser reload reopens it; saved selections live in ``RUN/ui/selections.json``.
+so that a browser reload reopens it; saved selections live in ``RUN/ui/selections.json``. Changes to
+the run's shared files (selections, pending actions) are read and written under the run's state lock:
+two sessions changing them at once both land.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from nasnav.errors import InvalidInput
 from nasnav.steering.actions import Action
 from nasnav.store.io import read_json, write_json
 from nasnav.store.run_dir import RunDir
+from nasnav.store.state_lock import state_lock
 
 RUN_KEY = "run_path"
 GUIDE_KEY = "walkthrough"
@@ -108,15 +111,17 @@ def save_selection(run: RunDir, name: str, archs: list[str]) -> None:
     name = (name or "").strip()
     if not name:
         raise InvalidInput("selection name: empty; give the selection a name")
-    data = saved_selections(run)
-    data[name] = list(dict.fromkeys(archs))
-    write_json(run.path / SELECTIONS_FILE, data)
+    with state_lock(run):
+        data = saved_selections(run)
+        data[name] = list(dict.fromkeys(archs))
+        write_json(run.path / SELECTIONS_FILE, data)
 
 
 def delete_selection(run: RunDir, name: str) -> None:
-    data = saved_selections(run)
-    data.pop(name, None)
-    write_json(run.path / SELECTIONS_FILE, data)
+    with state_lock(run):
+        data = saved_selections(run)
+        data.pop(name, None)
+        write_json(run.path / SELECTIONS_FILE, data)
 
 
 def free_name(root: Path, base: str) -> str:
@@ -153,19 +158,21 @@ def _write_pending(run: RunDir, actions: Sequence[Action]) -> None:
 def add_pending(run: RunDir, actions: Sequence[Action]) -> int:
     """Add actions, without their evidence (a later action on the same stage and component
     replaces an earlier one); returns how many are pending."""
-    current = pending(run)
-    for a in actions:
-        current = [b for b in current if (b.stage, b.target) != (a.stage, a.target)]
-        current.append(replace(a, evidence=None))
-    _write_pending(run, current)
-    return len(current)
+    with state_lock(run):
+        current = pending(run)
+        for a in actions:
+            current = [b for b in current if (b.stage, b.target) != (a.stage, a.target)]
+            current.append(replace(a, evidence=None))
+        _write_pending(run, current)
+        return len(current)
 
 
 def remove_pending(run: RunDir, index: int) -> None:
-    current = pending(run)
-    if 0 <= index < len(current):
-        current.pop(index)
-    _write_pending(run, current)
+    with state_lock(run):
+        current = pending(run)
+        if 0 <= index < len(current):
+            current.pop(index)
+        _write_pending(run, current)
 
 
 def clear_pending(run: RunDir) -> None:

@@ -166,7 +166,7 @@ def pending_panel(run: RunDir, cfg, space: SearchSpace) -> None:
             st.rerun()
     b1, b2 = st.columns(2)
     live = running_job(run)
-    prepared = next_round_ready(run)
+    prepared, shown = next_round_ready(run), run.current_round()
     if prepared and acts:
         st.caption(f"Round {run.current_round()}'s space is prepared but not run yet: start the next round (or undo) before the next "
                    "decision.")
@@ -176,7 +176,7 @@ def pending_panel(run: RunDir, cfg, space: SearchSpace) -> None:
         with widgets.guarded("Apply decision"):
             if not acts or prepared:  # another session applied it meanwhile
                 raise InvalidInput("nothing to apply, or the next round is already prepared")
-            decisions.apply_decision(run, cfg, acts, evidence=None, source="analyst")
+            decisions.apply_decision(run, cfg, acts, evidence=None, source="analyst", at_round=shown)
             state.clear_pending(run)
             st.toast("Decision applied: the next round's space is ready.", icon=":material/content_cut:")
             st.rerun()
@@ -215,11 +215,11 @@ def rounds_panel(run: RunDir, cfg) -> None:
     if u1.button("Undo", key="ex_undo", icon=":material/undo:", disabled=bool(live) or k == 0, width="stretch",
                  help="Go back to the previous round (its files are kept; redo returns)"):
         with widgets.guarded("Undo"):
-            decisions.undo(run)
+            decisions.undo(run, at_round=k)
             st.rerun()
     if u2.button("Redo", key="ex_redo", icon=":material/redo:", disabled=bool(live), width="stretch"):
         with widgets.guarded("Redo"):
-            decisions.redo(run)
+            decisions.redo(run, at_round=k)
             st.rerun()
 
 

@@ -39,7 +39,7 @@ def autopilot_round(run: RunDir, cfg, evaluator=None) -> bool:
     if searches_further(decision, sc):
         rec = {"time": time.strftime("%Y-%m-%dT%H:%M:%S"), "timestamp": time.time(), "source": "autopilot",
                "round": k, "actions": [], "status": "extend", "why": reason, "evidence": json_records(fit)}
-        records.write_decisions(run, k, records.read_decisions(run, k) + [rec])
+        records.append_decision(run, k, rec)
         records.log_event(run, {"event": "extend", "round": k, "reason": reason})
         log.info(f"auto-pilot, round {k}: {reason}; scoring {cfg.search.budget} more candidates")
         extend_round(run, cfg, evaluator=evaluator)

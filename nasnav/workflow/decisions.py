@@ -14,6 +14,10 @@ Everything lives in the run directory, so a restart loses nothing:
 - A decision taken on an earlier round (after undo) replaces the later rounds: their folders are
   moved, whole, to ``rounds/abandoned/<time>/`` (never deleted), the replaced record is marked
   ``abandoned`` with that path, and ``history.json`` logs every decision, undo, redo and abandon.
+
+Each change runs under the run's state lock (``nasnav.store.state_lock``) and reads the current round
+inside it, so two decisions at once are taken one after the other, never one lost; a caller that decided
+on what it saw passes ``at_round`` and is refused if another decision moved the run on meanwhile.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from nasnav.steering.policy import Decision, decide
 from nasnav.store import records
 from nasnav.store.io import json_records
 from nasnav.store.run_dir import RunDir
+from nasnav.store.state_lock import state_lock
 from nasnav.workflow.analysis import steering_candidates
 
 
@@ -44,13 +49,28 @@ def _check_no_job(run: RunDir) -> None:
                          "stop it before changing rounds")
 
 
+def _check_round(run: RunDir, k: int, at_round: int | None) -> None:
+    if at_round is not None and at_round != k:
+        raise InvalidInput(f"run {run.path} is at round {k} now, not round {at_round} that this decision was "
+                           "taken on (another session or job changed it meanwhile); look at round "
+                           f"{k} and decide again")
+
+
 def apply_decision(run: RunDir, cfg, actions: Sequence[Action], evidence: pd.DataFrame | None = None,
-                   source: str = "analyst") -> int:
+                   source: str = "analyst", at_round: int | None = None) -> int:
     """Validate ``actions`` on the current round k, record them in rounds/k/decisions.json, write
     rounds/k+1/space.yaml and make k+1 current; returns k+1. Later rounds left by an undo are moved
-    to rounds/abandoned/<time>/. Does not train: run ``python -m nasnav round RUN`` next."""
-    _check_no_job(run)
-    k = run.current_round()
+    to rounds/abandoned/<time>/. Does not train: run ``python -m nasnav round RUN`` next.
+    ``at_round``: the round the actions were chosen on; InvalidInput if the run is on another one now."""
+    with state_lock(run):
+        _check_no_job(run)
+        k = run.current_round()
+        _check_round(run, k, at_round)
+        return _apply(run, cfg, k, actions, evidence, source)
+
+
+def _apply(run: RunDir, cfg, k: int, actions: Sequence[Action], evidence: pd.DataFrame | None, source: str) -> int:
+    """``apply_decision``'s work on round k (the caller holds the state lock)."""
     space = records.read_space(run, k, cfg.kind)
     new_space, canon = apply_actions(space, actions)
     if evidence is None:
@@ -61,7 +81,7 @@ def apply_decision(run: RunDir, cfg, actions: Sequence[Action], evidence: pd.Dat
     record = {"time": time.strftime("%Y-%m-%dT%H:%M:%S"), "timestamp": time.time(), "source": source,
               "round": k, "next_round": nxt, "actions": [a.to_dict() for a in canon], "space_size": space.size(),
               "next_space_size": new_space.size(), "status": "applied", "evidence": json_records(evidence)}
-    records.write_decisions(run, k, records.read_decisions(run, k) + [record])
+    records.append_decision(run, k, record)
     run.set_current_round(nxt)
     records.log_event(run, {"event": "decision", "round": k, "next_round": nxt, "source": source,
                "actions": describe_actions(canon), "abandoned": moved})
@@ -97,26 +117,31 @@ def _abandon_after(run: RunDir, k: int) -> str | None:
     return rel
 
 
-def undo(run: RunDir) -> int:
-    """Make the previous round current (its later rounds stay on disk for redo)."""
-    _check_no_job(run)
-    k = run.current_round()
-    if k <= 0:
-        raise InvalidInput("nothing to undo: the run is at round 0, the first round")
-    run.set_current_round(k - 1)
-    records.log_event(run, {"event": "undo", "from": k, "to": k - 1})
-    return k - 1
+def undo(run: RunDir, at_round: int | None = None) -> int:
+    """Make the previous round current (its later rounds stay on disk for redo). ``at_round``: the round
+    the caller saw; InvalidInput if the run is on another one now (two undos at once go back once)."""
+    with state_lock(run):
+        _check_no_job(run)
+        k = run.current_round()
+        _check_round(run, k, at_round)
+        if k <= 0:
+            raise InvalidInput("nothing to undo: the run is at round 0, the first round")
+        run.set_current_round(k - 1)
+        records.log_event(run, {"event": "undo", "from": k, "to": k - 1})
+        return k - 1
 
 
-def redo(run: RunDir) -> int:
-    """Make the next round current again, if an undo left it."""
-    _check_no_job(run)
-    k = run.current_round()
-    if not records.has_space(run, k + 1):
-        raise InvalidInput(f"nothing to redo: round {k} is the latest round")
-    run.set_current_round(k + 1)
-    records.log_event(run, {"event": "redo", "from": k, "to": k + 1})
-    return k + 1
+def redo(run: RunDir, at_round: int | None = None) -> int:
+    """Make the next round current again, if an undo left it (``at_round`` as for ``undo``)."""
+    with state_lock(run):
+        _check_no_job(run)
+        k = run.current_round()
+        _check_round(run, k, at_round)
+        if not records.has_space(run, k + 1):
+            raise InvalidInput(f"nothing to redo: round {k} is the latest round")
+        run.set_current_round(k + 1)
+        records.log_event(run, {"event": "redo", "from": k, "to": k + 1})
+        return k + 1
 
 
 def history(run: RunDir) -> pd.DataFrame:
@@ -174,8 +199,9 @@ def record_stop(run: RunDir, k: int, reason: str, evidence: pd.DataFrame | None 
     """Append a ``stop`` record to rounds/k/decisions.json (the auto-pilot's last word on a run)."""
     rec = {"time": time.strftime("%Y-%m-%dT%H:%M:%S"), "timestamp": time.time(), "source": source, "round": k,
            "actions": [], "status": "stop", "stop": reason, "evidence": json_records(evidence)}
-    records.write_decisions(run, k, records.read_decisions(run, k) + [rec])
-    records.log_event(run, {"event": "stop", "round": k, "reason": reason})
+    with state_lock(run):
+        records.append_decision(run, k, rec)
+        records.log_event(run, {"event": "stop", "round": k, "reason": reason})
 
 
 def search_passes(run: RunDir, k: int) -> int:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from nasnav import limits
 from nasnav.config import Config, config_from_dict, save_config
 from nasnav.data.splits import load_splits
 from nasnav.errors import InvalidInput
@@ -22,10 +23,23 @@ from nasnav.store.run_dir import RunDir
 # ---- run directory contents -----------------------------------------------------------------
 def create_run(cfg: Config, path: str | Path, exist_ok: bool = False) -> RunDir:
     """A new run directory with the resolved config and round 0's space; its folder name follows the run
-    name rule (``nasnav.names``)."""
+    name rule (``nasnav.names``).
+
+    Exclusive: the config is published only where none exists (``exist_ok`` replaces one on purpose), so
+    of two creations of one name at once, one makes the run and the other gets an InvalidInput, having
+    written nothing: nobody's config is silently replaced."""
     check_run_name(Path(path).name, f"run name (the folder {Path(path).name!r})")
+    root = Path(path).parent
+    limits.check_runs(root, sum(1 for p in root.iterdir() if RunDir(p).exists()) if root.is_dir() else 0)
     run = RunDir.create(path, exist_ok=exist_ok)
-    save_config(cfg, run.config_path)
+    if exist_ok:
+        save_config(cfg, run.config_path)
+    else:
+        try:
+            write_yaml(run.config_path, cfg.to_dict(), exclusive=True)
+        except FileExistsError:
+            raise InvalidInput(f"{run.path}: a run of this name was created meanwhile (by another session or "
+                               "process); choose another name, or open that run") from None
     write_yaml(run.ensure_round_dir(0) / layout.SPACE, cfg.search_space().to_dict())
     run.write_status(state="idle", stage="created", progress=0.0, message="run created", pid=None)
     return run

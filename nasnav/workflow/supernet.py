@@ -10,6 +10,7 @@ from pathlib import Path
 import lightning.pytorch as pl
 import torch
 
+from nasnav import limits
 from nasnav.config import Config
 from nasnav.data.splits import InputSpec, NasDataModule
 from nasnav.errors import InvalidInput
@@ -140,6 +141,15 @@ def load_supernet(run: RunDir, cfg: Config, k: int | None = None):
     return net.eval(), spec
 
 
+def check_supernet_size(space: SearchSpace, kind: str, in_channels: int, num_classes: int) -> int:
+    """The supernet's parameter count, refused above the cap (``limits.check_params``); counted on the meta
+    device, so a space of billions of parameters is refused without allocating them."""
+    with torch.device("meta"):
+        n = sum(p.numel() for p in Supernet(space, kind, in_channels, num_classes).parameters())
+    limits.check_params(n)
+    return n
+
+
 def train_supernet(run: RunDir, cfg: Config, k: int | None = None, resume: bool = False) -> dict:
     """Train (round 0) or fine-tune (later rounds, warm start) the supernet of round k."""
 
@@ -153,6 +163,7 @@ def train_supernet(run: RunDir, cfg: Config, k: int | None = None, resume: bool 
     pl.seed_everything(cfg.seed + k, workers=True, verbose=False)
     optim = {"optimizer": sc.optimizer, "lr": sc.lr if k == 0 else sc.lr * 0.5, "momentum": sc.momentum,
              "weight_decay": sc.weight_decay, "schedule": sc.schedule}
+    check_supernet_size(space, spec.kind, spec.shape[0], spec.num_classes)  # before allocating it
     module = SupernetModule(space.to_dict(), spec.kind, spec.shape[0], spec.num_classes, optim,
                             sampler=sc.sampler, seed=cfg.seed + 1000 * k, label_smoothing=sc.label_smoothing,
                             distill=sc.distill)
