@@ -118,9 +118,10 @@ def log_tail(run: RunDir, job: dict, lines: int = 20) -> str:
     return "\n".join(text[-lines:])
 
 
-def cancelled(run: RunDir, job_id: str) -> bool:
-    """Whether the app cancelled this job (the submitting process then stops instead of resubmitting)."""
-    return (run.path / layout.CLUSTER_DIR / layout.CLUSTER_CANCELLED / job_id).exists()
+def cancelled(cluster_dir: Path, job_id: str) -> bool:
+    """Whether the app cancelled this job (the submitting process then stops instead of resubmitting);
+    ``cluster_dir``: the run's RUN/cluster folder."""
+    return (Path(cluster_dir) / layout.CLUSTER_CANCELLED / job_id).exists()
 
 
 def cancel(run: RunDir, job_id: str) -> None:
