@@ -234,3 +234,34 @@ def test_slurm_cancel_from_the_app_stops_the_spotcheck_and_keeps_what_finished(s
     assert finished == sum(s == "done" for s in states.values())  # what finished before the cancel is kept ...
     again = spotcheck.spotcheck(there, cfg, 2, m=1, seeds=1)  # ... and the next spot check (here) reuses it
     assert again["state"] == "done" and again["reused"] == finished and again["trained_now"] == 3 - finished
+
+
+def _panel(path: str) -> None:
+    from nasnav.store.run_dir import RunDir
+    from nasnav.ui import cluster
+
+    cluster.remote_jobs(RunDir(path))
+
+
+def test_slurm_jobs_panel_shows_state_id_and_log_tail_and_cancels_a_live_job(tmp_path):
+    from streamlit.testing.v1 import AppTest
+
+    group = tmp_path / layout.CLUSTER_DIR / "spotcheck-r000"
+    write_json(group / layout.CLUSTER_JOBS, [
+        {"name": "conv3x3/skip seed 0", "job_id": "981234_0", "state": "done", "attempt": 1,
+         "log_out": "981234_0_0_log.out", "log_err": "981234_0_0_log.err"},
+        {"name": "skip/skip seed 0", "job_id": "981234_1", "state": "running", "slurm_state": "RUNNING", "attempt": 2,
+         "log_out": "981234_1_0_log.out", "log_err": "../../config.yaml"}])  # a log name outside the folder: not read
+    (group / "981234_1_0_log.out").write_text("epoch 3 of 8\n**not markdown**\n")
+    (tmp_path / "config.yaml").write_text("secret: never shown\n")
+    at = AppTest.from_function(_panel, args=(str(tmp_path),)).run()
+    assert not at.exception
+    assert "1 pending or running of 2" in at.expander[0].label
+    table = at.dataframe[0].value
+    assert list(table["Slurm id"]) == ["981234_0", "981234_1"] and "▶ running" in list(table["state"])
+    assert at.selectbox(key="cl_job").value == "981234_1"  # the live job first
+    assert "epoch 3 of 8" in at.code[0].value and "never shown" not in at.code[0].value
+    at.button(key="cl_cancel").click().run()
+    assert not at.exception
+    assert slurm.cancelled(tmp_path / layout.CLUSTER_DIR, "981234_1"), "the mark that stops its submitter"
+    assert not slurm.cancelled(tmp_path / layout.CLUSTER_DIR, "981234_0")

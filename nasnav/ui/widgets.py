@@ -15,7 +15,7 @@ from streamlit.runtime.scriptrunner import get_script_run_ctx
 from nasnav.analysis import trust
 from nasnav.jobs.control import JobRunning, running_job, start_job, stop_job
 from nasnav.store.run_dir import RunDir
-from nasnav.ui import charts, guide, state, store
+from nasnav.ui import charts, cluster, guide, state, store
 from nasnav.ui import queue as jobq
 
 log = logging.getLogger("nasnav.ui")
@@ -232,6 +232,7 @@ def progress(run: RunDir, jobs: tuple[str, ...]) -> None:
             st.session_state[f"jobsig_{path}"] = sig
             st.rerun(scope="app")  # a job started, finished or failed: refresh the whole page
         status_box(here, jobs)
+        cluster.remote_jobs(here)  # Slurm jobs of the run, if it has any
 
     _poll()
 
