@@ -176,6 +176,7 @@ def _scancel_when_training(run: RunDir, ckpt_root: Path, killed: list) -> None:
         time.sleep(0.1)
 
 
+@pytest.mark.slow
 def test_slurm_scancel_of_a_running_training_resumes_it_and_loses_nothing(slurm_up, searched, tmp_path, monkeypatch):
     monkeypatch.setattr(cluster_jobs, "GONE_GRACE_S", 2.0)  # a local file system: the result file has no lag to wait for
     run, cfg = searched
@@ -265,3 +266,18 @@ def test_slurm_jobs_panel_shows_state_id_and_log_tail_and_cancels_a_live_job(tmp
     assert not at.exception
     assert slurm.cancelled(tmp_path / layout.CLUSTER_DIR, "981234_1"), "the mark that stops its submitter"
     assert not slurm.cancelled(tmp_path / layout.CLUSTER_DIR, "981234_0")
+
+
+@pytest.mark.slow
+def test_slurm_headless_run_submits_the_supernet_and_the_retrain(slurm_up, tmp_path, monkeypatch):
+    monkeypatch.setenv("SLURM_NTASKS", "1")  # as in an sbatch allocation of one task: nasnav run is allowed there
+    code = main(["run", str(REPO / "configs" / "tiny.yaml"), "--run-dir", str(tmp_path / "run"), "--set", *SETS,
+                 "retrain.epochs=1", "trainer.devices=2", "trainer.strategy=ddp", "cluster.backend=slurm"])
+    assert code == 0
+    run = RunDir(tmp_path / "run")
+    assert run.read_status()["state"] == "done"
+    jobs = _jobs(run)
+    assert sorted(j["group"].split("-")[0] for j in jobs) == ["retrain", "supernet"]
+    assert {j["state"] for j in jobs} == {"done"}
+    (final,) = run.finals()
+    assert read_json(run.final_dir(final) / "metrics.json")["epochs_trained"] == [1]
