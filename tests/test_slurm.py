@@ -281,3 +281,19 @@ def test_slurm_headless_run_submits_the_supernet_and_the_retrain(slurm_up, tmp_p
     assert {j["state"] for j in jobs} == {"done"}
     (final,) = run.finals()
     assert read_json(run.final_dir(final) / "metrics.json")["epochs_trained"] == [1]
+
+
+def test_slurm_readme_example_config_is_valid():
+    """The README's complete example of a cluster config validates (over the tiny preset's space)."""
+    import re
+
+    import yaml
+
+    from nasnav.config import config_from_dict
+    from nasnav.store.io import read_yaml
+
+    text = (REPO / "README.md").read_text()
+    section = text[text.index("## Running on a Slurm cluster"):]
+    example = yaml.safe_load(re.search(r"```yaml\n(.*?)```", section, re.S).group(1))
+    cfg = config_from_dict({**read_yaml(REPO / "configs" / "tiny.yaml"), **example}, "README.md")
+    assert cfg.cluster.backend == "slurm" and cfg.cluster.sbatch and cfg.trainer.num_nodes == 2

@@ -23,6 +23,8 @@ Finished trainings are never trained again: their results are already recorded b
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import logging
 import shutil
 import time
@@ -232,22 +234,27 @@ class JobGroup:
 # ---- the two kinds of work ---------------------------------------------------------------------------------
 def run_trainings(cfg: Config, space: SearchSpace, todo: list, on_done: Callable, folder: Path) -> int:
     """Every training of ``todo`` as a Slurm job (one array); ``on_done(training, result)`` as each
-    finishes. A training without a checkpoint folder gets one here (removed when it is done), so that a
-    killed job resumes. Returns the number of jobs."""
+    finishes. A training without a checkpoint folder gets one here, named by everything that decides it
+    (so a later job resumes only the same training), removed once it is done, so that a killed job
+    resumes. Returns the number of jobs."""
     folder = Path(folder)
     config, space_d = cfg.to_dict(), space.to_dict()
     ckpt = {}
     for t in todo:
-        ckpt[t] = t.checkpoint_dir or str(folder / "ckpt" / f"{arch_key(t.arch)}_s{t.seed}_e{t.epochs}")
+        ident = hashlib.sha1(json.dumps([config, space_d, repr(t)], sort_keys=True, default=str).encode()).hexdigest()
+        ckpt[t] = t.checkpoint_dir or str(folder / "ckpt" / f"{arch_key(t.arch)}_s{t.seed}_{ident[:10]}")
     items = [_Item(f"{t.arch} seed {t.seed}", TrainingTask(), args, args)
              for t in todo for args in [(config, space_d, dataclasses.replace(t, checkpoint_dir=ckpt[t]))]]
     group = JobGroup(cfg, folder, executor(cfg, folder, "nasnav-training"))
-    group.submit(items)
-    for it, res in group.results():
-        t = todo[items.index(it)]
-        on_done(t, res)
-        if t.checkpoint_dir is None:
-            shutil.rmtree(ckpt[t], ignore_errors=True)
+    try:
+        group.submit(items)
+        for it, res in group.results():
+            t = todo[items.index(it)]
+            on_done(t, res)
+            if t.checkpoint_dir is None:
+                shutil.rmtree(ckpt[t], ignore_errors=True)
+    finally:
+        group.cancel_live()  # whatever ended this (a stop, an error in on_done): no job is left running
     return len(todo)
 
 
@@ -261,7 +268,10 @@ def train_supernet(run: RunDir, cfg: Config, k: int, resume: bool) -> dict:
     ex = executor(cfg, folder, "nasnav-supernet", nodes=cfg.trainer.num_nodes, tasks_per_node=devices)
     args = (str(run.path), cfg.to_dict(), k, resume)
     group = JobGroup(cfg, folder, ex)
-    group.submit([_Item(f"supernet of round {k}", SupernetTask(), args, (*args[:3], True))])
-    for _, res in group.results():
-        return res
+    try:
+        group.submit([_Item(f"supernet of round {k}", SupernetTask(), args, (*args[:3], True))])
+        for _, res in group.results():
+            return res
+    finally:
+        group.cancel_live()
     raise JobStopped()  # no result: only a stop ends the loop without one
