@@ -84,8 +84,6 @@ class SupernetTask(submitit.helpers.Checkpointable):
 
 def _outcome(work: Callable[[], dict]) -> dict:
     """A job's answer: its result, or why it has none (a user error is the user's, not a crash)."""
-    from nasnav.stop import JobStopped
-
     try:
         return {"ok": work()}
     except JobStopped:  # SIGTERM (scancel, pre-emption): the submitting process resubmits it
