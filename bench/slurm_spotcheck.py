@@ -35,7 +35,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import log, markdown_table, median_spread, quiet_engine, report  # noqa: E402
+from bench.common import ROOT, log, markdown_table, median_spread, quiet_engine, report  # noqa: E402
 from nasnav.config import load_config, preset_path  # noqa: E402
 from nasnav.jobs import slurm  # noqa: E402
 from nasnav.store import layout  # noqa: E402
@@ -97,6 +97,8 @@ def main(argv=None) -> None:
     if args.quick:
         args.n, args.top, args.seeds, args.epochs, args.supernet_epochs, args.reps = 1, 1, 1, 1, 1, 1
     slurm.require()
+    # the job-start probes import nasnav in a fresh interpreter (sbatch and the local executor pass the environment on)
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
     quiet_engine()
     torch.set_num_threads(1)  # as the CLI runs a job: one thread per process (and per Slurm job: cpus_per_task 1)
     cfg = load_config(preset_path(args.preset), ["steering.autopilot=false", f"supernet.epochs={args.supernet_epochs}",
@@ -124,15 +126,14 @@ def main(argv=None) -> None:
                 loads[name].append(load)
             same = same and accs["local"] == accs["slurm"]
             trainings = len(accs["local"])
-    work = f"spot check, {args.n} + {args.top} archs x {args.seeds} seeds x {args.epochs} epochs ({trainings} trainings)"
-    rows = [{"work": work, "where": "local: 2 processes (this one and a worker)",
-             "seconds": median_spread(times["local"]), "load at start": ", ".join(loads["local"])},
-            {"work": work, "where": "Slurm: one job per training (array), 1 CPU each",
-             "seconds": median_spread(times["slurm"]), "load at start": ", ".join(loads["slurm"])},
-            {"work": "one job that only imports the engine", "where": "Slurm job", "seconds": f"{starts['slurm']:.1f}",
-             "load at start": ""},
-            {"work": "one job that only imports the engine", "where": "submitit local executor",
-             "seconds": f"{starts['local']:.1f}", "load at start": ""}]
+    work = f"{trainings} trainings x {args.epochs} epochs"  # (n + top) archs x seeds: the command line says
+    rows = [{"work": work, "where": "local, 2 processes", "seconds": median_spread(times["local"]),
+             "load at start": ", ".join(loads["local"])},
+            {"work": work, "where": "Slurm, a job per training", "seconds": median_spread(times["slurm"]),
+             "load at start": ", ".join(loads["slurm"])},
+            {"work": "job start (imports only)", "where": "Slurm", "seconds": f"{starts['slurm']:.1f}", "load at start": ""},
+            {"work": "job start (imports only)", "where": "submitit local executor", "seconds": f"{starts['local']:.1f}",
+             "load at start": ""}]
     ratio = float(np.median(times["slurm"])) / float(np.median(times["local"]))
     metrics = {"local_seconds": round(float(np.median(times["local"])), 2),
                "slurm_seconds": round(float(np.median(times["slurm"])), 2), "slurm_ratio": round(ratio, 3),
@@ -140,15 +141,10 @@ def main(argv=None) -> None:
                "local_executor_job_start_seconds": round(starts["local"], 2)}
     body = (
         f"{markdown_table(rows)}\n"
-        f"Through Slurm the spot check took {ratio:.2f}x the time of the local parallel trainings (median of "
-        f"{args.reps} alternating pairs); the same accuracy for every architecture and seed: "
-        f"{'yes' if same else 'NO'}. The Slurm here is one node on this machine ({os.cpu_count()} cores), so "
-        f"it runs as many trainings at once as the local workers do, and each job pays a fresh interpreter "
-        f"(the job-start rows): the gain of a cluster is its width (a spot check of {trainings} trainings on "
-        f"{trainings} GPUs takes about one training's time plus one job start), not this machine. The same start "
-        f"cost is why the local worker pool is not submitit's local executor: one interpreter per training "
-        f"instead of one per worker. The machine is shared with other work: times are under load (the load "
-        f"average at each start is shown).\n"
+        f"Through Slurm: {ratio:.2f}x the local time (median of {args.reps} alternating pairs); same accuracy for "
+        f"every architecture and seed: {'yes' if same else 'NO'}. A one-node Slurm runs no more at once than the "
+        f"local workers, and starts an interpreter per job (also why the local pool is not submitit's local "
+        f"executor). Under load.\n"
     )
     report("Spot check through Slurm against local parallel trainings (CPU)", body, not args.no_write,
            group=args.preset, params=vars(args), metrics=metrics, benchmark="slurm_spotcheck")

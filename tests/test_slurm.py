@@ -297,3 +297,20 @@ def test_slurm_readme_example_config_is_valid():
     example = yaml.safe_load(re.search(r"```yaml\n(.*?)```", section, re.S).group(1))
     cfg = config_from_dict({**read_yaml(REPO / "configs" / "tiny.yaml"), **example}, "README.md")
     assert cfg.cluster.backend == "slurm" and cfg.cluster.sbatch and cfg.trainer.num_nodes == 2
+
+
+@pytest.mark.slow
+def test_slurm_spotcheck_benchmark_quick(slurm_up, tmp_path):
+    """bench/slurm_spotcheck.py end to end on the tiny preset, recording into a temporary results folder."""
+    import json
+    import sys
+
+    results = tmp_path / "results"
+    env = {**os.environ, "NASNAV_BENCH_RESULTS": str(results), "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, str(REPO / "bench" / "slurm_spotcheck.py"), "--preset", "tiny", "--quick"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=400)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    (record,) = [json.loads(line) for line in (results / "slurm_spotcheck.jsonl").read_text().splitlines()]
+    m = record["metrics"]
+    assert m["same_results"] is True and m["trainings"] == 2 and m["slurm_seconds"] > 0
+    assert record["group"] == "tiny (quick)"

@@ -26,6 +26,7 @@ import dataclasses
 import hashlib
 import json
 import logging
+import shlex
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -39,6 +40,7 @@ from submitit.core.utils import UncompletedJobError
 from nasnav.config import Config, config_from_dict
 from nasnav.errors import InvalidInput
 from nasnav.jobs import slurm
+from nasnav.jobs.control import REPO_ROOT
 from nasnav.space import SearchSpace
 from nasnav.stop import JobStopped, stop_requested
 from nasnav.store import layout
@@ -99,7 +101,10 @@ def executor(cfg: Config, folder: Path, name: str, nodes: int = 1, tasks_per_nod
     c = cfg.cluster
     ex = submitit.AutoExecutor(folder=folder, cluster="slurm")
     extra = {"partition": c.partition} if c.partition else {}
+    # the jobs import this nasnav, wherever the command was started (sbatch passes the environment on)
+    path = f"export PYTHONPATH={shlex.quote(str(REPO_ROOT))}${{PYTHONPATH:+:$PYTHONPATH}}"
     ex.update_parameters(name=name, nodes=nodes, tasks_per_node=tasks_per_node, cpus_per_task=c.cpus_per_task,
+                         slurm_setup=[path],
                          timeout_min=c.time_min, slurm_array_parallelism=c.max_parallel,
                          slurm_additional_parameters={**extra, **c.sbatch},
                          **({"gpus_per_node": c.gpus_per_task * tasks_per_node} if c.gpus_per_task else {}))
