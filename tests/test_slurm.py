@@ -314,3 +314,39 @@ def test_slurm_spotcheck_benchmark_quick(slurm_up, tmp_path):
     m = record["metrics"]
     assert m["same_results"] is True and m["trainings"] == 2 and m["slurm_seconds"] > 0
     assert record["group"] == "tiny (quick)"
+
+
+def _requeue_when_training(run: RunDir, ckpt_root: Path, requeued: list) -> None:
+    """Pre-empt the training as Slurm does with PreemptMode=REQUEUE: kill it and queue the same job again
+    (released at once: Slurm would hold a requeued job back for a while)."""
+    deadline = time.time() + 240
+    while time.time() < deadline and not requeued:
+        jobs = [j for j in _jobs(run) if j["state"] == "running"]
+        if jobs and any(ckpt_root.rglob(layout.LAST_CKPT)):
+            subprocess.run(["scontrol", "requeue", jobs[0]["job_id"]], check=True)
+            requeued.append(jobs[0]["job_id"])
+            for _ in range(50):
+                if subprocess.run(["scontrol", "update", f"JobId={jobs[0]['job_id']}", "StartTime=now"],
+                                  capture_output=True).returncode == 0:
+                    break
+                time.sleep(0.2)
+        time.sleep(0.1)
+
+
+@pytest.mark.slow
+def test_slurm_preempted_training_requeued_by_slurm_resumes_as_the_same_job(slurm_up, searched, tmp_path):
+    run, cfg = searched
+    cfg = dataclasses.replace(cfg, retrain=dataclasses.replace(cfg.retrain, epochs=12))
+    there = _copy(run, tmp_path / "slurm")
+    arch = round_space(there, cfg, 0).parse(str(read_csv(there.round_dir(0) / layout.CANDIDATES)["arch"].iloc[1]))
+    requeued: list = []
+    watcher = threading.Thread(target=_requeue_when_training, args=(there, there.path / "final", requeued), daemon=True)
+    watcher.start()
+    m = retrain(there, _on_slurm(cfg), round_space(there, cfg, 0), arch, seeds=1)
+    watcher.join(timeout=5)
+    assert requeued, "the training ended before it could be pre-empted"
+    (job,) = _jobs(there)
+    assert job["job_id"] == requeued[0] and job["attempt"] == 1 and job["state"] == "done", job  # not resubmitted
+    log_text = (slurm.group_dir(there, f"retrain-{m['key']}") / job["log_err"]).read_text()
+    assert "Restoring states from the checkpoint" in log_text, log_text[-2000:]
+    assert list(read_csv(there.final_dir(m["key"]) / layout.TRAIN_METRICS)["epoch"]) == list(range(1, 13))

@@ -179,7 +179,10 @@ class JobGroup:
             if "invalid" in out:
                 it.state = "failed"
                 raise InvalidInput(out["invalid"])
-            return self._lost(it, "stopped by a signal")  # {"stopped"}: SIGTERM reached the training
+            # {"stopped"}: SIGTERM reached the training (scancel, pre-emption). Slurm may requeue the same job
+            # (then it is queued again and writes a new result): forget this one and watch the queue
+            for i in range(it.job.num_tasks):
+                it.job.task(i).paths.result_pickle.unlink(missing_ok=True)
         if queued is not None:
             it.state, it.slurm_state, it.gone_since = slurm.short_state(queued), queued, None
             return None
