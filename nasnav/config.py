@@ -331,7 +331,7 @@ class ClusterConfig:
 
     backend: Literal["local", "slurm"] = "local"  # local: processes on this machine; slurm: one job per training
     partition: SbatchWord | None = None  # Slurm partition (None: the cluster's default)
-    gpus_per_task: NonNegInt = 0  # GPUs of each training job, and of each task (device) of the supernet job
+    gpus_per_task: NonNegInt = 0  # GPUs of each training job (a training uses one) and of each supernet task
     cpus_per_task: PosInt = 1  # CPU cores of each task (a training's torch threads)
     time_min: PosInt = 60  # time limit of each job in minutes (a job killed at the limit is resubmitted, resuming)
     max_parallel: PosInt = 64  # at most this many training jobs of an array run at once
