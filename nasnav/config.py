@@ -306,6 +306,40 @@ class TrainerConfig:
     # process per device of trainer.devices (on a CPU: devices 2 = two workers), this many on each
 
 
+_SBATCH_WORD = r"[A-Za-z0-9_.:,=@%+/-]+"  # what an sbatch value may hold: no blank, quote or line break
+
+
+def _sbatch_options(value: dict) -> dict:
+    """Extra sbatch options become ``#SBATCH --key=value`` lines: names and values stay single words of a
+    safe alphabet, so that no value can add a line (a command) to the job script."""
+    for k, v in value.items():
+        if not re.fullmatch(r"[a-z][a-z0-9_-]*", k):
+            _fail(f"option name {k!r} is not an sbatch option name (lowercase letters, digits, '-', '_')")
+        if not re.fullmatch(_SBATCH_WORD, str(v)):
+            _fail(f"{k}: value {v!r} must be a word or number (letters, digits and _.:,=@%+/-), not empty")
+    return value
+
+
+SbatchOptions = Annotated[dict[Str, Str | Int], AfterValidator(_sbatch_options)]
+SbatchWord = Annotated[Str, _rule(lambda v: re.fullmatch(_SBATCH_WORD, v) is not None,
+                                  "must be one word (letters, digits and _.:,=@%+/-)")]
+
+
+@_section
+@dataclass
+class ClusterConfig:
+    """Where standalone trainings and the supernet run: here (local) or as Slurm jobs through submitit."""
+
+    backend: Literal["local", "slurm"] = "local"  # local: processes on this machine; slurm: one job per training
+    partition: SbatchWord | None = None  # Slurm partition (None: the cluster's default)
+    gpus_per_task: NonNegInt = 0  # GPUs of each training job (a training uses one) and of each supernet task
+    cpus_per_task: PosInt = 1  # CPU cores of each task (a training's torch threads)
+    time_min: PosInt = 60  # time limit of each job in minutes (a job killed at the limit is resubmitted, resuming)
+    max_parallel: PosInt = 64  # at most this many training jobs of an array run at once
+    retries: NonNegInt = 3  # a killed or pre-empted job is resubmitted (resuming from its checkpoint) this often
+    sbatch: SbatchOptions = field(default_factory=dict)  # extra sbatch options, e.g. {account: lab, qos: high}
+
+
 @_section
 @dataclass
 class Config:
@@ -316,6 +350,7 @@ class Config:
     steering: SteeringConfig = field(default_factory=SteeringConfig)
     retrain: RetrainConfig = field(default_factory=RetrainConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
     seed: NonNegInt = 0
     name: Str = ""  # a label for the run picker
 
@@ -338,7 +373,7 @@ class Config:
         return dataclasses.asdict(self)
 
 
-_SECTIONS = ("data", "space", "supernet", "search", "steering", "retrain", "trainer")
+_SECTIONS = ("data", "space", "supernet", "search", "steering", "retrain", "trainer", "cluster")
 _ADAPTER = TypeAdapter(Config)
 
 

@@ -7,6 +7,7 @@ RUN/
                spotcheck.csv  spotcheck_runs.csv  spotcheck.json
   final/<arch-key>/  arch.yaml  weights.pt  metrics.json  metrics.csv  seeds.csv  export.json
                      model.py  model.onnx  model.pt2  example.pt  model_card.md
+  cluster/<group>/  jobs.json  <slurm-id>_<task>_log.out|err  (submitit's files)  ckpt/   cluster/cancelled/<slurm-id>
 """
 
 # the run
@@ -48,3 +49,8 @@ ONNX = "model.onnx"
 PT2 = "model.pt2"  # torch.export program
 EXAMPLE = "example.pt"  # a few raw input samples and the expected outputs
 CARD = "model_card.md"
+
+# remote jobs (cluster.backend: slurm): one folder per group of jobs (a spot check, a retrain, a supernet)
+CLUSTER_DIR = "cluster"  # RUN/cluster/<group>/: submitit's folder (scripts, logs, results) and jobs.json
+CLUSTER_JOBS = "jobs.json"  # the group's jobs as the submitting process last saw them (the app reads it)
+CLUSTER_CANCELLED = "cancelled"  # RUN/cluster/cancelled/<slurm-id>: cancelled from the app (not resubmitted)

@@ -16,7 +16,7 @@ from nasnav.analysis import trust
 from nasnav.jobs.control import JobRunning, running_job, start_job, stop_job
 from nasnav.markdown import code, message, text
 from nasnav.store.run_dir import RunDir
-from nasnav.ui import charts, guide, state, store
+from nasnav.ui import charts, cluster, guide, state, store
 from nasnav.ui import queue as jobq
 
 log = logging.getLogger("nasnav.ui")
@@ -233,6 +233,7 @@ def progress(run: RunDir, jobs: tuple[str, ...]) -> None:
             st.session_state[f"jobsig_{path}"] = sig
             st.rerun(scope="app")  # a job started, finished or failed: refresh the whole page
         status_box(here, jobs)
+        cluster.remote_jobs(here)  # Slurm jobs of the run, if it has any
 
     _poll()
 

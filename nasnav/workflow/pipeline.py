@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 def _stage(cfg: Config, run: RunDir, name: str, argv: list[str], fn: Callable[[], object]):
     """Run a training stage in-process, or as a subprocess when Lightning starts several processes."""
 
-    if is_multiprocess(cfg.trainer):
+    if cfg.cluster.backend == "local" and is_multiprocess(cfg.trainer):  # under Slurm, the job's own tasks
         run_subcommand(argv)
         return None
     with job(run, name):

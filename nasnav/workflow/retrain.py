@@ -31,6 +31,7 @@ import torch
 from nasnav.config import Config
 from nasnav.data.sources import raw_input_description
 from nasnav.errors import InvalidInput
+from nasnav.jobs import slurm
 from nasnav.model.supernet import build_network
 from nasnav.score.evaluate import count_flops, latency_ms
 from nasnav.space import Arch, SearchSpace
@@ -159,7 +160,8 @@ def retrain(
     out_dir = run.final_dir(key)
     out_dir.mkdir(parents=True, exist_ok=True)
     slots = training_slots(cfg.trainer)
-    parallel = seeds >= 2 and len(slots) > 1  # seeds side by side, one device each (else: as the trainer says)
+    # seeds side by side, one device each (else: as the trainer says); a Slurm job trains on one device
+    parallel = cfg.cluster.backend == "slurm" or (seeds >= 2 and len(slots) > 1)
     tcfg = single_device(cfg) if parallel else cfg
     fp = fingerprint(tcfg, space, arch)
     done = read_csv(out_dir / layout.SEEDS, columns=SEED_COLUMNS)
@@ -196,7 +198,7 @@ def retrain(
             run.write_status(progress=len(by_seed) / seeds, message=f"retrain: {len(by_seed)}/{seeds} seeds done")
 
     run_trainings(tcfg, space, todo, splits, finished, run=run, single_process=False,
-                  slots=slots if parallel else slots[:1])
+                  slots=slots if parallel else slots[:1], remote=slurm.group_dir(run, f"retrain-{key}"))
     if not rank0[0]:
         return {}
     rows = [by_seed[cfg.seed + i] for i in range(seeds)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 
 import pandas as pd
@@ -24,10 +25,15 @@ log = logging.getLogger(__name__)
 def refuse_external_launch(cfg: Config, command: str) -> None:
     """InvalidInput when torchrun or SLURM started this process as one of several: only the training
     commands (``supernet``, ``retrain``) run that way; every rank would run a whole round otherwise."""
-    plan = launch(cfg.trainer)
-    if plan.external:
+    if cfg.cluster.backend == "slurm":  # the trainer section describes the Slurm jobs, not this process
+        tasks = os.environ.get("SLURM_NTASKS", "1")
+        processes = int(tasks) if tasks.isdigit() else 1
+    else:
+        plan = launch(cfg.trainer)
+        processes = plan.processes if plan.external else 1
+    if processes > 1:
         raise InvalidInput(
-            f"trainer: this is one of {plan.processes} processes started by torchrun or SLURM, but `nasnav {command}` "
+            f"trainer: this is one of {processes} processes started by torchrun or SLURM, but `nasnav {command}` "
             "searches and writes the run's files, which one process must do: start only the training commands "
             "that way (`torchrun ... -m nasnav supernet RUN`, `srun python -m nasnav supernet RUN`, the same for "
             "retrain) and the other commands (search, round, analyze, prune, spotcheck) as a plain "
@@ -43,7 +49,7 @@ def run_round(run: RunDir, cfg: Config, evaluator=None) -> pd.DataFrame:
     refuse_external_launch(cfg, "round")
     k = run.current_round()
     missing = evaluator is None and not (run.round_dir(k) / layout.SUPERNET).exists()
-    if missing and is_multiprocess(cfg.trainer):
+    if missing and cfg.cluster.backend == "local" and is_multiprocess(cfg.trainer):
         run_subcommand(["supernet", str(run.path), "--round", str(k), "--resume"])  # DDP needs its own process
         missing = False
     with job(run, "round", stage="supernet" if missing else "search"):

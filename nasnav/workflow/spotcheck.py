@@ -34,6 +34,7 @@ import pandas as pd
 from nasnav.analysis import trust
 from nasnav.config import Config
 from nasnav.errors import InvalidInput
+from nasnav.jobs import slurm
 from nasnav.stop import JobStopped
 from nasnav.store import layout
 from nasnav.store.io import append_csv_rows, read_csv, read_json, write_csv, write_json
@@ -173,7 +174,8 @@ def spotcheck(run: RunDir, cfg: Config, n: int = trust.SPACE_N, k: int | None = 
         log.info(msg)
 
     try:
-        run_trainings(cfg, space, todo, load_data(cfg), finished, single_process=True)
+        run_trainings(cfg, space, todo, load_data(cfg), finished, single_process=True,
+                      remote=slurm.group_dir(run, f"spotcheck-r{k:03d}"))
         _same_round(run, cfg, k, space)
     except JobStopped:
         _same_round(run, cfg, k, space)

@@ -151,9 +151,18 @@ def check_supernet_size(space: SearchSpace, kind: str, in_channels: int, num_cla
 
 
 def train_supernet(run: RunDir, cfg: Config, k: int | None = None, resume: bool = False) -> dict:
-    """Train (round 0) or fine-tune (later rounds, warm start) the supernet of round k."""
-
+    """Train (round 0) or fine-tune (later rounds, warm start) the supernet of round k: here, or as one
+    Slurm job of ``trainer.num_nodes`` x ``trainer.devices`` tasks with ``cluster.backend: slurm``."""
     k = run.current_round() if k is None else k
+    if cfg.cluster.backend == "slurm":
+        from nasnav.workflow import remote  # submitit is imported only where it is used
+
+        return remote.train_supernet(run, cfg, k, resume)
+    return train_supernet_here(run, cfg, k, resume)
+
+
+def train_supernet_here(run: RunDir, cfg: Config, k: int, resume: bool = False) -> dict:
+    """Train the supernet of round k in this process (and the ranks Lightning starts or SLURM started)."""
     space = round_space(run, cfg, k)
     rdir = run.ensure_round_dir(k)
     splits = load_data(cfg)

@@ -16,6 +16,9 @@ own trainings: a job killed during one of those retrains what was waiting). Each
 (``CUDA_VISIBLE_DEVICES``) or its share of the CPU cores (``torch.set_num_threads``), gets the data
 once (tensors travel as shared memory) and trains single-process under the ``retrain`` and ``trainer``
 settings. A stop request (SIGTERM) ends the workers; what finished is kept.
+
+With ``cluster.backend: slurm`` every training is a Slurm job instead (``workflow.remote``): same
+``Training``, same ``on_done``, same results.
 """
 
 from __future__ import annotations
@@ -81,11 +84,18 @@ def _train(cfg: Config, space: SearchSpace, splits, t: Training, single_process:
 
 def run_trainings(cfg: Config, space: SearchSpace, todo: list[Training], splits,
                   on_done: Callable[[Training, dict], None], run: RunDir | None = None,
-                  single_process: bool = True, slots: list[dict] | None = None) -> int:
+                  single_process: bool = True, slots: list[dict] | None = None, remote: Path | None = None) -> int:
     """Train every item of ``todo``; ``on_done(item, result)`` as each finishes. Returns the number of
     workers used (1: here, in order). ``single_process``: here, train on one device even if the trainer
     asks for several (spot checks); False keeps the trainer's DDP for a lone training (a retrain seed).
-    ``run``: where a training here reports its progress (workers leave that to ``on_done``)."""
+    ``run``: where a training here reports its progress (workers leave that to ``on_done``).
+    ``remote``: the folder of the Slurm jobs when ``cluster.backend`` is slurm (one job per training)."""
+    if cfg.cluster.backend == "slurm" and todo:
+        from nasnav.workflow import remote as cluster  # submitit is imported only where it is used
+
+        if remote is None:
+            raise InvalidInput("cluster.backend: slurm: these trainings have no folder for their Slurm jobs")
+        return cluster.run_trainings(cfg, space, todo, on_done, remote)
     slots = training_slots(cfg.trainer) if slots is None else slots
     workers = min(len(slots), len(todo))
     if workers <= 1:
