@@ -36,13 +36,13 @@ class Server:
     127.0.0.1, headless, its output in ``log_path``; started at once, ready when the constructor
     returns (RuntimeError after ``wait`` s without an answer). ``url``; ``stop()`` ends it."""
 
-    def __init__(self, cmd: list[str], env: dict, log_path: Path, wait: float = 90.0):
+    def __init__(self, cmd: list[str], env: dict, log_path: Path, wait: float = 90.0, cwd: Path = ROOT):
         port = free_port()
         self.url = f"http://127.0.0.1:{port}"
         self._log = open(log_path, "w")
         self._proc = subprocess.Popen([*cmd, "--server.port", str(port), "--server.headless", "true",
                                        "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
-                                      cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT)
+                                      cwd=cwd, env=env, stdout=self._log, stderr=subprocess.STDOUT)
         deadline = time.time() + wait
         while time.time() < deadline:
             try:

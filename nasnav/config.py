@@ -35,6 +35,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from nasnav import components
 from nasnav.choices import (  # noqa: F401 (re-exported: the config's choices)
     EVIDENCE_MODES,
     FILE_SOURCES,
@@ -63,10 +64,11 @@ from nasnav.choices import (  # noqa: F401 (re-exported: the config's choices)
 )
 from nasnav.errors import InvalidInput
 from nasnav.model.ops import list_ops
+from nasnav.resources import config_dir
 from nasnav.space import SearchSpace, Stage
 from nasnav.store.io import write_yaml
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+CONFIG_DIR = config_dir()  # the presets: configs/ of the checkout, or the installed copy
 
 
 class ConfigError(InvalidInput):
@@ -317,6 +319,8 @@ class Config:
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     seed: NonNegInt = 0
     name: Str = ""  # a label for the run picker
+    components: list[Str] = field(default_factory=list)  # own components: .py files (relative to the config
+    # file) or module names of installed packages, each with a COMPONENTS mapping (nasnav.components)
 
     @model_validator(mode="before")
     @classmethod
@@ -478,7 +482,9 @@ def _cross_problems(cfg: Config, wrong: set[str]) -> list[str]:
     if cfg.kind == "tabular" and source_known:
         found += [((), f"space.stages[{i}].stride: tabular data has no resolution; use 1")
                   for i, st in enumerate(cfg.space.stages) if st.stride != 1]  # fmt: skip
-    known = list_ops(cfg.kind) if source_known else None
+    known = list_ops(cfg.kind) if source_known and not _is_wrong("components", wrong) else None
+    if known is not None:
+        found += [((), p) for p in components.stage_problems(cfg.search_space(), cfg.kind)]
     for problem in cfg.search_space().problems(known):
         key, reads = problem.split(": ", 1)[0], ()
         if m := re.fullmatch(r"(space\.stages\[\d+\])(?:\.(\w+))?", key):
@@ -510,8 +516,16 @@ def space_from_config(sc: SpaceConfig, kind: str | None) -> SearchSpace:
     return SearchSpace(stages=stages, stem_channels=sc.stem_channels, kind=kind)
 
 
-def config_from_dict(raw: Any, source: str = "config", overrides: list[str] | tuple = ()) -> Config:
-    """Build and check a Config; ConfigError lists every problem, each prefixed by ``source``."""
+def config_from_dict(
+    raw: Any, source: str = "config", overrides: list[str] | tuple = (), base: Path | None = None,
+    load_code: bool = True,
+) -> Config:
+    """Build and check a Config; ConfigError lists every problem, each prefixed by ``source``.
+
+    Its own components are loaded here (``nasnav.components``), in every process that reads a config:
+    ``.py`` entries are made absolute against ``base`` (the config file's folder; else the current one).
+    ``load_code=False`` (a config from the browser): only components already loaded may be named.
+    """
     problems: list[str] = []
     if raw is None:
         raw = {}
@@ -522,6 +536,12 @@ def config_from_dict(raw: Any, source: str = "config", overrides: list[str] | tu
             problems.append(str(e))
     cfg, schema_problems, wrong = _validate(raw)
     problems += schema_problems
+    if cfg is not None and not _is_wrong("components", wrong):
+        cfg.components = [components.resolve(e, base) for e in cfg.components]
+        loaded = components.load(cfg.components, load_code)
+        problems += loaded
+        if loaded:  # stages naming the components that failed would only repeat it as "unknown component"
+            wrong.add("components")
     if cfg is not None:
         problems += _cross_problems(cfg, wrong)
     if problems:
@@ -565,17 +585,20 @@ def load_user_yaml(text: str | bytes, name: str) -> Any:
 
 
 def load_config(path: str | Path, overrides: list[str] | tuple = ()) -> Config:
-    """Read a YAML config file (safe, no aliases) and apply ``key=value`` overrides."""
+    """Read a YAML config file (safe, no aliases) and apply ``key=value`` overrides. A preset's name
+    (``tiny``, ``mnist1d``, ...) that is not a file in the current folder reads that preset."""
     path = Path(path)
+    if not path.is_file() and str(path) in list_presets():
+        path = preset_path(str(path))
     if not path.is_file():
-        raise ConfigError([f"{path}: config file not found"])
+        raise ConfigError([f"{path}: config file not found (or name a preset: {', '.join(list_presets())})"])
     try:
         raw = load_user_yaml(path.read_bytes(), str(path))
     except ValueError as e:
         raise ConfigError([str(e)]) from None
     if raw is not None and not isinstance(raw, dict):
         raise ConfigError([f"{path}: expected a mapping of sections (data, space, ...), got {type(raw).__name__}"])
-    return config_from_dict(raw, str(path), overrides)
+    return config_from_dict(raw, str(path), overrides, base=path.resolve().parent)
 
 
 # The preset a new user starts from (the app's home page, `make run`): MNIST-1D, a data set made so that

@@ -32,7 +32,7 @@ from nasnav.store.io import read_json, write_json
 from nasnav.store.process import pid_alive, pid_start
 from nasnav.store.run_dir import RunDir
 
-REPO_ROOT = Path(__file__).resolve().parents[2]  # the folder holding the nasnav package
+REPO_ROOT = Path(__file__).resolve().parents[2]  # the folder holding the nasnav package (site-packages, installed)
 HEARTBEAT_SECONDS = 15.0
 
 

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import torch
 
+from nasnav.components import copy_sources
 from nasnav.data.splits import InputSpec
 from nasnav.errors import InvalidInput
 from nasnav.model import layers
@@ -298,6 +299,7 @@ def export_final(
     atomic_write_bytes(d / layout.EXAMPLE, buf.getvalue())
 
     source = model_source(record, layout.WEIGHTS)
+    own_files = copy_sources([c for choice in arch_obj.choices for c in choice], spec.kind, d)  # model.py imports them
     atomic_write_text(d / layout.MODEL_PY, source)
     mod = _import_file(d / layout.MODEL_PY, f"nasnav_export_{key[:40]}")  # the file builds, loads, reproduces
     with torch.no_grad():
@@ -309,7 +311,7 @@ def export_final(
         "exported": time.time(),
         "torch": torch.__version__,
         "input": "normalised: preprocess(raw) = (raw - mean) / std, see model.py",
-        "files": [layout.WEIGHTS, layout.ARCH, layout.MODEL_PY, layout.EXAMPLE],
+        "files": [layout.WEIGHTS, layout.ARCH, layout.MODEL_PY, *own_files, layout.EXAMPLE],
         "model_py": {
             "status": "ok" if float((own - logits).abs().max()) < TOLERANCE else "mismatch",
             "max_abs_diff": float((own - logits).abs().max()),
