@@ -5,6 +5,8 @@ page, never imported from a config the browser hands in; the README's example fi
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -169,3 +171,44 @@ def test_the_search_space_page_lists_own_components(tmp_path, registry, monkeypa
     table = next(d.value for d in at.dataframe if "component" in d.value.columns)  # the Components list
     row = table[table["component"] == "se_conv5x5"].iloc[0]
     assert row["description"] == "SEConv with a 5-wide convolution" and row["source"].endswith("se_blocks.py")
+
+
+@pytest.mark.slow
+def test_an_own_component_goes_through_the_whole_loop(tmp_path):
+    """Supernet (two DDP ranks), search, retrain and export, then a spot check (two training workers), each
+    in its own `python -m nasnav` process as the app's jobs run; the export runs without nasnav."""
+    from test_cli import nasnav
+
+    (tmp_path / "se_blocks.py").write_text(EXAMPLE.read_text())
+    raw = yaml.safe_load(preset_path("tiny").read_text())
+    raw["space"]["stages"][0]["candidates"] = ["se_conv3x3", "skip"]
+    raw["space"]["stages"][2]["candidates"] = ["se_conv5x5"]  # in every architecture: the pick exports it
+    raw["components"] = ["se_blocks.py"]
+    (tmp_path / "own.yaml").write_text(yaml.safe_dump(raw))
+    run = tmp_path / "run"
+    steps = [  # `run`: supernet, search, retrain and export of the pick
+        ["run", str(tmp_path / "own.yaml"), "--run-dir", str(run), "--set", "steering.autopilot=false",
+         "supernet.epochs=2", "retrain.epochs=1", "search.budget=8", "trainer.devices=2"],
+        ["spotcheck", str(run), "--n", "2", "--top", "1", "--epochs", "1", "--seeds", "1"],
+    ]
+    for args in steps:
+        res = nasnav(*args)
+        assert res.returncode == 0, f"{args[0]}: {res.stdout}\n{res.stderr}"
+    assert yaml.safe_load((run / "config.yaml").read_text())["components"] == [str(tmp_path / "se_blocks.py")]
+    assert len(next(run.rglob("spotcheck_runs.csv")).read_text().splitlines()) >= 3  # trainings of own components
+    (final,) = (run / "final").iterdir()
+    info = yaml.safe_load((final / "export.json").read_text())
+    assert "se_blocks.py" in info["files"] and (final / "se_blocks.py").read_text() == EXAMPLE.read_text()
+    assert info["model_py"]["status"] == "ok" and info["onnx"]["status"] == "ok"
+    alone = {"PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"}  # no PYTHONPATH: nasnav cannot be imported
+    check = subprocess.run([sys.executable, "model.py"], cwd=final, env=alone, capture_output=True, text=True)
+    assert check.returncode == 0, check.stderr
+    assert "max |logit difference|" in check.stdout
+    no_nasnav = subprocess.run([sys.executable, "-c", "import nasnav"], cwd=final, env=alone, capture_output=True)
+    assert no_nasnav.returncode != 0
+    import numpy as np
+    import onnxruntime as ort
+
+    x = np.random.default_rng(0).standard_normal((3, 1, 8, 8)).astype(np.float32)
+    logits = ort.InferenceSession(str(final / "model.onnx")).run(None, {"x": x})[0]
+    assert logits.shape == (3, 10) and np.isfinite(logits).all()
