@@ -46,6 +46,7 @@ from torch import nn
 
 from nasnav.errors import InvalidInput
 from nasnav.model import layers, ops
+from nasnav.store.io import atomic_write_bytes
 
 GROUP = "nasnav.components"  # the entry-point group of installed packages
 DEFAULT_KINDS = ("image", "sequence")
@@ -312,8 +313,6 @@ def own_specs(names, kind: str) -> list[ops.OpSpec]:
 def copy_sources(names, kind: str, folder: Path) -> list[str]:
     """Copy the source files of the own components among ``names`` into ``folder`` as ``<stem>.py``
     (the modules the exported model.py imports); the file names written."""
-    from nasnav.store.io import atomic_write_bytes  # store/ sits above model/: imported where needed
-
     written = {}
     for spec in own_specs(names, kind):
         target = f"{spec.module}.py"

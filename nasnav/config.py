@@ -64,11 +64,11 @@ from nasnav.choices import (  # noqa: F401 (re-exported: the config's choices)
 )
 from nasnav.errors import InvalidInput
 from nasnav.model.ops import list_ops
-from nasnav.resources import config_dir
+from nasnav.resources import config_dir, list_presets, preset_path  # noqa: F401 (re-exported: the presets)
 from nasnav.space import SearchSpace, Stage
 from nasnav.store.io import write_yaml
 
-CONFIG_DIR = config_dir()  # the presets: configs/ of the checkout, or the installed copy
+CONFIG_DIR = config_dir()  # the presets: configs/ of the checkout, or the installed copy (nasnav.resources)
 
 
 class ConfigError(InvalidInput):
@@ -520,12 +520,9 @@ def config_from_dict(
     raw: Any, source: str = "config", overrides: list[str] | tuple = (), base: Path | None = None,
     load_code: bool = True,
 ) -> Config:
-    """Build and check a Config; ConfigError lists every problem, each prefixed by ``source``.
-
-    Its own components are loaded here (``nasnav.components``), in every process that reads a config:
-    ``.py`` entries are made absolute against ``base`` (the config file's folder; else the current one).
-    ``load_code=False`` (a config from the browser): only components already loaded may be named.
-    """
+    """Build and check a Config; ConfigError lists every problem, each prefixed by ``source``. Its own
+    components are loaded here, in every process (``nasnav.components``; ``.py`` paths are relative to ``base``,
+    the config file's folder); ``load_code=False`` (browser input) accepts only those already loaded."""
     problems: list[str] = []
     if raw is None:
         raw = {}
@@ -605,18 +602,6 @@ def load_config(path: str | Path, overrides: list[str] | tuple = ()) -> Config:
 # architecture matters (standalone accuracy spans far more than seed noise, and the supernet ranks it:
 # BENCHMARKS.md); digits saturates.
 DEFAULT_PRESET = "mnist1d"
-
-
-def preset_path(name: str) -> Path:
-    """configs/<name>.yaml; ValueError listing the presets for an unknown name."""
-    path = CONFIG_DIR / f"{name}.yaml"
-    if not path.is_file():
-        raise ValueError(f"unknown preset '{name}'; presets: {', '.join(list_presets())}")
-    return path
-
-
-def list_presets() -> list[str]:
-    return sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
 
 
 _INDEX = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)((?:\[\d+\])*)$")

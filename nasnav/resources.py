@@ -1,4 +1,4 @@
-"""Where the app's files are: ``app.py``, ``pages/`` and the presets in ``configs/``.
+"""Where the app's files are: ``app.py``, ``pages/`` and the presets in ``configs/``; the presets by name.
 
 In a source checkout they sit beside the ``nasnav`` package (the repository root). In an installed
 wheel they are inside it, as ``nasnav/bundle/`` (pyproject.toml maps the repository root, ``pages/``
@@ -27,3 +27,15 @@ def app_script() -> Path:
 
 def config_dir() -> Path:
     return bundle_root() / "configs"
+
+
+def preset_path(name: str) -> Path:
+    """configs/<name>.yaml; ValueError listing the presets for an unknown name."""
+    path = config_dir() / f"{name}.yaml"
+    if not path.is_file():
+        raise ValueError(f"unknown preset '{name}'; presets: {', '.join(list_presets())}")
+    return path
+
+
+def list_presets() -> list[str]:
+    return sorted(p.stem for p in config_dir().glob("*.yaml"))

@@ -12,10 +12,11 @@ PKG = ROOT / "nasnav"
 # Lowest first. A module may import its own subpackage and any lower layer; never a sibling of its
 # layer or anything above.
 LAYERS = [
-    {"errors", "stop", "choices"},
+    {"errors", "stop", "choices", "resources"},
     {"space"},
     {"store"},
     {"model", "data"},
+    {"components"},
     {"config"},
     {"score"},
     {"train"},

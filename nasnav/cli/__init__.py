@@ -103,7 +103,8 @@ def cmd_retrain(args) -> int:
 
 # ---- parser -----------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="nasnav", description="Human-in-the-loop one-shot NAS.")
+    p = argparse.ArgumentParser(prog="nasnav", description="Human-in-the-loop one-shot NAS.",
+                                epilog="nasnav app [--components FILE ...] [streamlit run options]: start the app")
     sub = p.add_subparsers(dest="command", required=True)
 
     def overrides(sp):
@@ -147,27 +148,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     cli_steering.register(sub)
     cli_final.register(sub)
-    sub.add_parser("app", add_help=False,  # main() hands its arguments to nasnav.ui.launch untouched
-                   help="start the Streamlit app: nasnav app [--components FILE ...] [streamlit run options]")
     return p
 
 
-def cmd_app(argv: list[str]) -> int:
-    """``nasnav app ...``: the Streamlit app (nasnav.ui.launch), from any folder."""
-    from nasnav.ui import launch  # imports Streamlit: only for this command
-
-    return launch.main(argv)
-
-
-def entry() -> None:
-    """The ``nasnav`` console script (pyproject.toml)."""
-    sys.exit(main())
-
-
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else list(argv)
-    if argv[:1] == ["app"]:
-        return cmd_app(argv[1:])
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
