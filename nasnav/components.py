@@ -33,9 +33,12 @@ from __future__ import annotations
 import ast
 import hashlib
 import importlib
+import importlib.abc
 import importlib.metadata
 import importlib.util
 import inspect
+import json
+import os
 import re
 import sys
 from dataclasses import dataclass
@@ -163,8 +166,11 @@ def _check_source(path: Path, data: bytes) -> None:
 
 
 def _import_file(path: Path, digest: str):
-    """Import a file as its own module (kept in sys.modules: tracing and pickling look classes up there)."""
-    name = f"nasnav_user_{re.sub(r'[^A-Za-z0-9_]', '_', path.stem)}_{digest[:8]}"
+    """Import a file as its own module, kept in sys.modules (tracing and pickling look classes up there) and
+    in the environment, so that a process started by spawning finds it by that name (``_SpawnedFinder``)."""
+    name = f"{_PREFIX}{re.sub(r'[^A-Za-z0-9_]', '_', path.stem)}_{digest[:12]}"
+    if name in sys.modules:  # the same bytes, already imported (this process unpickled one of its classes)
+        return sys.modules[name]
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
@@ -173,7 +179,32 @@ def _import_file(path: Path, digest: str):
     except Exception as e:
         del sys.modules[name]
         raise InvalidInput(f"{path}: fails to import: {type(e).__name__}: {e}") from None
+    os.environ[_ENV] = json.dumps({**_spawned_files(), name: str(path)})
     return module
+
+
+_PREFIX = "nasnav_user_"
+_ENV = "NASNAV_COMPONENT_MODULES"  # {module name: file} of the component files this process (or its parent) loaded
+
+
+def _spawned_files() -> dict:
+    try:
+        files = json.loads(os.environ.get(_ENV) or "{}")
+    except ValueError:
+        return {}
+    return files if isinstance(files, dict) else {}
+
+
+class _SpawnedFinder(importlib.abc.MetaPathFinder):
+    """A process started by spawning (DDP's ``ddp_spawn``, multiprocessing) unpickles a supernet by class and module
+    name before it reads any config: this finds the component files its parent loaded, by their module names."""
+
+    def find_spec(self, name, path=None, target=None):
+        file = _spawned_files().get(name) if name.startswith(_PREFIX) else None
+        return importlib.util.spec_from_file_location(name, file) if isinstance(file, str) else None
+
+
+sys.meta_path.append(_SpawnedFinder())
 
 
 # ---- registering ---------------------------------------------------------------------------------

@@ -4,10 +4,12 @@ page, never imported from a config the browser hands in; the README's example fi
 
 from __future__ import annotations
 
+import multiprocessing
 import re
 import subprocess
 import sys
 import textwrap
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -161,6 +163,17 @@ def test_an_installed_package_declares_components_by_entry_point(tmp_path, regis
     monkeypatch.setattr(components, "_ENTRY_POINT_PROBLEMS", None)
     cfg = load_config(config_file(tmp_path, [], ["se_conv3x3", "skip"]))  # the config names no file
     assert ops.get_op("se_conv3x3", "image").module == "lab_blocks" and cfg.components == []
+
+
+def test_a_spawned_process_finds_own_component_classes_by_module_name(tmp_path, registry, monkeypatch):
+    """ddp_spawn and multiprocessing unpickle classes before reading any config: the file is found by its name."""
+    monkeypatch.setenv(components._ENV, "{}")
+    (tmp_path / "se_blocks.py").write_text(EXAMPLE.read_text())
+    load_config(config_file(tmp_path, ["se_blocks.py"], ["se_conv3x3", "skip"]))
+    spec = ops.get_op("se_conv3x3", "image")
+    assert spec.cls.__module__.startswith("nasnav_user_se_blocks_")
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:  # it unpickles the class
+        assert pool.submit(components.probe, spec, "image", 12).result(timeout=120) is None
 
 
 def test_the_search_space_page_lists_own_components(tmp_path, registry, monkeypatch):
