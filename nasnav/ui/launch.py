@@ -33,7 +33,7 @@ APP = app_script()  # app.py of the checkout, or the installed copy (nasnav.reso
 def load_components(argv: list[str]) -> list[str]:
     """Load the ``--components`` files of ``argv``; the rest of it (Streamlit's options). InvalidInput
     lists every faulty component."""
-    parser = argparse.ArgumentParser(add_help=False)
+    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
     parser.add_argument("--components", nargs="+", action="extend", default=[])
     known, rest = parser.parse_known_args(argv)
     problems = components.load([components.resolve(e) for e in known.components])
