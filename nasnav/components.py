@@ -157,6 +157,8 @@ def _check_source(path: Path, data: bytes) -> None:
         tree = ast.parse(data, filename=str(path))
     except SyntaxError as e:
         raise InvalidInput(f"{path}: fails to import: SyntaxError at line {e.lineno}: {e.msg}") from None
+    except ValueError as e:  # null bytes, not UTF-8: not a Python source file
+        raise InvalidInput(f"{path}: fails to import: not Python source ({e})") from None
     for node in ast.walk(tree):
         names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
             [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else []  # fmt: skip
@@ -257,7 +259,7 @@ def _spec(name, value, module, path: Path, stem: str, default_kinds, mine: set) 
     if cls.__name__ in _TAKEN or _class_taken(cls, mine):
         raise InvalidInput(f"{where}: class name {cls.__name__} clashes with a name of the exported model.py "
                            f"(nasnav's building blocks or another component file); rename the class")
-    kinds = (kinds,) if isinstance(kinds, str) else tuple(kinds)
+    kinds = (kinds,) if isinstance(kinds, str) else tuple(kinds) if isinstance(kinds, (list, tuple)) else (kinds,)
     if not kinds or any(k not in ops.KINDS for k in kinds):
         raise InvalidInput(f"{where}: kinds {list(kinds)}: use some of {', '.join(ops.KINDS)}")
     if not isinstance(kwargs, dict) or not all(_literal(v) for v in kwargs.values()):

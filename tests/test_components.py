@@ -107,6 +107,9 @@ FAULTS = {  # name: (file body, stage s1's candidates, stage width, what stderr 
     "stage_width": (GOOD.replace("padding=1)", "padding=1, groups=8)") + 'COMPONENTS = {"grouped": Good}\n',
                     ["grouped"], 12, r"space.stages\[0\].candidates: component 'grouped' \(.*\) with 12 channels: "
                     r"building it .* failed: ValueError: in_channels must be divisible by groups"),
+    "not_source": ("x = 1\x00\n", ["skip"], 8, r"fails to import: (not Python source|SyntaxError)"),
+    "bad_kinds": (GOOD + 'KINDS = 5\nCOMPONENTS = {"good": Good}\n', ["skip"], 8,
+                  r"component 'good': kinds \[5\]: use some of image, sequence, tabular"),
     "imports_nasnav": ("import nasnav.errors\n" + GOOD + 'COMPONENTS = {"good": Good}\n', ["skip"], 8,
                        r"line 3 imports nasnav; a component is plain PyTorch"),
     "class_name": (GOOD.replace("class Good", "class Stem").replace("super().__init__", "nn.Module.__init__")
@@ -136,7 +139,7 @@ def test_a_missing_file_and_a_clash_between_two_files(tmp_path, registry, capsys
     assert "components[0]" not in err
 
 
-def test_a_config_from_the_browser_imports_no_file(tmp_path, registry):
+def test_a_config_from_the_browser_imports_no_file(tmp_path, registry, capsys):
     """An uploaded config (load_code=False) may only name what the app was started with."""
     marker = tmp_path / "imported"
     path = component_file(tmp_path, "blocks", f"open({str(marker)!r}, 'w').close()\n{GOOD}COMPONENTS = {{'good': Good}}\n")
@@ -149,8 +152,10 @@ def test_a_config_from_the_browser_imports_no_file(tmp_path, registry):
     assert launch.load_components(["--components", str(path), "--server.port", "1"]) == ["--server.port", "1"]
     assert marker.exists()  # `nasnav app --components FILE` imported it
     assert config_from_dict(raw, "upload.yaml", load_code=False).components == [str(path)]
-    with pytest.raises(Exception, match="component file not found"):
-        launch.load_components(["--components", str(tmp_path / "nope.py")])
+    from nasnav.__main__ import main
+
+    assert main(["app", "--components", str(tmp_path / "nope.py")]) == 2  # `nasnav app` stops before serving
+    assert f"--components: components[0]: {tmp_path / 'nope.py'}: component file not found" in capsys.readouterr().err
 
 
 def test_an_installed_package_declares_components_by_entry_point(tmp_path, registry, monkeypatch):
