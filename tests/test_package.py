@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import sys
 import sysconfig
+import tomllib
 import urllib.request
 import venv
 from pathlib import Path
@@ -22,6 +23,13 @@ from bench.browser import Server
 REPO = Path(__file__).resolve().parents[1]
 # what the wheel is built from (pyproject.toml maps them into the package)
 SOURCES = ("nasnav", "pages", "configs", ".streamlit", "app.py", "pyproject.toml", "README.md", "LICENSE")
+
+
+def test_the_wheel_lists_every_subpackage():
+    """pyproject.toml names the packages (the bundle's mapping rules out discovery): a new one must be added."""
+    listed = set(tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    on_disk = {".".join(p.parent.relative_to(REPO).parts) for p in (REPO / "nasnav").rglob("__init__.py")}
+    assert on_disk <= listed, f"add to [tool.setuptools] packages in pyproject.toml: {sorted(on_disk - listed)}"
 
 
 @pytest.fixture(scope="module")
