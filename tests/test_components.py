@@ -158,16 +158,40 @@ def test_a_config_from_the_browser_imports_no_file(tmp_path, registry, capsys):
     assert f"--components: components[0]: {tmp_path / 'nope.py'}: component file not found" in capsys.readouterr().err
 
 
-def test_an_installed_package_declares_components_by_entry_point(tmp_path, registry, monkeypatch):
+def test_a_config_names_a_module_of_an_installed_package(tmp_path, registry, monkeypatch):
     (tmp_path / "lab_blocks.py").write_text(EXAMPLE.read_text())
+    monkeypatch.syspath_prepend(str(tmp_path))
+    raw = yaml.safe_load(config_file(tmp_path, ["lab_blocks"], ["se_conv5x5", "skip"]).read_text())
+    with pytest.raises(ConfigError, match="lab_blocks: not loaded in this app"):
+        config_from_dict(raw, "upload.yaml", load_code=False)
+    assert config_from_dict(raw, "config.yaml").components == ["lab_blocks"]
+    assert ops.get_op("se_conv5x5", "image").source == str(tmp_path / "lab_blocks.py")
+    with pytest.raises(ConfigError, match=r"components\[0\]: module no_such_blocks: fails to import"):
+        config_from_dict({**raw, "components": ["no_such_blocks"]}, "config.yaml")
+
+
+def test_an_installed_package_declares_components_by_entry_point(tmp_path, registry, monkeypatch):
+    (tmp_path / "lab_plugin.py").write_text(EXAMPLE.read_text())
     info = tmp_path / "lab_blocks-1.0.dist-info"
     info.mkdir()
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: lab-blocks\nVersion: 1.0\n")
-    (info / "entry_points.txt").write_text("[nasnav.components]\nse = lab_blocks\n")
+    (info / "entry_points.txt").write_text("[nasnav.components]\nse = lab_plugin\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setattr(components, "_ENTRY_POINT_PROBLEMS", None)
     cfg = load_config(config_file(tmp_path, [], ["se_conv3x3", "skip"]))  # the config names no file
-    assert ops.get_op("se_conv3x3", "image").module == "lab_blocks" and cfg.components == []
+    assert ops.get_op("se_conv3x3", "image").module == "lab_plugin" and cfg.components == []
+
+
+def test_a_broken_entry_point_is_a_config_problem_naming_it(tmp_path, registry, monkeypatch):
+    info = tmp_path / "lab_broken-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: lab-broken\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[nasnav.components]\nbad = lab_missing_module\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(components, "_ENTRY_POINT_PROBLEMS", None)
+    with pytest.raises(ConfigError, match=r"entry point 'bad' of lab-broken \(nasnav.components\): module "
+                                          r"lab_missing_module: fails to import: ModuleNotFoundError"):
+        load_config(preset_path("tiny"))
 
 
 def test_a_spawned_process_finds_own_component_classes_by_module_name(tmp_path, registry, monkeypatch):
