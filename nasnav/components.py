@@ -171,18 +171,16 @@ def _import_file(path: Path, digest: str):
     """Import a file as its own module, kept in sys.modules (tracing and pickling look classes up there) and
     in the environment, so that a process started by spawning finds it by that name (``_SpawnedFinder``)."""
     name = f"{_PREFIX}{re.sub(r'[^A-Za-z0-9_]', '_', path.stem)}_{digest[:12]}"
-    if name in sys.modules:  # the same bytes, already imported (this process unpickled one of its classes)
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    try:
-        spec.loader.exec_module(module)
-    except Exception as e:
-        del sys.modules[name]
-        raise InvalidInput(f"{path}: fails to import: {type(e).__name__}: {e}") from None
+    if name not in sys.modules:  # else the same bytes, imported before (or unpickled from a parent's classes)
+        spec = importlib.util.spec_from_file_location(name, path)
+        sys.modules[name] = importlib.util.module_from_spec(spec)
+        try:
+            spec.loader.exec_module(sys.modules[name])
+        except Exception as e:
+            del sys.modules[name]
+            raise InvalidInput(f"{path}: fails to import: {type(e).__name__}: {e}") from None
     os.environ[_ENV] = json.dumps({**_spawned_files(), name: str(path)})
-    return module
+    return sys.modules[name]
 
 
 _PREFIX = "nasnav_user_"
