@@ -210,8 +210,8 @@ def test_the_search_space_page_lists_own_components(tmp_path, registry, monkeypa
     (tmp_path / "se_blocks.py").write_text(EXAMPLE.read_text())
     run = create_run(load_config(config_file(tmp_path, ["se_blocks.py"], ["se_conv3x3", "skip"])), tmp_path / "r")
     at = ok(page("1_search_space.py", run.path).run())
-    table = next(d.value for d in at.dataframe if "component" in d.value.columns)  # the Components list
-    row = table[table["component"] == "se_conv5x5"].iloc[0]
+    table = next(t.value for t in at.table if t.value.index.name == "component")  # the Components list
+    row = table.loc["se_conv5x5"]
     assert row["description"] == "SEConv with a 5-wide convolution" and row["source"].endswith("se_blocks.py")
 
 

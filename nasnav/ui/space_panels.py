@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import streamlit as st
 import yaml
 
@@ -69,4 +70,4 @@ def component_list(kind: str) -> None:
     with st.expander("Components", expanded=False):
         st.caption("Own components come from files a config names (`components:`) or `nasnav app --components`; "
                    "see the README.")
-        st.dataframe(catalogue(kind), hide_index=True, width="stretch", key="sp_components")
+        st.table(pd.DataFrame(catalogue(kind)).set_index("component"))
