@@ -38,14 +38,14 @@ class Server:
     without an answer). ``url``, ``port``, ``pid``; ``stop()`` ends it."""
 
     def __init__(self, cmd: list[str], env: dict, log_path: Path, wait: float = 90.0,
-                 address: str | None = "127.0.0.1"):
+                 address: str | None = "127.0.0.1", cwd: Path = ROOT):
         port = free_port()
         self.port, self.url = port, f"http://127.0.0.1:{port}"
         self._log = open(log_path, "w")
         where = ["--server.address", address] if address else []  # None: the command's own default
         self._proc = subprocess.Popen([*cmd, "--server.port", str(port), "--server.headless", "true", *where,
                                        "--browser.gatherUsageStats", "false"],
-                                      cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT)
+                                      cwd=cwd, env=env, stdout=self._log, stderr=subprocess.STDOUT)
         self.pid = self._proc.pid
         deadline = time.time() + wait
         while time.time() < deadline:

@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
-import yaml
 from pydantic import (
     AfterValidator,
     BeforeValidator,
@@ -35,7 +34,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from nasnav import limits
+from nasnav import components, limits
 from nasnav.choices import (  # noqa: F401 (re-exported: the config's choices)
     EVIDENCE_MODES,
     FILE_SOURCES,
@@ -64,10 +63,12 @@ from nasnav.choices import (  # noqa: F401 (re-exported: the config's choices)
 )
 from nasnav.errors import InvalidInput
 from nasnav.model.ops import list_ops
+from nasnav.resources import config_dir, list_presets, preset_path  # noqa: F401 (re-exported: the presets)
 from nasnav.space import SearchSpace, Stage
 from nasnav.store.io import write_yaml
+from nasnav.user_yaml import apply_overrides, load_user_yaml  # noqa: F401 (load_user_yaml re-exported)
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+CONFIG_DIR = config_dir()  # the presets: configs/ of the checkout, or the installed copy (nasnav.resources)
 
 
 class ConfigError(InvalidInput):
@@ -353,6 +354,8 @@ class Config:
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
     seed: NonNegInt = 0
     name: Str = ""  # a label for the run picker
+    components: list[Str] = field(default_factory=list)  # own components: .py files (relative to the config
+    # file) or module names of installed packages, each with a COMPONENTS mapping (nasnav.components)
 
     @model_validator(mode="before")
     @classmethod
@@ -514,7 +517,9 @@ def _cross_problems(cfg: Config, wrong: set[str]) -> list[str]:
     if cfg.kind == "tabular" and source_known:
         found += [((), f"space.stages[{i}].stride: tabular data has no resolution; use 1")
                   for i, st in enumerate(cfg.space.stages) if st.stride != 1]  # fmt: skip
-    known = list_ops(cfg.kind) if source_known else None
+    known = list_ops(cfg.kind) if source_known and not _is_wrong("components", wrong) else None
+    if known is not None:
+        found += [((), p) for p in components.stage_problems(cfg.search_space(), cfg.kind)]
     for problem in cfg.search_space().problems(known):
         key, reads = problem.split(": ", 1)[0], ()
         if m := re.fullmatch(r"(space\.stages\[\d+\])(?:\.(\w+))?", key):
@@ -547,8 +552,13 @@ def space_from_config(sc: SpaceConfig, kind: str | None) -> SearchSpace:
     return SearchSpace(stages=stages, stem_channels=sc.stem_channels, kind=kind)
 
 
-def config_from_dict(raw: Any, source: str = "config", overrides: list[str] | tuple = ()) -> Config:
-    """Build and check a Config; ConfigError lists every problem, each prefixed by ``source``."""
+def config_from_dict(
+    raw: Any, source: str = "config", overrides: list[str] | tuple = (), base: Path | None = None,
+    load_code: bool = True,
+) -> Config:
+    """Build and check a Config; ConfigError lists every problem, each prefixed by ``source``. Its own
+    components are loaded here, in every process (``nasnav.components``; ``.py`` paths are relative to ``base``,
+    the config file's folder); ``load_code=False`` (browser input) accepts only those already loaded."""
     problems: list[str] = []
     if raw is None:
         raw = {}
@@ -559,6 +569,12 @@ def config_from_dict(raw: Any, source: str = "config", overrides: list[str] | tu
             problems.append(str(e))
     cfg, schema_problems, wrong = _validate(raw)
     problems += schema_problems
+    if cfg is not None and not _is_wrong("components", wrong):
+        cfg.components = [components.resolve(e, base) for e in cfg.components]
+        loaded = components.load(cfg.components, load_code)
+        problems += loaded
+        if loaded:  # stages naming the components that failed would only repeat it as "unknown component"
+            wrong.add("components")
     if cfg is not None:
         problems += _cross_problems(cfg, wrong)
     if problems:
@@ -566,110 +582,27 @@ def config_from_dict(raw: Any, source: str = "config", overrides: list[str] | tu
     return cfg
 
 
-class _NoAliasLoader(yaml.SafeLoader):
-    """``yaml.safe_load`` that refuses aliases (``*name``): a few hundred bytes of nested aliases
-    expand into gigabytes ("billion laughs"); nasnav's own files never use them."""
-
-    def compose_node(self, parent, index):
-        if self.check_event(yaml.AliasEvent):
-            raise yaml.composer.ComposerError(
-                None,
-                None,
-                "YAML aliases (*name) are not accepted; write the value out in full",
-                self.peek_event().start_mark,
-            )
-        return super().compose_node(parent, index)
-
-
-def load_user_yaml(text: str | bytes, name: str) -> Any:
-    """Parse YAML a user handed in (a config file, an upload): safe tags only, no aliases.
-    A ValueError names ``name`` and the line for malformed YAML or a file that is not text."""
-    if isinstance(text, bytes):
-        try:
-            text = text.decode("utf-8")
-        except UnicodeDecodeError:
-            raise ValueError(f"{name}: not a UTF-8 text file; expected YAML") from None
-    try:
-        loader = _NoAliasLoader(text)
-        try:
-            return loader.get_single_data()
-        finally:
-            loader.dispose()
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        raise ValueError(f"{name}: not valid YAML{where}: {getattr(e, 'problem', None) or e}") from None
-
-
 def load_config(path: str | Path, overrides: list[str] | tuple = ()) -> Config:
-    """Read a YAML config file (safe, no aliases) and apply ``key=value`` overrides."""
+    """Read a YAML config file (safe, no aliases) and apply ``key=value`` overrides. A preset's name
+    (``tiny``, ``mnist1d``, ...) that is not a file in the current folder reads that preset."""
     path = Path(path)
+    if not path.is_file() and str(path) in list_presets():
+        path = preset_path(str(path))
     if not path.is_file():
-        raise ConfigError([f"{path}: config file not found"])
+        raise ConfigError([f"{path}: config file not found (or name a preset: {', '.join(list_presets())})"])
     try:
         raw = load_user_yaml(path.read_bytes(), str(path))
     except ValueError as e:
         raise ConfigError([str(e)]) from None
     if raw is not None and not isinstance(raw, dict):
         raise ConfigError([f"{path}: expected a mapping of sections (data, space, ...), got {type(raw).__name__}"])
-    return config_from_dict(raw, str(path), overrides)
+    return config_from_dict(raw, str(path), overrides, base=path.resolve().parent)
 
 
 # The preset a new user starts from (the app's home page, `make run`): MNIST-1D, a data set made so that
 # architecture matters (standalone accuracy spans far more than seed noise, and the supernet ranks it:
 # BENCHMARKS.md); digits saturates.
 DEFAULT_PRESET = "mnist1d"
-
-
-def preset_path(name: str) -> Path:
-    """configs/<name>.yaml; ValueError listing the presets for an unknown name."""
-    path = CONFIG_DIR / f"{name}.yaml"
-    if not path.is_file():
-        raise ValueError(f"unknown preset '{name}'; presets: {', '.join(list_presets())}")
-    return path
-
-
-def list_presets() -> list[str]:
-    return sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
-
-
-_INDEX = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)((?:\[\d+\])*)$")
-
-
-def apply_overrides(raw: dict, overrides: list[str] | tuple) -> dict:
-    """Return a copy of ``raw`` with ``a.b[2].c=value`` overrides applied (values parsed as YAML)."""
-
-    out = copy.deepcopy(raw)
-    for item in overrides:
-        if "=" not in item:
-            raise ValueError(f"override '{item}': expected key=value, e.g. trainer.devices=2")
-        key, text = item.split("=", 1)
-        try:
-            value = yaml.safe_load(text) if text.strip() else None
-        except yaml.YAMLError:
-            value = text
-        node: Any = out
-        parts = key.strip().split(".")
-        for n, part in enumerate(parts):
-            m = _INDEX.match(part)
-            if not m:
-                raise ValueError(f"override '{item}': '{part}' is not a valid key")
-            name, idx = m.group(1), [int(i) for i in re.findall(r"\d+", m.group(2))]
-            last = n == len(parts) - 1 and not idx
-            if not isinstance(node, dict):
-                raise ValueError(f"override '{item}': '{name}' is inside a value that is not a mapping")
-            if last:
-                node[name] = value
-                break
-            node = node.setdefault(name, [] if idx else {})
-            for j, i in enumerate(idx):
-                if not isinstance(node, list) or i >= len(node):
-                    raise ValueError(f"override '{item}': index [{i}] of '{name}' is out of range")
-                if n == len(parts) - 1 and j == len(idx) - 1:
-                    node[i] = value
-                else:
-                    node = node[i]
-    return out
 
 
 def save_config(cfg: Config, path: str | Path) -> None:

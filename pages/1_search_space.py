@@ -49,6 +49,7 @@ with widgets.guarded():  # every error is a message on the page, never a traceba
     # ---- stages ----
     st.subheader("Template network")
     ops = list_ops(kind)
+    space_panels.component_list(kind)
     st.session_state.setdefault("sp_stem", int(draft.get("stem_channels", 16)))
     st.columns(4)[0].number_input("Stem channels", min_value=1, max_value=4096, step=8, key="sp_stem", disabled=locked)
     draft["stem_channels"] = int(st.session_state["sp_stem"])

@@ -12,11 +12,12 @@ PKG = ROOT / "nasnav"
 # Lowest first. A module may import its own subpackage and any lower layer; never a sibling of its
 # layer or anything above.
 LAYERS = [
-    {"errors", "stop", "choices"},
-    {"names", "markdown", "limits"},
+    {"errors", "stop", "choices", "resources"},
+    {"names", "markdown", "limits", "user_yaml"},
     {"space"},
     {"store"},
     {"model", "data"},
+    {"components"},
     {"config"},
     {"score"},
     {"train"},

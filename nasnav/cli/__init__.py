@@ -103,7 +103,8 @@ def cmd_retrain(args) -> int:
 
 # ---- parser -----------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m nasnav", description="Human-in-the-loop one-shot NAS.")
+    p = argparse.ArgumentParser(prog="nasnav", description="Human-in-the-loop one-shot NAS.",
+                                epilog="nasnav app [--components FILE ...] [streamlit run options]: start the app")
     sub = p.add_subparsers(dest="command", required=True)
 
     def overrides(sp):

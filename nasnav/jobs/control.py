@@ -38,7 +38,7 @@ from nasnav.store.process import holder_alive, identity, is_local, pid_alive, pi
 from nasnav.store.run_dir import STALE_SECONDS, RunDir
 from nasnav.store.state_lock import state_lock
 
-REPO_ROOT = Path(__file__).resolve().parents[2]  # the folder holding the nasnav package
+REPO_ROOT = Path(__file__).resolve().parents[2]  # the folder holding the nasnav package (site-packages, installed)
 HEARTBEAT_SECONDS = 15.0
 
 

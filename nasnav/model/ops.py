@@ -1,7 +1,9 @@
 """Registry of candidate components per input kind (image 2-D, sequence 1-D, tabular).
 
 Each entry is a layer class from ``nasnav.model.layers`` plus keyword arguments, so a component
-can be rebuilt anywhere (the exporter writes the same constructor call into ``model.py``).
+can be rebuilt anywhere (the exporter writes the same constructor call into ``model.py``). Own
+components (``nasnav.components``) are entries too, whose class lives in a user's file or package:
+their ``source`` names that file and ``module`` the name the exported ``model.py`` imports it by.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ class OpSpec:
     cls: type
     kwargs: dict = field(default_factory=dict)
     description: str = ""
+    source: str = ""  # own component: the file defining it ("" for the built-in ones)
+    module: str = ""  # own component: the module name model.py imports ``cls`` from (its copied file's stem)
 
     def build(self, channels: int, dim: int) -> nn.Module:
         return self.cls(channels=channels, dim=dim, **self.kwargs)
@@ -41,8 +45,13 @@ _REGISTRY: dict[str, dict[str, OpSpec]] = {k: {} for k in KINDS}
 
 def register(name: str, kinds: tuple[str, ...], cls: type, description: str = "", **kwargs) -> OpSpec:
     """Register a component under ``name`` (``nasnav.names``' rule) for the given input kinds."""
+    return add(OpSpec(name, cls, kwargs, description), kinds)
+
+
+def add(spec: OpSpec, kinds: tuple[str, ...]) -> OpSpec:
+    """Register a built spec under its name (``nasnav.names``' rule) for the given input kinds."""
+    name = spec.name
     check_name(name, "component name")
-    spec = OpSpec(name, cls, kwargs, description)
     for kind in kinds:  # check everything first: a failed registration leaves no trace
         if kind not in _REGISTRY:
             raise InvalidInput(f"unknown input kind '{kind}'; known: {', '.join(KINDS)}")
@@ -53,10 +62,27 @@ def register(name: str, kinds: tuple[str, ...], cls: type, description: str = ""
     return spec
 
 
+def remove(name: str) -> None:
+    """Take a component out of every kind (an own component whose file changed is loaded again)."""
+    for ops in _REGISTRY.values():
+        ops.pop(name, None)
+
+
+def find(name: str) -> OpSpec | None:
+    """The component registered under ``name`` for any kind, or None."""
+    return next((ops[name] for ops in _REGISTRY.values() if name in ops), None)
+
+
 def list_ops(kind: str) -> list[str]:
     """Names of the components available for an input kind, in registration order."""
     _check_kind(kind)
     return list(_REGISTRY[kind])
+
+
+def catalogue(kind: str) -> list[dict]:
+    """One row per component of an input kind: its name, description and where it comes from."""
+    return [{"component": n, "description": s.description, "source": s.source or "built-in"}
+            for n, s in _REGISTRY[kind].items()] if kind in _REGISTRY else []
 
 
 def get_op(name: str, kind: str) -> OpSpec:

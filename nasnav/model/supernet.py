@@ -104,7 +104,8 @@ def build_network(space: SearchSpace, arch: Arch, kind: str, in_channels: int, n
 def network_source(space: SearchSpace, arch: Arch, kind: str, in_channels: int, num_classes: int) -> str:
     """Python source of a function ``build()`` that constructs the same Network (plain PyTorch)."""
     dim = KIND_DIM[kind]
-    lines = ["def build():", f"    stem = Stem({in_channels}, {space.stem_channels}, {dim})", "    stages = []"]
+    lines = own_imports([get_op(c, kind) for choice in arch.choices for c in choice])
+    lines += ["def build():", f"    stem = Stem({in_channels}, {space.stem_channels}, {dim})", "    stages = []"]
     width = space.stem_channels
     for stage, choice in zip(space.stages, arch.choices):
         if width == stage.channels and stage.stride == 1:
@@ -123,6 +124,16 @@ def network_constructors(space: SearchSpace, arch: Arch, kind: str) -> set[str]:
     names = {layers.Stem.__name__, layers.ChosenStage.__name__, layers.Transition.__name__, layers.Network.__name__,
              layers.Head.__name__}
     return names | {get_op(c, kind).cls.__name__ for choice in arch.choices for c in choice}
+
+
+def own_imports(specs) -> list[str]:
+    """Import lines for the own components among ``specs``: their source files are exported beside
+    model.py (``nasnav.components.copy_sources``), whose folder goes first on the import path."""
+    imports = sorted({f"from {s.module} import {s.cls.__name__}  # noqa: E402" for s in specs if s.module})
+    if not imports:
+        return []
+    return ["# own components: their source files lie beside this file", "import os as _os", "import sys as _sys",
+            "", "_sys.path.insert(0, _os.path.dirname(_os.path.abspath(__file__)))", *imports, "", ""]
 
 
 def warm_start(new: Supernet, old_state: dict) -> list[str]:

@@ -153,7 +153,7 @@ def read_json(path: str | Path, default: Any = None) -> Any:
 
 class _PlainDumper(yaml.SafeDumper):
     """safe_dump without anchors/aliases: a value used twice is written out twice, so the files
-    read back under the no-alias loader that user files get (``config.load_user_yaml``)."""
+    read back under the no-alias loader that user files get (``user_yaml.load_user_yaml``)."""
 
     def ignore_aliases(self, data):
         return True

@@ -42,7 +42,7 @@ def run_tabs(root: Path, run: RunDir | None) -> None:
         if st.button("Create run from YAML", key="home_create_yaml", disabled=up is None):
             with widgets.guarded("Create run from YAML"):
                 raw = load_user_yaml(up.getvalue(), up.name)
-                cfg = config_from_dict(raw, up.name)
+                cfg = config_from_dict(raw, up.name, load_code=False)  # names only components already loaded
                 new = create_run(cfg, root / state.check_run_name(up_name))
                 state.open_run(new.path)
                 st.rerun()

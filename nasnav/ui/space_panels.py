@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import streamlit as st
 import yaml
 
 from nasnav.config import list_presets, load_config, load_user_yaml, preset_path
+from nasnav.model.ops import catalogue
 from nasnav.store import layout
 from nasnav.store.run_dir import RunDir
 from nasnav.ui import space_edit, state, widgets
@@ -61,3 +63,11 @@ def save(run: RunDir | None, why_not: str | None, draft: dict, data: dict, issue
             st.session_state["draft_owner"] = str(RunDir(new.path).path)
             st.toast(f"Run {new.path.name} created.", icon=":material/check_circle:")
             st.rerun()
+
+
+def component_list(kind: str) -> None:
+    """The components a stage may hold for this kind of data: built-in and own ones, with descriptions."""
+    with st.expander("Components", expanded=False):
+        st.caption("Own components come from files a config names (`components:`) or `nasnav app --components`; "
+                   "see the README.")
+        st.table(pd.DataFrame(catalogue(kind)).set_index("component"))

@@ -32,9 +32,11 @@ from pathlib import Path
 
 import torch
 
+from nasnav.components import copy_sources
 from nasnav.errors import InvalidInput
 from nasnav.model import layers
-from nasnav.model.supernet import build_network, network_constructors, network_source
+from nasnav.model.ops import get_op
+from nasnav.model.supernet import build_network, network_constructors, network_source, own_imports
 from nasnav.store import layout
 from nasnav.store.io import atomic_write_bytes, atomic_write_text, read_json, read_yaml, write_json
 from nasnav.store.run_dir import RunDir, arch_key
@@ -140,10 +142,12 @@ def _tensor_source(values: list[float] | None, shape: list[int] | None) -> str:
     return "None" if values is None else f"torch.tensor({values!r}).reshape({tuple(shape)!r})"
 
 
-def model_shape(constructors: set[str]) -> SourceShape:
+def model_shape(constructors: set[str], own: str = "") -> SourceShape:
     """What a generated model.py may hold (``nasnav.workflow.source_check``): the fixed parts as written
-    here, the data names, and ``build()`` calling ``constructors``."""
-    return SourceShape(fixed=_HEADER + layers_source() + _TAIL, data=_DATA, tensors=_TENSORS,
+    here, the own components' imports ``own`` (``supernet.own_imports``: module and class names of the
+    files a config loaded, never values of a run's files), the data names, and ``build()`` calling
+    ``constructors``."""
+    return SourceShape(fixed=_HEADER + layers_source() + own + _TAIL, data=_DATA, tensors=_TENSORS,
                        builder="build", constructors=frozenset(constructors))
 
 
@@ -170,7 +174,8 @@ STD = {_tensor_source(norm["std"], norm["shape"])}
     build_src = network_source(space, arch, spec.kind, spec.shape[0], spec.num_classes)
     source = (_HEADER + layers_source() + "\n# ---- this architecture " + "-" * 70 + "\n" + build_src + data
               + _TAIL)
-    check_source(source, model_shape(network_constructors(space, arch, spec.kind)), f"model.py for {where}")
+    own = "\n".join(own_imports([get_op(c, spec.kind) for choice in arch.choices for c in choice]))
+    check_source(source, model_shape(network_constructors(space, arch, spec.kind), own), f"model.py for {where}")
     return source
 
 
@@ -337,6 +342,7 @@ def export_final(
     atomic_write_bytes(d / layout.EXAMPLE, buf.getvalue())
 
     source = model_source(record, str(d / layout.ARCH))  # parsed and checked (ast) before it is written
+    own_files = copy_sources([c for choice in rec["parsed"].choices for c in choice], spec.kind, d)  # model.py imports them
     atomic_write_text(d / layout.MODEL_PY, source)
     mod = _import_file(d / layout.MODEL_PY, f"nasnav_export_{key[:40]}")  # the file builds, loads, reproduces
     with torch.no_grad():
@@ -348,7 +354,7 @@ def export_final(
         "exported": time.time(),
         "torch": torch.__version__,
         "input": "normalised: preprocess(raw) = (raw - mean) / std, see model.py",
-        "files": [layout.WEIGHTS, layout.ARCH, layout.MODEL_PY, layout.EXAMPLE],
+        "files": [layout.WEIGHTS, layout.ARCH, layout.MODEL_PY, *own_files, layout.EXAMPLE],
         "model_py": {
             "status": "ok" if float((own - logits).abs().max()) < TOLERANCE else "mismatch",
             "max_abs_diff": float((own - logits).abs().max()),

@@ -16,6 +16,7 @@ from bench.browser import CHROMIUM_FLAGS, Server, chromium_path
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts" / "e2e"
+OWN_COMPONENTS = REPO / "examples" / "se_blocks.py"  # the app starts with them, as `nasnav app --components`
 
 
 def _missing(why: str) -> None:
@@ -41,12 +42,14 @@ def browser():
 
 @pytest.fixture(scope="session")
 def app_server(tmp_path_factory):
-    """The app as `make run` starts it (`python -m nasnav.ui.launch`), NASNAV_RUNS in a temporary folder; yields (url, runs root)."""
+    """The app as `make run` starts it (`python -m nasnav.ui.launch`), with the README's own components,
+    NASNAV_RUNS in a temporary folder; yields (url, runs root)."""
     runs = tmp_path_factory.mktemp("e2e_runs")
     # jobs inherit this environment; one torch thread each: the browser and the app share the 2 cores
     env = {**os.environ, "NASNAV_RUNS": str(runs), "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
     try:
-        server = Server([sys.executable, "-m", "nasnav.ui.launch"], env, runs.parent / "streamlit.log", wait=60)
+        server = Server([sys.executable, "-m", "nasnav.ui.launch", "--components", str(OWN_COMPONENTS)], env,
+                        runs.parent / "streamlit.log", wait=60)
     except RuntimeError as e:
         pytest.fail(str(e))
     yield server.url, runs

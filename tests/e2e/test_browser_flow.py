@@ -196,3 +196,17 @@ def test_whole_loop_in_chromium(page, app_server):
     (card,) = (runs / "tiny-1" / "final").glob("*/model_card.md")
     assert all(a["text"] in card.read_text() for a in answers.values())
     no_errors(page)
+
+
+def test_own_components_appear_in_the_search_space_editor(page, app_server):
+    """The app was started with examples/se_blocks.py (`--components`): the editor lists its components."""
+    url, _ = app_server
+    page.goto(url)
+    page.get_by_test_id("stApp").wait_for()
+    nav(page, "1 · Search space")
+    wait_text(page, "Template network", 30_000)
+    page.get_by_test_id("stExpander").filter(has_text="Components").first.click()
+    table = page.get_by_test_id("stTable").filter(has_text="se_conv5x5")
+    expect(table).to_contain_text("SEConv with a 5-wide convolution", timeout=10_000)
+    expect(table).to_contain_text("se_blocks.py")
+    no_errors(page)
