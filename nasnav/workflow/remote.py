@@ -55,30 +55,35 @@ GONE_GRACE_S = 10.0  # a job out of the queue without a result file: wait this l
 
 # ---- what runs in a job ------------------------------------------------------------------------------------
 class TrainingTask(submitit.helpers.Checkpointable):
-    """One standalone training in a Slurm job. On pre-emption or the time limit submitit requeues the same
-    call, which resumes from the training's checkpoint."""
+    """One standalone training in a Slurm job: ``work`` (``trainings._train``, handed in by the caller so that
+    this module imports neither trainings nor the supernet job: they import it). On pre-emption or the time
+    limit submitit requeues the same call, which resumes from the training's checkpoint."""
+
+    def __init__(self, work: Callable):
+        self.work = work  # pickled by reference (module and name) into the job
 
     def __call__(self, config: dict, space: dict, training) -> dict:
         from nasnav.workflow.runs import load_data
-        from nasnav.workflow.trainings import _train
 
         cfg = config_from_dict(config, "cluster job config")
         torch.set_num_threads(cfg.cluster.cpus_per_task)
         one = "0," if cfg.cluster.gpus_per_task and cfg.trainer.accelerator in ("gpu", "cuda", "auto") else 1
         here = dataclasses.replace(cfg, trainer=dataclasses.replace(cfg.trainer, devices=one, num_nodes=1,
                                                                     strategy="auto"))
-        return _outcome(lambda: _train(here, SearchSpace.from_dict(space, cfg.kind), load_data(cfg), training,
+        return _outcome(lambda: self.work(here, SearchSpace.from_dict(space, cfg.kind), load_data(cfg), training,
                                        True, None))
 
 
 class SupernetTask(submitit.helpers.Checkpointable):
-    """One task of the supernet job (one per device of every node); Lightning joins them into one training."""
+    """One task of the supernet job (one per device of every node); Lightning joins them into one training.
+    ``work``: ``supernet.train_supernet_here``, handed in by the caller (as for ``TrainingTask``)."""
+
+    def __init__(self, work: Callable):
+        self.work = work
 
     def __call__(self, run_path: str, config: dict, k: int, resume: bool) -> dict:
-        from nasnav.workflow.supernet import train_supernet_here
-
         cfg = config_from_dict(config, "cluster job config")
-        return _outcome(lambda: train_supernet_here(RunDir(run_path), cfg, k, resume=resume))
+        return _outcome(lambda: self.work(RunDir(run_path), cfg, k, resume=resume))
 
     def checkpoint(self, run_path: str, config: dict, k: int, resume: bool):
         return submitit.helpers.DelayedSubmission(self, run_path, config, k, True)  # requeued: resume
@@ -238,8 +243,10 @@ class JobGroup:
 
 
 # ---- the two kinds of work ---------------------------------------------------------------------------------
-def run_trainings(cfg: Config, space: SearchSpace, todo: list, on_done: Callable, folder: Path) -> int:
-    """Every training of ``todo`` as a Slurm job (one array); ``on_done(training, result)`` as each
+def run_trainings(cfg: Config, space: SearchSpace, todo: list, on_done: Callable, folder: Path,
+                  work: Callable) -> int:
+    """Every training of ``todo`` as a Slurm job (one array) running ``work`` (``trainings._train``);
+    ``on_done(training, result)`` as each
     finishes. A training without a checkpoint folder gets one here, named by everything that decides it
     (so a later job resumes only the same training), removed once it is done, so that a killed job
     resumes. Returns the number of jobs."""
@@ -249,7 +256,7 @@ def run_trainings(cfg: Config, space: SearchSpace, todo: list, on_done: Callable
     for t in todo:
         ident = hashlib.sha1(json.dumps([config, space_d, repr(t)], sort_keys=True, default=str).encode()).hexdigest()
         ckpt[t] = t.checkpoint_dir or str(folder / "ckpt" / f"{arch_key(t.arch)}_s{t.seed}_{ident[:10]}")
-    items = [_Item(f"{t.arch} seed {t.seed}", TrainingTask(), args, args)
+    items = [_Item(f"{t.arch} seed {t.seed}", TrainingTask(work), args, args)
              for t in todo for args in [(config, space_d, dataclasses.replace(t, checkpoint_dir=ckpt[t]))]]
     group = JobGroup(cfg, folder, executor(cfg, folder, "nasnav-training"))
     try:
@@ -264,8 +271,9 @@ def run_trainings(cfg: Config, space: SearchSpace, todo: list, on_done: Callable
     return len(todo)
 
 
-def train_supernet(run: RunDir, cfg: Config, k: int, resume: bool) -> dict:
-    """Round k's supernet as one Slurm job: ``trainer.num_nodes`` nodes x ``trainer.devices`` tasks."""
+def train_supernet(run: RunDir, cfg: Config, k: int, resume: bool, work: Callable) -> dict:
+    """Round k's supernet as one Slurm job: ``trainer.num_nodes`` nodes x ``trainer.devices`` tasks, each
+    running ``work`` (``supernet.train_supernet_here``)."""
     devices = cfg.trainer.devices
     if not isinstance(devices, int) or devices < 1:
         raise InvalidInput(f"trainer.devices: {devices!r}; with cluster.backend: slurm the supernet job needs a "
@@ -275,7 +283,7 @@ def train_supernet(run: RunDir, cfg: Config, k: int, resume: bool) -> dict:
     args = (str(run.path), cfg.to_dict(), k, resume)
     group = JobGroup(cfg, folder, ex)
     try:
-        group.submit([_Item(f"supernet of round {k}", SupernetTask(), args, (*args[:3], True))])
+        group.submit([_Item(f"supernet of round {k}", SupernetTask(work), args, (*args[:3], True))])
         for _, res in group.results():
             return res
     finally:

@@ -157,7 +157,7 @@ def train_supernet(run: RunDir, cfg: Config, k: int | None = None, resume: bool 
     if cfg.cluster.backend == "slurm":
         from nasnav.workflow import remote  # submitit is imported only where it is used
 
-        return remote.train_supernet(run, cfg, k, resume)
+        return remote.train_supernet(run, cfg, k, resume, work=train_supernet_here)
     return train_supernet_here(run, cfg, k, resume)
 
 

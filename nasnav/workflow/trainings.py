@@ -95,7 +95,7 @@ def run_trainings(cfg: Config, space: SearchSpace, todo: list[Training], splits,
 
         if remote is None:
             raise InvalidInput("cluster.backend: slurm: these trainings have no folder for their Slurm jobs")
-        return cluster.run_trainings(cfg, space, todo, on_done, remote)
+        return cluster.run_trainings(cfg, space, todo, on_done, remote, work=_train)
     slots = training_slots(cfg.trainer) if slots is None else slots
     workers = min(len(slots), len(todo))
     if workers <= 1:
