@@ -37,7 +37,7 @@ from nasnav.errors import InvalidInput
 from nasnav.stop import JobStopped
 from nasnav.store import layout
 from nasnav.store.io import append_csv_rows, read_csv, read_json, write_csv, write_json
-from nasnav.store.records import read_candidates
+from nasnav.store.records import final_seeds, read_candidates
 from nasnav.store.run_dir import RunDir
 from nasnav.workflow.model_card import write_model_card
 from nasnav.workflow.retrain import fingerprint, single_device
@@ -103,15 +103,9 @@ def finished_trainings(run: RunDir, cfg: Config, space, epochs: int) -> dict[tup
             if same(str(r.arch), r.fingerprint):
                 out[(str(r.arch), int(r.seed))] = {"standalone_acc": float(r.standalone_acc),
                                                    "val_loss": float(r.val_loss), "seconds": float(r.seconds)}
-    for key in run.finals():
-        d = run.final_dir(key)
-        try:
-            m = read_json(d / layout.FINAL_METRICS, default=None)
-        except ValueError:
+    for m, seeds in final_seeds(run):
+        if m.get("epochs") != epochs or not m.get("arch"):
             continue
-        if not isinstance(m, dict) or m.get("epochs") != epochs or not m.get("arch"):
-            continue
-        seeds = read_csv(d / layout.SEEDS)
         if not {"seed", "val_acc", "fingerprint"} <= set(seeds.columns):
             continue
         for r in seeds.to_dict("records"):
