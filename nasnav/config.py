@@ -60,6 +60,7 @@ from nasnav.choices import (  # noqa: F401 (re-exported: the config's choices)
     SelectMode,
     Source,
     Strategy,
+    Tracker,
 )
 from nasnav.errors import InvalidInput
 from nasnav.model.ops import list_ops
@@ -301,6 +302,8 @@ class TrainerConfig:
     deterministic: Bool = True
     enable_progress_bar: Bool | None = None  # None: only on a terminal
     log_every_n_steps: PosInt = 10
+    logger: Tracker = "csv"  # where trainings log metrics and hyperparameters: csv | tensorboard | mlflow
+    tracking_uri: Str | None = None  # mlflow's tracking server or store (default: sqlite in the run's tracking/)
     trainings_per_device: PosInt = 1  # standalone trainings (spot checks, retrain seeds) run side by side: one
     # process per device of trainer.devices (on a CPU: devices 2 = two workers), this many on each
 

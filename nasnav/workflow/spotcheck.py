@@ -39,6 +39,8 @@ from nasnav.store import layout
 from nasnav.store.io import append_csv_rows, read_csv, read_json, write_csv, write_json
 from nasnav.store.records import final_seeds, read_candidates
 from nasnav.store.run_dir import RunDir
+from nasnav.train import tracking
+from nasnav.train.tracking import Tracking
 from nasnav.workflow.model_card import write_model_card
 from nasnav.workflow.retrain import fingerprint, single_device
 from nasnav.workflow.runs import load_data, round_space
@@ -145,7 +147,8 @@ def spotcheck(run: RunDir, cfg: Config, n: int = trust.SPACE_N, k: int | None = 
     write_json(rdir / layout.SPOTCHECK_SUMMARY, {**base, "state": "running", "progress": reused_share(done, p, seed_list),
                                                  "message": "spot check: starting"})
     archs = list(dict.fromkeys(p["space"]["archs"] + p["top"]["archs"]))
-    todo = [Training(a, s, epochs) for a in archs for s in seed_list if (a, s) not in done]
+    todo = [Training(a, s, epochs, tracking=Tracking(str(run.path), "spotcheck", k, a, s))
+            for a in archs for s in seed_list if (a, s) not in done]
     total, reused = len(archs) * seeds, len(archs) * seeds - len(todo)
     progress = {"trained": 0}
 
@@ -167,6 +170,7 @@ def spotcheck(run: RunDir, cfg: Config, n: int = trust.SPACE_N, k: int | None = 
         log.info(msg)
 
     try:
+        tracking.prepare(cfg.trainer, run.path)
         run_trainings(cfg, space, todo, load_data(cfg), finished, single_process=True)
         _same_round(run, cfg, k, space)
     except JobStopped:
