@@ -163,6 +163,9 @@ class DataConfig:
     grayscale: Bool = False  # folder images: 1 channel instead of RGB
     max_samples: PosInt | None = None  # stratified subset before splitting (quick trials)
     num_workers: NonNegInt = 0  # DataLoader workers; data lives in memory, 0 is usually fastest
+    # training augmentation (standalone trainings, with retrain.augment): null takes the data set's default
+    crop_padding: NonNegInt | None = None  # random crop after zero padding (4 on CIFAR, SVHN, Fashion-MNIST; else size // 16)
+    flip: Bool | None = None  # random horizontal flip of images (CIFAR, Fashion-MNIST: on; SVHN's digits, others: off)
     # Where a standard data set (cifar10, cifar100, fashion_mnist, svhn) is kept and whether to fetch it: not
     # what the data is (the files are checksum verified), so not part of the section's repr, which identifies
     # the data in caches (the process's data, the benchmarks' trainings).
@@ -283,7 +286,7 @@ class RetrainConfig:
     momentum: NonNegFloat = 0.9
     weight_decay: NonNegFloat = 5e-4
     schedule: Schedule = "cosine"
-    augment: Bool = True  # random shifts for images / sequences
+    augment: Bool = True  # training augmentation of images / sequences: data.crop_padding, data.flip
     patience: PosInt | None = None  # early stopping on validation accuracy
     seeds: PosInt = 1  # retrain with several seeds: mean and spread
     top_k: PosInt = 1  # headless run: retrain the k best candidates

@@ -11,6 +11,7 @@ import lightning.pytorch as pl
 from lightning.pytorch.callbacks import Callback, EarlyStopping
 
 from nasnav.config import Config
+from nasnav.data.augment import Augmentation
 from nasnav.data.splits import NasDataModule
 from nasnav.score.evaluate import exact_scores
 from nasnav.space import Arch, SearchSpace
@@ -96,7 +97,8 @@ def train_standalone(
         spec.shape[0],
         spec.num_classes,
         optim,
-        augment=rc.augment if augment is None else augment,
+        augment=Augmentation.for_data(cfg.data, spec.kind, spec.shape).to_dict()
+        if (rc.augment if augment is None else augment) else False,
     )
     callbacks = []
     reporter = None
