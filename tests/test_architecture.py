@@ -12,7 +12,7 @@ PKG = ROOT / "nasnav"
 # Lowest first. A module may import its own subpackage and any lower layer; never a sibling of its
 # layer or anything above.
 LAYERS = [
-    {"errors", "stop", "choices"},
+    {"errors", "stop", "choices", "progress"},
     {"space"},
     {"store"},
     {"model", "data"},

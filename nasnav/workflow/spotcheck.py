@@ -34,6 +34,7 @@ import pandas as pd
 from nasnav.analysis import trust
 from nasnav.config import Config
 from nasnav.errors import InvalidInput
+from nasnav.progress import bar
 from nasnav.stop import JobStopped
 from nasnav.store import layout
 from nasnav.store.io import append_csv_rows, read_csv, read_json, write_csv, write_json
@@ -168,7 +169,9 @@ def spotcheck(run: RunDir, cfg: Config, n: int = trust.SPACE_N, k: int | None = 
         write_json(rdir / layout.SPOTCHECK_SUMMARY, {**base, "state": "running", "progress": n_done / total,
                                                      "message": msg, "eta_seconds": rate * (total - n_done)})
         log.info(msg)
+        shown.update(1)
 
+    shown = bar(len(todo), f"spot check of round {k}", unit="training")  # drawn on a terminal only
     try:
         tracking.prepare(cfg.trainer, run.path)
         run_trainings(cfg, space, todo, load_data(cfg), finished, single_process=True)
@@ -184,6 +187,8 @@ def spotcheck(run: RunDir, cfg: Config, n: int = trust.SPACE_N, k: int | None = 
                                                      "message": f"spot check {'not kept' if replaced else 'failed'}: "
                                                                 f"{e or type(e).__name__}"})
         raise
+    finally:
+        shown.close()
     summary = {**base, "state": "done", **_results(rdir, p, done, seed_list, epochs, seeds),
                "seconds": round(time.time() - t0, 2), "trained_now": progress["trained"], "reused": reused,
                "progress": 1.0, "message": f"spot check done: {progress['trained']} trainings now, {reused} reused"}
