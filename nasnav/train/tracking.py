@@ -131,6 +131,11 @@ def make_logger(tc: TrainerConfig, tracking: Tracking | None):
     else:
         from lightning.pytorch.loggers import CSVLogger
 
-        logger = CSVLogger(save_dir=str(root), name="csv", version=tracking.name())
+        # a training run again (resumed, or retrained with new settings) gets a folder of its own: CSVLogger
+        # would empty the old one
+        version, i = tracking.name(), 2
+        while (root / "csv" / version).exists():
+            version, i = f"{tracking.name()}-{i}", i + 1
+        logger = CSVLogger(save_dir=str(root), name="csv", version=version)
     logger.log_hyperparams(tracking.tags())  # these two keep tags as hyperparameters
     return logger
