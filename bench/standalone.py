@@ -21,6 +21,7 @@ import os
 import time
 from pathlib import Path
 
+from nasnav.data.augment import Augmentation
 from nasnav.train.standalone import train_standalone
 
 # 2: trained by the product's train_standalone (Lightning, per-epoch schedule, early stopping);
@@ -55,9 +56,12 @@ class StandaloneTrainer:
         self.cache_path = default_cache() if cache == "default" else (Path(cache) if cache else None)
         rc, tc = cfg.retrain, cfg.trainer
         # everything train_standalone's result depends on (retrain.seeds / top_k / spotcheck_* do not)
+        augment = rc.augment and splits.spec.kind != "tabular"
+        recipe = Augmentation.for_data(cfg.data, splits.spec.kind, splits.spec.shape)
+        if augment and recipe != Augmentation(max(1, min(splits.spec.shape[1:]) // 16)):
+            augment = recipe.to_dict()  # not the small crop of before (a standard set, or data.crop_padding / flip)
         retrain = {"optimizer": rc.optimizer, "lr": rc.lr, "momentum": rc.momentum, "weight_decay": rc.weight_decay,
-                   "schedule": rc.schedule, "augment": rc.augment and splits.spec.kind != "tabular",
-                   "patience": rc.patience}
+                   "schedule": rc.schedule, "augment": augment, "patience": rc.patience}
         trainer = {"accelerator": tc.accelerator, "precision": tc.precision, "deterministic": tc.deterministic}
         ident = json.dumps({"data": data_identity(cfg.data), "seed": cfg.seed, "space": self.space.to_dict(),
                             "retrain": retrain, "trainer": trainer, "epochs": self.epochs,

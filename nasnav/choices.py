@@ -12,6 +12,7 @@ Strategy = Literal["random", "evolution", "local", "guided"]  # guided: a surrog
 Projection = Literal["mds", "tsne", "umap", "pca"]
 Fitness = Literal["adjusted", "marginal"]
 Evidence = Literal["round", "all"]
+Tracker = Literal["csv", "tensorboard", "mlflow"]  # trainer.logger: where trainings log metrics and hyperparameters
 NarrowBy = Literal["model", "score", "surrogate"]
 Pick = Literal["surrogate", "score"]  # the candidate to retrain: surrogate estimate, or the best own score
 SelectMode = Literal["one", "any"]  # one: single path; any: non-empty subset, outputs summed

@@ -60,6 +60,7 @@ from nasnav.choices import (  # noqa: F401 (re-exported: the config's choices)
     SelectMode,
     Source,
     Strategy,
+    Tracker,
 )
 from nasnav.errors import InvalidInput
 from nasnav.model.ops import list_ops
@@ -164,6 +165,9 @@ class DataConfig:
     grayscale: Bool = False  # folder images: 1 channel instead of RGB
     max_samples: PosInt | None = None  # stratified subset before splitting (quick trials)
     num_workers: NonNegInt = 0  # DataLoader workers; data lives in memory, 0 is usually fastest
+    # training augmentation (standalone trainings, with retrain.augment): null takes the data set's default
+    crop_padding: NonNegInt | None = None  # random crop after zero padding (4 on CIFAR, SVHN, Fashion-MNIST; else size // 16)
+    flip: Bool | None = None  # random horizontal flip of images (CIFAR, Fashion-MNIST: on; SVHN's digits, others: off)
     # Where a standard data set (cifar10, cifar100, fashion_mnist, svhn) is kept and whether to fetch it: not
     # what the data is (the files are checksum verified), so not part of the section's repr, which identifies
     # the data in caches (the process's data, the benchmarks' trainings).
@@ -284,7 +288,7 @@ class RetrainConfig:
     momentum: NonNegFloat = 0.9
     weight_decay: NonNegFloat = 5e-4
     schedule: Schedule = "cosine"
-    augment: Bool = True  # random shifts for images / sequences
+    augment: Bool = True  # training augmentation of images / sequences: data.crop_padding, data.flip
     patience: PosInt | None = None  # early stopping on validation accuracy
     seeds: PosInt = 1  # retrain with several seeds: mean and spread
     top_k: PosInt = 1  # headless run: retrain the k best candidates
@@ -303,6 +307,8 @@ class TrainerConfig:
     deterministic: Bool = True
     enable_progress_bar: Bool | None = None  # None: only on a terminal
     log_every_n_steps: PosInt = 10
+    logger: Tracker = "csv"  # where trainings log metrics and hyperparameters: csv | tensorboard | mlflow
+    tracking_uri: Str | None = None  # mlflow's tracking server or store (default: sqlite in the run's tracking/)
     trainings_per_device: PosInt = 1  # standalone trainings (spot checks, retrain seeds) run side by side: one
     # process per device of trainer.devices (on a CPU: devices 2 = two workers), this many on each
 

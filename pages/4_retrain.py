@@ -8,7 +8,9 @@ widgets.page_setup()
 st.title("4 · Retrain & export")
 
 with widgets.guarded():  # every error is a message on the page, never a traceback
-    run, cfg = widgets.open_run_page(guide.RETRAIN)
+    run, cfg = widgets.open_run_page(guide.RETRAIN, guide_here=False)
+    walkthrough = st.container()  # drawn once the picker knows what a press retrains
+    plan = None
 
     k = explore.view_round(run)
     cands = store.candidates(run, k).dropna(subset=["arch", "one_shot_acc"])
@@ -17,8 +19,10 @@ with widgets.guarded():  # every error is a message on the page, never a traceba
             st.info("No scored candidates yet: run a search on Explore first.", icon=":material/scatter_plot:")
             widgets.page_link(guide.EXPLORE, "3 · Explore", icon=":material/scatter_plot:")
         else:
-            final.picker(run, cfg, cands, k)
+            plan = final.picker(run, cfg, cands, k)
         widgets.progress(run, ("retrain", "export"))
+    with walkthrough:
+        widgets.callout(guide.RETRAIN, run, plan)
     final.live_curves(run)
 
     st.subheader("Results")

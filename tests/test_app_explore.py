@@ -89,6 +89,27 @@ def test_spot_check_tab_shows_both_answers_and_runs_beside_the_main_job(tmp_path
     assert "Spot check interrupted (its job is gone)" in texts(at) and "Spot check running" not in texts(at)
 
 
+def test_the_map_line_says_running_from_the_click_on(tmp_path_factory, tmp_path, monkeypatch):
+    """Issue 27: the line under the map said "not measured" until the spot-check process had imported torch
+    and written its first summary; the run's spot-check lock is taken at the click."""
+    from nasnav.jobs.control import stop_job
+
+    path = finished_copy(tmp_path_factory, tmp_path)
+    monkeypatch.setenv("NASNAV_RUNS", str(path.parent))
+    run = RunDir(path)
+    at = ok(page("3_explore.py", path, ex_tabs="Spot check").run())
+    assert "Not measured" in texts(at)
+    try:
+        at.button(key="ex_spot_start").click().run()
+        ok(at)
+        summary = path / "rounds" / "000" / "spotcheck.json"
+        written = summary.exists() and "running" in summary.read_text()
+        assert "Spot check running" in texts(at) and "Not measured" not in texts(at), written
+    finally:
+        stop_job(run, lane="spotcheck")
+    wait_job_gone(path)
+
+
 def test_the_auto_pilot_suggests_narrowing_and_says_why_when_it_has_nothing(tmp_path_factory, tmp_path, monkeypatch):
     from nasnav.store.io import write_yaml
 

@@ -109,3 +109,49 @@ def test_recommended_is_explores_recommendation_and_a_pick_from_explore_opens_on
     at = ok(page("4_retrain.py", path, retrain_pick=[expected], retrain_pick_new=True).run())
     assert at.radio(key="rt_mode").value == "choose candidates"  # sent from Explore: those networks, ready
     assert at.multiselect(key="rt_pick").value == [expected]
+
+
+def test_the_walkthrough_names_what_the_selection_retrains(tmp_path_factory, tmp_path, monkeypatch):
+    """Issue 27: the walkthrough's next step counts the networks the picker's selection will retrain (it
+    said "retrain the best candidate" while the page's default, the spot check's advice, retrained 8)."""
+    import re
+    import shutil
+
+    import numpy as np
+
+    from nasnav.analysis import trust
+    from nasnav.store import records
+    from nasnav.store.io import write_json
+    from nasnav.workflow.runs import load_run
+
+    path = finished_copy(tmp_path_factory, tmp_path)
+    monkeypatch.setenv("NASNAV_RUNS", str(path.parent))
+    run, cfg = load_run(path)
+    shutil.rmtree(path / "final")  # round 1 searched, nothing retrained yet: the walkthrough's retrain step
+    records.write_space(run, 1, records.read_space(run, 0, kind=cfg.kind))
+    for f in ("supernet.ckpt", "candidates.csv"):
+        shutil.copy(run.round_dir(0) / f, run.round_dir(1) / f)
+    run.set_current_round(1)
+    top = records.read_candidates(run, 0).sort_values("one_shot_acc", ascending=False).head(6)
+    truth = np.linspace(0.80, 0.99, 6)  # the one-shot order reversed: "no", retrain all 6
+    answer = trust.pick_answer(list(top["one_shot_acc"]), np.stack([truth, truth + 0.002], 1), epochs=2)
+    assert answer["verdict"] == "no"
+    pairs = [{"sample": "top", "arch": a, "one_shot_acc": o, "params": p}
+             for a, o, p in zip(top["arch"], top["one_shot_acc"], top["params"])]
+    write_json(run.round_dir(0) / "spotcheck.json", {"state": "done", "epochs": 2, "seeds": 2,
+                                                      "answers": {"pick": answer}, "pairs": pairs})
+
+    def networks(at) -> int:
+        return int(re.search(r"retrain (\d+) networks? from scratch", texts(at)).group(1))
+
+    at = ok(page("4_retrain.py", path, walkthrough=True).run())
+    assert at.radio(key="rt_mode").value == "as the spot check advises" and networks(at) == 6
+    assert "about " in texts(at) and "by this run's own timings" in texts(at)  # its supernet's epochs
+    at.radio(key="rt_mode").set_value("recommended candidate").run()
+    assert networks(ok(at)) == 1
+    at.radio(key="rt_mode").set_value("choose candidates").run()
+    at.multiselect(key="rt_pick").set_value(at.multiselect(key="rt_pick").options[:2]).run()
+    at.number_input(key="rt_seeds").set_value(2).run()
+    assert networks(ok(at)) == 2 and "2 x 2 seeds" in texts(at)
+    ex = ok(page("3_explore.py", path, walkthrough=True).run())  # Explore names the Retrain page's default
+    assert networks(ex) == 6

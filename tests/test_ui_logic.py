@@ -259,3 +259,42 @@ def test_rounds_table_reads_as_words():
                                    "supernet", "current"]
     assert list(table["best one-shot"]) == ["0.8123", "not run yet"] and list(table["architectures"]) == ["120", "–"]
     assert "None" not in table.astype(str).to_string() and "nan" not in table.astype(str).to_string()
+
+
+def test_clicks_made_during_a_rerun_are_kept():
+    """Issue 27: the app runs with Streamlit's fast reruns off (a second script thread beside a running one
+    could clear a click's trigger before it was read), and the buttons of the pages that poll (Explore,
+    Retrain, the job panels) record clicks in callbacks (``widgets.button``)."""
+    import re
+    import tomllib
+
+    root = Path(__file__).resolve().parents[1]
+    settings = tomllib.loads((root / ".streamlit" / "config.toml").read_text())
+    assert settings["runner"]["fastReruns"] is False
+    for name in ("explore", "final", "steer", "predict_panels", "widgets"):
+        code = (root / "nasnav" / "ui" / f"{name}.py").read_text()
+        plain = [m for m in re.findall(r"(\w+(?:\[\d\])?)\.button\(", code) if m not in ("where", "widgets")]
+        assert not plain, (name, plain)
+
+
+def test_a_button_click_is_read_from_its_callback(tmp_path):
+    from streamlit.testing.v1 import AppTest
+
+    def script():
+        import streamlit as st
+
+        from nasnav.ui import widgets
+
+        c, _ = st.columns(2)
+        if widgets.button(c, "Go", key="go"):
+            st.session_state["n"] = st.session_state.get("n", 0) + 1
+        st.session_state["_clicked_stale"] = 0.0  # a click recorded long ago whose button was never drawn
+        if widgets.button(st, "Stale", key="stale"):
+            st.session_state["stale_fired"] = True
+
+    at = AppTest.from_function(script).run()
+    assert "n" not in at.session_state
+    at.button(key="go").click().run()
+    assert at.session_state["n"] == 1
+    at.run()  # a rerun without a click does not repeat it
+    assert at.session_state["n"] == 1 and "stale_fired" not in at.session_state

@@ -309,11 +309,12 @@ def answers(summary: dict | None) -> dict:
         if isinstance(got, dict) else {}
 
 
-def trust_line(summary: dict | None) -> str:
+def trust_line(summary: dict | None, running: bool = False) -> str:
     """What the one-shot score can be trusted for, in one line starting "Spot check": its short answers, or
-    that nothing was measured (never more than a spot check said)."""
+    that nothing was measured (never more than a spot check said). ``running``: a spot-check job holds the
+    run (from the click on, before its process has written a summary)."""
     state = summary.get("state") if isinstance(summary, dict) else None
-    if state == "running" and not answers(summary):
+    if (running or state == "running") and not answers(summary):
         return "Spot check running: how far the one-shot score can be trusted is not known yet."
     if state in ("failed", "replaced", "interrupted") and not answers(summary):
         return (f"Spot check {state} ({summary.get('message') or 'no answers'}); its finished trainings are kept and "

@@ -36,6 +36,7 @@ import scipy.io
 
 from nasnav.data import sources
 from nasnav.errors import InvalidInput
+from nasnav.progress import bar
 from nasnav.store.process import host_name
 
 log = logging.getLogger(__name__)
@@ -137,10 +138,12 @@ def fetch(remote: Remote, folder: Path, source: str, ds: Standard) -> Path:
     h = hashlib.md5()
     try:
         req = urllib.request.Request(url, headers={"User-Agent": "nasnav"})
-        with urllib.request.urlopen(req, timeout=TIMEOUT_S) as r, open(tmp, "wb") as f:
+        with (urllib.request.urlopen(req, timeout=TIMEOUT_S) as r, open(tmp, "wb") as f,
+              bar(int(r.headers.get("Content-Length") or 0) or None, remote.name, unit="B") as shown):
             while chunk := r.read(1 << 20):
                 f.write(chunk)
                 h.update(chunk)
+                shown.update(len(chunk))
     except (urllib.error.URLError, OSError, ValueError) as e:  # offline, refused, timed out, bad address
         tmp.unlink(missing_ok=True)
         reason = getattr(e, "reason", None) or e

@@ -16,6 +16,7 @@ STATUS = "status.json"  # what the current (or last) job is doing
 LOCK = "job.lock"  # held by the one job that may write
 SPOTCHECK_LANE = "spotcheck"  # the side job of a spot check
 SIDE_LOCKS = {SPOTCHECK_LANE: "spotcheck.lock"}  # jobs beside the main one, one of each kind (they write only their files)
+TRACKING = "tracking"  # the experiment trackers' files (trainer.logger): csv/, tensorboard/, mlflow.db
 HEARTBEAT = "heartbeat"  # names the lock holder (host, pid); touched by it every few seconds
 CURRENT_ROUND = "current_round.json"  # the round the analyst is on (undo keeps later rounds' files)
 HISTORY = "history.json"  # every decision, undo and redo, in order

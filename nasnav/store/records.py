@@ -4,6 +4,7 @@ history, spot-check summary and the retrained architectures. Callers never name 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -156,6 +157,18 @@ def read_finals(run: RunDir) -> pd.DataFrame:
         if c not in df.columns:
             df[c] = pd.Series(dtype=object)
     return df[FINAL_COLUMNS + [c for c in df.columns if c not in FINAL_COLUMNS]]
+
+
+def final_seeds(run: RunDir) -> Iterator[tuple[dict, pd.DataFrame]]:
+    """(metrics.json, seeds.csv) of each retrained architecture whose metrics are readable."""
+    for key in run.finals():
+        d = run.final_dir(key)
+        try:
+            m = read_json(d / layout.FINAL_METRICS, default=None)
+        except ValueError:
+            continue
+        if isinstance(m, dict):
+            yield m, read_csv(d / layout.SEEDS)
 
 
 # ---- supernet ------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from nasnav.data.augment import Augmentation, augment_batch  # noqa: F401 (augment_batch: re-exported)
 from nasnav.errors import InvalidInput
 from nasnav.model.supernet import Supernet, build_network
 from nasnav.space import Arch, SearchSpace
@@ -168,43 +169,27 @@ class _batch_stats:
             m.momentum = momentum
 
 
-def augment_batch(x: torch.Tensor, max_shift: int) -> torch.Tensor:
-    """Random translation by up to max_shift cells with zero fill, per sample (images, sequences)."""
-    if max_shift <= 0 or x.dim() < 3:
-        return x
-    n = x.shape[0]
-    spatial = x.dim() - 2
-    pad = [max_shift] * (2 * spatial)
-    padded = F.pad(x, pad)
-    shifts = torch.randint(0, 2 * max_shift + 1, (n, spatial), device=x.device)
-    if spatial == 1:
-        idx = shifts[:, 0, None] + torch.arange(x.shape[2], device=x.device)  # (N, L)
-        return padded.gather(2, idx[:, None, :].expand(-1, x.shape[1], -1))
-    rows = shifts[:, 0, None] + torch.arange(x.shape[2], device=x.device)  # (N, H)
-    cols = shifts[:, 1, None] + torch.arange(x.shape[3], device=x.device)  # (N, W)
-    b = torch.arange(n, device=x.device)[:, None, None]
-    out = padded.permute(0, 2, 3, 1)[b, rows[:, :, None], cols[:, None, :]]  # (N, H, W, C)
-    return out.permute(0, 3, 1, 2).contiguous()
-
-
 class StandaloneModule(_Classifier):
     """Trains one architecture from scratch."""
 
     def __init__(self, space: dict, arch: str, kind: str, in_channels: int, num_classes: int, optim: dict,
-                 augment: bool = True, label_smoothing: float = 0.0):
+                 augment: bool | dict = True, label_smoothing: float = 0.0):
         super().__init__()
         self.save_hyperparameters()
         sp = SearchSpace.from_dict(space, kind)
         self.arch = sp.parse(arch, check_active=False)
         self.net = build_network(sp, self.arch, kind, in_channels, num_classes)
-        self._augment = augment and kind != "tabular"
+        # a dict: Augmentation's settings (the data set's); True (checkpoints of before): a small crop, no flip
+        self._augment = (augment if isinstance(augment, dict) else bool(augment)) if kind != "tabular" else False
 
     def forward(self, x):
         return self.net(x)
 
     def _logits(self, x, stage):
-        if stage == "train" and self._augment:
-            x = augment_batch(x, max(1, min(x.shape[2:]) // 16))  # 1 cell on 8x8, 2 on 32x32
+        if stage == "train" and self._augment:  # training batches only
+            aug = (Augmentation(**self._augment) if isinstance(self._augment, dict)
+                   else Augmentation(max(1, min(x.shape[2:]) // 16)))  # 1 cell on 8x8, 2 on 32x32
+            x = aug(x)
         return self.net(x)
 
     def configure_optimizers(self):

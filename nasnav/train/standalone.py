@@ -11,6 +11,7 @@ import lightning.pytorch as pl
 from lightning.pytorch.callbacks import Callback, EarlyStopping
 
 from nasnav.config import Config
+from nasnav.data.augment import Augmentation
 from nasnav.data.splits import NasDataModule
 from nasnav.score.evaluate import exact_scores
 from nasnav.space import Arch, SearchSpace
@@ -18,6 +19,7 @@ from nasnav.stop import JobStopped, stop_requested
 from nasnav.store import layout
 from nasnav.store.run_dir import RunDir
 from nasnav.train.modules import StandaloneModule
+from nasnav.train.tracking import Tracking
 from nasnav.train.trainer import RunReporter, finished_epochs, make_trainer, metric_rows_until
 
 
@@ -64,6 +66,7 @@ def train_standalone(
     quiet: bool = False,
     single_process: bool = False,
     checkpoint_dir: Path | None = None,
+    tracking: Tracking | None = None,
 ) -> dict:
     """Train one architecture from scratch under the ``retrain`` and ``trainer`` settings.
 
@@ -72,7 +75,7 @@ def train_standalone(
     (spot checks: many short trainings, where DDP start-up would dominate). With ``checkpoint_dir``,
     ``last.ckpt`` there is saved each epoch and a training killed midway resumes from it. With
     ``retrain.patience`` set, training stops early on validation accuracy and the best
-    validation epoch's weights are kept.
+    validation epoch's weights are kept. ``tracking``: the training's identity for ``trainer.logger``.
     """
 
     rc = cfg.retrain
@@ -94,7 +97,8 @@ def train_standalone(
         spec.shape[0],
         spec.num_classes,
         optim,
-        augment=rc.augment if augment is None else augment,
+        augment=Augmentation.for_data(cfg.data, spec.kind, spec.shape).to_dict()
+        if (rc.augment if augment is None else augment) else False,
     )
     callbacks = []
     reporter = None
@@ -112,7 +116,8 @@ def train_standalone(
     if single_process:
         tc = dataclasses.replace(tc, devices=1, num_nodes=1, strategy="auto")
     root = metrics_path.parent if metrics_path is not None else Path(".")
-    trainer = make_trainer(tc, epochs, root, callbacks, grad_clip=5.0, checkpoint_dir=checkpoint_dir, lr_key="retrain.lr")
+    trainer = make_trainer(tc, epochs, root, callbacks, grad_clip=5.0, checkpoint_dir=checkpoint_dir, lr_key="retrain.lr",
+                           tracking=tracking)
     dm = NasDataModule(cfg.data, cfg.seed, splits)
     t0 = time.time()
     trainer.fit(module, datamodule=dm, ckpt_path=str(last) if done else None, weights_only=True)

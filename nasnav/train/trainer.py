@@ -20,6 +20,7 @@ from nasnav.errors import InvalidInput
 from nasnav.store.io import atomic_write_bytes, read_csv, write_csv
 from nasnav.store.run_dir import RunDir
 from nasnav.train.devices import launch
+from nasnav.train.tracking import Tracking, make_logger
 
 METRIC_COLUMNS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds", "samples_per_s"]
 
@@ -206,9 +207,10 @@ def metric_rows_until(path: Path, done: int) -> list[dict]:
 
 def make_trainer(tc: TrainerConfig, max_epochs: int, root: Path, callbacks: list, grad_clip: float | None = None,
                  unused_parameters: bool = False, checkpoint_dir: Path | None = None,
-                 lr_key: str | None = None) -> pl.Trainer:
+                 lr_key: str | None = None, tracking: Tracking | None = None) -> pl.Trainer:
     """A Trainer from the ``trainer`` config section; saves ``last.ckpt`` each epoch for resume
-    (atomically, see ``AtomicCheckpointIO``); stops on a diverged loss (``NonFiniteLoss``)."""
+    (atomically, see ``AtomicCheckpointIO``); stops on a diverged loss (``NonFiniteLoss``); logs metrics and
+    hyperparameters to ``trainer.logger`` when ``tracking`` says which training of which run this is."""
     callbacks = [NonFiniteLoss(lr_key)] + list(callbacks)  # first: a diverged step is reported before anything is written
     if checkpoint_dir is not None:
         callbacks.append(ModelCheckpoint(dirpath=checkpoint_dir, filename="last", save_last=False, save_top_k=1,
@@ -222,7 +224,7 @@ def make_trainer(tc: TrainerConfig, max_epochs: int, root: Path, callbacks: list
         precision=tc.precision,
         max_epochs=max_epochs,
         deterministic=tc.deterministic,
-        logger=False,
+        logger=make_logger(tc, tracking),
         enable_checkpointing=checkpoint_dir is not None,
         enable_progress_bar=progress,
         enable_model_summary=False,

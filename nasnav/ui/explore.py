@@ -98,7 +98,7 @@ def scatter_and_selection(run: RunDir, cfg, k: int, space: SearchSpace) -> None:
         cands = store.candidates(run, k)
         left, right = st.columns([3, 2])
         with left:
-            m1, m2 = st.columns([1, 2], vertical_alignment="bottom")
+            m1, _ = st.columns([1, 2])
             default = METHODS.index(cfg.search.projection) if cfg.search.projection in METHODS else 0
             method = m1.selectbox("Projection", METHODS, index=default, key="ex_method",
                                   help="How architectures are laid out in 2-D; the layout is stable across rounds")
@@ -107,12 +107,13 @@ def scatter_and_selection(run: RunDir, cfg, k: int, space: SearchSpace) -> None:
                 points = store.scatter_points(run, cfg, k, method, predict=not live)
             n_scored = int(points["scored"].sum())
             predicted = "predicted" in points and points["predicted"].notna().any()
-            m2.caption(f"{n_scored:,} scored candidates (coloured) · {len(points) - n_scored:,} not yet scored "
-                       f"({'diamonds: predicted accuracy' if predicted else 'grey'}) · size = params · brush or click "
-                       "to select")
             event = st.altair_chart(charts.candidate_scatter(points),
                                     key=f"ex_scatter_{k}_{method}", on_select="rerun",
                                     selection_mode=[charts.BRUSH, charts.PICK], width="stretch")
+            # below the chart: above it, the chart's toolbar (shown on hover, top right) covered its end
+            st.caption(f"{n_scored:,} scored candidates (coloured) · {len(points) - n_scored:,} not yet scored "
+                       f"({'diamonds: predicted accuracy' if predicted else 'grey'}) · size = params · brush or click "
+                       "to select")
             st.caption(spotcheck_line(run, k))  # how far the map's colours can be trusted
             st.session_state["ex_render_s"] = time.perf_counter() - t0
         event_sel = getattr(event, "selection", None)
@@ -135,8 +136,9 @@ def scatter_and_selection(run: RunDir, cfg, k: int, space: SearchSpace) -> None:
 
 
 def spotcheck_line(run: RunDir, k: int) -> str:
-    """One line: what round k's spot check says the one-shot score can be trusted for (both questions)."""
-    return trust.trust_line(store.spotcheck(run, k))
+    """One line: what round k's spot check says the one-shot score can be trusted for (both questions);
+    "running" from the moment a spot-check job holds the run."""
+    return trust.trust_line(store.spotcheck(run, k), running=running_job(run, layout.SPOTCHECK_LANE) is not None)
 
 
 def selection_panel(run: RunDir, cfg, k: int, space: SearchSpace, cands: pd.DataFrame, sel: list[str],
@@ -164,7 +166,7 @@ def selection_panel(run: RunDir, cfg, k: int, space: SearchSpace, cands: pd.Data
                                                  "params": st.column_config.NumberColumn(format="localized"),
                                                  "flops": st.column_config.NumberColumn("FLOPs", format="localized")})
     primary = widgets.is_next(guide.EXPLORE, guide.KEEP_SELECTION, run)
-    if st.button(guide.KEEP_SELECTION, key="ex_keep", type="primary" if primary else "secondary",
+    if widgets.button(st, guide.KEEP_SELECTION, key="ex_keep", type="primary" if primary else "secondary",
                  help="Prune every component no selected candidate uses (added to the pending decision)",
                  width="stretch"):
         with widgets.guarded("Keep only the selection"):
@@ -174,7 +176,7 @@ def selection_panel(run: RunDir, cfg, k: int, space: SearchSpace, cands: pd.Data
             else:
                 state.add_pending(run, actions)
                 st.rerun(scope="app")
-    if st.button("Retrain the best of these (page 4)", key="ex_to_retrain", width="stretch"):
+    if widgets.button(st, "Retrain the best of these (page 4)", key="ex_to_retrain", width="stretch"):
         st.session_state["retrain_pick"] = sel[:5]
         st.session_state["retrain_pick_new"] = True  # page 4 opens on "choose candidates" with them
         try:
@@ -186,7 +188,7 @@ def selection_panel(run: RunDir, cfg, k: int, space: SearchSpace, cands: pd.Data
         free = f"selection {len(state.saved_selections(run)) + 1}"
         # keyed by the free name: once saved, the box is a new widget showing the next free one
         name = s1.text_input("Save selection as", value=free, key=f"ex_sel_name_{free}")
-        if s2.button("Save selection", key="ex_sel_save", width="stretch"):
+        if widgets.button(s2, "Save selection", key="ex_sel_save", width="stretch"):
             with widgets.guarded("Save selection"):
                 state.save_selection(run, name, sel)
                 st.toast(f"Saved '{name}' ({len(sel)} candidates).", icon=":material/save:")

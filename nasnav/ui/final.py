@@ -13,6 +13,7 @@ from nasnav.store.records import by_validation, latest_spotcheck
 from nasnav.store.run_dir import RunDir, arch_key
 from nasnav.ui import charts, guide, state, store, widgets
 from nasnav.ui import queue as jobq
+from nasnav.ui.retrain_plan import ADVISED, CHOOSE, RECOMMENDED, SAVED, Plan, advice_in_space, plan
 from nasnav.workflow.card_use import split_front_matter
 
 DOWNLOADS = [  # file, label, mime
@@ -36,25 +37,9 @@ def one_shot_lookup(run: RunDir) -> dict[str, float]:
     return out
 
 
-ADVISED, RECOMMENDED, CHOOSE, SAVED = ("as the spot check advises", "recommended candidate", "choose candidates",
-                                      "saved selection")
-
-
-def advice_in_space(run: RunDir, cfg) -> tuple[list[str], str] | None:
-    """The latest spot check's advice (``trust.advised_retrain``), without networks the current space no
-    longer holds (the check may be of an earlier round); None when none is left."""
-    advice = trust.advised_retrain(latest_spotcheck(run, run.current_round())[1])
-    if not advice:
-        return None
-    space = store.space(run, cfg, run.current_round())
-    archs = [a for a in advice[0] if space.contains(space.parse(a, check_active=False))]
-    gone = len(advice[0]) - len(archs)
-    return (archs, advice[1] + (f" ({gone} pruned since, left out)" if gone else "")) if archs else None
-
-
-def picker(run: RunDir, cfg, cands: pd.DataFrame, k: int) -> None:
+def picker(run: RunDir, cfg, cands: pd.DataFrame, k: int) -> Plan:
     """Choose networks of round k (the recommended one, the spot check's advice, or any) and queue their
-    retraining."""
+    retraining; returns what a press retrains (the walkthrough's words come from it)."""
     ranked = cands.sort_values("one_shot_acc", ascending=False)
     options = list(dict.fromkeys(list(st.session_state.get("retrain_pick", [])) + list(ranked["arch"].head(200))))
     saved = state.saved_selections(run)
@@ -87,23 +72,25 @@ def picker(run: RunDir, cfg, cands: pd.DataFrame, k: int) -> None:
         name = st.selectbox("Saved selection", list(saved), key="rt_saved")
         archs = saved.get(name, [])[:10]
         st.caption(f"the {len(archs)} best of '{name}' (at most 10)")
+    chosen = plan(run, cfg, len(archs), int(seeds), mode)
     label = guide.RETRAIN_EXPORT
     primary = widgets.is_next(guide.RETRAIN, label, run)
     live = running_job(run)
     b1, b2, _ = st.columns([1, 1, 3])
-    if b1.button(label, key="rt_start", type="primary" if primary else "secondary", disabled=not archs or bool(live),
+    if widgets.button(b1, label, key="rt_start", type="primary" if primary else "secondary", disabled=not archs or bool(live),
                  width="stretch"):
         with widgets.guarded("Retrain"):
             jobq.enqueue(run, jobq.retrain_items(run, archs, seeds))
             jobq.advance(run)
             st.rerun()
-    if b2.button("Stop", key="rt_stop", disabled=not live, width="stretch",
+    if widgets.button(b2, "Stop", key="rt_stop", disabled=not live, width="stretch",
                  help="Stop the running job; the queue pauses and can be continued"):
         with widgets.guarded("Stop"):
             with st.spinner("Stopping ..."):
                 stop_job(run)
             st.rerun()
     queue_panel(run)
+    return chosen
 
 
 def queue_panel(run: RunDir) -> None:
@@ -114,11 +101,11 @@ def queue_panel(run: RunDir) -> None:
     b1, b2, _ = st.columns([1, 1, 4])
     status = run.read_status()
     paused = not running_job(run) and status["state"] in ("failed", "interrupted", "stopped")
-    if b1.button("Continue queue", key="rt_q_resume", disabled=not paused):
+    if widgets.button(b1, "Continue queue", key="rt_q_resume", disabled=not paused):
         with widgets.guarded("Continue queue"):
             jobq.resume(run)
             st.rerun()
-    if b2.button("Clear queue", key="rt_q_clear"):
+    if widgets.button(b2, "Clear queue", key="rt_q_clear"):
         jobq.clear(run)
         st.rerun()
 
@@ -220,7 +207,7 @@ def downloads(run: RunDir, finals: pd.DataFrame) -> None:
                             else "secondary", width="stretch")
     missing = [f for f, _, _ in DOWNLOADS if not (folder / f).exists()]
     if layout.MODEL_PY in missing:
-        if st.button(guide.EXPORT, key="rt_export", disabled=bool(running_job(run)),
+        if widgets.button(st, guide.EXPORT, key="rt_export", disabled=bool(running_job(run)),
                      type="primary" if widgets.is_next(guide.RETRAIN, guide.EXPORT, run) else "secondary"):
             if widgets.start(run, "export", commands.export(run, arch)):
                 st.rerun()

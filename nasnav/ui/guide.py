@@ -11,6 +11,8 @@ from pathlib import Path
 from nasnav import config
 from nasnav.store import layout, records
 from nasnav.store.run_dir import RunDir
+from nasnav.ui import retrain_plan
+from nasnav.workflow.runs import load_run
 
 HOME, SPACE, SUPERNET, EXPLORE, RETRAIN = "home", "space", "supernet", "explore", "retrain"
 DEFAULT_PRESET = config.DEFAULT_PRESET  # what a new user starts from
@@ -81,8 +83,12 @@ def _has(path: Path) -> bool:
     return path.exists() and path.stat().st_size > 0
 
 
-def next_step(run: RunDir | None) -> Step:
-    """The one next action of the default path: create, train, search, prune, next round, retrain, download."""
+def next_step(run: RunDir | None, plan: retrain_plan.Plan | None = None) -> Step:
+    """The one next action of the default path: create, train, search, prune, next round, retrain, download.
+
+    ``plan``: what the Retrain page's selection will retrain (the page passes it); by default what that page
+    retrains when nothing is changed on it (``retrain_plan.default_plan``: the spot check's advice, else the
+    recommended candidate). The retrain step names that count and its time."""
     if run is None or not run.exists():
         return Step(HOME, CREATE_RUN, f"create a run from the {DEFAULT_PRESET} preset (or tiny, for a quick look)")
     k = run.current_round()
@@ -104,7 +110,7 @@ def next_step(run: RunDir | None) -> Step:
                                              "auto-pilot's suggestions) and keep only what it uses")
     finals = run.finals()
     if not finals:
-        return Step(RETRAIN, RETRAIN_EXPORT, "retrain the best candidate from scratch, test and export it")
+        return Step(RETRAIN, RETRAIN_EXPORT, (plan or retrain_plan.default_plan(run, load_run(run.path)[1])).words())
     if not any((run.final_dir(f) / layout.MODEL_PY).exists() for f in finals):
         return Step(RETRAIN, EXPORT, "write the standalone model.py, weights and ONNX")
     return Step(RETRAIN, DOWNLOAD, "download the network; the loop is complete")

@@ -38,7 +38,7 @@ def recommendation_panel(run: RunDir, cfg, k: int) -> None:
                  column_config={"arch": st.column_config.TextColumn("architecture", width="medium"),
                                 **{c: st.column_config.NumberColumn(c, format="%.4f")
                                    for c in ("score", "predicted", "low", "high", "estimate")}})
-    if st.button("Retrain the recommended (page 4)", key="ex_retrain_recommended", width="stretch"):
+    if widgets.button(st, "Retrain the recommended (page 4)", key="ex_retrain_recommended", width="stretch"):
         st.session_state["retrain_pick"] = list(rec["arch"].head(1))
         st.session_state["retrain_pick_new"] = True  # page 4 opens on "choose candidates" with it
         try:
@@ -63,7 +63,7 @@ def predicted_best_panel(run: RunDir, cfg, k: int) -> None:
                                 "predicted": st.column_config.NumberColumn("predicted acc", format="%.4f")})
     live = running_job(run) is not None
     current = run.current_round() == k
-    if st.button(f"Score these {len(best)}", key="ex_score_predicted", type="primary", width="stretch",
+    if widgets.button(st, f"Score these {len(best)}", key="ex_score_predicted", type="primary", width="stretch",
                  disabled=live or not current or not (run.round_dir(k) / layout.SUPERNET).exists(),
                  help="Score them with this round's supernet (a search job)" if current else
                  "Only the current round can be scored"):

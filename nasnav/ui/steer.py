@@ -94,14 +94,14 @@ def decision_panel(run: RunDir, cfg, space: SearchSpace, k: int) -> None:
         st_obj = space.stages[names.index(stage)]
         comp = c2.selectbox("Component", list(st_obj.candidates), key=f"ex_dec_comp_{stage}")
         b = st.columns(3)
-        if b[0].button("Prune", key="ex_dec_prune", width="stretch", disabled=comp in st_obj.pruned,
+        if widgets.button(b[0], "Prune", key="ex_dec_prune", width="stretch", disabled=comp in st_obj.pruned,
                        type="primary" if widgets.is_next(guide.EXPLORE, "Prune", run) else "secondary"):
             state.add_pending(run, [Action(Op.PRUNE, stage, comp)])
             st.rerun()
-        if b[1].button("Pin", key="ex_dec_pin", width="stretch", disabled=comp in st_obj.pruned):
+        if widgets.button(b[1], "Pin", key="ex_dec_pin", width="stretch", disabled=comp in st_obj.pruned):
             state.add_pending(run, [Action(Op.PIN, stage, choice=(comp,))])
             st.rerun()
-        if b[2].button("Restore", key="ex_dec_restore", width="stretch",
+        if widgets.button(b[2], "Restore", key="ex_dec_restore", width="stretch",
                        disabled=comp not in st_obj.pruned and not st_obj.pinned):
             state.add_pending(run, [Action(Op.RESTORE, stage, comp)])
             st.rerun()
@@ -128,19 +128,19 @@ def suggestions(run: RunDir, cfg, k: int) -> None:
         if record := track_record(str(decision.kind)):
             st.caption(record)
         a, r = st.columns(2)
-        if a.button(f"Accept all {len(todo)}", key=f"ex_acc_all_{k}", type="primary", width="stretch",
+        if widgets.button(a, f"Accept all {len(todo)}", key=f"ex_acc_all_{k}", type="primary", width="stretch",
                     help="Add every suggestion to the pending decision"):
             _settle(run, [p for _, p in todo], rejected, k, accept=True)
-        if r.button("Reject all", key=f"ex_rej_all_{k}", width="stretch"):
+        if widgets.button(r, "Reject all", key=f"ex_rej_all_{k}", width="stretch"):
             _settle(run, [p for _, p in todo], rejected, k, accept=False)
         with st.expander(f"One by one, with the evidence ({len(todo)})"):
             for i, p in todo:
                 c1, c2, c3 = st.columns([6, 1, 1], vertical_alignment="center")
                 c1.markdown(selection.describe_action(p) + (f"  \n:gray[{selection.describe_evidence(p.evidence)}]"
                                                             if p.evidence is not None else ""))
-                if c2.button("", key=f"ex_acc_{k}_{i}", icon=":material/check:", help="Accept"):
+                if widgets.button(c2, "", key=f"ex_acc_{k}_{i}", icon=":material/check:", help="Accept"):
                     _settle(run, [p], rejected, k, accept=True)
-                if c3.button("", key=f"ex_rej_{k}_{i}", icon=":material/close:", help="Reject"):
+                if widgets.button(c3, "", key=f"ex_rej_{k}_{i}", icon=":material/close:", help="Reject"):
                     _settle(run, [p], rejected, k, accept=False)
 
 
@@ -161,7 +161,7 @@ def pending_panel(run: RunDir, cfg, space: SearchSpace) -> None:
     for i, a in enumerate(acts):
         c1, c2 = st.columns([5, 1])
         c1.markdown("- " + selection.describe_action(a))
-        if c2.button("", key=f"ex_pend_rm_{i}", icon=":material/close:", help="Remove this action"):
+        if widgets.button(c2, "", key=f"ex_pend_rm_{i}", icon=":material/close:", help="Remove this action"):
             state.remove_pending(run, i)
             st.rerun()
     b1, b2 = st.columns(2)
@@ -170,7 +170,7 @@ def pending_panel(run: RunDir, cfg, space: SearchSpace) -> None:
     if prepared and acts:
         st.caption(f"Round {run.current_round()}'s space is prepared but not run yet: start the next round (or undo) before the next "
                    "decision.")
-    if b1.button("Apply decision", key="ex_apply", type="primary" if acts and not prepared else "secondary",
+    if widgets.button(b1, "Apply decision", key="ex_apply", type="primary" if acts and not prepared else "secondary",
                  disabled=not acts or bool(live) or prepared, width="stretch",
                  help="Write the next round's pruned space; then start the next round"):
         with widgets.guarded("Apply decision"):
@@ -180,7 +180,7 @@ def pending_panel(run: RunDir, cfg, space: SearchSpace) -> None:
             state.clear_pending(run)
             st.toast("Decision applied: the next round's space is ready.", icon=":material/content_cut:")
             st.rerun()
-    if b2.button("Clear", key="ex_clear", disabled=not acts, width="stretch"):
+    if widgets.button(b2, "Clear", key="ex_clear", disabled=not acts, width="stretch"):
         state.clear_pending(run)
         st.rerun()
 
@@ -212,12 +212,12 @@ def rounds_panel(run: RunDir, cfg) -> None:
             left.altair_chart(charts.timeline_chart(hist), width="stretch")
             right.dataframe(rounds_table(hist), hide_index=True, width="stretch")
     u1, u2, _ = st.columns([1, 1, 4])
-    if u1.button("Undo", key="ex_undo", icon=":material/undo:", disabled=bool(live) or k == 0, width="stretch",
+    if widgets.button(u1, "Undo", key="ex_undo", icon=":material/undo:", disabled=bool(live) or k == 0, width="stretch",
                  help="Go back to the previous round (its files are kept; redo returns)"):
         with widgets.guarded("Undo"):
             decisions.undo(run, at_round=k)
             st.rerun()
-    if u2.button("Redo", key="ex_redo", icon=":material/redo:", disabled=bool(live), width="stretch"):
+    if widgets.button(u2, "Redo", key="ex_redo", icon=":material/redo:", disabled=bool(live), width="stretch"):
         with widgets.guarded("Redo"):
             decisions.redo(run, at_round=k)
             st.rerun()
@@ -262,7 +262,7 @@ def set_operations(run: RunDir) -> None:
     op = c[1].selectbox("Operation", ["union", "intersection", "difference", "complement"], key="ex_set_op")
     b = c[2].selectbox("Selection B", names, key="ex_set_b", index=min(1, len(names) - 1),
                        disabled=op == "complement")
-    if c[3].button("Combine", key="ex_set_go", width="stretch"):
+    if widgets.button(c[3], "Combine", key="ex_set_go", width="stretch"):
         with widgets.guarded("Combine"):
             k = run.current_round()
             universe = list(store.candidates(run, k)["arch"].dropna().astype(str))
@@ -281,7 +281,7 @@ def spotcheck_panel(run: RunDir, k: int) -> None:
     sc = store.spotcheck(run, k) or {}
     got = trust.answers(sc)
     if not got:
-        st.markdown(trust.trust_line(sc))
+        st.markdown(spotcheck_line(run, k))
         earlier, old = latest_spotcheck(run, k)
         if earlier is not None and earlier != k and trust.answers(old):
             st.caption(f"The latest spot check, of round {earlier}, said this (the space has changed since):")
@@ -305,11 +305,11 @@ def spotcheck_controls(run: RunDir, k: int, ready: bool) -> None:
     progress is polled from spotcheck.json, and the page refreshes when it ends."""
     live = running_job(run, layout.SPOTCHECK_LANE)
     c = st.columns([1, 1, 4])
-    if c[0].button("Run spot check", key="ex_spot_start", disabled=bool(live) or not ready, width="stretch"):
+    if widgets.button(c[0], "Run spot check", key="ex_spot_start", disabled=bool(live) or not ready, width="stretch"):
         with widgets.guarded("Run spot check"):
             start_job(run, "spotcheck", commands.spotcheck(run, trust.SPACE_N, trust.TOP_M, k), lane=layout.SPOTCHECK_LANE)
             st.rerun()
-    if c[1].button("Stop", key="ex_spot_stop", disabled=not live, width="stretch",
+    if widgets.button(c[1], "Stop", key="ex_spot_stop", disabled=not live, width="stretch",
                    help="Stop the spot check; finished trainings are kept and reused by the next one"):
         with widgets.guarded("Stop spot check"):
             stop_job(run, lane=layout.SPOTCHECK_LANE)

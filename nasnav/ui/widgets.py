@@ -65,6 +65,29 @@ def guarded(what: str = "") -> Iterator[None]:
         st.error(message(f"{what + ': ' if what else ''}unexpected {type(e).__name__}: {e}. Details are in the server log."))
 
 
+# ---- buttons ------------------------------------------------------------------------------------------
+CLICK_TTL = 120.0  # s: a recorded click not acted on by then (its button was not drawn again) is dropped
+
+
+def button(where, label: str, *, key: str, **kwargs) -> bool:
+    """``where.button(label, key=key, ...)`` (``where``: st or a column) whose click is not lost when it is
+    made while the page or a fragment reruns.
+
+    A plain button's return value is Streamlit's one-shot trigger, read when the script reaches it. A click
+    that lands during a rerun is folded into that run or the next, and the stopped run resets the shared
+    triggers as it ends, so by the time the button is reached the click can be gone (a measured 4 to 9 of 12
+    clicks made during a rerun were lost, inside a fragment or not). A callback runs as the next run
+    starts, before any line of the script; it records the click in session state, read here."""
+    flag = f"_clicked_{key}"
+
+    def record() -> None:
+        st.session_state[flag] = time.time()
+
+    where.button(label, key=key, on_click=record, **kwargs)
+    at = st.session_state.pop(flag, None)
+    return at is not None and time.time() - at < CLICK_TTL
+
+
 # ---- navigation and walkthrough ---------------------------------------------------------------------
 def page_link(page: str, label: str, icon: str | None = None) -> None:
     """A link to another page; a plain hint when the page is run on its own (tests)."""
@@ -101,11 +124,12 @@ def is_next(page: str, action: str, run: RunDir | None) -> bool:
     return step.page == page and step.action == action
 
 
-def callout(page: str, run: RunDir | None) -> None:
-    """The walkthrough's explanation of this page and the one next action."""
+def callout(page: str, run: RunDir | None, plan=None) -> None:
+    """The walkthrough's explanation of this page and the one next action (``plan``: what the Retrain page's
+    selection retrains, ``retrain_plan.Plan``; by default what it retrains unchanged)."""
     if not state.walkthrough():
         return
-    step = guide.next_step(run)
+    step = guide.next_step(run, plan)
     with st.container(border=True, key=f"guide_{page}"):
         st.markdown(f":material/explore: **Guided walkthrough.** {guide.EXPLAIN[page]}")
         if step.page == page:
@@ -130,12 +154,14 @@ def require_run():
         st.stop()
 
 
-def open_run_page(page: str):
+def open_run_page(page: str, guide_here: bool = True):
     """The top of a page that works on the open run: (RunDir, Config), after the run's header line and
-    the walkthrough's callout for ``page``; without an open run, a link home and st.stop()."""
+    the walkthrough's callout for ``page`` (``guide_here=False``: the page draws it itself, once it knows
+    what its buttons will do); without an open run, a link home and st.stop()."""
     run, cfg = require_run()
     run_header(run, cfg)
-    callout(page, run)
+    if guide_here:
+        callout(page, run)
     return run, cfg
 
 
@@ -185,14 +211,14 @@ def job_panel(run: RunDir, job: str, start_args: list[str] | None, *, key: str, 
     mine = status.get("job") == job
     cols = st.columns([1, 1, 1, 3])
     primary = page is not None and is_next(page, start_label, run)
-    if cols[0].button(start_label, key=f"{key}_start", type="primary" if primary else "secondary",
+    if button(cols[0], start_label, key=f"{key}_start", type="primary" if primary else "secondary",
                       disabled=bool(live) or start_args is None or bool(disabled_reason), width="stretch"):
         with guarded(start_label):
             if before_start:
                 before_start()
             if start(run, job, start_args or []):
                 st.rerun()
-    if cols[1].button(stop_label, key=f"{key}_stop", disabled=not live, width="stretch",
+    if button(cols[1], stop_label, key=f"{key}_stop", disabled=not live, width="stretch",
                       help="Stop the running job; its work so far is kept and it can be resumed"):
         with guarded(stop_label):
             with st.spinner("Stopping ..."):
@@ -200,7 +226,7 @@ def job_panel(run: RunDir, job: str, start_args: list[str] | None, *, key: str, 
             st.rerun()
     can_resume = bool(resume_args) and not live and mine and status["state"] in RESUMABLE
     resume_next = page is not None and is_next(page, resume_label, run)
-    if cols[2].button(resume_label, key=f"{key}_resume", disabled=not can_resume, width="stretch",
+    if button(cols[2], resume_label, key=f"{key}_resume", disabled=not can_resume, width="stretch",
                       type="primary" if resume_next and can_resume else "secondary"):
         with guarded(resume_label):
             if start(run, job, resume_args or []):

@@ -13,6 +13,7 @@ import time
 import pandas as pd
 
 from nasnav.analysis import trust
+from nasnav.data.augment import Augmentation
 from nasnav.errors import InvalidInput
 from nasnav.markdown import code, text
 from nasnav.steering.actions import Action
@@ -245,7 +246,7 @@ def model_card(run: RunDir, cfg, key: str) -> str:
         "## Retraining",
         "",
         f"From scratch, {rc.epochs} epochs, {rc.optimizer} (lr {rc.lr}, momentum {rc.momentum}, weight decay "
-        f"{rc.weight_decay}), {rc.schedule} schedule, augmentation {'on (random shifts)' if rc.augment and spec.kind != 'tabular' else 'off'}, "
+        f"{rc.weight_decay}), {rc.schedule} schedule, augmentation {_augmentation(cfg, spec) if rc.augment else 'off'}, "
         + (
             f"early stopping with patience {rc.patience} (best validation epoch kept)"
             if rc.patience
@@ -313,3 +314,8 @@ def export_summary(info: dict) -> str:
         else:
             lines.append(f"{name}: {r['status']}" + (f": {r['reason']}" if r.get("reason") else ""))
     return "\n".join(lines)
+
+
+def _augmentation(cfg, spec) -> str:
+    """The training augmentation in words, as the retraining applied it (``nasnav.data.augment``)."""
+    return Augmentation.for_data(cfg.data, spec.kind, tuple(spec.shape)).words()

@@ -40,6 +40,7 @@ from nasnav.store.io import append_csv_rows, atomic_write_bytes, read_csv, write
 from nasnav.store.records import read_candidates
 from nasnav.store.run_dir import RunDir, arch_key
 from nasnav.train.devices import training_slots
+from nasnav.train.tracking import Tracking, prepare
 from nasnav.train.trainer import describe_load_error
 from nasnav.workflow.runs import load_data
 from nasnav.workflow.trainings import Training, run_trainings
@@ -181,7 +182,8 @@ def retrain(
                 (out_dir / stale).unlink(missing_ok=True)
         todo.append(Training(str(arch), seed, cfg.retrain.epochs, test=True, keep_weights=i == 0, quiet=False,
                              metrics_path=str(out_dir / (layout.TRAIN_METRICS if i == 0 else f"metrics_seed{i}.csv")),
-                             checkpoint_dir=str(ckpt_dir)))
+                             checkpoint_dir=str(ckpt_dir),
+                             tracking=Tracking(str(run.path), "retrain", run.current_round(), str(arch), seed)))
     rank0 = [True]
 
     def finished(t: Training, res: dict) -> None:
@@ -197,6 +199,7 @@ def retrain(
         if len(by_seed) < seeds:
             run.write_status(progress=len(by_seed) / seeds, message=f"retrain: {len(by_seed)}/{seeds} seeds done")
 
+    prepare(tcfg.trainer, run.path)
     run_trainings(tcfg, space, todo, splits, finished, run=run, single_process=False,
                   slots=slots if parallel else slots[:1], remote=slurm.group_dir(run, f"retrain-{key}"))
     if not rank0[0]:

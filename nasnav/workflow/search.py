@@ -8,6 +8,7 @@ import pandas as pd
 from nasnav.analysis.fitness import evidence_frame
 from nasnav.analysis.surrogate import make_fit
 from nasnav.config import Config
+from nasnav.progress import bar
 from nasnav.score.evaluate import SupernetEvaluator, make_recal_batches
 from nasnav.search.loop import plan_budget, run_search
 from nasnav.stop import stop_requested
@@ -60,7 +61,10 @@ def score_candidates(run: RunDir, cfg: Config, k: int | None = None, budget: int
 
         prior = evidence_frame([read_candidates(run, j) for j in run.rounds() if j < k], "all")
 
+    shown = bar(budget or None, f"round {k}: scoring", unit="cand")  # drawn on a terminal only
+
     def progress(done: int, total: int) -> None:
+        shown.update(done - shown.n)
         if total and (done % 5 == 0 or done == total):
             run.write_status(progress=done / total, message=f"scored {done}/{total} candidates")
         elif not total and done % 5 == 0:
@@ -68,7 +72,8 @@ def score_candidates(run: RunDir, cfg: Config, k: int | None = None, budget: int
 
     strategy = strategy or sc.strategy
     fit = make_fit(space) if strategy == "guided" else None  # the surrogate the guided search consults
-    return run_search(run, space, k, evaluator, budget, rng, strategy=strategy, seconds=seconds,
-                      should_stop=should_stop or stop_requested, progress=progress, population=sc.population,
-                      sample_size=sc.sample_size, crossover_prob=sc.crossover_prob, max_params=sc.max_params,
-                      max_flops=sc.max_flops, retries=sc.mutation_retries, prior=prior, fit=fit)
+    with shown:
+        return run_search(run, space, k, evaluator, budget, rng, strategy=strategy, seconds=seconds,
+                          should_stop=should_stop or stop_requested, progress=progress, population=sc.population,
+                          sample_size=sc.sample_size, crossover_prob=sc.crossover_prob, max_params=sc.max_params,
+                          max_flops=sc.max_flops, retries=sc.mutation_retries, prior=prior, fit=fit)

@@ -35,11 +35,14 @@ from nasnav.analysis import trust
 from nasnav.config import Config
 from nasnav.errors import InvalidInput
 from nasnav.jobs import slurm
+from nasnav.progress import bar
 from nasnav.stop import JobStopped
 from nasnav.store import layout
 from nasnav.store.io import append_csv_rows, read_csv, read_json, write_csv, write_json
-from nasnav.store.records import read_candidates
+from nasnav.store.records import final_seeds, read_candidates
 from nasnav.store.run_dir import RunDir
+from nasnav.train import tracking
+from nasnav.train.tracking import Tracking
 from nasnav.workflow.model_card import write_model_card
 from nasnav.workflow.retrain import fingerprint, single_device
 from nasnav.workflow.runs import load_data, round_space
@@ -104,15 +107,9 @@ def finished_trainings(run: RunDir, cfg: Config, space, epochs: int) -> dict[tup
             if same(str(r.arch), r.fingerprint):
                 out[(str(r.arch), int(r.seed))] = {"standalone_acc": float(r.standalone_acc),
                                                    "val_loss": float(r.val_loss), "seconds": float(r.seconds)}
-    for key in run.finals():
-        d = run.final_dir(key)
-        try:
-            m = read_json(d / layout.FINAL_METRICS, default=None)
-        except ValueError:
+    for m, seeds in final_seeds(run):
+        if m.get("epochs") != epochs or not m.get("arch"):
             continue
-        if not isinstance(m, dict) or m.get("epochs") != epochs or not m.get("arch"):
-            continue
-        seeds = read_csv(d / layout.SEEDS)
         if not {"seed", "val_acc", "fingerprint"} <= set(seeds.columns):
             continue
         for r in seeds.to_dict("records"):
@@ -152,7 +149,8 @@ def spotcheck(run: RunDir, cfg: Config, n: int = trust.SPACE_N, k: int | None = 
     write_json(rdir / layout.SPOTCHECK_SUMMARY, {**base, "state": "running", "progress": reused_share(done, p, seed_list),
                                                  "message": "spot check: starting"})
     archs = list(dict.fromkeys(p["space"]["archs"] + p["top"]["archs"]))
-    todo = [Training(a, s, epochs) for a in archs for s in seed_list if (a, s) not in done]
+    todo = [Training(a, s, epochs, tracking=Tracking(str(run.path), "spotcheck", k, a, s))
+            for a in archs for s in seed_list if (a, s) not in done]
     total, reused = len(archs) * seeds, len(archs) * seeds - len(todo)
     progress = {"trained": 0}
 
@@ -172,8 +170,11 @@ def spotcheck(run: RunDir, cfg: Config, n: int = trust.SPACE_N, k: int | None = 
         write_json(rdir / layout.SPOTCHECK_SUMMARY, {**base, "state": "running", "progress": n_done / total,
                                                      "message": msg, "eta_seconds": rate * (total - n_done)})
         log.info(msg)
+        shown.update(1)
 
+    shown = bar(len(todo), f"spot check of round {k}", unit="training")  # drawn on a terminal only
     try:
+        tracking.prepare(cfg.trainer, run.path)
         run_trainings(cfg, space, todo, load_data(cfg), finished, single_process=True,
                       remote=slurm.group_dir(run, f"spotcheck-r{k:03d}"))
         _same_round(run, cfg, k, space)
@@ -188,6 +189,8 @@ def spotcheck(run: RunDir, cfg: Config, n: int = trust.SPACE_N, k: int | None = 
                                                      "message": f"spot check {'not kept' if replaced else 'failed'}: "
                                                                 f"{e or type(e).__name__}"})
         raise
+    finally:
+        shown.close()
     summary = {**base, "state": "done", **_results(rdir, p, done, seed_list, epochs, seeds),
                "seconds": round(time.time() - t0, 2), "trained_now": progress["trained"], "reused": reused,
                "progress": 1.0, "message": f"spot check done: {progress['trained']} trainings now, {reused} reused"}

@@ -21,6 +21,7 @@ from nasnav.store import layout
 from nasnav.store.io import atomic_write_bytes
 from nasnav.store.run_dir import RunDir
 from nasnav.train.modules import SupernetModule
+from nasnav.train.tracking import Tracking, prepare
 from nasnav.train.trainer import (
     NonFiniteLossError,
     RunReporter,
@@ -186,8 +187,10 @@ def train_supernet_here(run: RunDir, cfg: Config, k: int, resume: bool = False) 
         done = _resume_point(last, space) if resume else 0  # epochs finished in last.ckpt (0: start over)
         rows = metric_rows_until(rdir / layout.TRAIN_METRICS, done)
         reporter = RunReporter(run, rdir / layout.TRAIN_METRICS, "supernet", epochs, first_epoch_rows=rows)
+        prepare(cfg.trainer, run.path)
         trainer = make_trainer(cfg.trainer, epochs, rdir, [reporter], grad_clip=sc.grad_clip,
-                               unused_parameters=True, checkpoint_dir=ckpt_dir, lr_key="supernet.lr")
+                               unused_parameters=True, checkpoint_dir=ckpt_dir, lr_key="supernet.lr",
+                               tracking=Tracking(str(run.path), "supernet", k))
         dm = NasDataModule(cfg.data, cfg.seed, splits)
         trainer.fit(module, datamodule=dm, ckpt_path=str(last) if done else None, weights_only=True)
         if trainer.received_sigterm or stop_requested():

@@ -44,6 +44,7 @@ from nasnav.stop import JobStopped, stop_requested
 from nasnav.store.run_dir import RunDir
 from nasnav.train.devices import training_slots
 from nasnav.train.standalone import train_standalone
+from nasnav.train.tracking import Tracking
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,7 @@ class Training:
     checkpoint_dir: str | None = None  # last.ckpt each epoch: a killed training resumes from it
     keep_weights: bool = False  # hand the trained weights back (``state_dict`` in the result)
     quiet: bool = True  # no progress bar (in a worker there never is one)
+    tracking: Tracking | None = None  # which training of which run, for trainer.logger
 
 
 RESULT_KEYS = ("val_acc", "val_loss", "test_acc", "test_loss", "train_seconds", "epochs_trained", "best_epoch",
@@ -74,7 +76,7 @@ def _train(cfg: Config, space: SearchSpace, splits, t: Training, single_process:
     res = train_standalone(cfg, space, space.parse(t.arch, check_active=False), splits, t.seed, t.epochs,
                            metrics_path=Path(t.metrics_path) if t.metrics_path else None, run=run, test=t.test,
                            quiet=t.quiet or run is None, single_process=single_process,
-                           checkpoint_dir=Path(t.checkpoint_dir) if t.checkpoint_dir else None)
+                           checkpoint_dir=Path(t.checkpoint_dir) if t.checkpoint_dir else None, tracking=t.tracking)
     out = {k: res[k] for k in RESULT_KEYS if k in res}
     out |= {"seconds": time.time() - t0, "cpu_seconds": time.process_time() - c0}  # scoring included
     if t.keep_weights:
