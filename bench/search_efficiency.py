@@ -77,6 +77,8 @@ def main(argv=None) -> None:
     ap.add_argument("--cache", default="default", help="standalone cache file ('' = none)")
     ap.add_argument("--clock", choices=("wall", "cpu"), default="wall", help="seconds: wall time, or each process's "
                     "CPU time (with --threads 1: a quiet machine's wall time, whatever else runs on it)")
+    ap.add_argument("--progress", type=Path, default=None, help="JSON-lines file of finished runs: a rerun with the "
+                    "same file and settings skips them (an interrupted benchmark goes on)")
     ap.add_argument("--jobs", type=int, default=1, help="runs side by side in this many processes (use with --clock cpu)")
     ap.add_argument("--quick", action="store_true", help="smoke test: tiny budgets")
     ap.add_argument("--no-write", action="store_true", help="print only; record nothing (bench/results, BENCHMARKS.md)")
@@ -99,16 +101,25 @@ def main(argv=None) -> None:
                 + (f"; ranking {meta['ranking']}" if "ranking" in meta else "") + f" (trained {trained[0]} so far)")
         return say
 
-    tasks = [("nasnav", rep, {"topk": args.nasnav_topk, "ranking": (args.ranking, args.ranking_top)})
-             for rep in range(args.reps)]
-    res = run_tasks(tasks, args.jobs, init, done(tasks))
-    curves: dict[str, list[Curve]] = {"nasnav": [c for c, _ in res]}
-    info = [meta for _, meta in res]
-    t_end = float(np.median([c.t for c in curves["nasnav"]]))
-    budget = args.max_seconds if args.max_seconds is not None else args.budget_x * t_end
-    tasks = [(m, rep, {"max_evals": args.max_evals, "max_seconds": budget}) for m in methods for rep in range(args.reps)]
-    for (m, _, _), (cur, _) in zip(tasks, run_tasks(tasks, args.jobs, init, done(tasks))):
+    nas = [("nasnav", rep, {"topk": args.nasnav_topk, "ranking": (args.ranking, args.ranking_top)})
+           for rep in range(args.reps)]
+
+    def baselines(budget):
+        return [(m, rep, {"max_evals": args.max_evals, "max_seconds": budget}) for m in methods for rep in range(args.reps)]
+
+    if args.max_seconds is None:  # the budget follows nasnav's time: nasnav first, then the baselines
+        res = run_tasks(nas, args.jobs, init, done(nas), args.progress)
+        budget = args.budget_x * float(np.median([c.t for c, _ in res]))
+        res += run_tasks(baselines(budget), args.jobs, init, done(baselines(budget)), args.progress)
+    else:  # a fixed budget: every run at once, side by side
+        budget = args.max_seconds
+        res = run_tasks(nas + baselines(budget), args.jobs, init, done(nas + baselines(budget)),
+                        args.progress)
+    curves: dict[str, list[Curve]] = {}
+    for (m, _, _), (cur, _) in zip(nas + baselines(budget), res):
         curves.setdefault(m, []).append(cur)
+    info = [meta for _, meta in res[:len(nas)]]
+    t_end = float(np.median([c.t for c in curves["nasnav"]]))
     best = max(c.best_test for cs in curves.values() for c in cs)
     level = best - 0.005
     reach = {m: [c.reach(level) for c in cs] for m, cs in curves.items()}
@@ -167,7 +178,7 @@ def main(argv=None) -> None:
     body = (f"Preset `{args.preset}` ({space.size():,} architectures), {args.reps} repetitions (seeds 0..{args.reps - 1}; "
             f"the data split is the same for all). Standalone training: {trainer.epochs} epochs, seed {TRAIN_SEED}, "
             f"the same function for every method; {trained[0]} trainings run now, the rest from the cache at "
-            f"their measured cost. Baselines: {budget:.0f} s of wall time each"
+            f"their measured cost. Baselines: {budget:.0f} s each"
             f"{f' ({args.budget_x:g}x nasnav' + chr(39) + 's median end)' if args.max_seconds is None else ''}, at most "
             f"{args.max_evals} trainings. {meta}. Best incumbent test accuracy any method reached: {best:.4f}; level = "
             f"best - 0.5 pp = {level:.4f}. Medians [min, max] over repetitions. Seconds: "
@@ -204,7 +215,8 @@ def main(argv=None) -> None:
                  "runs.\n")
     metrics = {"ratio": ratios.get("optuna-tpe"), "ratios": ratios, "best": float(best), "level": float(level),
                "share_random": float(np.mean(rv >= level - TOL)) if len(rv) else None, "end_s": t_end,
-               "budget_s": budget, "at_end": at, "pipeline_s": float(np.median([i["pipeline_s"] for i in info])),
+               "budget_s": budget, "at_end": {k: {str(x): v for x, v in d.items()} for k, d in at.items()},
+               "space_size": space.size(), "pipeline_s": float(np.median([i["pipeline_s"] for i in info])),
                "ranking": [i.get("ranking") for i in info]}
     report(f"Search efficiency ({args.preset}): nasnav vs searches over standalone trainings", body,
            write=not args.no_write, group=group, params=vars(args), metrics=metrics)

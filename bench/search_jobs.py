@@ -10,10 +10,13 @@ inflate the way they inflate wall time.
 from __future__ import annotations
 
 import copy
+import json
 import multiprocessing
+import os
 import tempfile
+import threading
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 import numpy as np
@@ -39,13 +42,23 @@ def setup(config_path: str, sets: list[str], quick: bool, epochs: int | None, ca
     """This process's config, data split, space and trainer (once per process)."""
     from nasnav.workflow.runs import load_data
 
+    if multiprocessing.parent_process() is not None:  # a worker: it ends with the process that started it
+        threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
+
     set_threads(threads)
     quiet_engine()
     cfg = load(config_path, sets, quick)
     splits = load_data(cfg)
-    _STATE.update(cfg=cfg, splits=splits, space=cfg.search_space(), clock=clock,
+    _STATE.update(init=(config_path, sets, quick, epochs, cache, threads, clock), cfg=cfg, splits=splits, space=cfg.search_space(), clock=clock,
                   trainer=StandaloneTrainer(cfg, splits, epochs, cache=cache, clock=clock))
     return _STATE
+
+
+def _exit_with_parent(ppid: int) -> None:
+    """A killed benchmark leaves no worker behind, training on for nobody."""
+    while os.getppid() == ppid:
+        time.sleep(2)
+    os._exit(1)
 
 
 def _clock(kind: str) -> float:
@@ -101,24 +114,51 @@ def task(method: str, rep: int, options: dict) -> tuple[Curve, dict]:
     return curve, {**meta, "trained": st["trainer"].trained - before}
 
 
-def run_tasks(tasks: list[tuple[str, int, dict]], jobs: int, init: tuple, done=None) -> list[tuple[Curve, dict]]:
+def _key(t: tuple, init: tuple) -> str:
+    return json.dumps([t[0], t[1], t[2], init[:5], init[6]], sort_keys=True, default=str)
+
+
+def run_tasks(tasks: list[tuple[str, int, dict]], jobs: int, init: tuple, done=None,
+              progress: Path | None = None) -> list[tuple[Curve, dict]]:
     """Every task's result, in order; ``jobs`` > 1: in that many worker processes (spawned, each set up
-    with ``init``, the arguments of ``setup``); ``done(i, result)`` as each one finishes."""
+    with ``init``, the arguments of ``setup``); ``done(i, result)`` as each one finishes. With
+    ``progress`` (a JSON-lines file), each finished task is appended there, and a task found there (the
+    same task and settings) is not run again: an interrupted benchmark goes on where it stopped."""
+    finished: dict[str, tuple[Curve, dict]] = {}
+    if progress is not None and Path(progress).exists():
+        for line in Path(progress).read_text().splitlines():
+            try:
+                e = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a line torn by the interruption
+            finished[e["key"]] = (Curve.from_dict(e["curve"]), e["meta"])
+    keys = [_key(t, init) for t in tasks]
+    todo = [i for i, k in enumerate(keys) if k not in finished]
+
+    def record(j: int, res) -> None:
+        i = todo[j]
+        if progress is not None:
+            with open(progress, "a") as f:
+                f.write(json.dumps({"key": keys[i], "curve": res[0].to_dict(), "meta": res[1]}) + "\n")
+        finished[keys[i]] = res
+        if done:
+            done(i, res)
+
+    _run([tasks[i] for i in todo], jobs, init, record)
+    return [finished[k] for k in keys]
+
+
+def _run(tasks: list[tuple[str, int, dict]], jobs: int, init: tuple, done) -> None:
     if jobs <= 1:
-        if not _STATE:
+        if _STATE.get("init") != init:
             setup(*init)
-        out = []
         for i, t in enumerate(tasks):
-            out.append(task(*t))
-            if done:
-                done(i, out[-1])
-        return out
+            done(i, task(*t))
+        return
+    if not tasks:
+        return
     ctx = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=setup, initargs=init) as pool:
-        futures = [pool.submit(task, *t) for t in tasks]
-        out = []
-        for i, f in enumerate(futures):
-            out.append(f.result())
-            if done:
-                done(i, out[-1])
-        return out
+        futures = {pool.submit(task, *t): i for i, t in enumerate(tasks)}
+        for f in as_completed(futures):
+            done(futures[f], f.result())

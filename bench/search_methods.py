@@ -58,6 +58,18 @@ class Curve:
         done = [p[2] for p in self.points if p[0] <= t]
         return done[-1] if done else float("nan")
 
+    def to_dict(self) -> dict:
+        return {"t": self.t, "points": self.points, "evals": self.evals, "tests": self.tests}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Curve:
+        c = cls()
+        c.t, c.evals, c.tests = float(d["t"]), int(d["evals"]), dict(d["tests"])
+        c.points = [tuple(p) for p in d["points"]]
+        if c.points:
+            _, c.best_val, c.best_test, c.best_arch = c.points[-1]
+        return c
+
     def reach(self, level: float) -> float | None:
         for t, _, test, _ in self.points:
             if test >= level - TOL:

@@ -128,3 +128,25 @@ def test_a_superseded_benchmark_stays_in_the_records_but_leaves_the_page(tmp_pat
     page = report.render_page(tmp_path)
     assert "v-2026-01-01 10:00" not in page and "v-2026-01-01 11:00" in page
     assert len(records.load_all(tmp_path)["ranking"]) == 1
+
+
+def test_search_targets_of_a_realistic_run(tmp_path):
+    """The issue-24 targets: both ratios, the incumbent at nasnav's end and twice it, the space's difficulty
+    (spaces of 100,000+ only), and whether the final round's supernet ranks its space better."""
+    rec = _record("search_efficiency", "big", "2026-01-01 10:00", "0.1")
+    tau = lambda r0, fin: {"space_r0": {"tau": r0}, "space_final": {"tau": fin}}  # noqa: E731
+    rec["metrics"] = {"ratio": 0.15, "ratios": {"optuna-tpe": 0.15, "evolution": None, "random": 0.5},
+                      "at_end": {"nasnav": {"1": 0.98, "2": 0.98}, "evolution": {"1": 0.97, "2": 0.985}},
+                      "share_random": 0.05, "space_size": 262_144, "ranking": [tau(0.2, 0.4), tau(0.3, 0.1), None]}
+    got = {t: (res, met) for t, res, met in report._search_efficiency(rec)}
+    assert got["search (big): nasnav <= 1/5 of Optuna's time to 0.5 pp of the best"] == ("ratio 0.15", True)
+    assert got["search (big): nasnav <= 1/5 of regularized evolution's time to 0.5 pp of the best"][1] is False
+    assert got["search (big): nasnav's median incumbent >= every baseline's at its end time and twice it"] == (
+        "behind: evolution at 2x", False)
+    assert got["difficulty (big, 262,144 architectures): <= 2 % of uniform draws within 0.5 pp of the best"] == (
+        "5.0%", False)
+    assert got["rounds (big): the final round's supernet ranks the final space better than round 0's"] == (
+        "in 1/2 runs", False)
+    rec["metrics"].update(space_size=2_058, ranking=[])  # a small space: no difficulty target, no rounds row
+    assert [t for t in dict.fromkeys(t for t, _, _ in report._search_efficiency(rec)) if "difficulty" in t
+            or "rounds" in t] == []

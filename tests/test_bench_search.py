@@ -123,3 +123,27 @@ def test_round_ranking_on_a_real_run(tmp_path):
     final_space = read_space(run, k, cfg.kind)
     assert tr.calls and all(final_space.contains(final_space.parse(a)) for a in tr.calls)  # all in the final space
     assert fmt({"tau": None, "p": None, "n": 3}) == "-" and fmt({"tau": 0.5, "p": 0.01, "n": 20}) == "0.50 (p 1e-02, N 20)"
+
+
+def test_an_interrupted_benchmark_goes_on_from_its_progress_file(tmp_path):
+    """Finished runs are kept in --progress; a rerun with the same settings runs only what is missing."""
+    from bench.search_jobs import run_tasks
+    from nasnav.config import preset_path
+
+    init = (str(preset_path("tiny")), [], True, 1, str(tmp_path / "cache.jsonl"), 1, "cpu")
+    progress = tmp_path / "progress.jsonl"
+    a, b = ("random", 0, {"max_evals": 2, "max_seconds": 1e9}), ("local", 0, {"max_evals": 2, "max_seconds": 1e9})
+    ran = []
+    (first,) = run_tasks([a], 1, init, lambda i, r: ran.append(i), progress)
+    assert ran == [0] and len(progress.read_text().splitlines()) == 1 and first[0].evals == 2
+    ran.clear()
+    again, other = run_tasks([a, b], 1, init, lambda i, r: ran.append(i), progress)
+    assert ran == [1]  # the finished run was read back, only the new one ran
+    assert again[0].points == first[0].points and again[0].best_arch == first[0].best_arch and other[0].evals == 2
+    changed = (init[0], [], True, 2, *init[4:])  # other standalone epochs: other runs
+    ran.clear()
+    run_tasks([a], 1, changed, lambda i, r: ran.append(i), progress)
+    assert ran == [0]
+    from bench.search_jobs import _STATE
+
+    assert _STATE["trainer"].epochs == 2  # this process set up anew for the other settings
