@@ -24,7 +24,8 @@ def link_from_page(path: Path) -> str:
     return Path(os.path.relpath(path, page_path(results_dir()).parent)).as_posix()
 
 
-def plot_curves(curves: dict, level: float, marks: list[float], title: str, path: Path) -> Path:
+def plot_curves(curves: dict, level: float, marks: list[float], title: str, path: Path,
+                xlabel: str = "wall time, s") -> Path:
     """Median (line) and range (band) over repetitions of each method's incumbent test accuracy on a
     grid of times; dotted: the level (best - 0.5 pp); dashed: ``marks`` (nasnav's end, twice it)."""
     import matplotlib
@@ -51,7 +52,7 @@ def plot_curves(curves: dict, level: float, marks: list[float], title: str, path
     finite = [c.best_test for cs in curves.values() for c in cs if np.isfinite(c.best_test)]
     if finite:
         ax.set_ylim(max(min(finite) - 0.02, level - 0.05), max(finite) + 0.004)
-    ax.set_xlabel("wall time, s (training measured, cached trainings at their measured cost)")
+    ax.set_xlabel(xlabel + " (cached trainings at their measured cost)")
     ax.set_ylabel("incumbent test accuracy (chosen by validation)")
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8, loc="lower right")
