@@ -37,7 +37,7 @@ def plot_curves(curves: dict, level: float, marks: list[float], title: str, path
     grid = np.linspace(0, horizon, 400)
     fig, ax = plt.subplots(figsize=(8, 4.5), dpi=110)
     for m, cs in curves.items():
-        v = np.array([[c.at(t) for t in grid] for c in cs])
+        v = np.array([[c.at(t) if t <= c.t else np.nan for t in grid] for c in cs])  # none past a run's end
         ok = ~np.isnan(v).all(axis=0)
         if not ok.any():
             continue
