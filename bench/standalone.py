@@ -47,10 +47,19 @@ def data_identity(data) -> dict:
 
 
 class StandaloneTrainer:
-    """``trainer(arch, seed) -> {"val_acc", "test_acc", "seconds", "cached"}`` for one config."""
+    """``trainer(arch, seed) -> {"val_acc", "test_acc", "seconds", "cached"}`` for one config.
 
-    def __init__(self, cfg, splits, epochs: int | None = None, cache: Path | None | str = "default"):
-        self.cfg, self.splits = cfg, splits
+    ``clock``: what ``seconds`` is: ``wall`` (the call's wall time) or ``cpu`` (the process's CPU time
+    during the call: on a machine shared with other jobs, it stays what the training costs where wall
+    time swells with the load; with one torch thread it is the wall time of a quiet machine). Every
+    entry records both; an entry without CPU time (an older one) is trained again when ``cpu`` is asked.
+    """
+
+    def __init__(self, cfg, splits, epochs: int | None = None, cache: Path | None | str = "default",
+                 clock: str = "wall"):
+        if clock not in ("wall", "cpu"):
+            raise ValueError(f"clock '{clock}': wall or cpu")
+        self.cfg, self.splits, self.clock = cfg, splits, clock
         self.space = cfg.search_space()
         self.epochs = int(epochs or cfg.retrain.epochs)
         self.cache_path = default_cache() if cache == "default" else (Path(cache) if cache else None)
@@ -69,32 +78,53 @@ class StandaloneTrainer:
                            sort_keys=True, default=str)
         self.key = hashlib.sha1(ident.encode()).hexdigest()[:16]
         self.entries: dict[str, dict] = {}
-        if self.cache_path is not None and self.cache_path.exists():
-            for line in self.cache_path.read_text().splitlines():
-                try:
-                    e = json.loads(line)
-                except json.JSONDecodeError:
-                    continue  # a torn last line of an interrupted run
-                if e.get("key") == self.key:
-                    self.entries[f"{e['arch']}|{e['seed']}"] = e
+        self._read = 0  # bytes of the cache file read so far
+        self._load_new()
         self.trained = 0  # trainings actually run (not cached)
+
+    def _load_new(self) -> None:
+        """Entries appended to the cache file since the last read (by this process or another one
+        training side by side with it: each entry is one append of one line)."""
+        if self.cache_path is None or not self.cache_path.exists():
+            return
+        with open(self.cache_path, "rb") as f:
+            f.seek(self._read)
+            data = f.read()
+        end = data.rfind(b"\n") + 1  # a line still being written is read next time
+        self._read += end
+        for line in data[:end].decode(errors="replace").splitlines():
+            try:
+                e = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a torn line of an interrupted run
+            if e.get("key") == self.key:
+                self.entries[f"{e['arch']}|{e['seed']}"] = e
+
+    def _hit(self, name: str) -> dict | None:
+        e = self.entries.get(name)
+        return e if e is not None and (self.clock == "wall" or "cpu_seconds" in e) else None
 
     def __call__(self, arch, seed: int) -> dict:
         name = f"{arch}|{seed}"
-        if name in self.entries:
-            return {**self.entries[name], "cached": True}
+        if self._hit(name) is None:
+            self._load_new()
+        if (e := self._hit(name)) is not None:
+            return self._result(e, True)
         a = self.space.parse(str(arch), check_active=False)
-        t = time.perf_counter()
+        t, cpu = time.perf_counter(), time.process_time()
         res = train_standalone(self.cfg, self.space, a, self.splits, int(seed), self.epochs, quiet=True,
                                single_process=True, test=True)
         # the whole call (training and its validation and test passes), as a user waits for it
         e = {"key": self.key, "arch": str(arch), "seed": int(seed), "val_acc": float(res["val_acc"]),
              "test_acc": float(res["test_acc"]), "seconds": time.perf_counter() - t,
-             "epochs_trained": int(res["epochs_trained"])}
+             "cpu_seconds": time.process_time() - cpu, "epochs_trained": int(res["epochs_trained"])}
         self.entries[name] = e
         self.trained += 1
         if self.cache_path is not None:
             self.cache_path.parent.mkdir(parents=True, exist_ok=True)
             with open(self.cache_path, "a") as f:
                 f.write(json.dumps(e) + "\n")
-        return {**e, "cached": False}
+        return self._result(e, False)
+
+    def _result(self, e: dict, cached: bool) -> dict:
+        return {**e, "seconds": e["cpu_seconds"] if self.clock == "cpu" else e["seconds"], "cached": cached}

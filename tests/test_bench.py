@@ -27,7 +27,8 @@ SCRIPTS = {
                  "--variants", "sampler=uniform,split=1,sub_epochs=1,kd=1,ens=2; engine=1,kd=1"],
                 "Ranking fidelity (tiny)"),
     "search_curve": (["--preset", "tiny", "--budget", "12", "--seeds", "2"], "Search: evolution vs random"),
-    "search_efficiency": (["--preset", "tiny", "--reps", "1", "--epochs", "1", "--max-evals", "3", "--quick"],
+    "search_efficiency": (["--preset", "tiny", "--reps", "1", "--epochs", "1", "--max-evals", "3", "--quick",
+                           "--ranking", "4", "--ranking-top", "3", "--jobs", "2", "--clock", "cpu"],
                           "Search efficiency (tiny)"),
     "explore_render": (["--quick", "--candidates", "40", "--reps", "1"], "Explore page render (40 candidates"),
 }

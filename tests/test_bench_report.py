@@ -97,7 +97,7 @@ def test_check_fails_on_a_stale_page(tmp_path):
 
 def test_repository_page_is_generated_small_and_every_run_has_its_command():
     page = report.render_page(records.DEFAULT_RESULTS)
-    assert len(page.encode()) < 15_000
+    assert len(page.encode()) < 19_000  # grew with the realistic search section (issue 24)
     assert (ROOT / "BENCHMARKS.md").read_text(encoding="utf-8") == page, "run: python -m bench.report"
     sections = page.split("\n### ")[1:]
     assert sections and all("\n\n`python bench/" in s.split("\n\n## ")[0] for s in sections)
@@ -128,3 +128,25 @@ def test_a_superseded_benchmark_stays_in_the_records_but_leaves_the_page(tmp_pat
     page = report.render_page(tmp_path)
     assert "v-2026-01-01 10:00" not in page and "v-2026-01-01 11:00" in page
     assert len(records.load_all(tmp_path)["ranking"]) == 1
+
+
+def test_search_targets_of_a_realistic_run(tmp_path):
+    """The issue-24 targets: both ratios, the incumbent at nasnav's end and twice it, the space's difficulty
+    (spaces of 100,000+ only), and whether the final round's supernet ranks its space better."""
+    rec = _record("search_efficiency", "big", "2026-01-01 10:00", "0.1")
+    tau = lambda r0, fin: {"space_r0": {"tau": r0}, "space_final": {"tau": fin}}  # noqa: E731
+    rec["metrics"] = {"ratio": 0.15, "ratios": {"optuna-tpe": 0.15, "evolution": None, "random": 0.5},
+                      "at_end": {"nasnav": {"1": 0.98, "2": 0.98}, "evolution": {"1": 0.97, "2": 0.985}},
+                      "share_random": 0.05, "draws_random": 120, "space_size": 262_144, "ranking": [tau(0.2, 0.4), tau(0.3, 0.1), None]}
+    got = {t: (res, met) for t, res, met in report._search_efficiency(rec)}
+    assert got["search (big): nasnav <= 1/5 of Optuna's time to 0.5 pp of the best"] == ("ratio 0.15", True)
+    assert got["search (big): nasnav <= 1/5 of regularized evolution's time to 0.5 pp of the best"][1] is False
+    assert got["search (big): nasnav's median incumbent >= every baseline's at its end time and twice it"] == (
+        "behind: evolution at 2x", False)
+    assert got["difficulty (big, 262,144 architectures): <= 2 % of >= 100 uniform draws within 0.5 pp of the best"] == (
+        "5.0% of 120", False)
+    assert got["rounds (big): the final round's supernet ranks the final space better than round 0's"] == (
+        "in 1/2 runs", False)
+    rec["metrics"].update(space_size=2_058, ranking=[])  # a small space: no difficulty target, no rounds row
+    assert [t for t in dict.fromkeys(t for t, _, _ in report._search_efficiency(rec)) if "difficulty" in t
+            or "rounds" in t] == []
