@@ -34,10 +34,10 @@ def free_port() -> int:
 class Server:
     """``cmd`` (a Streamlit command line, e.g. ``python -m nasnav.ui.launch``) on a free port of
     127.0.0.1, headless, its output in ``log_path``; started at once, ready when the constructor
-    returns (RuntimeError after ``wait`` s without an answer). ``url``; ``stop()`` ends it."""
+    returns (RuntimeError after ``wait`` s without an answer). ``url``; ``stop()`` ends it. ``port``: this one instead of a free one."""
 
-    def __init__(self, cmd: list[str], env: dict, log_path: Path, wait: float = 90.0):
-        port = free_port()
+    def __init__(self, cmd: list[str], env: dict, log_path: Path, wait: float = 90.0, port: int | None = None):
+        port = port or free_port()  # given: a login's redirect address names it before the server starts
         self.url = f"http://127.0.0.1:{port}"
         self._log = open(log_path, "w")
         self._proc = subprocess.Popen([*cmd, "--server.port", str(port), "--server.headless", "true",
@@ -60,3 +60,32 @@ class Server:
         except subprocess.TimeoutExpired:
             self._proc.kill()
         self._log.close()
+
+
+# ---- a Streamlit page in Playwright -----------------------------------------------------------------------
+def settle(page, seconds: float = 0.4) -> None:
+    """Wait until Streamlit is not running the script (the status widget disappears)."""
+    time.sleep(seconds)
+    page.wait_for_function(
+        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=30_000)
+
+
+def nav(page, title: str) -> None:
+    """Click the sidebar's link to a page."""
+    page.get_by_test_id("stSidebarNav").get_by_role("link", name=title).click()
+    settle(page, 1.0)
+
+
+def no_errors(page) -> None:
+    assert page.get_by_test_id("stException").count() == 0, "an exception box is on the page"
+
+
+def click(page, name: str) -> None:
+    page.get_by_role("button", name=name, exact=True).click()
+    settle(page)
+
+
+def wait_text(page, text: str, timeout: int = 120_000) -> None:
+    t = time.time()
+    page.get_by_text(text).first.wait_for(timeout=timeout)
+    print(f"  [{time.strftime('%H:%M:%S')}] '{text}' after {time.time() - t:.1f} s")

@@ -13,6 +13,7 @@ from nasnav.jobs import control, slots
 from nasnav.steering.actions import Action
 from nasnav.store import layout
 from nasnav.store.io import read_json
+from nasnav.ui import space_edit
 from nasnav.workflow import access
 
 LAB = access.Lab.from_settings({"admins": ["Root@Lab.org"], "jobs_per_user": 1, "jobs_total": 3}, logins=True)
@@ -54,6 +55,7 @@ def test_every_action_of_another_user_is_refused_and_changes_nothing(alices, cfg
             lambda: access.share(BOB, alices, True),
             lambda: access.delete_run(BOB, alices),
             lambda: access.require_act(BOB, alices),
+            lambda: space_edit.save_to_run(alices, cfg, BOB),  # the space editor's write
         ]
         for action in refused:
             with pytest.raises(access.Forbidden, match="only its owner or an admin" if shared else "not yours"):

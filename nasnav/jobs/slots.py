@@ -18,7 +18,7 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -111,8 +111,10 @@ def _same(req: dict, run: RunDir, lane: str | None) -> bool:
     return Path(req["run"]) == run.path.absolute() and req.get("lane") == lane
 
 
-def _pump(root: Path, limits: Limits) -> list[dict]:
-    """Start what fits, oldest first (under the guard); returns the started requests."""
+def _pump(root: Path, limits: Limits, start: Callable[..., int] | None = None) -> list[dict]:
+    """Start what fits, oldest first (under the guard), with ``start`` (``control.start_job``); returns
+    the started requests."""
+    start = start or start_job
     waiting = queued(root)
     if not waiting:
         return []
@@ -130,7 +132,8 @@ def _pump(root: Path, limits: Limits) -> list[dict]:
         if per_user[user] >= limits.per_user or running_job(run, req.get("lane")):
             continue  # its owner is at their limit, or the run is busy (a job started elsewhere): it waits
         try:
-            start_job(run, req["job"], req["args"], lane=req.get("lane"))
+            lane = req.get("lane")
+            start(run, req["job"], req["args"], **({"lane": lane} if lane else {}))
         except JobRunning:
             continue
         except (InvalidInput, OSError) as e:  # it can never start: say so on the run, drop it
@@ -144,9 +147,11 @@ def _pump(root: Path, limits: Limits) -> list[dict]:
     return started
 
 
-def submit(run: RunDir, job: str, args: list[str], limits: Limits, lane: str | None = None) -> int | None:
+def submit(run: RunDir, job: str, args: list[str], limits: Limits, lane: str | None = None,
+           start: Callable[..., int] | None = None) -> int | None:
     """Start ``job`` on ``run`` now if there is a free slot (returns None), else queue it (returns its
-    1-based place in the queue). Raises JobRunning if the run already has that job live or queued."""
+    1-based place in the queue). Raises JobRunning if the run already has that job live or queued.
+    ``start``: what starts a job (default ``control.start_job``; the app's retrain queue passes its own)."""
     root = run.path.absolute().parent
     with _guard(root):
         live = running_job(run, lane)
@@ -157,7 +162,7 @@ def submit(run: RunDir, job: str, args: list[str], limits: Limits, lane: str | N
         name = f"{time.time_ns():020d}-{run.name}-{lane or 'main'}.json"
         write_json(_queue_dir(root) / name, {"run": str(run.path.absolute()), "job": job, "args": [str(a) for a in args],
                                              "lane": lane, "user": owner_of(run), "time": time.time()})
-        _pump(root, limits)
+        _pump(root, limits, start)
         return _position(root, run, lane)
 
 

@@ -7,12 +7,13 @@ import streamlit as st
 
 from nasnav.analysis import trust
 from nasnav.jobs import commands
-from nasnav.jobs.control import running_job, stop_job
+from nasnav.jobs.control import running_job
 from nasnav.store import layout
 from nasnav.store.records import by_validation, latest_spotcheck
 from nasnav.store.run_dir import RunDir, arch_key
-from nasnav.ui import charts, guide, state, store, widgets
+from nasnav.ui import auth, charts, guide, state, store, widgets
 from nasnav.ui import queue as jobq
+from nasnav.workflow import access
 
 DOWNLOADS = [  # file, label, mime
     (layout.MODEL_PY, layout.MODEL_PY, "text/x-python"),
@@ -93,14 +94,14 @@ def picker(run: RunDir, cfg, cands: pd.DataFrame, k: int) -> None:
     if b1.button(label, key="rt_start", type="primary" if primary else "secondary", disabled=not archs or bool(live),
                  width="stretch"):
         with widgets.guarded("Retrain"):
+            access.require_act(auth.current(), run, "retrain on")
             jobq.enqueue(run, jobq.retrain_items(run, archs, seeds))
-            jobq.advance(run)
+            jobq.advance(run, auth.lab().limits)
             st.rerun()
     if b2.button("Stop", key="rt_stop", disabled=not live, width="stretch",
                  help="Stop the running job; the queue pauses and can be continued"):
         with widgets.guarded("Stop"):
-            with st.spinner("Stopping ..."):
-                stop_job(run)
+            widgets.stop(run)
             st.rerun()
     queue_panel(run)
 
@@ -115,11 +116,14 @@ def queue_panel(run: RunDir) -> None:
     paused = not running_job(run) and status["state"] in ("failed", "interrupted", "stopped")
     if b1.button("Continue queue", key="rt_q_resume", disabled=not paused):
         with widgets.guarded("Continue queue"):
-            jobq.resume(run)
+            access.require_act(auth.current(), run, "retrain on")
+            jobq.resume(run, auth.lab().limits)
             st.rerun()
     if b2.button("Clear queue", key="rt_q_clear"):
-        jobq.clear(run)
-        st.rerun()
+        with widgets.guarded("Clear queue"):
+            access.require_act(auth.current(), run, "retrain on")
+            jobq.clear(run)
+            st.rerun()
 
 
 def live_curves(run: RunDir) -> None:

@@ -1,10 +1,11 @@
 """A small queue of jobs in the run directory (``RUN/ui/queue.json``): retraining several
 networks, each followed by its export, one job at a time. Any open page advances it (the
-progress fragment calls ``advance``), so it survives reloads and app restarts. No Streamlit."""
+progress fragment calls ``advance``), so it survives reloads and app restarts. Each job goes through the
+server's job limits (``jobs.slots``): it may wait there for a slot. No Streamlit."""
 
 from __future__ import annotations
 
-from nasnav.jobs import commands
+from nasnav.jobs import commands, slots
 from nasnav.jobs.control import JobRunning, running_job, start_job
 from nasnav.store import layout
 from nasnav.store.io import read_json, write_json
@@ -38,19 +39,23 @@ def retrain_items(run: RunDir, archs: list[str], seeds: int) -> list[dict]:
     return [{"job": "retrain", "arch": a, "args": commands.retrain(run, a, seeds)} for a in archs]
 
 
-def advance(run: RunDir) -> dict | None:
-    """Start the next queued job if the run is idle and the last job did not fail or get stopped
-    (the queue pauses then); returns the started item."""
-    queue = items(run)
-    if not queue or running_job(run):
-        return None
+def advance(run: RunDir, limits: slots.Limits = slots.Limits()) -> dict | None:
+    """Start (or queue for a slot) the next job if the run is idle and the last job did not fail or get
+    stopped (the queue pauses then); returns the item."""
     status = run.read_status()
     if status.get("job") in ("retrain", "export") and status["state"] in ("failed", "interrupted", "stopped"):
+        return None
+    return _start_head(run, limits)
+
+
+def _start_head(run: RunDir, limits: slots.Limits) -> dict | None:
+    queue = items(run)
+    if not queue or running_job(run) or slots.position(run):
         return None
     head, rest = queue[0], queue[1:]
     write_json(run.path / QUEUE_FILE, rest)  # popped first: a crash cannot start it twice
     try:
-        start_job(run, head["job"], head["args"])
+        slots.submit(run, head["job"], head["args"], limits, start=start_job)
     except JobRunning:
         write_json(run.path / QUEUE_FILE, [head, *rest])
         return None
@@ -67,13 +72,6 @@ def current(run: RunDir) -> dict | None:
     return data if isinstance(data, dict) else None
 
 
-def resume(run: RunDir) -> dict | None:
+def resume(run: RunDir, limits: slots.Limits = slots.Limits()) -> dict | None:
     """Continue a paused queue (after a stop or a failure)."""
-    queue = items(run)
-    if not queue or running_job(run):
-        return None
-    head, rest = queue[0], queue[1:]
-    write_json(run.path / QUEUE_FILE, rest)
-    start_job(run, head["job"], head["args"])
-    write_json(run.path / CURRENT_FILE, head)
-    return head
+    return _start_head(run, limits)
