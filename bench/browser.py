@@ -25,6 +25,19 @@ def chromium_path() -> str | None:
     return next((c for c in cands if c and Path(c).exists()), None)
 
 
+def browser_or_skip(script: str):
+    """Playwright's ``sync_playwright`` when Chromium and the package are there, else None (``script`` says
+    it is skipped)."""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        sync_playwright = None
+    if chromium_path() is None or sync_playwright is None:
+        print(f"{script}: needs Chromium and the playwright package; skipped")
+        return None
+    return sync_playwright
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -14,6 +14,9 @@ import urllib.request
 from pathlib import Path
 
 from bench.browser import Server, free_port
+from nasnav.config import config_from_dict, load_config, preset_path
+from nasnav.store.run_dir import RunDir
+from nasnav.workflow import access
 
 PAGES = {  # page name -> (URL path, text its script writes near its end: the page has loaded when it is there)
     "Home": ("", "Continue with the open run"),
@@ -53,6 +56,20 @@ class Provider:
         except subprocess.TimeoutExpired:
             self._proc.kill()
         self._log.close()
+
+
+def make_run(runs: Path, name: str, owner: str, epochs: int, stages: int = 0, shared: bool = False) -> RunDir:
+    """A run of ``owner``'s on the tiny preset (``stages`` more stages of 3 components each, ``epochs`` of
+    supernet training), made on disk as the app makes one."""
+    raw = load_config(preset_path("tiny")).to_dict()
+    raw["supernet"]["epochs"] = epochs
+    raw["space"]["stages"] += [{"name": f"x{i}", "candidates": ["conv3x3", "conv1x1", "skip"], "select": "one",
+                                "channels": 16} for i in range(stages)]
+    user = access.User(owner)
+    run = access.create_run(user, config_from_dict(raw, f"run {name}"), runs / name)
+    if shared:
+        access.share(user, run, True)
+    return run
 
 
 def write_secrets(path: Path, app_port: int, provider: str, admins: list[str], per_user: int, total: int) -> Path:
@@ -115,9 +132,9 @@ def concurrent_loads(browser, states: list[dict], url: str, run: str, pages: dic
     try:
         for name, (path, _) in pages.items():
             for tab in tabs:  # all sessions navigate before any is waited for: the server serves them side by side
-                tab.goto(f"{url}/{path}?run={run}", wait_until="commit")
+                tab.goto(f"{url}/{path}?run={run}", wait_until="commit", timeout=180_000)
             for i, tab in enumerate(tabs):
-                tab.wait_for_function("() => window.__nasnavReady !== undefined", timeout=120_000)
+                tab.wait_for_function("() => window.__nasnavReady !== undefined", timeout=180_000)
                 ms = tab.evaluate("() => window.__nasnavReady")
                 boxes = tab.get_by_test_id("stException").count() + tab.get_by_test_id("stAlertContentError").count()
                 rows.append({"page": name, "session": i, "seconds": ms / 1000, "errors": boxes + len(script_errors[i])})

@@ -201,7 +201,8 @@ def job_panel(run: RunDir, job: str, start_args: list[str] | None, *, key: str, 
     mine = status.get("job") == job
     cols = st.columns([1, 1, 1, 3])
     primary = page is not None and is_next(page, start_label, run)
-    if not auth.may_act(run):
+    readonly = not auth.may_act(run)  # the buttons say so; the server refuses anyway (workflow.access)
+    if readonly:
         disabled_reason = disabled_reason or "Read-only: only the run's owner or an admin can start or stop jobs."
     if cols[0].button(start_label, key=f"{key}_start", type="primary" if primary else "secondary",
                       disabled=bool(live) or start_args is None or bool(disabled_reason), width="stretch"):
@@ -210,12 +211,12 @@ def job_panel(run: RunDir, job: str, start_args: list[str] | None, *, key: str, 
                 before_start()
             if start(run, job, start_args or []):
                 st.rerun()
-    if cols[1].button(stop_label, key=f"{key}_stop", disabled=not live, width="stretch",
+    if cols[1].button(stop_label, key=f"{key}_stop", disabled=not live or readonly, width="stretch",
                       help="Stop the running job; its work so far is kept and it can be resumed"):
         with guarded(stop_label):
             stop(run)
             st.rerun()
-    can_resume = bool(resume_args) and not live and mine and status["state"] in RESUMABLE
+    can_resume = bool(resume_args) and not live and mine and status["state"] in RESUMABLE and not readonly
     resume_next = page is not None and is_next(page, resume_label, run)
     if cols[2].button(resume_label, key=f"{key}_resume", disabled=not can_resume, width="stretch",
                       type="primary" if resume_next and can_resume else "secondary"):
