@@ -18,13 +18,14 @@ from nasnav.config import config_from_dict, load_config, preset_path
 from nasnav.store.run_dir import RunDir
 from nasnav.workflow import access
 
-PAGES = {  # page name -> (URL path, text its script writes near its end: the page has loaded when it is there)
-    "Home": ("", "Continue with the open run"),
-    "Search space": ("search_space", "New run name"),
-    "Supernet": ("supernet", "The template network being trained"),
-    "Explore": ("explore", "Spot check"),
-    "Retrain": ("retrain", "Results"),
+PAGES = {  # page name -> (URL path, texts its script writes last, one of them: the page has loaded when it is there)
+    "Home": ("", ["Continue with the open run"]),
+    "Search space": ("search_space", ["New run name"]),
+    "Supernet": ("supernet", ["The template network being trained"]),
+    "Explore": ("explore", ["Select candidates on the scatterplot to compare", "Fitness appears once candidates"]),
+    "Retrain": ("retrain", ["Results"]),
 }
+TIMEOUT_MS = 180_000  # a page not loaded by then counts as an error
 
 
 class Provider:
@@ -105,11 +106,10 @@ def login(browser, url: str, user: str):
     return page
 
 
-_READY = """(marks) => {  // when the page's closing text is there and Streamlit has finished the script run
-  const mark = marks[location.pathname.replace(/^\\/+|\\/+$/g, "")];
+_READY = """(marks) => {  // when one of the page's closing texts is there (its script has run to its end)
+  const mark = marks[location.pathname.replace(/^\\/+|\\/+$/g, "")] || [];
   const t = setInterval(() => {
-    if (mark && document.body && document.body.innerText.includes(mark)
-        && !document.querySelector('[data-testid="stStatusWidget"]')) {
+    if (document.body && mark.some((m) => document.body.innerText.includes(m))) {
       window.__nasnavReady = performance.now(); clearInterval(t);
     }
   }, 20);
@@ -118,8 +118,11 @@ _READY = """(marks) => {  // when the page's closing text is there and Streamlit
 
 def concurrent_loads(browser, states: list[dict], url: str, run: str, pages: dict = PAGES) -> list[dict]:
     """Open each page in every session at once (one context per session, from a logged-in storage state)
-    and time it from navigation to loaded (``PAGES``: its closing text, no script running); returns
-    {"page", "session", "seconds", "errors"}: exception boxes, error boxes and script errors on the page."""
+    and time it from navigation to loaded (``PAGES``: its closing text); returns {"page", "session", "seconds",
+    "errors"}: exception boxes, error boxes and script errors on the page, and a page not loaded in
+    ``TIMEOUT_MS`` (its seconds NaN)."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout  # only here: the module serves without it too
+
     marks = {path: mark for path, mark in pages.values()}
     contexts = [browser.new_context(viewport={"width": 1440, "height": 1100}, storage_state=s) for s in states]
     for c in contexts:
@@ -132,12 +135,15 @@ def concurrent_loads(browser, states: list[dict], url: str, run: str, pages: dic
     try:
         for name, (path, _) in pages.items():
             for tab in tabs:  # all sessions navigate before any is waited for: the server serves them side by side
-                tab.goto(f"{url}/{path}?run={run}", wait_until="commit", timeout=180_000)
+                tab.goto(f"{url}/{path}?run={run}", wait_until="commit", timeout=TIMEOUT_MS)
             for i, tab in enumerate(tabs):
-                tab.wait_for_function("() => window.__nasnavReady !== undefined", timeout=180_000)
-                ms = tab.evaluate("() => window.__nasnavReady")
+                try:
+                    tab.wait_for_function("() => window.__nasnavReady !== undefined", timeout=TIMEOUT_MS)
+                    seconds, late = tab.evaluate("() => window.__nasnavReady") / 1000, 0
+                except PlaywrightTimeout:
+                    seconds, late = float("nan"), 1
                 boxes = tab.get_by_test_id("stException").count() + tab.get_by_test_id("stAlertContentError").count()
-                rows.append({"page": name, "session": i, "seconds": ms / 1000, "errors": boxes + len(script_errors[i])})
+                rows.append({"page": name, "session": i, "seconds": seconds, "errors": boxes + late + len(script_errors[i])})
                 script_errors[i].clear()
     finally:
         for c in contexts:

@@ -4,9 +4,9 @@
     python bench/lab_load.py --sessions 2 --quick --no-write  # smoke test
 
 Serves the app with logins (README, "A lab server") through a real OpenID Connect provider on
-127.0.0.1 (oidc-provider-mock), logs two users in, makes a shared run of the tiny preset with three
-more stages (3,240 architectures; one-epoch supernet) and starts a search on it that outlasts the
-measurement. Then each page (Home, Search space, Supernet, Explore, Retrain, with that run open) is
+127.0.0.1 (oidc-provider-mock), logs two users in, makes a shared run of the tiny preset with one
+more stage (360 architectures; one-epoch supernet) and starts a search on it (the page says whether it
+outlasted the measurement). Then each page (Home, Search space, Supernet, Explore, Retrain, with that run open) is
 opened in one session alone, and then in every session at once (one Chromium, one context per
 session, all navigations started before any is waited for): the time from navigation until the
 page's closing text is there and Streamlit has finished the script run (``bench.lab.concurrent_loads``).
@@ -62,7 +62,7 @@ def main(argv=None) -> None:
         runs = tmp / "runs"
         runs.mkdir()
         env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
-        run = make_run(runs, "load", USERS[0], epochs=1, stages=3, shared=True)
+        run = make_run(runs, "load", USERS[0], epochs=1, stages=1, shared=True)
         subprocess.run([sys.executable, "-m", "nasnav", "supernet", str(run.path)], env=env, check=True,
                        stdout=subprocess.DEVNULL)
         provider = Provider(USERS, tmp / "provider.log")

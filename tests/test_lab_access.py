@@ -137,3 +137,9 @@ def test_workspace_disk_use_counts_the_users_own_runs(tmp_path, cfg, alices):
     assert a == access.disk_usage(alices.path) > 0
     assert b == access.disk_usage(bobs.path) >= a + 100_000 - 1000
     assert access.workspace_usage(access.LOCAL, tmp_path) == a + b
+
+
+def test_a_login_name_shown_on_a_page_is_no_markup():
+    from nasnav.ui.widgets import plain
+
+    assert plain("eve](javascript:alert(1))[x@lab.org") == r"eve\]\(javascript\:alert\(1\)\)\[x@lab\.org"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -154,8 +155,13 @@ def run_header(run: RunDir, cfg) -> None:
     st.caption(" · ".join(bits))
     if not auth.may_act(run):
         owner = read_owner(run)
-        st.info(f"Read-only: this run is {owner.owner if owner else 'nobody'}'s, shared with everyone logged in. "
+        st.info(f"Read-only: this run is {plain(owner.owner if owner else 'nobody')}'s, shared with everyone logged in. "
                 "Only its owner or an admin can start, stop or decide.", icon=":material/visibility:")
+
+
+def plain(text: str) -> str:
+    """``text`` shown as itself in Markdown (a login's name or e-mail is no markup)."""
+    return re.sub(r"([\\`*_{}\[\]()#+\-.!|<>~:])", r"\\\1", str(text))
 
 
 # ---- jobs ------------------------------------------------------------------------------------------------

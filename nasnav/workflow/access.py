@@ -161,7 +161,8 @@ def redo(user: User, run: RunDir) -> int:
 
 
 def delete_run(user: User, run: RunDir) -> None:
-    """Remove the run (its folder is first renamed aside, so a half-deleted run never lists as a run)."""
+    """Remove the run: its folder is renamed aside and stops being a run (no config) before its files go, so a
+    half-deleted run never lists as one."""
     require_act(user, run, "delete")
     if any(running_job(run, lane) for lane in slots.LANES):
         raise InvalidInput(f"run '{run.name}' has a running job; stop it before deleting the run")
@@ -169,6 +170,7 @@ def delete_run(user: User, run: RunDir) -> None:
         slots.cancel(run, lane)
     aside = run.path.with_name(f".deleted-{run.name}-{time.time_ns()}")
     os.rename(run.path, aside)
+    RunDir(aside).config_path.unlink(missing_ok=True)
     shutil.rmtree(aside, ignore_errors=True)
 
 
