@@ -1,7 +1,7 @@
 """The lab server in real Chromium, logins through a real OpenID Connect provider on 127.0.0.1
 (oidc-provider-mock): alice's run is hers alone until she shares it, then bob reads it and can change
 nothing, not even by URL; the job limit queues her second job and shows where it waits; the admin
-stops her job. Then 8 browser sessions load every page side by side while a search runs: no errors
+stops her job. Then 8 browser sessions load pages side by side while a search runs: no errors
 (their load times are bench/lab_load.py's, in BENCHMARKS.md). One server for the module."""
 
 from __future__ import annotations
@@ -9,12 +9,13 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
 
 from bench.browser import click, no_errors, settle, wait_text
-from bench.lab import concurrent_loads, login, make_run
+from bench.lab import PAGES, concurrent_loads, login, make_run
 from nasnav.config import load_config, preset_path
 from nasnav.jobs import commands
 from nasnav.jobs.control import running_job, start_job, stop_job
@@ -23,6 +24,7 @@ from nasnav.store.run_dir import RunDir
 from nasnav.workflow import access
 
 pytestmark = pytest.mark.e2e
+REPO = Path(__file__).resolve().parents[2]
 ALICE, BOB, ROOT = "alice@lab.test", "bob@lab.test", "root@lab.test"
 LAB = access.Lab.from_settings({"admins": [ROOT]}, logins=True)
 
@@ -149,7 +151,10 @@ def test_the_job_limit_queues_and_only_owner_or_admin_stop(lab, pages):
     no_errors(root)
 
 
-def test_eight_sessions_load_every_page_while_a_search_runs(browser, lab, pages, load_run):
+@pytest.mark.timeout(900)
+def test_eight_sessions_load_pages_while_a_search_runs(browser, lab, pages, load_run):
+    """Home (the lightest page) and Explore (the heaviest, reading what the search writes); bench/lab_load.py
+    times every page."""
     url, runs, log = lab
     run, training = load_run
     assert training.wait(timeout=120) == 0
@@ -157,7 +162,7 @@ def test_eight_sessions_load_every_page_while_a_search_runs(browser, lab, pages,
     try:
         states = [pages[(ALICE, BOB)[i % 2]].context.storage_state() for i in range(8)]
         assert (running_job(run) or {}).get("pid") == search
-        rows = concurrent_loads(browser, states, url, run.name)
+        rows = concurrent_loads(browser, states, url, run.name, {p: PAGES[p] for p in ("Home", "Explore")})
         alice = pages[ALICE]  # and she cannot decide on bob's shared run
         alice.goto(f"{url}/explore?run={run.name}")
         alice.get_by_role("tab", name="Decisions").first.click()
@@ -167,9 +172,13 @@ def test_eight_sessions_load_every_page_while_a_search_runs(browser, lab, pages,
     finally:
         stop_job(run, timeout=10)
     assert [r for r in rows if r["errors"]] == []  # none late (TIMEOUT_MS), no error box, no script error
-    assert len(rows) == 8 * 5 and all(r["seconds"] > 0 for r in rows)
+    assert len(rows) == 8 * 2 and all(r["seconds"] > 0 for r in rows)
+    # the app's own errors: a script's uncaught exception, the pages' guard, any traceback through our code (a
+    # browser tab leaving mid-handshake makes Streamlit's server log a websocket traceback of its own: not ours)
     text = log.read_text()
-    assert "Traceback" not in text and "unexpected error" not in text, text[-3000:]
+    ours = [line for line in text.splitlines() if line.strip().startswith('File "') and
+            any(f"{REPO / part}" in line for part in ("nasnav", "pages", "app.py"))]
+    assert "Uncaught app execution" not in text and "unexpected error" not in text and not ours, text[-3000:]
 
 
 def test_runs_without_an_owner_are_for_admins_only(lab, pages):
