@@ -3,7 +3,7 @@
 import streamlit as st
 
 from nasnav.markdown import code
-from nasnav.ui import state, widgets
+from nasnav.ui import auth, state, widgets
 
 st.set_page_config(page_title="nasnav", page_icon=":material/explore:", layout="wide", initial_sidebar_state="expanded")
 
@@ -15,9 +15,10 @@ pages = [
     st.Page("pages/4_retrain.py", title="4 · Retrain & export", icon=":material/deployed_code:"),
 ]
 nav = st.navigation(pages)
+auth.gate(state.runs_root())  # with logins (secrets.toml [auth]): nothing but a login button until logged in
+path = state.run_path()  # before the sidebar: a run the user may not see is refused on the page itself
 
 with st.sidebar:
-    path = state.run_path()
     if path is not None:
         st.markdown(f"**Open run:** {code(path.name)}")
     else:

@@ -37,7 +37,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.browser import CHROMIUM_FLAGS, Server, chromium_path  # noqa: E402
+from bench.browser import CHROMIUM_FLAGS, Server, browser_or_skip, chromium_path  # noqa: E402
 from bench.common import log, markdown_table, median_spread, report, set_threads  # noqa: E402
 
 
@@ -130,13 +130,8 @@ def main(argv=None) -> None:
     ap.add_argument("--no-write", action="store_true", help="print only; record nothing (bench/results, BENCHMARKS.md)")
     args = ap.parse_args(argv)
     set_threads(args.threads)
-    exe = chromium_path()
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        sync_playwright = None
-    if exe is None or sync_playwright is None:
-        print("explore_render: needs Chromium and the playwright package; skipped")
+    exe, sync_playwright = chromium_path(), browser_or_skip("explore_render")
+    if sync_playwright is None:
         return
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "runs"

@@ -31,6 +31,7 @@ HEADINGS = {
     "steering_suite": "Steering suite: published tables nobody tuned on",
     "search_curve": "Search: evolution vs random on one supernet",
     "explore_render": "Explore page render in Chromium",
+    "lab_load": "Lab server: page loads with 8 sessions at once",
 }
 
 # Benchmarks that show only some of their groups (the others stay in the records): ranking's default preset

@@ -143,3 +143,21 @@ def _data_root_is_the_test_temp_folder(tmp_path_factory):
         os.environ.pop("NASNAV_DATA_ROOT", None)
     else:
         os.environ["NASNAV_DATA_ROOT"] = before
+
+
+@pytest.fixture
+def sleeping_jobs(monkeypatch):
+    """Jobs the job queue (``jobs.slots``) starts are real processes holding the real locks, but sleep
+    instead of training (fast); yields the (run, lane) of each, stopped at the end."""
+    from nasnav.jobs import control, slots
+
+    started: list = []
+
+    def start(run, job, args, lane=None):
+        started.append((run, lane))
+        return control.start_job(run, job, ["-n", "1", "-r", "1", "import time; time.sleep(30)"], module="timeit", lane=lane)
+
+    monkeypatch.setattr(slots, "start_job", start)
+    yield started
+    for run, lane in started:
+        control.stop_job(run, timeout=5, lane=lane)

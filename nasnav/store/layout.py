@@ -1,7 +1,7 @@
 """The names of the files in a run directory: the one place that knows them.
 
 RUN/
-  config.yaml  status.json  job.lock  spotcheck.lock  heartbeat  current_round.json  history.json  logs/<job>.log
+  config.yaml  owner.json  status.json  job.lock  spotcheck.lock  heartbeat  current_round.json  history.json  logs/<job>.log
   rounds/003/  space.yaml  supernet.ckpt  last.ckpt  metrics.csv  candidates.csv  search.json
                fitness.csv  importance.csv  projection.csv  decisions.json
                spotcheck.csv  spotcheck_runs.csv  spotcheck.json
@@ -22,6 +22,10 @@ CURRENT_ROUND = "current_round.json"  # the round the analyst is on (undo keeps 
 HISTORY = "history.json"  # every decision, undo and redo, in order
 QUEUE = "ui/queue.json"  # the app's queue of retrain jobs
 QUEUE_CURRENT = "ui/queue_current.json"  # the queue's item started last (which architecture is training)
+OWNER = "owner.json"  # lab server: who owns the run and whether it is shared read-only with everyone logged in
+
+# beside the runs (in the runs root)
+JOB_QUEUE = ".jobs"  # lab server: the queue of jobs waiting for a free slot, one file each, oldest first
 
 # a round (rounds/003/)
 SPACE = "space.yaml"  # the round's search space, after the previous round's decisions

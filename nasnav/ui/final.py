@@ -7,13 +7,14 @@ import streamlit as st
 
 from nasnav.analysis import trust
 from nasnav.jobs import commands
-from nasnav.jobs.control import running_job, stop_job
+from nasnav.jobs.control import running_job
 from nasnav.store import layout
 from nasnav.store.records import by_validation, latest_spotcheck
 from nasnav.store.run_dir import RunDir, arch_key
-from nasnav.ui import charts, guide, state, store, widgets
+from nasnav.ui import auth, charts, guide, state, store, widgets
 from nasnav.ui import queue as jobq
 from nasnav.ui.retrain_plan import ADVISED, CHOOSE, RECOMMENDED, SAVED, Plan, advice_in_space, plan
+from nasnav.workflow import access
 from nasnav.workflow.card_use import split_front_matter
 
 DOWNLOADS = [  # file, label, mime
@@ -80,14 +81,14 @@ def picker(run: RunDir, cfg, cands: pd.DataFrame, k: int) -> Plan:
     if widgets.button(b1, label, key="rt_start", type="primary" if primary else "secondary", disabled=not archs or bool(live),
                  width="stretch"):
         with widgets.guarded("Retrain"):
+            access.require_act(auth.current(), run, "retrain on")
             jobq.enqueue(run, jobq.retrain_items(run, archs, seeds))
-            jobq.advance(run)
+            jobq.advance(run, auth.lab().limits)
             st.rerun()
     if widgets.button(b2, "Stop", key="rt_stop", disabled=not live, width="stretch",
                  help="Stop the running job; the queue pauses and can be continued"):
         with widgets.guarded("Stop"):
-            with st.spinner("Stopping ..."):
-                stop_job(run)
+            widgets.stop(run)
             st.rerun()
     queue_panel(run)
     return chosen
@@ -103,11 +104,14 @@ def queue_panel(run: RunDir) -> None:
     paused = not running_job(run) and status["state"] in ("failed", "interrupted", "stopped")
     if widgets.button(b1, "Continue queue", key="rt_q_resume", disabled=not paused):
         with widgets.guarded("Continue queue"):
-            jobq.resume(run)
+            access.require_act(auth.current(), run, "retrain on")
+            jobq.resume(run, auth.lab().limits)
             st.rerun()
     if widgets.button(b2, "Clear queue", key="rt_q_clear"):
-        jobq.clear(run)
-        st.rerun()
+        with widgets.guarded("Clear queue"):
+            access.require_act(auth.current(), run, "retrain on")
+            jobq.clear(run)
+            st.rerun()
 
 
 def live_curves(run: RunDir) -> None:

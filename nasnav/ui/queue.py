@@ -2,11 +2,12 @@
 networks, each followed by its export, one job at a time. Any open page advances it (the
 progress fragment calls ``advance``), so it survives reloads and app restarts. Every change to the
 queue is read and written under the run's state lock, so two pages advancing it at once start its
-head once. No Streamlit."""
+head once. Each job goes through the server's job limits (``jobs.slots``): it may wait there for a
+slot. No Streamlit."""
 
 from __future__ import annotations
 
-from nasnav.jobs import commands
+from nasnav.jobs import commands, slots
 from nasnav.jobs.control import JobRunning, running_job, start_job
 from nasnav.store import layout
 from nasnav.store.io import read_json, write_json
@@ -43,25 +44,25 @@ def retrain_items(run: RunDir, archs: list[str], seeds: int) -> list[dict]:
     return [{"job": "retrain", "arch": a, "args": commands.retrain(run, a, seeds)} for a in archs]
 
 
-def advance(run: RunDir) -> dict | None:
-    """Start the next queued job if the run is idle and the last job did not fail or get stopped
-    (the queue pauses then); returns the started item."""
+def advance(run: RunDir, limits: slots.Limits = slots.Limits()) -> dict | None:
+    """Start (or queue for a slot) the next job if the run is idle and the last job did not fail or get
+    stopped (the queue pauses then); returns the item."""
     with state_lock(run):
-        queue = items(run)
-        if not queue or running_job(run):
-            return None
         status = run.read_status()
         if status.get("job") in ("retrain", "export") and status["state"] in ("failed", "interrupted", "stopped"):
             return None
-        return _start_head(run, queue)
+        return _start_head(run, limits)
 
 
-def _start_head(run: RunDir, queue: list[dict]) -> dict | None:
-    """Pop the queue's head and start it (under the state lock); put it back if the run got a job meanwhile."""
+def _start_head(run: RunDir, limits: slots.Limits) -> dict | None:
+    """Pop the queue's head and start it, or queue it for a slot (callers hold the run's state lock)."""
+    queue = items(run)
+    if not queue or running_job(run) or slots.position(run):
+        return None
     head, rest = queue[0], queue[1:]
     write_json(run.path / QUEUE_FILE, rest)  # popped first: a crash cannot start it twice
     try:
-        start_job(run, head["job"], head["args"])
+        slots.submit(run, head["job"], head["args"], limits, start=start_job)
     except JobRunning:
         write_json(run.path / QUEUE_FILE, [head, *rest])
         return None
@@ -78,10 +79,7 @@ def current(run: RunDir) -> dict | None:
     return data if isinstance(data, dict) else None
 
 
-def resume(run: RunDir) -> dict | None:
+def resume(run: RunDir, limits: slots.Limits = slots.Limits()) -> dict | None:
     """Continue a paused queue (after a stop or a failure)."""
     with state_lock(run):
-        queue = items(run)
-        if not queue or running_job(run):
-            return None
-        return _start_head(run, queue)
+        return _start_head(run, limits)

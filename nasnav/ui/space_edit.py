@@ -17,6 +17,7 @@ from nasnav.store import layout
 from nasnav.store.io import write_yaml
 from nasnav.store.run_dir import RunDir
 from nasnav.store.state_lock import state_lock
+from nasnav.workflow import access
 
 STAGE_KEYS = ("name", "candidates", "select", "max_active", "channels", "stride", "pruned", "pinned")
 _ids = itertools.count(1)
@@ -141,8 +142,9 @@ def editable(run: RunDir) -> str | None:
     return None
 
 
-def save_to_run(run: RunDir, cfg) -> None:
-    """Write an edited config and round 0's space into an untrained run."""
+def save_to_run(run: RunDir, cfg, user: access.User = access.LOCAL) -> None:
+    """Write an edited config and round 0's space into an untrained run (``user``: its owner or an admin)."""
+    access.require_act(user, run, "change the space of")
 
     with state_lock(run):  # checked and written at once: no job, decision or other save in between
         why = editable(run)

@@ -10,8 +10,8 @@ from nasnav.config import list_presets, load_config, load_user_yaml, preset_path
 from nasnav.model.ops import catalogue
 from nasnav.store import layout
 from nasnav.store.run_dir import RunDir
-from nasnav.ui import space_edit, state, widgets
-from nasnav.workflow.runs import create_run
+from nasnav.ui import auth, space_edit, state, widgets
+from nasnav.workflow import access
 
 
 def reset_draft(config, space_dict: dict | None = None) -> None:
@@ -51,14 +51,14 @@ def save(run: RunDir | None, why_not: str | None, draft: dict, data: dict, issue
         if s1.button("Save space", key="sp_save", type="primary", disabled=bool(issues) or locked):
             with widgets.guarded("Save space"):
                 space_edit.save_to_run(run, space_edit.build_config(st.session_state["draft_base"], draft, data,
-                                                                    str(run.config_path)))
+                                                                    str(run.config_path)), auth.current())
                 st.toast("Space saved to the run.", icon=":material/save:")
                 st.rerun()
     name = s2.text_input("New run name", value=state.free_name(state.runs_root(), "custom"), key="sp_new_name")
     if s3.button("Save as new run", key="sp_save_new", disabled=bool(issues)):
         with widgets.guarded("Save as new run"):
             new_cfg = space_edit.build_config(st.session_state["draft_base"], draft, data, "space editor")
-            new = create_run(new_cfg, state.runs_root() / state.check_run_name(name))
+            new = access.create_run(auth.current(), new_cfg, state.runs_root() / state.check_run_name(name))
             state.open_run(new.path)
             st.session_state["draft_owner"] = str(RunDir(new.path).path)
             st.toast(f"Run {new.path.name} created.", icon=":material/check_circle:")

@@ -22,6 +22,8 @@ from nasnav.steering.actions import Action
 from nasnav.store.io import read_json, write_json
 from nasnav.store.run_dir import RunDir
 from nasnav.store.state_lock import state_lock
+from nasnav.ui import auth
+from nasnav.workflow import access
 
 RUN_KEY = "run_path"
 GUIDE_KEY = "walkthrough"
@@ -54,7 +56,8 @@ def _ref(path: Path) -> str | None:
 
 
 def run_path() -> Path | None:
-    """The open run's directory (session state first, then the URL), or None."""
+    """The open run's directory (session state first, then the URL), or None. A run the user may not see
+    (a link to someone else's private run) is refused with a message, whichever way it came."""
     path = st.session_state.get(RUN_KEY)
     if not path:
         ref = st.query_params.get("run")
@@ -64,9 +67,21 @@ def run_path() -> Path | None:
     if path and not RunDir(path).exists():
         st.session_state.pop(RUN_KEY, None)
         path = None
+    if path and not _visible(path):
+        close_run()
+        path = None
     if path:
         _set_url(_ref(Path(path)))
     return Path(path) if path else None
+
+
+def _visible(path: str) -> bool:
+    try:
+        access.require_view(auth.current(), RunDir(path))
+    except access.Forbidden as e:
+        st.error(str(e), icon=":material/lock:")
+        return False
+    return True
 
 
 def _set_url(ref: str | None) -> None:
@@ -108,6 +123,7 @@ def saved_selections(run: RunDir) -> dict[str, list[str]]:
 
 
 def save_selection(run: RunDir, name: str, archs: list[str]) -> None:
+    access.require_act(auth.current(), run)
     name = (name or "").strip()
     if not name:
         raise InvalidInput("selection name: empty; give the selection a name")
@@ -118,6 +134,7 @@ def save_selection(run: RunDir, name: str, archs: list[str]) -> None:
 
 
 def delete_selection(run: RunDir, name: str) -> None:
+    access.require_act(auth.current(), run)
     with state_lock(run):
         data = saved_selections(run)
         data.pop(name, None)
@@ -152,6 +169,7 @@ def pending(run: RunDir) -> list[Action]:
 
 
 def _write_pending(run: RunDir, actions: Sequence[Action]) -> None:
+    access.require_act(auth.current(), run)
     write_json(run.path / PENDING_FILE, [a.to_dict() for a in actions])
 
 

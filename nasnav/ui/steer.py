@@ -10,15 +10,15 @@ from nasnav.analysis import trust
 from nasnav.analysis.fitness import stage_importance
 from nasnav.errors import InvalidInput
 from nasnav.jobs import commands
-from nasnav.jobs.control import running_job, start_job, stop_job
+from nasnav.jobs.control import running_job
 from nasnav.space import SearchSpace
 from nasnav.steering.actions import Action, Op, combine_selections
 from nasnav.store import layout
 from nasnav.store.records import latest_spotcheck
 from nasnav.store.run_dir import RunDir
-from nasnav.ui import charts, guide, selection, state, store, widgets
+from nasnav.ui import auth, charts, guide, selection, state, store, widgets
 from nasnav.ui.explore import SEL_KEY, spotcheck_line
-from nasnav.workflow import decisions
+from nasnav.workflow import access, decisions
 from nasnav.workflow.track_record import track_record
 
 
@@ -176,7 +176,7 @@ def pending_panel(run: RunDir, cfg, space: SearchSpace) -> None:
         with widgets.guarded("Apply decision"):
             if not acts or prepared:  # another session applied it meanwhile
                 raise InvalidInput("nothing to apply, or the next round is already prepared")
-            decisions.apply_decision(run, cfg, acts, evidence=None, source="analyst", at_round=shown)
+            access.decide(auth.current(), run, cfg, acts, at_round=shown)
             state.clear_pending(run)
             st.toast("Decision applied: the next round's space is ready.", icon=":material/content_cut:")
             st.rerun()
@@ -215,11 +215,11 @@ def rounds_panel(run: RunDir, cfg) -> None:
     if widgets.button(u1, "Undo", key="ex_undo", icon=":material/undo:", disabled=bool(live) or k == 0, width="stretch",
                  help="Go back to the previous round (its files are kept; redo returns)"):
         with widgets.guarded("Undo"):
-            decisions.undo(run, at_round=k)
+            access.undo(auth.current(), run, at_round=k)
             st.rerun()
     if widgets.button(u2, "Redo", key="ex_redo", icon=":material/redo:", disabled=bool(live), width="stretch"):
         with widgets.guarded("Redo"):
-            decisions.redo(run, at_round=k)
+            access.redo(auth.current(), run, at_round=k)
             st.rerun()
 
 
@@ -307,12 +307,12 @@ def spotcheck_controls(run: RunDir, k: int, ready: bool) -> None:
     c = st.columns([1, 1, 4])
     if widgets.button(c[0], "Run spot check", key="ex_spot_start", disabled=bool(live) or not ready, width="stretch"):
         with widgets.guarded("Run spot check"):
-            start_job(run, "spotcheck", commands.spotcheck(run, trust.SPACE_N, trust.TOP_M, k), lane=layout.SPOTCHECK_LANE)
-            st.rerun()
+            if widgets.start(run, "spotcheck", commands.spotcheck(run, trust.SPACE_N, trust.TOP_M, k), lane=layout.SPOTCHECK_LANE):
+                st.rerun()
     if widgets.button(c[1], "Stop", key="ex_spot_stop", disabled=not live, width="stretch",
                    help="Stop the spot check; finished trainings are kept and reused by the next one"):
         with widgets.guarded("Stop spot check"):
-            stop_job(run, lane=layout.SPOTCHECK_LANE)
+            widgets.stop(run, lane=layout.SPOTCHECK_LANE)
             st.rerun()
     if not ready:
         c[2].caption("Score a few candidates first.")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -13,11 +14,14 @@ import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from nasnav.analysis import trust
-from nasnav.jobs.control import JobRunning, running_job, start_job, stop_job
+from nasnav.jobs import slots
+from nasnav.jobs.control import JobRunning, running_job
 from nasnav.markdown import code, message, text
+from nasnav.store.owner import read_owner
 from nasnav.store.run_dir import RunDir
-from nasnav.ui import charts, cluster, guide, state, store
+from nasnav.ui import auth, charts, cluster, guide, state, store
 from nasnav.ui import queue as jobq
+from nasnav.workflow import access
 
 log = logging.getLogger("nasnav.ui")
 RESUMABLE = ("stopped", "interrupted", "failed")
@@ -176,6 +180,15 @@ def run_header(run: RunDir, cfg) -> None:
     if best is not None and best == best:
         bits.append(f"best one-shot {best:.3f}")
     st.caption(" · ".join(bits))
+    if not auth.may_act(run):
+        owner = read_owner(run)
+        st.info(f"Read-only: this run is {plain(owner.owner if owner else 'nobody')}'s, shared with everyone logged in. "
+                "Only its owner or an admin can start, stop or decide.", icon=":material/visibility:")
+
+
+def plain(text: str) -> str:
+    """``text`` shown as itself in Markdown (a login's name or e-mail is no markup)."""
+    return re.sub(r"([\\`*_{}\[\]()#+\-.!|<>~:])", r"\\\1", str(text))
 
 
 # ---- jobs ------------------------------------------------------------------------------------------------
@@ -184,21 +197,31 @@ def _signature(run: RunDir) -> tuple:
     writes its final status a moment before it lets go of the lock and exits; without the second
     part the page would keep showing it as running)."""
     s = run.read_status()
-    return (s.get("job"), s.get("state"), s.get("started"), running_job(run) is not None)
+    return (s.get("job"), s.get("state"), s.get("started"), running_job(run) is not None, slots.position(run) is not None)
 
 
-def start(run: RunDir, job: str, args: list[str]) -> bool:
-    """Start a job; a message (not a traceback) if the run already has one."""
+def start(run: RunDir, job: str, args: list[str], lane: str | None = None) -> bool:
+    """Start a job, or queue it when its owner or the server is at the job limit (the page says where it
+    waits); a message (not a traceback) if the run already has one or the user may not."""
     try:
-        start_job(run, job, args)
+        place = access.start_job(auth.current(), run, job, args, auth.lab().limits, lane=lane)
     except JobRunning as e:
         st.warning(message(e), icon=":material/hourglass_top:")
         return False
     except ValueError as e:
         st.error(message(e))
         return False
+    if place is not None:
+        st.toast(f"{job} queued: place {place} (the job limit is reached); it starts when a slot frees up",
+                 icon=":material/schedule:")
     st.session_state[f"jobsig_{run.path}"] = None  # the fragment will see a change and refresh the page
     return True
+
+
+def stop(run: RunDir, lane: str | None = None) -> None:
+    """Stop the run's job (in ``lane``) or take it out of the queue (owner or admin only)."""
+    with st.spinner("Stopping ..."):
+        access.stop_job(auth.current(), run, lane=lane)
 
 
 def job_panel(run: RunDir, job: str, start_args: list[str] | None, *, key: str, start_label: str = "Start",
@@ -206,11 +229,14 @@ def job_panel(run: RunDir, job: str, start_args: list[str] | None, *, key: str, 
               page: str | None = None, disabled_reason: str | None = None,
               before_start: Callable[[], None] | None = None, poll: bool = True) -> None:
     """Start / stop / resume buttons for one kind of job, and its live progress."""
-    live = running_job(run)
+    live = running_job(run) or slots.position(run)
     status = run.read_status()
     mine = status.get("job") == job
     cols = st.columns([1, 1, 1, 3])
     primary = page is not None and is_next(page, start_label, run)
+    readonly = not auth.may_act(run)  # the buttons say so; the server refuses anyway (workflow.access)
+    if readonly:
+        disabled_reason = disabled_reason or "Read-only: only the run's owner or an admin can start or stop jobs."
     if button(cols[0], start_label, key=f"{key}_start", type="primary" if primary else "secondary",
                       disabled=bool(live) or start_args is None or bool(disabled_reason), width="stretch"):
         with guarded(start_label):
@@ -218,13 +244,12 @@ def job_panel(run: RunDir, job: str, start_args: list[str] | None, *, key: str, 
                 before_start()
             if start(run, job, start_args or []):
                 st.rerun()
-    if button(cols[1], stop_label, key=f"{key}_stop", disabled=not live, width="stretch",
+    if button(cols[1], stop_label, key=f"{key}_stop", disabled=not live or readonly, width="stretch",
                       help="Stop the running job; its work so far is kept and it can be resumed"):
         with guarded(stop_label):
-            with st.spinner("Stopping ..."):
-                stop_job(run)
+            stop(run)
             st.rerun()
-    can_resume = bool(resume_args) and not live and mine and status["state"] in RESUMABLE
+    can_resume = bool(resume_args) and not live and mine and status["state"] in RESUMABLE and not readonly
     resume_next = page is not None and is_next(page, resume_label, run)
     if button(cols[2], resume_label, key=f"{key}_resume", disabled=not can_resume, width="stretch",
                       type="primary" if resume_next and can_resume else "secondary"):
@@ -233,7 +258,7 @@ def job_panel(run: RunDir, job: str, start_args: list[str] | None, *, key: str, 
                 st.rerun()
     if disabled_reason and not live:
         cols[3].caption(disabled_reason)
-    elif live and live.get("job") != job:
+    elif isinstance(live, dict) and live.get("job") != job:
         cols[3].caption(f"A {live.get('job')} job is running on this run; one job at a time.")
     if poll:
         progress(run, (job,))
@@ -252,7 +277,8 @@ def progress(run: RunDir, jobs: tuple[str, ...]) -> None:
 
     def _poll_once() -> None:
         here = RunDir(path)
-        if jobq.advance(here):  # a queued retrain / export starts when the run is idle
+        slots.pump(here.path.parent, auth.lab().limits)  # jobs waiting for a slot (also pumped by the server's thread)
+        if jobq.advance(here, auth.lab().limits):  # a queued retrain / export starts when the run is idle
             st.session_state[f"jobsig_{path}"] = None
         sig = _signature(here)
         if st.session_state.get(f"jobsig_{path}") != sig:
@@ -266,6 +292,11 @@ def progress(run: RunDir, jobs: tuple[str, ...]) -> None:
 
 def status_box(run: RunDir, jobs: tuple[str, ...]) -> None:
     """Progress bar, epoch, ETA and speed of the run's job; message and log tail on failure."""
+    waiting = slots.position(run)
+    if waiting:
+        st.info(f"Queued: place {waiting[0]} of {waiting[1]} waiting for a free job slot (at most "
+                f"{auth.lab().limits.per_user} jobs per user, {auth.lab().limits.total} on the server); it starts "
+                "by itself. Stop takes it out of the queue.", icon=":material/schedule:")
     s = run.read_status()
     if s.get("job") not in jobs and s["state"] != "running":
         return

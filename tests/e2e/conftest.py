@@ -63,3 +63,32 @@ def page(browser):
     pg = context.new_page()
     yield pg
     context.close()
+
+
+LAB_ADMIN = "root@lab.test"
+LAB_USERS = ("alice@lab.test", "bob@lab.test", LAB_ADMIN)
+
+
+@pytest.fixture(scope="module")
+def lab(browser, tmp_path_factory):
+    """A lab server: a real OpenID Connect provider (oidc-provider-mock) and the app with logins through it
+    (admin root@lab.test, 1 job per user, 3 in all), its runs in a temporary folder; yields (url, runs, log)."""
+    from bench.lab import Provider, lab_server
+
+    try:
+        import oidc_provider_mock  # noqa: F401
+    except ImportError:
+        _missing("the oidc-provider-mock package is not installed (requirements-dev.txt)")
+    tmp = tmp_path_factory.mktemp("lab")
+    runs = tmp / "runs"
+    runs.mkdir()
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+    provider = Provider(list(LAB_USERS), tmp / "provider.log")
+    try:
+        server = lab_server(tmp, runs, provider, env, admins=[LAB_ADMIN], per_user=1, total=3)
+    except RuntimeError as e:
+        provider.stop()
+        pytest.fail(str(e))
+    yield server.url, runs, tmp / "streamlit.log"
+    server.stop()
+    provider.stop()

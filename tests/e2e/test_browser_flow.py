@@ -17,6 +17,7 @@ import pandas as pd
 import pytest
 from playwright.sync_api import expect
 
+from bench.browser import click, nav, no_errors, settle, wait_text
 from nasnav.analysis import trust
 from nasnav.config import load_config, save_config
 from nasnav.store.records import read_space
@@ -29,17 +30,6 @@ pytestmark = pytest.mark.e2e
 JOB_TIMEOUT = 120_000  # ms; each tiny job takes seconds, most of it importing torch
 
 
-def no_errors(page) -> None:
-    assert page.get_by_test_id("stException").count() == 0, "an exception box is on the page"
-
-
-def settle(page, seconds: float = 0.4) -> None:
-    """Wait until Streamlit is not running the script (the status widget disappears)."""
-    time.sleep(seconds)
-    page.wait_for_function(
-        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=30_000)
-
-
 def shot(page, name: str, height: int = 2200) -> None:
     """A screenshot of the whole page (Streamlit scrolls inside its own container, so the
     viewport is made tall for the picture)."""
@@ -49,22 +39,6 @@ def shot(page, name: str, height: int = 2200) -> None:
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
     page.set_viewport_size(size)
     settle(page, 0.5)
-
-
-def nav(page, title: str) -> None:
-    page.get_by_test_id("stSidebarNav").get_by_role("link", name=title).click()
-    settle(page, 1.0)
-
-
-def click(page, name: str) -> None:
-    page.get_by_role("button", name=name, exact=True).click()
-    settle(page)
-
-
-def wait_text(page, text: str, timeout: int = JOB_TIMEOUT) -> None:
-    t = time.time()
-    page.get_by_text(text).first.wait_for(timeout=timeout)
-    print(f"  [{time.strftime('%H:%M:%S')}] '{text}' after {time.time() - t:.1f} s")
 
 
 def metric(page, label: str) -> str:
