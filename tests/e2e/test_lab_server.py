@@ -128,10 +128,12 @@ def test_the_job_limit_queues_and_only_owner_or_admin_stop(lab, pages):
     alice.goto(f"{url}/supernet?run=long")
     click(alice, "Start training")
     wait_text(alice, "supernet", 20_000)
-    alice.goto(f"{url}/supernet?run=tiny-1")  # her second job: 1 job per user, so it waits
+    # her second job, long enough to be still running when she stops it: 1 job per user, so it waits
+    second = make_run(runs, "second", ALICE, epochs=500)
+    alice.goto(f"{url}/supernet?run=second")
     click(alice, "Start training")
     wait_text(alice, "Queued: place 1 of 1", 20_000)
-    assert running_job(RunDir(runs / "tiny-1")) is None
+    assert running_job(second) is None
 
     bob.goto(f"{url}/supernet?run=long")
     wait_text(bob, "Read-only", 20_000)
@@ -141,13 +143,12 @@ def test_the_job_limit_queues_and_only_owner_or_admin_stop(lab, pages):
     root.goto(f"{url}/supernet?run=long")  # an admin sees and stops any run
     stop(root, RunDir(runs / "long"))
     # the freed slot goes to alice's waiting job (the server's queue thread starts it); she stops it
-    tiny = RunDir(runs / "tiny-1")
     deadline = time.time() + 60
-    while running_job(tiny) is None:
+    while running_job(second) is None:
         assert time.time() < deadline, "the queued job did not start when the slot freed up"
         time.sleep(0.5)
-    alice.goto(f"{url}/supernet?run=tiny-1")
-    stop(alice, tiny)
+    alice.goto(f"{url}/supernet?run=second")
+    stop(alice, second)
     no_errors(alice)
     no_errors(root)
 
