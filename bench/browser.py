@@ -44,7 +44,36 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-class Server:
+class Process:
+    """A background process, its output in ``log_path``, ready when ``ready_url`` answers (and ``ok`` accepts the
+    answer); RuntimeError naming ``what`` after ``wait`` s without one. ``pid``; ``stop()`` ends it."""
+
+    def __init__(self, cmd: list[str], log_path: Path, ready_url: str, what: str, wait: float,
+                 ok=lambda body: True, **popen):
+        self._log = open(log_path, "w")
+        self._proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, **popen)
+        self.pid = self._proc.pid
+        deadline = time.time() + wait
+        while time.time() < deadline:
+            try:
+                if ok(urllib.request.urlopen(ready_url, timeout=2).read()):
+                    return
+            except OSError:
+                pass
+            time.sleep(0.3)
+        self.stop()
+        raise RuntimeError(f"{what} did not start within {wait:.0f} s; see {log_path}")
+
+    def stop(self) -> None:
+        self._proc.terminate()
+        try:
+            self._proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+        self._log.close()
+
+
+class Server(Process):
     """``cmd`` (a Streamlit command line, e.g. ``python -m nasnav.ui.launch``) on a free port of
     127.0.0.1 (``address``; None: whatever the command itself listens on), headless, its output in
     ``log_path``; started at once, ready when the constructor returns (RuntimeError after ``wait`` s
@@ -55,29 +84,10 @@ class Server:
                  address: str | None = "127.0.0.1", cwd: Path = ROOT, port: int | None = None):
         port = port or free_port()
         self.port, self.url = port, f"http://127.0.0.1:{port}"
-        self._log = open(log_path, "w")
         where = ["--server.address", address] if address else []  # None: the command's own default
-        self._proc = subprocess.Popen([*cmd, "--server.port", str(port), "--server.headless", "true", *where,
-                                       "--browser.gatherUsageStats", "false"],
-                                      cwd=cwd, env=env, stdout=self._log, stderr=subprocess.STDOUT)
-        self.pid = self._proc.pid
-        deadline = time.time() + wait
-        while time.time() < deadline:
-            try:
-                if urllib.request.urlopen(f"{self.url}/_stcore/health", timeout=2).read() == b"ok":
-                    return
-            except OSError:
-                time.sleep(0.3)
-        self.stop()
-        raise RuntimeError(f"streamlit did not start within {wait:.0f} s; see {log_path}")
-
-    def stop(self) -> None:
-        self._proc.terminate()
-        try:
-            self._proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self._proc.kill()
-        self._log.close()
+        super().__init__([*cmd, "--server.port", str(port), "--server.headless", "true", *where,
+                          "--browser.gatherUsageStats", "false"], log_path, f"{self.url}/_stcore/health",
+                         "streamlit", wait, ok=lambda body: body == b"ok", cwd=cwd, env=env)
 
 
 # ---- a Streamlit page in Playwright -----------------------------------------------------------------------

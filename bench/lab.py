@@ -7,13 +7,10 @@ from __future__ import annotations
 
 import json
 import secrets
-import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
-from bench.browser import Server, free_port
+from bench.browser import Process, Server, free_port
 from nasnav.config import config_from_dict, load_config, preset_path
 from nasnav.store.run_dir import RunDir
 from nasnav.workflow import access
@@ -28,7 +25,7 @@ PAGES = {  # page name -> (URL path, texts its script writes last, one of them: 
 TIMEOUT_MS = 180_000  # a page not loaded by then counts as an error
 
 
-class Provider:
+class Provider(Process):
     """oidc-provider-mock on a free port of 127.0.0.1; each user (an e-mail: subject and email claim) is a
     button on its login form. ``url``; ``stop()`` ends it."""
 
@@ -38,25 +35,8 @@ class Provider:
         cmd = [sys.executable, "-m", "oidc_provider_mock", "--host", "127.0.0.1", "--port", str(port)]
         for u in users:
             cmd += ["--user-claims", json.dumps({"sub": u, "email": u, "name": u.split("@")[0].title()})]
-        self._log = open(log_path, "w")
-        self._proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT)
-        deadline = time.time() + wait
-        while time.time() < deadline:
-            try:
-                urllib.request.urlopen(f"{self.url}/.well-known/openid-configuration", timeout=2).read()
-                return
-            except OSError:
-                time.sleep(0.2)
-        self.stop()
-        raise RuntimeError(f"the OpenID Connect provider did not start within {wait:.0f} s; see {log_path}")
-
-    def stop(self) -> None:
-        self._proc.terminate()
-        try:
-            self._proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self._proc.kill()
-        self._log.close()
+        super().__init__(cmd, log_path, f"{self.url}/.well-known/openid-configuration",
+                         "the OpenID Connect provider", wait)
 
 
 def make_run(runs: Path, name: str, owner: str, epochs: int, stages: int = 0, shared: bool = False) -> RunDir:
