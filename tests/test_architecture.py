@@ -12,7 +12,7 @@ PKG = ROOT / "nasnav"
 # Lowest first. A module may import its own subpackage and any lower layer; never a sibling of its
 # layer or anything above.
 LAYERS = [
-    {"errors", "stop", "choices", "resources", "progress"},
+    {"errors", "stop", "choices", "resources", "progress", "quiet"},
     {"names", "markdown", "limits", "user_yaml"},
     {"space"},
     {"store"},

@@ -15,7 +15,6 @@ Also here: the device candidates are scored on (``scoring_device``), the autocas
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ from lightning.pytorch.strategies import DDPStrategy
 from nasnav import limits
 from nasnav.config import TrainerConfig
 from nasnav.errors import InvalidInput
+from nasnav.quiet import quiet_loggers
 
 log = logging.getLogger(__name__)
 
@@ -52,18 +52,9 @@ class Launch:
         return self.processes > 1
 
 
-@contextlib.contextmanager
 def _quiet_lightning():
     """The probe Trainer would print Lightning's device banner once more: keep it quiet."""
-    loggers = [logging.getLogger(n) for n in ("lightning.pytorch", "lightning.fabric")]
-    levels = [lg.level for lg in loggers]
-    for lg in loggers:
-        lg.setLevel(logging.WARNING)
-    try:
-        yield
-    finally:
-        for lg, level in zip(loggers, levels):
-            lg.setLevel(level)
+    return quiet_loggers(("lightning.pytorch", "lightning.fabric"), logging.WARNING)
 
 
 def _probe(tc: TrainerConfig, strategy: Any) -> pl.Trainer:

@@ -20,7 +20,6 @@ Every exported network takes NORMALISED input, exactly what it was trained on: c
 from __future__ import annotations
 
 import ast
-import contextlib
 import hashlib
 import importlib.util
 import inspect
@@ -37,6 +36,7 @@ from nasnav.errors import InvalidInput
 from nasnav.model import layers
 from nasnav.model.ops import get_op
 from nasnav.model.supernet import build_network, network_constructors, network_source, own_imports
+from nasnav.quiet import quiet_loggers
 from nasnav.store import layout
 from nasnav.store.io import atomic_write_bytes, atomic_write_text, read_json, read_yaml, write_json
 from nasnav.store.run_dir import RunDir, arch_key
@@ -191,19 +191,6 @@ def _import_file(path: Path, name: str):
 _ONNX_LOGGERS = ("torch.onnx._internal.exporter._registration",)
 
 
-@contextlib.contextmanager
-def _quiet_loggers(names: tuple[str, ...]):
-    loggers = [logging.getLogger(n) for n in names]
-    levels = [lg.level for lg in loggers]
-    for lg in loggers:
-        lg.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        for lg, level in zip(loggers, levels):
-            lg.setLevel(level)
-
-
 # ---- ONNX / torch.export -------------------------------------------------------------------------
 def export_onnx(net: torch.nn.Module, x: torch.Tensor, path: Path) -> dict:
     """ONNX with a dynamic batch axis via the current exporter (``torch.onnx.export(..., dynamo=True)``,
@@ -215,7 +202,7 @@ def export_onnx(net: torch.nn.Module, x: torch.Tensor, path: Path) -> dict:
         return {"status": "skipped", "reason": f"the `{e.name}` package is not installed (pip install onnx onnxscript)"}
     buf = io.BytesIO()
     try:
-        with warnings.catch_warnings(), _quiet_loggers(_ONNX_LOGGERS):
+        with warnings.catch_warnings(), quiet_loggers(_ONNX_LOGGERS, logging.ERROR):
             # torch.export's own notice, raised inside the exporter: not about this model
             warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)", category=FutureWarning)
             program = torch.onnx.export(
