@@ -6,6 +6,7 @@ an InvalidInput naming the trainer keys (the CLI's exit 2). Real two-process run
 """
 
 import dataclasses
+import os
 
 import pytest
 import torch
@@ -86,3 +87,27 @@ def test_training_slots_one_worker_per_device_sharing_the_cores(monkeypatch):
     assert [s["device"] for s in slots] == [0, 0, 1, 1, 2, 2, 3, 3] and slots[0]["threads"] == 1
     assert [s["device"] for s in training_slots(tc(accelerator="gpu", devices="1,3"))] == [1, 3]
     assert [s["device"] for s in training_slots(tc(accelerator="gpu", devices=2))] == [0, 1]
+
+
+@pytest.mark.parametrize("in_slurm_job", [False, True])
+def test_the_srun_hint_shows_only_inside_a_slurm_job(tmp_path, monkeypatch, in_slurm_job):
+    """A machine with Slurm installed (srun on PATH) trains locally without Lightning's 'srun is available but
+    not used' hint on every training; inside a Slurm job, where it points at a real mistake, it still shows."""
+    import warnings
+
+    from nasnav.train.trainer import make_trainer
+
+    srun = tmp_path / "bin" / "srun"
+    srun.parent.mkdir()
+    srun.write_text("#!/bin/sh\nexit 0\n")
+    srun.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{srun.parent}:{os.environ['PATH']}")
+    for key in [k for k in os.environ if k.startswith("SLURM_")]:
+        monkeypatch.delenv(key)
+    if in_slurm_job:
+        monkeypatch.setenv("SLURM_JOB_ID", "7")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        make_trainer(TrainerConfig(accelerator="cpu"), 1, tmp_path, [])
+    hints = [w for w in caught if "srun" in str(w.message)]
+    assert bool(hints) == in_slurm_job
