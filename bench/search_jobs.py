@@ -10,6 +10,7 @@ inflate the way they inflate wall time.
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import multiprocessing
 import os
@@ -115,7 +116,10 @@ def task(method: str, rep: int, options: dict) -> tuple[Curve, dict]:
 
 
 def _key(t: tuple, init: tuple) -> str:
-    return json.dumps([t[0], t[1], t[2], init[:5], init[6]], sort_keys=True, default=str)
+    """A task's identity in the progress file: the task, the settings and the config file's content (an
+    edited config under the same path is another benchmark: its old runs are not reused)."""
+    config = hashlib.sha1(Path(init[0]).read_bytes()).hexdigest()[:16]
+    return json.dumps([t[0], t[1], t[2], init[:5], init[6], config], sort_keys=True, default=str)
 
 
 def run_tasks(tasks: list[tuple[str, int, dict]], jobs: int, init: tuple, done=None,

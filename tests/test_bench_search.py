@@ -147,3 +147,21 @@ def test_an_interrupted_benchmark_goes_on_from_its_progress_file(tmp_path):
     from bench.search_jobs import _STATE
 
     assert _STATE["trainer"].epochs == 2  # this process set up anew for the other settings
+
+
+def test_an_edited_config_under_the_same_path_is_not_read_back_from_the_progress_file(tmp_path):
+    """The progress file keys runs by the config file's content, not its path: runs of an old space are never reused."""
+    from bench.search_jobs import run_tasks
+    from nasnav.config import preset_path
+
+    config = tmp_path / "space.yaml"
+    config.write_text(preset_path("tiny").read_text())
+    init = (str(config), [], True, 1, str(tmp_path / "cache.jsonl"), 1, "cpu")
+    progress, task = tmp_path / "progress.jsonl", ("random", 0, {"max_evals": 1, "max_seconds": 1e9})
+    ran = []
+    run_tasks([task], 1, init, lambda i, r: ran.append(i), progress)
+    run_tasks([task], 1, init, lambda i, r: ran.append(i), progress)
+    assert ran == [0]  # the same content: read back
+    config.write_text(config.read_text().replace("seed: 0", "seed: 1"))
+    run_tasks([task], 1, init, lambda i, r: ran.append(i), progress)
+    assert ran == [0, 0] and len(progress.read_text().splitlines()) == 2  # edited: run again
