@@ -50,8 +50,19 @@ def setup(config_path: str, sets: list[str], quick: bool, epochs: int | None, ca
     quiet_engine()
     cfg = load(config_path, sets, quick)
     splits = load_data(cfg)
-    _STATE.update(init=(config_path, sets, quick, epochs, cache, threads, clock), cfg=cfg, splits=splits, space=cfg.search_space(), clock=clock,
+    _STATE.update(init=(config_path, sets, quick, epochs, cache, threads, clock), digest=_digest(config_path), cfg=cfg, splits=splits, space=cfg.search_space(), clock=clock,
                   trainer=StandaloneTrainer(cfg, splits, epochs, cache=cache, clock=clock))
+    return _STATE
+
+
+def _digest(config_path: str) -> str:
+    return hashlib.sha1(Path(config_path).read_bytes()).hexdigest()[:16]
+
+
+def _state(init: tuple) -> dict:
+    """This process's state for ``init``, set up anew when the settings or the config file's content changed."""
+    if _STATE.get("init") != init or _STATE.get("digest") != _digest(init[0]):
+        setup(*init)
     return _STATE
 
 
@@ -116,10 +127,13 @@ def task(method: str, rep: int, options: dict) -> tuple[Curve, dict]:
 
 
 def _key(t: tuple, init: tuple) -> str:
-    """A task's identity in the progress file: the task, the settings and the config file's content (an
-    edited config under the same path is another benchmark: its old runs are not reused)."""
-    config = hashlib.sha1(Path(init[0]).read_bytes()).hexdigest()[:16]
-    return json.dumps([t[0], t[1], t[2], init[:5], init[6], config], sort_keys=True, default=str)
+    """A task's identity in the progress file. A baseline's run depends on what its trainings depend on (the
+    standalone trainer's key: data, space, retrain and trainer settings, epochs) and its clock, so it is
+    reused when only nasnav's settings change; a nasnav run depends on the whole config file's content and
+    the overrides (an edited config under the same path is another benchmark)."""
+    if t[0] != "nasnav":
+        return json.dumps([t[0], t[1], t[2], _state(init)["trainer"].key, init[6]], sort_keys=True, default=str)
+    return json.dumps([t[0], t[1], t[2], init[:5], init[6], _digest(init[0])], sort_keys=True, default=str)
 
 
 def run_tasks(tasks: list[tuple[str, int, dict]], jobs: int, init: tuple, done=None,
@@ -154,8 +168,7 @@ def run_tasks(tasks: list[tuple[str, int, dict]], jobs: int, init: tuple, done=N
 
 def _run(tasks: list[tuple[str, int, dict]], jobs: int, init: tuple, done) -> None:
     if jobs <= 1:
-        if _STATE.get("init") != init:
-            setup(*init)
+        _state(init)
         for i, t in enumerate(tasks):
             done(i, task(*t))
         return

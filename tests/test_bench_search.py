@@ -149,19 +149,26 @@ def test_an_interrupted_benchmark_goes_on_from_its_progress_file(tmp_path):
     assert _STATE["trainer"].epochs == 2  # this process set up anew for the other settings
 
 
-def test_an_edited_config_under_the_same_path_is_not_read_back_from_the_progress_file(tmp_path):
-    """The progress file keys runs by the config file's content, not its path: runs of an old space are never reused."""
+def test_an_edited_config_reruns_what_the_edit_changes_and_reuses_the_rest(tmp_path):
+    """The progress file keys a baseline's run by what its trainings depend on and a nasnav run by the config
+    file's content: an edit of the supernet's settings reruns nasnav only; an edit of the seed reruns both."""
     from bench.search_jobs import run_tasks
     from nasnav.config import preset_path
 
     config = tmp_path / "space.yaml"
     config.write_text(preset_path("tiny").read_text())
     init = (str(config), [], True, 1, str(tmp_path / "cache.jsonl"), 1, "cpu")
-    progress, task = tmp_path / "progress.jsonl", ("random", 0, {"max_evals": 1, "max_seconds": 1e9})
+    progress = tmp_path / "progress.jsonl"
+    tasks = [("random", 0, {"max_evals": 1, "max_seconds": 1e9}), ("nasnav", 0, {"topk": 1, "ranking": (0, 0)})]
     ran = []
-    run_tasks([task], 1, init, lambda i, r: ran.append(i), progress)
-    run_tasks([task], 1, init, lambda i, r: ran.append(i), progress)
-    assert ran == [0]  # the same content: read back
+    run_tasks(tasks, 1, init, lambda i, r: ran.append(i), progress)
+    run_tasks(tasks, 1, init, lambda i, r: ran.append(i), progress)
+    assert ran == [0, 1]  # the same content: both read back
+    config.write_text(config.read_text().replace("  epochs: 8\n  warm_start_epochs", "  epochs: 7\n  warm_start_epochs"))
+    ran.clear()
+    run_tasks(tasks, 1, init, lambda i, r: ran.append(i), progress)
+    assert ran == [1]  # the supernet's settings: nasnav's run only
     config.write_text(config.read_text().replace("seed: 0", "seed: 1"))
-    run_tasks([task], 1, init, lambda i, r: ran.append(i), progress)
-    assert ran == [0, 0] and len(progress.read_text().splitlines()) == 2  # edited: run again
+    ran.clear()
+    run_tasks(tasks, 1, init, lambda i, r: ran.append(i), progress)
+    assert ran == [0, 1] and len(progress.read_text().splitlines()) == 5  # the seed (the data split): both
