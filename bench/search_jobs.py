@@ -56,7 +56,11 @@ def setup(config_path: str, sets: list[str], quick: bool, epochs: int | None, ca
 
 
 def _digest(config_path: str) -> str:
-    return hashlib.sha1(Path(config_path).read_bytes()).hexdigest()[:16]
+    """The config file's settings (its comments aside) as a short hash."""
+    import yaml
+
+    settings = yaml.safe_load(Path(config_path).read_text())
+    return hashlib.sha1(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def _state(init: tuple) -> dict:

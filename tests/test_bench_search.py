@@ -164,6 +164,9 @@ def test_an_edited_config_reruns_what_the_edit_changes_and_reuses_the_rest(tmp_p
     run_tasks(tasks, 1, init, lambda i, r: ran.append(i), progress)
     run_tasks(tasks, 1, init, lambda i, r: ran.append(i), progress)
     assert ran == [0, 1]  # the same content: both read back
+    config.write_text("# a comment changes no setting\n" + config.read_text())
+    run_tasks(tasks, 1, init, lambda i, r: ran.append(i), progress)
+    assert ran == [0, 1]
     config.write_text(config.read_text().replace("  epochs: 8\n  warm_start_epochs", "  epochs: 7\n  warm_start_epochs"))
     ran.clear()
     run_tasks(tasks, 1, init, lambda i, r: ran.append(i), progress)
