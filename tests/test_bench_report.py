@@ -150,3 +150,18 @@ def test_search_targets_of_a_realistic_run(tmp_path):
     rec["metrics"].update(space_size=2_058, ranking=[])  # a small space: no difficulty target, no rounds row
     assert [t for t in dict.fromkeys(t for t, _, _ in report._search_efficiency(rec)) if "difficulty" in t
             or "rounds" in t] == []
+
+
+def test_a_steering_suite_run_of_the_test_tables_alone_is_judged_without_nb201():
+    """A run on held-out seeds of the test tables only judges those tables (no NB201 row to read as 0 % kept)."""
+    rec = _record("steering_suite", "seeds from 100", "2026-01-01 10:00", "0.1")
+    rec["metrics"] = {"test_ratio": 0.94, "significantly_worse": []}
+    ((target, result, met),) = report._steering_suite(rec)
+    assert "NB201" not in target and "seeds from 100" in target and result == "0.94x; worse: none" and met is True
+    rec["metrics"] = {"test_ratio": 0.75, "significantly_worse": ["pubmed"]}
+    assert list(report._steering_suite(rec))[0][1:] == ("0.75x; worse: pubmed", False)
+    rec["metrics"] = {"test_ratio": 1.05, "significantly_worse": []}
+    assert list(report._steering_suite(rec))[0][2] is False
+    rec["metrics"] = {"test_ratio": 0.75, "significantly_worse": [], "nb201_kept_share": 0.95}  # the whole suite
+    ((target, result, met),) = report._steering_suite(rec)
+    assert "NB201 kept" in target and result == "0.75x; none; 95%" and met is True
