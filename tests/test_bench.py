@@ -38,7 +38,7 @@ def _run(script: str, args: list[str], tmp_path: Path) -> subprocess.CompletedPr
     env = {**os.environ, "NASNAV_BENCH_CACHE": str(tmp_path / "standalone.jsonl"), "PYTHONWARNINGS": "ignore",
            "NASNAV_BENCH_RESULTS": str(tmp_path / "results")}
     return subprocess.run([sys.executable, str(ROOT / "bench" / f"{script}.py"), *args, "--threads", "1"],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)  # a hang guard, not a speed test
 
 
 def _snapshot() -> dict[str, bytes]:
