@@ -63,6 +63,8 @@ def test_bench_script_runs_on_tiny(script, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert title in proc.stdout
     assert "|---|" in proc.stdout  # a markdown table was printed
+    if script == "search_efficiency":
+        assert "Time to nasnav's median final incumbent" in proc.stdout and "nasnav / evolution" in proc.stdout
     assert _snapshot() == before  # the repository's results and page are untouched
     # the run went into the temporary results directory, and the page there was regenerated from it
     (record,) = [json.loads(line) for line in (tmp_path / "results" / f"{script}.jsonl").read_text().splitlines()]
