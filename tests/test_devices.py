@@ -95,6 +95,8 @@ def test_the_srun_hint_shows_only_inside_a_slurm_job(tmp_path, monkeypatch, in_s
     not used' hint on every training; inside a Slurm job, where it points at a real mistake, it still shows."""
     import warnings
 
+    from lightning.fabric.plugins.environments import SLURMEnvironment
+
     from nasnav.train.trainer import make_trainer
 
     srun = tmp_path / "bin" / "srun"
@@ -106,8 +108,12 @@ def test_the_srun_hint_shows_only_inside_a_slurm_job(tmp_path, monkeypatch, in_s
         monkeypatch.delenv(key)
     if in_slurm_job:
         monkeypatch.setenv("SLURM_JOB_ID", "7")
+    from lightning_utilities.core.rank_zero import rank_zero_only
+
+    monkeypatch.setattr(rank_zero_only, "rank", 0, raising=False)  # another test's RANK=1 would silence rank 0's hints
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         make_trainer(TrainerConfig(accelerator="cpu"), 1, tmp_path, [])
+        SLURMEnvironment.detect()  # what trainer.fit asks again, after the Trainer is made
     hints = [w for w in caught if "srun" in str(w.message)]
     assert bool(hints) == in_slurm_job

@@ -28,7 +28,7 @@ from lightning.pytorch.strategies import DDPStrategy
 from nasnav import limits
 from nasnav.config import TrainerConfig
 from nasnav.errors import InvalidInput
-from nasnav.quiet import quiet_loggers
+from nasnav.quiet import hide_srun_hint, quiet_loggers
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +59,7 @@ def _quiet_lightning():
 
 def _probe(tc: TrainerConfig, strategy: Any) -> pl.Trainer:
     """A Trainer as ``make_trainer`` would build it, never run; Lightning's refusal in the user's words."""
+    hide_srun_hint()
     try:
         with _quiet_lightning():
             return pl.Trainer(accelerator=tc.accelerator, devices=tc.devices, num_nodes=tc.num_nodes,

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import io
 import math
-import os
 import re
 import sys
 import time
-import warnings
 from pathlib import Path
 
 import lightning.pytorch as pl
@@ -19,6 +17,7 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from nasnav.config import TrainerConfig
 from nasnav.errors import InvalidInput
+from nasnav.quiet import hide_srun_hint
 from nasnav.store.io import atomic_write_bytes, read_csv, write_csv
 from nasnav.store.run_dir import RunDir
 from nasnav.train.devices import launch
@@ -218,25 +217,23 @@ def make_trainer(tc: TrainerConfig, max_epochs: int, root: Path, callbacks: list
         callbacks.append(ModelCheckpoint(dirpath=checkpoint_dir, filename="last", save_last=False, save_top_k=1,
                                          monitor=None, every_n_epochs=1, enable_version_counter=False))
     progress = tc.enable_progress_bar if tc.enable_progress_bar is not None else sys.stderr.isatty()
-    with warnings.catch_warnings():
-        if "SLURM_JOB_ID" not in os.environ:  # Slurm installed here, but this training runs outside any Slurm job
-            warnings.filterwarnings("ignore", message="The `srun` command is available on your system but is not used")
-        return pl.Trainer(
-            accelerator=tc.accelerator,
-            devices=tc.devices,
-            num_nodes=tc.num_nodes,
-            strategy=launch(tc, unused_parameters).strategy,  # find_unused_parameters for every DDP flavour
-            precision=tc.precision,
-            max_epochs=max_epochs,
-            deterministic=tc.deterministic,
-            logger=make_logger(tc, tracking),
-            enable_checkpointing=checkpoint_dir is not None,
-            enable_progress_bar=progress,
-            enable_model_summary=False,
-            callbacks=callbacks,
-            gradient_clip_val=grad_clip,
-            log_every_n_steps=tc.log_every_n_steps,
-            default_root_dir=str(root),
-            num_sanity_val_steps=0,
-            plugins=[AtomicCheckpointIO()],
-        )
+    hide_srun_hint()
+    return pl.Trainer(
+        accelerator=tc.accelerator,
+        devices=tc.devices,
+        num_nodes=tc.num_nodes,
+        strategy=launch(tc, unused_parameters).strategy,  # find_unused_parameters for every DDP flavour
+        precision=tc.precision,
+        max_epochs=max_epochs,
+        deterministic=tc.deterministic,
+        logger=make_logger(tc, tracking),
+        enable_checkpointing=checkpoint_dir is not None,
+        enable_progress_bar=progress,
+        enable_model_summary=False,
+        callbacks=callbacks,
+        gradient_clip_val=grad_clip,
+        log_every_n_steps=tc.log_every_n_steps,
+        default_root_dir=str(root),
+        num_sanity_val_steps=0,
+        plugins=[AtomicCheckpointIO()],
+    )
