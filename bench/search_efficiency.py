@@ -228,7 +228,8 @@ def main(argv=None) -> None:
                "budget_s": budget, "at_end": {k: {str(x): v for x, v in d.items()} for k, d in at.items()},
                "space_size": space.size(), "pipeline_s": float(np.median([i["pipeline_s"] for i in info])),
                "ranking": [i.get("ranking") for i in info], "nasnav_final": own,
-               "to_nasnav_final_s": {m: (v if np.isfinite(v) else None) for m, v in own_reach.items()}}
+               "to_nasnav_final_s": {m: (v if np.isfinite(v) else None) for m, v in own_reach.items()},
+               "reach_s": {m: (v if np.isfinite(v := _med(r)) else None) for m, r in reach.items()}}
     report(f"Search efficiency ({args.preset}): nasnav vs searches over standalone trainings", body,
            write=not args.no_write, group=group, params=vars(args), metrics=metrics)
 

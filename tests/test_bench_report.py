@@ -165,3 +165,19 @@ def test_a_steering_suite_run_of_the_test_tables_alone_is_judged_without_nb201()
     rec["metrics"] = {"test_ratio": 0.75, "significantly_worse": [], "nb201_kept_share": 0.95}  # the whole suite
     ((target, result, met),) = report._steering_suite(rec)
     assert "NB201 kept" in target and result == "0.75x; none; 95%" and met is True
+
+
+def test_search_target_says_which_median_run_did_not_reach_the_level():
+    """No ratio: the page says whether nasnav's median run missed the level, or the baseline's (then nasnav's time
+    over the baseline's budget bounds the ratio, and a bound <= 0.2 meets the target)."""
+    rec = _record("search_efficiency", "big", "2026-01-01 10:00", "0.1")
+    target = "search (big): nasnav <= 1/5 of Optuna's time to 0.5 pp of the best"
+    rec["metrics"] = {"ratios": {"optuna-tpe": None}, "reach_s": {"nasnav": None, "optuna-tpe": 146.0}, "budget_s": 650}
+    got = {t: (res, met) for t, res, met in report._search_efficiency(rec)}
+    assert got[target] == ("nasnav's median run did not reach it", False)
+    rec["metrics"]["reach_s"] = {"nasnav": 100.0, "optuna-tpe": None}
+    got = {t: (res, met) for t, res, met in report._search_efficiency(rec)}
+    assert got[target] == ("< 0.15 (optuna-tpe's median run did not reach it)", True)
+    rec["metrics"]["budget_s"] = 300
+    got = {t: (res, met) for t, res, met in report._search_efficiency(rec)}
+    assert got[target] == ("< 0.33 (optuna-tpe's median run did not reach it)", False)
