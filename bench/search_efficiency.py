@@ -91,12 +91,13 @@ def main(argv=None) -> None:
     st = setup(*init)  # this process's (the report's space and epochs; the tasks when --jobs 1)
     space, trainer = st["space"], st["trainer"]
     tag = f"[search {args.preset}]"
-    trained = [0]
+    trained = [0, 0]  # standalone trainings run by this invocation, runs (tasks) it ran
 
     def done(tasks):
         def say(i, res):
             (m, rep, _), (cur, meta) = tasks[i], res
             trained[0] += meta["trained"]
+            trained[1] += 1
             log(f"{tag} rep {rep} {m}: {cur.t:.0f} s, {cur.evals} trainings, test {cur.best_test:.4f} {cur.best_arch}"
                 + (f"; ranking {meta['ranking']}" if "ranking" in meta else "") + f" (trained {trained[0]} so far)")
         return say
@@ -186,7 +187,9 @@ def main(argv=None) -> None:
             f"median end {t_end:.0f} s")
     body = (f"Preset `{args.preset}` ({space.size():,} architectures), {args.reps} repetitions (seeds 0..{args.reps - 1}; "
             f"the data split is the same for all). Standalone training: {trainer.epochs} epochs, seed {TRAIN_SEED}, "
-            f"the same function for every method; {trained[0]} trainings run now, the rest from the cache at "
+            f"the same function for every method; {trained[0]} trainings run now"
+            + (f" ({len(res) - trained[1]} of {len(res)} runs read back from --progress)" if trained[1] < len(res) else "")
+            + ", the rest from the cache at "
             f"their measured cost. Baselines: {budget:.0f} s each"
             f"{f' ({args.budget_x:g}x nasnav' + chr(39) + 's median end)' if args.max_seconds is None else ''}, at most "
             f"{args.max_evals} trainings. {meta}. Best incumbent test accuracy any method reached: {best:.4f}; level = "
