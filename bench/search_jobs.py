@@ -9,6 +9,7 @@ inflate the way they inflate wall time.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import json
@@ -81,6 +82,18 @@ def _clock(kind: str) -> float:
     return time.process_time() if kind == "cpu" else time.perf_counter()
 
 
+@contextlib.contextmanager
+def _same_split(pipeline, cfg, splits):
+    """The product's data cache holds ``splits`` for ``cfg`` (its seed is the rep's, the split the base
+    config's) inside the block only: nothing after it (another run in this process) reads that split."""
+    pipeline._SPLITS.clear()
+    pipeline._SPLITS[(repr(cfg.data), cfg.seed)] = splits
+    try:
+        yield
+    finally:
+        pipeline._SPLITS.clear()
+
+
 def run_nasnav(cfg, splits, trainer, rep: int, topk: int, root: Path, ranking: tuple[int, int] = (0, 0),
                clock: str = "wall") -> tuple[Curve, dict]:
     """The headless pipeline with seed ``rep`` (the data split stays the base config's), then the
@@ -96,23 +109,22 @@ def run_nasnav(cfg, splits, trainer, rep: int, topk: int, root: Path, ranking: t
     c = copy.deepcopy(cfg)
     c.seed = rep
     c.retrain.top_k = 0  # the pipeline retrains none: the bench trains its picks with the baselines' trainer
-    pipeline._SPLITS.clear()
-    pipeline._SPLITS[(repr(c.data), c.seed)] = splits  # same split for every rep and method
-    t = _clock(clock)
-    with engine_progress(f"  nasnav rep {rep}: "):  # the pipeline's progress (logger "nasnav") on stderr
-        run_pipeline(c, root / f"nasnav-{rep}")
-        run = RunDir(root / f"nasnav-{rep}")
-        k = run.current_round()
-        picks = list(round_recommendations(run, c, k, n=topk)["arch"])
-    t_pipe = _clock(clock) - t
-    curve = Curve(t_pipe)
-    for arch in picks:
-        res = trainer(arch, TRAIN_SEED)
-        curve.add(res["seconds"], res)
-    scored = sum(len(read_candidates(run, j)) for j in run.rounds())
-    meta = {"pipeline_s": t_pipe, "rounds": k + 1, "scored": scored}
-    if ranking[0] or ranking[1]:
-        meta["ranking"] = round_ranking(run, c, trainer, ranking[0], ranking[1], np.random.default_rng([rep, 11]))
+    with _same_split(pipeline, c, splits):  # the same split for every rep and method
+        t = _clock(clock)
+        with engine_progress(f"  nasnav rep {rep}: "):  # the pipeline's progress (logger "nasnav") on stderr
+            run_pipeline(c, root / f"nasnav-{rep}")
+            run = RunDir(root / f"nasnav-{rep}")
+            k = run.current_round()
+            picks = list(round_recommendations(run, c, k, n=topk)["arch"])
+        t_pipe = _clock(clock) - t
+        curve = Curve(t_pipe)
+        for arch in picks:
+            res = trainer(arch, TRAIN_SEED)
+            curve.add(res["seconds"], res)
+        scored = sum(len(read_candidates(run, j)) for j in run.rounds())
+        meta = {"pipeline_s": t_pipe, "rounds": k + 1, "scored": scored}
+        if ranking[0] or ranking[1]:
+            meta["ranking"] = round_ranking(run, c, trainer, ranking[0], ranking[1], np.random.default_rng([rep, 11]))
     return curve, meta
 
 

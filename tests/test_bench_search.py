@@ -175,3 +175,6 @@ def test_an_edited_config_reruns_what_the_edit_changes_and_reuses_the_rest(tmp_p
     ran.clear()
     run_tasks(tasks, 1, init, lambda i, r: ran.append(i), progress)
     assert ran == [0, 1] and len(progress.read_text().splitlines()) == 5  # the seed (the data split): both
+    from nasnav.workflow.runs import _SPLITS
+
+    assert not _SPLITS  # the bench's split (the base config's, under the rep's seed) left nothing for later runs
