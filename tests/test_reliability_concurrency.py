@@ -75,6 +75,8 @@ def test_second_job_on_a_running_run_is_refused_with_a_clear_message(scored, tmp
     try:
         assert wait_for(lambda: (read_json(run.lock_path, default={}) or {}).get("pid") == pid
                         and "reserved_by" not in (read_json(run.lock_path, default={}) or {})), run.log_tail("supernet")
+        # the job itself has written its status (after the lock, it rewrites the starter's "starting supernet")
+        assert wait_for(lambda: read_json(run.status_path).get("message") != "starting supernet"), run.log_tail("supernet")
         status_before = read_json(run.status_path)
         with pytest.raises(JobRunning, match=rf"already has a running supernet job \(pid {pid}\); stop it first"):
             start_job(run, "search", ["evaluate", str(run.path), "--n", "3"])
