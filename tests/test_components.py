@@ -170,25 +170,25 @@ def test_a_config_names_a_module_of_an_installed_package(tmp_path, registry, mon
         config_from_dict({**raw, "components": ["no_such_blocks"]}, "config.yaml")
 
 
+def _installed(where: Path, monkeypatch, dist: str, entry_point: str) -> None:
+    """A package ``dist`` installed in ``where`` (on sys.path), declaring ``entry_point`` under nasnav.components."""
+    info = where / f"{dist.replace('-', '_')}-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text(f"[nasnav.components]\n{entry_point}\n")
+    monkeypatch.syspath_prepend(str(where))
+    monkeypatch.setattr(components, "_ENTRY_POINT_PROBLEMS", None)
+
+
 def test_an_installed_package_declares_components_by_entry_point(tmp_path, registry, monkeypatch):
     (tmp_path / "lab_plugin.py").write_text(EXAMPLE.read_text())
-    info = tmp_path / "lab_blocks-1.0.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: lab-blocks\nVersion: 1.0\n")
-    (info / "entry_points.txt").write_text("[nasnav.components]\nse = lab_plugin\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setattr(components, "_ENTRY_POINT_PROBLEMS", None)
+    _installed(tmp_path, monkeypatch, "lab-blocks", "se = lab_plugin")
     cfg = load_config(config_file(tmp_path, [], ["se_conv3x3", "skip"]))  # the config names no file
     assert ops.get_op("se_conv3x3", "image").module == "lab_plugin" and cfg.components == []
 
 
 def test_a_broken_entry_point_is_a_config_problem_naming_it(tmp_path, registry, monkeypatch):
-    info = tmp_path / "lab_broken-1.0.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: lab-broken\nVersion: 1.0\n")
-    (info / "entry_points.txt").write_text("[nasnav.components]\nbad = lab_missing_module\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setattr(components, "_ENTRY_POINT_PROBLEMS", None)
+    _installed(tmp_path, monkeypatch, "lab-broken", "bad = lab_missing_module")
     with pytest.raises(ConfigError, match=r"entry point 'bad' of lab-broken \(nasnav.components\): module "
                                           r"lab_missing_module: fails to import: ModuleNotFoundError"):
         load_config(preset_path("tiny"))
