@@ -176,6 +176,17 @@ def _scancel_when_training(run: RunDir, ckpt_root: Path, killed: list) -> None:
         time.sleep(0.1)
 
 
+def _retrain_interrupted(there, cfg, arch, interrupt) -> tuple[dict, list]:
+    """Retrain ``arch`` on Slurm while ``interrupt(run, final_dir, seen)`` (a watcher thread) interrupts it
+    once it trains; the result, and what the watcher recorded in ``seen``."""
+    seen: list = []
+    watcher = threading.Thread(target=interrupt, args=(there, there.path / "final", seen), daemon=True)
+    watcher.start()
+    result = retrain(there, _on_slurm(cfg), round_space(there, cfg, 0), arch, seeds=1)
+    watcher.join(timeout=5)
+    return result, seen
+
+
 @pytest.mark.slow
 def test_slurm_scancel_of_a_running_training_resumes_it_and_loses_nothing(slurm_up, searched, tmp_path, monkeypatch):
     monkeypatch.setattr(cluster_jobs, "GONE_GRACE_S", 2.0)  # a local file system: the result file has no lag to wait for
@@ -183,11 +194,7 @@ def test_slurm_scancel_of_a_running_training_resumes_it_and_loses_nothing(slurm_
     cfg = dataclasses.replace(cfg, retrain=dataclasses.replace(cfg.retrain, epochs=12))
     arch = round_space(run, cfg, 0).parse(str(read_csv(run.round_dir(0) / layout.CANDIDATES)["arch"].iloc[0]))
     here, there = _copy(run, tmp_path / "local"), _copy(run, tmp_path / "slurm")
-    killed: list = []
-    watcher = threading.Thread(target=_scancel_when_training, args=(there, there.path / "final", killed), daemon=True)
-    watcher.start()
-    remote = retrain(there, _on_slurm(cfg), round_space(there, cfg, 0), arch, seeds=1)
-    watcher.join(timeout=5)
+    remote, killed = _retrain_interrupted(there, cfg, arch, _scancel_when_training)
     assert killed, "the training ended before it could be cancelled"
     (job,) = _jobs(there)
     job_id, saved = killed
@@ -339,11 +346,7 @@ def test_slurm_preempted_training_requeued_by_slurm_resumes_as_the_same_job(slur
     cfg = dataclasses.replace(cfg, retrain=dataclasses.replace(cfg.retrain, epochs=12))
     there = _copy(run, tmp_path / "slurm")
     arch = round_space(there, cfg, 0).parse(str(read_csv(there.round_dir(0) / layout.CANDIDATES)["arch"].iloc[1]))
-    requeued: list = []
-    watcher = threading.Thread(target=_requeue_when_training, args=(there, there.path / "final", requeued), daemon=True)
-    watcher.start()
-    m = retrain(there, _on_slurm(cfg), round_space(there, cfg, 0), arch, seeds=1)
-    watcher.join(timeout=5)
+    m, requeued = _retrain_interrupted(there, cfg, arch, _requeue_when_training)
     assert requeued, "the training ended before it could be pre-empted"
     (job,) = _jobs(there)
     assert job["job_id"] == requeued[0] and job["attempt"] == 1 and job["state"] == "done", job  # not resubmitted
