@@ -9,7 +9,8 @@ repetitions (seeds):
 
 - **nasnav**: the headless pipeline (``nasnav.workflow.pipeline.run_pipeline``: supernet, search rounds with
   the auto-pilot (narrowing, by default), fitness and projection, as ``python -m nasnav run`` does), then its
-  ``--nasnav-topk`` best candidates by one-shot accuracy trained standalone;
+  picks trained standalone (the config's ``retrain.top_k``, as the headless run retrains them, or
+  ``--nasnav-topk``), its incumbent the pick with the best validation accuracy;
 - **random**, **optuna-tpe**, **evolution** (regularized evolution, Real et al. 2019), **local** (local
   search, White et al. 2020): searches over standalone trainings (bench/search_methods.py says how),
   each with the same budget of wall time: ``--budget-x`` times nasnav's median time (its pipeline and
@@ -25,6 +26,9 @@ incumbent's test accuracy against wall time (a table and a PNG plot, bench/searc
 come within 0.5 pp of the best test accuracy any method's incumbent reached, and each method's incumbent
 at nasnav's median end time and twice it. The space's difficulty comes from the run itself: the share of
 random search's (uniform) draws that reach that level.
+
+``--reseeds N``: every incumbent architecture is also trained on N fresh seeds and judged by its mean
+test accuracy (bench/search_reseed.py: one training's luck is not the architecture's quality).
 
 ``--ranking N``: after each nasnav run, round 0's supernet and the final round's rank N architectures of
 the final space and its ``--ranking-top`` best candidates against standalone training (bench/search_rounds.py).
@@ -43,21 +47,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import log, markdown_table, median_spread, report  # noqa: E402
 from bench.search_jobs import run_tasks, setup  # noqa: E402
 from bench.search_methods import BASELINES, TOL, TRAIN_SEED, Curve  # noqa: E402
+from bench.search_verdicts import median_reach, time_ratios  # noqa: E402
 from nasnav.config import preset_path  # noqa: E402
-
-
-def _med(xs) -> float:
-    """Median time to reach, a run that never reached counting as infinite."""
-    return float(np.median([np.inf if x is None else x for x in xs]))
-
-
-def _ratio_text(a: float, b: float, horizon: float) -> tuple[float | None, str]:
-    """nasnav's median time to reach ``a`` over a baseline's ``b`` (inf: not reached within the budget)."""
-    if np.isfinite(a) and np.isfinite(b):
-        return a / b, f"{a / b:.2f}"
-    if np.isfinite(a):
-        return None, f"< {a / horizon:.2f} (baseline's median run did not reach it in {horizon:.0f} s)"
-    return None, "nasnav's median run did not reach it"
 
 
 def main(argv=None) -> None:
@@ -69,9 +60,11 @@ def main(argv=None) -> None:
     ap.add_argument("--max-evals", type=int, default=500, help="standalone trainings per baseline run, at most")
     ap.add_argument("--budget-x", type=float, default=3.0, help="baselines' wall time: this many times nasnav's median")
     ap.add_argument("--max-seconds", type=float, default=None, help="baselines' (simulated) seconds (instead of --budget-x)")
-    ap.add_argument("--nasnav-topk", type=int, default=3, help="nasnav finalists trained standalone")
+    ap.add_argument("--nasnav-topk", type=int, default=None, help="nasnav finalists trained standalone "
+                    "(default: the config's retrain.top_k)")
     ap.add_argument("--ranking", type=int, default=0, help="rounds' ranking: architectures of the final space (0: off)")
     ap.add_argument("--ranking-top", type=int, default=8, help="rounds' ranking: the final round's best candidates")
+    ap.add_argument("--reseeds", type=int, default=0, help="re-measure every incumbent on this many fresh seeds (0: off)")
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides (nasnav)")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     ap.add_argument("--cache", default="default", help="standalone cache file ('' = none)")
@@ -89,6 +82,8 @@ def main(argv=None) -> None:
     config_path = args.preset if args.preset.endswith((".yaml", ".yml")) else preset_path(args.preset)
     init = (str(config_path), args.set, args.quick, args.epochs, args.cache, args.threads, args.clock)
     st = setup(*init)  # this process's (the report's space and epochs; the tasks when --jobs 1)
+    if args.nasnav_topk is None:
+        args.nasnav_topk = st["cfg"].retrain.top_k
     space, trainer = st["space"], st["trainer"]
     tag = f"[search {args.preset}]"
     trained = [0, 0]  # standalone trainings run by this invocation, runs (tasks) it ran
@@ -161,15 +156,11 @@ def main(argv=None) -> None:
               f"drawn by random search (uniform: the space's share), {share(all_tests)} trained by any method; "
               f"random search's test accuracies {rv.min():.4f}..{rv.max():.4f} (median {np.median(rv):.4f}, std "
               f"{rv.std():.4f}).\n\n") if len(rv) else ""
-    ratios, verdicts = {}, []
-    for m in methods:
-        value, text = _ratio_text(_med(reach["nasnav"]), _med(reach[m]), budget)
-        ratios[m] = value
-        target = " (target <= 0.20)" if m in ("optuna-tpe", "evolution") else ""
-        verdicts.append(f"nasnav / {m} median time to reach: **{text}**{target}")
+    ratios, line = time_ratios(reach, methods, budget, "")
+    verdicts = [line]
     # a second level, nasnav's own: how long each method takes to match what nasnav's median run ends with
     own = float(np.median([c.best_test for c in curves["nasnav"]]))
-    own_reach = {m: _med([c.reach(own) for c in cs]) for m, cs in curves.items()}
+    own_reach = {m: median_reach([c.reach(own) for c in cs]) for m, cs in curves.items()}
     verdicts.append(f"Time to nasnav's median final incumbent ({own:.4f}), median over repetitions: " + ", ".join(
         f"{m} {v:.0f} s" if np.isfinite(v) else f"{m} not within {budget:.0f} s" for m, v in own_reach.items()))
     # judged only at times the baselines' budget reached (a baseline stopped earlier would be held at its end)
@@ -194,9 +185,8 @@ def main(argv=None) -> None:
             f"{f' ({args.budget_x:g}x nasnav' + chr(39) + 's median end)' if args.max_seconds is None else ''}, at most "
             f"{args.max_evals} trainings. {meta}. Best incumbent test accuracy any method reached: {best:.4f}; level = "
             f"best - 0.5 pp = {level:.4f}. Medians [min, max] over repetitions. Seconds: "
-            + ("each process's CPU seconds (`--clock cpu`, one torch thread per process): on a machine shared with "
-               "other jobs, wall time swells with their load, CPU time stays what a quiet machine's wall time would "
-               "be; the methods ran side by side, so only ratios of one run compare" if args.clock == "cpu" else
+            + ("each process's CPU seconds (`--clock cpu`, one torch thread per process: a quiet machine's wall "
+               "time, whatever else runs); only ratios of one run compare" if args.clock == "cpu" else
                "wall time") + ".\n\n" + spread + markdown_table(rows))
     group = Path(args.preset).stem if args.preset.endswith((".yaml", ".yml")) else args.preset
     try:
@@ -226,13 +216,26 @@ def main(argv=None) -> None:
                  "validation accuracy (the same trainer).\n\n" + markdown_table(rrows)
                  + f"\nThe final round's supernet ranks the final space better than round 0's in **{better}/{len(info)}** "
                  "runs.\n")
+    reseeded = None
+    if args.reseeds > 0:
+        from bench.search_reseed import incumbents, reseed_tasks, section
+
+        tasks = reseed_tasks(incumbents(curves), args.reseeds, args.jobs)
+        log(f"{tag} re-measuring {len(incumbents(curves))} incumbents on {args.reseeds} fresh seeds")
+        tests: dict[str, dict[int, float]] = {}
+        for _, meta_r in run_tasks(tasks, args.jobs, init):
+            for a, s in meta_r["tests"].items():
+                tests.setdefault(a, {}).update({int(k): v for k, v in s.items()})
+        text, reseeded = section(curves, tests, args.reseeds, t_end, budget, methods)
+        body += text
     metrics = {"ratio": ratios.get("optuna-tpe"), "ratios": ratios, "best": float(best), "level": float(level),
                "share_random": float(np.mean(rv >= level - TOL)) if len(rv) else None, "draws_random": len(rv), "end_s": t_end,
                "budget_s": budget, "at_end": {k: {str(x): v for x, v in d.items()} for k, d in at.items()},
                "space_size": space.size(), "pipeline_s": float(np.median([i["pipeline_s"] for i in info])),
                "ranking": [i.get("ranking") for i in info], "nasnav_final": own,
                "to_nasnav_final_s": {m: (v if np.isfinite(v) else None) for m, v in own_reach.items()},
-               "reach_s": {m: (v if np.isfinite(v := _med(r)) else None) for m, r in reach.items()}}
+               "reach_s": {m: (v if np.isfinite(v := median_reach(r)) else None) for m, r in reach.items()},
+               "reseeded": reseeded}
     report(f"Search efficiency ({args.preset}): nasnav vs searches over standalone trainings", body,
            write=not args.no_write, group=group, params=vars(args), metrics=metrics)
 

@@ -129,10 +129,15 @@ def run_nasnav(cfg, splits, trainer, rep: int, topk: int, root: Path, ranking: t
 
 
 def task(method: str, rep: int, options: dict) -> tuple[Curve, dict]:
-    """One run: ``nasnav`` (options: topk, ranking) or a baseline (options: max_evals, max_seconds)."""
+    """One run: ``nasnav`` (options: topk, ranking), a baseline (options: max_evals, max_seconds), or
+    ``reseed`` (options: pairs of architecture and seed to train: the re-measurement's, no curve)."""
     st = _STATE
     before = st["trainer"].trained
-    if method == "nasnav":
+    if method == "reseed":
+        from bench.search_reseed import train_pairs
+
+        curve, meta = Curve(), {"tests": train_pairs(st["trainer"], options["pairs"])}
+    elif method == "nasnav":
         with tempfile.TemporaryDirectory(prefix="nasnav-search-") as tmp:
             curve, meta = run_nasnav(st["cfg"], st["splits"], st["trainer"], rep, options["topk"], Path(tmp),
                                      options.get("ranking", (0, 0)), st["clock"])

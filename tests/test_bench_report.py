@@ -97,7 +97,7 @@ def test_check_fails_on_a_stale_page(tmp_path):
 
 def test_repository_page_is_generated_small_and_every_run_has_its_command():
     page = report.render_page(records.DEFAULT_RESULTS)
-    assert len(page.encode()) < 24_000  # grew with the realistic search, Slurm and lab-server sections
+    assert len(page.encode()) < 25_000  # grew with the realistic search (and its re-measured view), Slurm, lab server
     assert (ROOT / "BENCHMARKS.md").read_text(encoding="utf-8") == page, "run: python -m bench.report"
     sections = page.split("\n### ")[1:]
     assert sections and all("\n\n`python bench/" in s.split("\n\n## ")[0] for s in sections)
@@ -147,6 +147,14 @@ def test_search_targets_of_a_realistic_run(tmp_path):
         "5.0% of 120", False)
     assert got["rounds (big): the final round's supernet ranks the final space better than round 0's"] == (
         "in 1/2 runs", False)
+    rerun = "search (big), incumbents re-measured on 5 fresh seeds: nasnav's median >= every baseline's at its end time and twice it"
+    assert rerun not in got  # no re-measurement in this run: no row
+    rec["metrics"]["reseeded"] = {"seeds": 5, "at_end": {"nasnav": {"1": 0.95, "2": 0.96}, "local": {"1": 0.96, "2": 0.95},
+                                                         "random": {"1": 0.94, "2": 0.96}}}
+    got = {t: (res, met) for t, res, met in report._search_efficiency(rec)}
+    assert got[rerun] == ("behind: local at 1x", False)
+    rec["metrics"]["reseeded"]["at_end"]["local"]["1"] = 0.95
+    assert {t: met for t, _, met in report._search_efficiency(rec)}[rerun] is True
     rec["metrics"].update(space_size=2_058, ranking=[])  # a small space: no difficulty target, no rounds row
     assert [t for t in dict.fromkeys(t for t, _, _ in report._search_efficiency(rec)) if "difficulty" in t
             or "rounds" in t] == []

@@ -178,3 +178,39 @@ def test_an_edited_config_reruns_what_the_edit_changes_and_reuses_the_rest(tmp_p
     from nasnav.workflow.runs import _SPLITS
 
     assert not _SPLITS  # the bench's split (the base config's, under the rep's seed) left nothing for later runs
+
+
+def test_reseeded_incumbents_are_judged_by_their_mean_over_fresh_seeds():
+    """A search that found a lucky single training (0.99, but 0.90 on fresh seeds) does not beat one whose
+    incumbent holds up on fresh seeds (bench/search_reseed.py)."""
+    from bench.search_methods import Curve
+    from bench.search_reseed import Remeasured, incumbents, reseed_tasks, section
+
+    lucky, solid, weak = "s/lucky", "s/solid", "s/weak"
+    fast, slow = Curve(), Curve()
+    fast.add(10, {"arch": weak, "val_acc": 0.80, "test_acc": 0.80})
+    fast.add(10, {"arch": lucky, "val_acc": 0.99, "test_acc": 0.99})
+    slow.add(30, {"arch": solid, "val_acc": 0.95, "test_acc": 0.95})
+    curves = {"nasnav": [slow], "evolution": [fast]}
+    assert incumbents(curves) == [lucky, solid, weak]
+    tasks = reseed_tasks(incumbents(curves), 2, jobs=2)
+    assert len(tasks) == 2 and all(t[0] == "reseed" for t in tasks)
+    pairs = sorted(p for t in tasks for p in t[2]["pairs"])
+    assert pairs == sorted((a, s) for a in (lucky, solid, weak) for s in (101, 102))  # each once, fresh seeds
+
+    tests = {lucky: {101: 0.89, 102: 0.91}, solid: {101: 0.95, 102: 0.97}, weak: {101: 0.80, 102: 0.80}}
+    means = {a: float(np.mean(list(s.values()))) for a, s in tests.items()}
+    r = Remeasured(curves, means)
+    assert r.level == pytest.approx(0.955)
+    assert r.reach(slow) == 30 and r.reach(fast) is None
+    assert np.isnan(r.at(slow, means, 29)) and r.at(slow, means, 30) == pytest.approx(0.96)
+    assert r.at(fast, means, 15) == pytest.approx(0.80) and r.at(fast, means, 25) == pytest.approx(0.90)
+
+    text, metrics = section(curves, tests, 2, t_end=30, budget=100, baselines=["evolution"])
+    assert "seeds 101..102" in text and "level = best - 0.5 pp = 0.9550" in text
+    assert ("time to reach, re-measured: evolution **< 0.30 (baseline's median run did not reach it in 100 s)** "
+            "(target <= 0.20)") in text
+    assert "twice it is at least every baseline's: **met**" in text
+    assert metrics["reach_s"] == {"nasnav": 30, "evolution": None}
+    assert metrics["at_end"]["nasnav"] == {"1": pytest.approx(0.96), "2": pytest.approx(0.96)}
+    assert metrics["seed_std"] == pytest.approx(0.01)
