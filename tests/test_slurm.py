@@ -259,7 +259,8 @@ def test_slurm_jobs_panel_shows_state_id_and_log_tail_and_cancels_a_live_job(tmp
         {"name": "conv3x3/skip seed 0", "job_id": "981234_0", "state": "done", "attempt": 1,
          "log_out": "981234_0_0_log.out", "log_err": "981234_0_0_log.err"},
         {"name": "skip/skip seed 0", "job_id": "981234_1", "state": "running", "slurm_state": "RUNNING", "attempt": 2,
-         "log_out": "981234_1_0_log.out", "log_err": "../../config.yaml"}])  # a log name outside the folder: not read
+         "log_out": "981234_1_0_log.out", "log_err": "../../config.yaml",  # a log name outside the folder: not read
+         "updated": time.time() + 3600}])  # its submitter watches it (for the length of this test)
     (group / "981234_1_0_log.out").write_text("epoch 3 of 8\n**not markdown**\n")
     (tmp_path / "config.yaml").write_text("secret: never shown\n")
     at = AppTest.from_function(_panel, args=(str(tmp_path),)).run()
@@ -353,3 +354,55 @@ def test_slurm_preempted_training_requeued_by_slurm_resumes_as_the_same_job(slur
     log_text = (slurm.group_dir(there, f"retrain-{m['key']}") / job["log_err"]).read_text()
     assert "Restoring states from the checkpoint" in log_text, log_text[-2000:]
     assert list(read_csv(there.final_dir(m["key"]) / layout.TRAIN_METRICS)["epoch"]) == list(range(1, 13))
+
+
+def _sbatch(*args: str) -> str:
+    out = subprocess.run(["sbatch", "--parsable", *args], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip().split(";")[0]
+
+
+def test_slurm_jobs_whose_submitter_died_get_their_state_from_slurm(slurm_up, tmp_path):
+    """A record of live jobs that nobody rewrites (the submitting process died) shows what Slurm says now, marked
+    unwatched, in the app's panel too; a record still being rewritten is trusted as it is."""
+    from streamlit.testing.v1 import AppTest
+
+    logs = f"--output={tmp_path}/slurm-%j.out"
+    quick = _sbatch("--job-name=nasnav-test-orphan", logs, "--wrap", "true")
+    array = ""
+    try:
+        deadline = time.time() + 120
+        while slurm.short_state(slurm.ended_states([quick]).get(quick)) != "done" and time.time() < deadline:
+            time.sleep(1)
+        array = _sbatch("--array=0-1", "--job-name=nasnav-test-orphan", logs, "--wrap", "sleep 120")
+        old, fresh = time.time() - 3600, time.time() + 3600
+        write_json(tmp_path / layout.CLUSTER_DIR / "spotcheck-r000" / layout.CLUSTER_JOBS, [
+            {"name": "a", "job_id": f"{array}_0", "state": "pending", "attempt": 1, "updated": old},
+            {"name": "b", "job_id": f"{array}_1", "state": "failed", "attempt": 1, "updated": old},  # ended: as recorded
+            {"name": "c", "job_id": quick, "state": "running", "attempt": 1, "updated": old},
+            {"name": "d", "job_id": "987654321", "state": "running", "attempt": 1, "updated": old},
+            {"name": "e", "job_id": f"{array}_9", "state": "running", "attempt": 1, "updated": fresh}])
+        run = RunDir(tmp_path)
+        jobs = {j["name"]: j for j in slurm.current_jobs(run)}
+        assert jobs["a"]["state"] in ("pending", "running") and jobs["a"]["unwatched"]
+        assert jobs["a"]["slurm_state"] in ("PENDING", "RUNNING")
+        assert jobs["b"]["state"] == "failed" and "unwatched" not in jobs["b"]
+        assert jobs["c"]["state"] == "done" and jobs["c"]["slurm_state"] == "COMPLETED" and jobs["c"]["unwatched"]
+        assert jobs["d"]["state"] == "gone" and jobs["d"]["unwatched"]  # Slurm does not know it
+        assert jobs["e"]["state"] == "running" and "unwatched" not in jobs["e"]  # its submitter is watching
+        assert [j["state"] for j in slurm.read_jobs(run)][:4] == ["pending", "failed", "running", "running"]  # untouched
+
+        at = AppTest.from_function(_panel, args=(str(tmp_path),)).run()
+        assert not at.exception
+        assert "2 pending or running of 5" in at.expander[0].label
+        assert "3 of these jobs have nobody watching them" in at.warning[0].value
+        assert "? gone" in list(at.dataframe[0].value["state"])
+        at.selectbox(key="cl_job").set_value(f"{array}_0").run()
+        at.button(key="cl_cancel").click().run()  # an orphan can be cancelled from the app
+        assert not at.exception
+        deadline = time.time() + 60
+        while slurm.queue_states([f"{array}_0"]) and time.time() < deadline:
+            time.sleep(1)
+        assert not slurm.queue_states([f"{array}_0"])
+    finally:
+        slurm.scancel([i for i in (array, quick) if i])

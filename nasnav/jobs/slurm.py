@@ -8,7 +8,9 @@ then told by its result file (``workflow.remote``).
 
 The records of a group of jobs (``RUN/cluster/<group>/jobs.json``) are written by the process that
 submitted them; the app reads them and may cancel a job, which leaves a mark
-(``RUN/cluster/cancelled/<id>``) so that the submitting process does not resubmit it but stops.
+(``RUN/cluster/cancelled/<id>``) so that the submitting process does not resubmit it but stops. A
+submitter rewrites its record every few seconds while it watches; a record of live jobs left alone for
+``WATCHED_S`` has nobody watching (its process died), and ``current_jobs`` asks Slurm instead.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import getpass
 import re
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 from nasnav.errors import InvalidInput
@@ -31,6 +34,7 @@ KILLED = ("CANCELLED", "PREEMPTED", "NODE_FAIL", "TIMEOUT", "BOOT_FAIL", "DEADLI
           "REVOKED", "SPECIAL_EXIT")  # ended from outside the training: resubmitted, resuming
 LIVE_STATES = ("pending", "running")
 JOB_ID = re.compile(r"\d+(_\d+)?")  # a job, or one task of an array
+WATCHED_S = 60.0  # a submitter rewrites its record every POLL_S (2 s) while it watches; this long without: it died
 
 
 def available() -> bool:
@@ -83,6 +87,38 @@ def ended_state(job_id: str) -> str | None:
     out = _run(["scontrol", "show", "job", "-o", job_id])
     m = re.search(r"\bJobState=(\S+)", out)
     return m.group(1) if m else None
+
+
+def ended_states(ids: list[str]) -> dict[str, str]:
+    """``ended_state`` of several jobs, one ``scontrol`` call per job or array (its tasks come together)."""
+    out: dict[str, str] = {}
+    for master in dict.fromkeys(i.split("_")[0] for i in ids):
+        for line in _run(["scontrol", "show", "job", "-o", master]).splitlines():
+            f = dict(m.groups() for m in re.finditer(r"\b(JobId|ArrayJobId|ArrayTaskId|JobState)=(\S+)", line))
+            if "JobState" in f:
+                out[f"{f['ArrayJobId']}_{f['ArrayTaskId']}" if "ArrayTaskId" in f else f.get("JobId", "")] = f["JobState"]
+    return {i: out[i] for i in ids if i in out}
+
+
+def current_jobs(run: RunDir, now: float | None = None) -> list[dict]:
+    """``read_jobs``, where a job recorded pending or running has nobody watching it any more (its record
+    not rewritten for ``WATCHED_S``: the submitting process died) with the state Slurm gives now (``gone``
+    when Slurm no longer knows it) and ``unwatched: True``: its result will not be collected."""
+    jobs = read_jobs(run)
+    now = time.time() if now is None else now
+
+    def unwatched(j: dict) -> bool:
+        try:
+            return j.get("state") in LIVE_STATES and now - float(j.get("updated") or 0) > WATCHED_S
+        except (TypeError, ValueError):
+            return True
+    orphans = [str(j.get("job_id")) for j in jobs if unwatched(j)]
+    if not orphans:
+        return jobs
+    known = queue_states(orphans)
+    known.update(ended_states([i for i in orphans if i not in known]))
+    return [{**j, "state": short_state(known.get(str(j.get("job_id")))), "slurm_state": known.get(str(j.get("job_id")), ""),
+             "unwatched": True} if unwatched(j) else j for j in jobs]
 
 
 def group_dir(run: RunDir, group: str) -> Path:

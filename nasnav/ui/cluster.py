@@ -10,17 +10,22 @@ from nasnav.jobs import slurm
 from nasnav.store.run_dir import RunDir
 
 STATE_ICONS = {"pending": "⏳ pending", "running": "▶ running", "done": "✔ done", "failed": "✖ failed",
-               "killed": "✖ killed", "cancelled": "■ cancelled"}
+               "killed": "✖ killed", "cancelled": "■ cancelled", "gone": "? gone"}
 
 
 def remote_jobs(run: RunDir) -> None:
     """A table of the run's remote jobs and the chosen job's log tail; a live job can be cancelled, which
     stops the work it belongs to (what finished is kept; starting it again resumes)."""
-    jobs = slurm.read_jobs(run)
+    jobs = slurm.current_jobs(run)
     if not jobs:
         return
     live = [j for j in jobs if j.get("state") in slurm.LIVE_STATES]
     with st.expander(f"Slurm jobs · {len(live)} pending or running of {len(jobs)}", expanded=bool(live)):
+        if orphans := [j for j in jobs if j.get("unwatched")]:
+            st.warning(f"{len(orphans)} of these jobs have nobody watching them: the process that submitted them "
+                       "ended, so their results are not collected and a killed one is not resubmitted. Their state "
+                       "comes from Slurm now (gone: Slurm no longer knows the job). Cancel those still pending or "
+                       "running unless you need them; starting the work again submits what has no result.")
         table = pd.DataFrame([{"job": j.get("group"), "training": j.get("name"), "Slurm id": str(j.get("job_id")),
                                "state": STATE_ICONS.get(j.get("state"), j.get("state")),
                                "Slurm state": j.get("slurm_state") or "", "attempt": j.get("attempt")}
