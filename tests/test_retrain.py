@@ -148,3 +148,31 @@ def test_bad_seed_count_is_a_value_error(tiny):
     space = round_space(run, cfg)
     with pytest.raises(ValueError, match="seeds"):
         retrain.retrain(run, cfg, space, space.parse("skip/skip/skip"), seeds=-1)
+
+
+def test_finalists_retrain_together_side_by_side_with_the_results_of_one_at_a_time(tmp_path, monkeypatch):
+    """retrain_all sends every pick's seeds out at once (two worker slots here: both train side by side, as a
+    Slurm array would) and gives each the metrics a retrain of it alone gives."""
+    run, cfg = make_run(tmp_path / "together", "trainer.trainings_per_device=2")
+    space = round_space(run, cfg)
+    archs = [space.parse(a) for a in ("skip/conv3x3/skip", "conv3x3/skip/skip")]
+    calls = []
+    real = retrain.run_trainings
+
+    def spy(tcfg, sp, todo, *a, **k):
+        calls.append(([t.arch for t in todo], len(k["slots"])))
+        return real(tcfg, sp, todo, *a, **k)
+
+    monkeypatch.setattr(retrain, "run_trainings", spy)
+    together = retrain.retrain_all(run, cfg, space, [(archs[0], 0.5), (archs[1], None)])
+    assert calls == [([str(a) for a in archs], 2)]  # one call: both trainings, two slots
+    assert [m["arch"] for m in together] == [str(a) for a in archs] and together[0]["one_shot_acc"] == 0.5
+    assert all(read_json(run.final_dir(m["key"]) / "metrics.json")["test_acc"] == m["test_acc"] for m in together)
+    assert read_finals(run)["arch"].tolist().count(str(archs[1])) == 1
+
+    alone_run, alone_cfg = make_run(tmp_path / "alone")
+    for a, m in zip(archs, together):
+        alone = retrain.retrain(alone_run, alone_cfg, round_space(alone_run, alone_cfg), a)
+        assert alone["test_accs"] == m["test_accs"] and alone["val_accs"] == m["val_accs"]
+    with pytest.raises(ValueError, match="twice"):
+        retrain.retrain_all(run, cfg, space, [(archs[0], None), (archs[0], None)])

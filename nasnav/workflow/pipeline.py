@@ -17,7 +17,7 @@ from nasnav.train.devices import is_multiprocess
 from nasnav.workflow.autopilot import autopilot_round
 from nasnav.workflow.export import export_final
 from nasnav.workflow.predictions import round_recommendations, why
-from nasnav.workflow.retrain import retrain
+from nasnav.workflow.retrain import retrain_all
 from nasnav.workflow.round import refuse_external_launch
 from nasnav.workflow.runs import create_run, load_run, round_space
 from nasnav.workflow.search import score_candidates
@@ -74,10 +74,13 @@ def run_pipeline(cfg: Config, run_dir: str | Path, resume: bool = False) -> int:
     t = time.time()
     picks = round_recommendations(run, cfg, k, n=cfg.retrain.top_k)  # steering.pick: surrogate estimate or best score
     for _, row in picks.iterrows():
-        arch = space.parse(row["arch"])
-        log.info(f"retraining {arch}: {why(row, cfg.steering)}")
-        _stage(cfg, run, "retrain", ["retrain", str(run.path), "--arch", str(arch)],
-               lambda arch=arch, acc=row["score"]: retrain(run, cfg, space, arch, one_shot_acc=float(acc)))
+        log.info(f"retraining {row['arch']}: {why(row, cfg.steering)}")
+    if cfg.cluster.backend == "local" and is_multiprocess(cfg.trainer):  # one DDP training at a time, each its own run
+        for _, row in picks.iterrows():
+            run_subcommand(["retrain", str(run.path), "--arch", str(row["arch"])])
+    elif len(picks):
+        with job(run, "retrain"):  # every pick at once: side by side on free slots, one Slurm array
+            retrain_all(run, cfg, space, [(space.parse(a), float(s)) for a, s in zip(picks["arch"], picks["score"])])
     times["retrain"] = time.time() - t
     finals = read_finals(run)
     if len(finals):

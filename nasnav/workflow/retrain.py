@@ -152,18 +152,69 @@ def retrain(
     decide them are unchanged, so a stopped retrain resumes and ``--seeds 3`` after ``--seeds 1``
     trains only the two new seeds. Returns the metrics (empty on DDP ranks other than 0).
     """
+    return retrain_all(run, cfg, space, [(arch, one_shot_acc)], seeds)[0]
 
+
+@dataclasses.dataclass
+class _Plan:
+    """One architecture's retraining: its folder, fingerprint, finished seeds and the trainings left."""
+
+    arch: Arch
+    one_shot_acc: float | None
+    out_dir: Path
+    fp: str
+    by_seed: dict[int, dict]
+    todo: list[Training]
+
+
+def retrain_all(run: RunDir, cfg: Config, space: SearchSpace, picks: list[tuple[Arch, float | None]],
+                seeds: int | None = None) -> list[dict]:
+    """``retrain`` for several architectures (``picks``: architecture and one-shot score, or None) at once:
+    every seed of every one goes out together, side by side where the machine has several training slots,
+    as one Slurm array with ``cluster.backend: slurm``. Returns each one's metrics, in order (empty on DDP
+    ranks other than 0)."""
     seeds = cfg.retrain.seeds if seeds is None else int(seeds)
     if seeds < 1:
         raise InvalidInput(f"--seeds: {seeds} must be at least 1")
+    if len({str(a) for a, _ in picks}) < len(picks):
+        raise ValueError(f"retrain_all: an architecture twice among {[str(a) for a, _ in picks]}")
     splits = load_data(cfg)
+    slots = training_slots(cfg.trainer)
+    # seeds side by side, one device each (else: as the trainer says); a Slurm job trains on one device
+    parallel = cfg.cluster.backend == "slurm" or (seeds * len(picks) >= 2 and len(slots) > 1)
+    tcfg = single_device(cfg) if parallel else cfg
+    plans = [_plan(run, cfg, tcfg, space, arch, seeds, acc) for arch, acc in picks]
+    owner = {(str(p.arch), t.seed): p for p in plans for t in p.todo}
+    total, rank0 = seeds * len(plans), [True]
+
+    def finished(t: Training, res: dict) -> None:
+        if not res["is_global_zero"]:
+            rank0[0] = False
+            return  # DDP: the other ranks train every seed with rank 0 but write nothing
+        plan = owner[(t.arch, t.seed)]
+        if t.keep_weights:
+            _save_weights(plan.out_dir / layout.WEIGHTS, res["state_dict"])
+        row = {k: res.get(k) for k in SEED_COLUMNS} | {"seed": t.seed, "fingerprint": plan.fp}
+        append_csv_rows(plan.out_dir / layout.SEEDS, [row], SEED_COLUMNS)
+        shutil.rmtree(t.checkpoint_dir, ignore_errors=True)  # the seed is recorded: its resume point is not needed
+        plan.by_seed[t.seed] = row
+        if (n := sum(len(p.by_seed) for p in plans)) < total:
+            run.write_status(progress=n / total, message=f"retrain: {n}/{total} seeds done")
+
+    prepare(tcfg.trainer, run.path)
+    group = f"retrain-{arch_key(str(plans[0].arch))}" + (f"-and-{len(plans) - 1}" if len(plans) > 1 else "")
+    run_trainings(tcfg, space, [t for p in plans for t in p.todo], splits, finished, run=run, single_process=False,
+                  slots=slots if parallel else slots[:1], remote=slurm.group_dir(run, group))
+    if not rank0[0]:
+        return [{} for _ in plans]
+    return [_summary(run, cfg, space, p, seeds, splits) for p in plans]
+
+
+def _plan(run: RunDir, cfg: Config, tcfg: Config, space: SearchSpace, arch: Arch, seeds: int,
+          one_shot_acc: float | None) -> _Plan:
     key = arch_key(str(arch))
     out_dir = run.final_dir(key)
     out_dir.mkdir(parents=True, exist_ok=True)
-    slots = training_slots(cfg.trainer)
-    # seeds side by side, one device each (else: as the trainer says); a Slurm job trains on one device
-    parallel = cfg.cluster.backend == "slurm" or (seeds >= 2 and len(slots) > 1)
-    tcfg = single_device(cfg) if parallel else cfg
     fp = fingerprint(tcfg, space, arch)
     done = read_csv(out_dir / layout.SEEDS, columns=SEED_COLUMNS)
     done = done[done["fingerprint"].astype(str) == fp].drop_duplicates("seed", keep="last")
@@ -184,26 +235,13 @@ def retrain(
                              metrics_path=str(out_dir / (layout.TRAIN_METRICS if i == 0 else f"metrics_seed{i}.csv")),
                              checkpoint_dir=str(ckpt_dir),
                              tracking=Tracking(str(run.path), "retrain", run.current_round(), str(arch), seed)))
-    rank0 = [True]
+    return _Plan(arch, one_shot_acc, out_dir, fp, by_seed, todo)
 
-    def finished(t: Training, res: dict) -> None:
-        if not res["is_global_zero"]:
-            rank0[0] = False
-            return  # DDP: the other ranks train every seed with rank 0 but write nothing
-        if t.keep_weights:
-            _save_weights(out_dir / layout.WEIGHTS, res["state_dict"])
-        row = {k: res.get(k) for k in SEED_COLUMNS} | {"seed": t.seed, "fingerprint": fp}
-        append_csv_rows(out_dir / layout.SEEDS, [row], SEED_COLUMNS)
-        shutil.rmtree(t.checkpoint_dir, ignore_errors=True)  # the seed is recorded: its resume point is not needed
-        by_seed[t.seed] = row
-        if len(by_seed) < seeds:
-            run.write_status(progress=len(by_seed) / seeds, message=f"retrain: {len(by_seed)}/{seeds} seeds done")
 
-    prepare(tcfg.trainer, run.path)
-    run_trainings(tcfg, space, todo, splits, finished, run=run, single_process=False,
-                  slots=slots if parallel else slots[:1], remote=slurm.group_dir(run, f"retrain-{key}"))
-    if not rank0[0]:
-        return {}
+def _summary(run: RunDir, cfg: Config, space: SearchSpace, plan: _Plan, seeds: int, splits) -> dict:
+    """The metrics of one retrained architecture (written to its folder, with arch.yaml)."""
+    arch, out_dir, fp, by_seed, one_shot_acc = plan.arch, plan.out_dir, plan.fp, plan.by_seed, plan.one_shot_acc
+    key = arch_key(str(arch))
     rows = [by_seed[cfg.seed + i] for i in range(seeds)]
     spec = splits.spec
     net = build_network(space, arch, spec.kind, spec.shape[0], spec.num_classes)
