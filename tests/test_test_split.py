@@ -74,20 +74,21 @@ def test_headless_run_exports_the_best_by_validation(tmp_path, monkeypatch):
     results = iter([(0.90, 0.99), (0.95, 0.80)])  # (val, test): the second retrained is the best by validation
     retrained, exported = [], []
 
-    def fake_retrain(run, cfg, space, arch, one_shot_acc=None, **kw):
-        val, test = next(results)
-        d = run.final_dir(arch_key(str(arch)))
-        d.mkdir(parents=True, exist_ok=True)
-        write_json(d / layout.FINAL_METRICS, {"arch": str(arch), "key": arch_key(str(arch)), "val_acc": val,
-                                               "test_acc": test, "params": 10, "flops": 10, "one_shot_acc": one_shot_acc})
-        retrained.append(str(arch))
-        return {}
+    def fake_retrain(run, cfg, space, picks, **kw):  # every pick at once, as the pipeline sends them
+        for arch, one_shot_acc in picks:
+            val, test = next(results)
+            d = run.final_dir(arch_key(str(arch)))
+            d.mkdir(parents=True, exist_ok=True)
+            write_json(d / layout.FINAL_METRICS, {"arch": str(arch), "key": arch_key(str(arch)), "val_acc": val, "test_acc":
+                                                   test, "params": 10, "flops": 10, "one_shot_acc": one_shot_acc})
+            retrained.append(str(arch))
+        return [{} for _ in picks]
 
     def fake_export(run, cfg, arch, **kw):
         exported.append(arch)
         return {"files": []}
 
-    monkeypatch.setattr(pipeline, "retrain", fake_retrain)
+    monkeypatch.setattr(pipeline, "retrain_all", fake_retrain)
     monkeypatch.setattr(pipeline, "export_final", fake_export)
     assert pipeline.run_pipeline(cfg, tmp_path / "run") == 0
     assert len(retrained) == 2 and exported == [retrained[1]]
