@@ -47,7 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import log, markdown_table, median_spread, report  # noqa: E402
 from bench.search_jobs import run_tasks, setup  # noqa: E402
 from bench.search_methods import BASELINES, TOL, TRAIN_SEED, Curve  # noqa: E402
-from bench.search_verdicts import median_reach, time_ratios  # noqa: E402
+from bench.search_verdicts import at_end, median_reach, time_ratios  # noqa: E402
 from nasnav.config import preset_path  # noqa: E402
 
 
@@ -163,15 +163,9 @@ def main(argv=None) -> None:
     own_reach = {m: median_reach([c.reach(own) for c in cs]) for m, cs in curves.items()}
     verdicts.append(f"Time to nasnav's median final incumbent ({own:.4f}), median over repetitions: " + ", ".join(
         f"{m} {v:.0f} s" if np.isfinite(v) else f"{m} not within {budget:.0f} s" for m, v in own_reach.items()))
-    # judged only at times the baselines' budget reached (a baseline stopped earlier would be held at its end)
-    judged = [x for x in (1, 2) if budget >= x * t_end]
-    at = {m: {x: float(np.nanmedian([c.at(x * t_end) for c in cs])) for x in judged} for m, cs in curves.items()}
-    behind = [f"{m} at {x}x ({at[m][x]:.4f} > {at['nasnav'][x]:.4f})" for m in methods for x in judged
-              if not at["nasnav"][x] >= at[m][x]]
-    verdicts.append("nasnav's median incumbent at its end time and twice it is at least every baseline's: "
-                    + (f"**not judged**: the baselines' budget ({budget:.0f} s) is shorter than " +
-                       ("nasnav's end" if not judged else "twice nasnav's end") if len(judged) < 2 else
-                       "**met**" if not behind else "**missed**: " + ", ".join(behind)))
+    at, line = at_end(lambda m, t: float(np.nanmedian([c.at(t) for c in curves[m]])), list(curves), methods, t_end,
+                      budget, "")
+    verdicts.append(line)
     meta = (f"nasnav pipeline (preset settings{', overrides ' + ' '.join(args.set) if args.set else ''}): "
             f"{median_spread(i['pipeline_s'] for i in info)} s, rounds {[i['rounds'] for i in info]}, candidates "
             f"scored {[i['scored'] for i in info]}, then its top {args.nasnav_topk} picks trained standalone; "
@@ -230,7 +224,7 @@ def main(argv=None) -> None:
         body += text
     metrics = {"ratio": ratios.get("optuna-tpe"), "ratios": ratios, "best": float(best), "level": float(level),
                "share_random": float(np.mean(rv >= level - TOL)) if len(rv) else None, "draws_random": len(rv), "end_s": t_end,
-               "budget_s": budget, "at_end": {k: {str(x): v for x, v in d.items()} for k, d in at.items()},
+               "budget_s": budget, "at_end": at,
                "space_size": space.size(), "pipeline_s": float(np.median([i["pipeline_s"] for i in info])),
                "ranking": [i.get("ranking") for i in info], "nasnav_final": own,
                "to_nasnav_final_s": {m: (v if np.isfinite(v) else None) for m, v in own_reach.items()},

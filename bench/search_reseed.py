@@ -17,7 +17,7 @@ import numpy as np
 
 from bench.common import markdown_table, median_spread
 from bench.search_methods import TOL, TRAIN_SEED, Curve
-from bench.search_verdicts import median_reach, time_ratios
+from bench.search_verdicts import at_end, median_reach, time_ratios
 
 
 def incumbents(curves: dict[str, list[Curve]]) -> list[str]:
@@ -83,13 +83,8 @@ def section(curves: dict[str, list[Curve]], tests: dict[str, dict[int, float]], 
             else "not reached",
         })
     ratios, line = time_ratios(reach, baselines, budget, ", re-measured")
-    lines = [line]
-    judged = [x for x in (1, 2) if budget >= x * t_end]
-    at = {m: {str(x): r.median_at(m, x * t_end) for x in judged} for m in curves}
-    behind = [f"{m} at {x}x ({at[m][x]:.4f} > {at['nasnav'][x]:.4f})" for m in baselines for x in at["nasnav"]
-              if not at["nasnav"][x] >= at[m][x]]
-    lines.append("nasnav's median re-measured incumbent at its end time and twice it is at least every baseline's: "
-                 + ("**met**" if not behind else "**missed**: " + ", ".join(behind)))
+    at, at_line = at_end(r.median_at, list(curves), baselines, t_end, budget, " re-measured")
+    lines = [line, at_line]
     body = (f"\n### Re-measured: each incumbent architecture's mean test accuracy over {n} fresh seeds\n\n"
             f"{len(tests)} incumbent architectures (every run's, at any time) trained again on seeds "
             f"{TRAIN_SEED + 1}..{TRAIN_SEED + n} (bench/search_reseed.py says why). A single training's test accuracy "

@@ -214,3 +214,5 @@ def test_reseeded_incumbents_are_judged_by_their_mean_over_fresh_seeds():
     assert metrics["reach_s"] == {"nasnav": 30, "evolution": None}
     assert metrics["at_end"]["nasnav"] == {"1": pytest.approx(0.96), "2": pytest.approx(0.96)}
     assert metrics["seed_std"] == pytest.approx(0.01)
+    short, _ = section(curves, tests, 2, t_end=30, budget=45, baselines=["evolution"])  # no baseline ran to 60 s
+    assert "twice it is at least every baseline's: **not judged**" in short

@@ -84,9 +84,7 @@ def queue_states(ids: list[str]) -> dict[str, str]:
 def ended_state(job_id: str) -> str | None:
     """The final Slurm state of a job that left the queue (COMPLETED, CANCELLED, ...), while the controller
     still remembers it (MinJobAge); None when it does not."""
-    out = _run(["scontrol", "show", "job", "-o", job_id])
-    m = re.search(r"\bJobState=(\S+)", out)
-    return m.group(1) if m else None
+    return ended_states([job_id]).get(job_id)
 
 
 def ended_states(ids: list[str]) -> dict[str, str]:
@@ -112,13 +110,13 @@ def current_jobs(run: RunDir, now: float | None = None) -> list[dict]:
             return j.get("state") in LIVE_STATES and now - float(j.get("updated") or 0) > WATCHED_S
         except (TypeError, ValueError):
             return True
-    orphans = [str(j.get("job_id")) for j in jobs if unwatched(j)]
+    orphans = {str(j.get("job_id")) for j in jobs if unwatched(j)}
     if not orphans:
         return jobs
-    known = queue_states(orphans)
-    known.update(ended_states([i for i in orphans if i not in known]))
-    return [{**j, "state": short_state(known.get(str(j.get("job_id")))), "slurm_state": known.get(str(j.get("job_id")), ""),
-             "unwatched": True} if unwatched(j) else j for j in jobs]
+    known = queue_states(sorted(orphans))
+    known.update(ended_states(sorted(orphans - set(known))))
+    return [{**j, "state": short_state(known.get(i)), "slurm_state": known.get(i, ""), "unwatched": True}
+            if (i := str(j.get("job_id"))) in orphans else j for j in jobs]
 
 
 def group_dir(run: RunDir, group: str) -> Path:
