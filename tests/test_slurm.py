@@ -395,7 +395,7 @@ def test_slurm_jobs_whose_submitter_died_get_their_state_from_slurm(slurm_up, tm
         at = AppTest.from_function(_panel, args=(str(tmp_path),)).run()
         assert not at.exception
         assert "2 pending or running of 5" in at.expander[0].label
-        assert "3 of these jobs have nobody watching them" in at.warning[0].value
+        assert "3 of these jobs have nobody watching" in at.warning[0].value
         assert "? gone" in list(at.dataframe[0].value["state"])
         at.selectbox(key="cl_job").set_value(f"{array}_0").run()
         at.button(key="cl_cancel").click().run()  # an orphan can be cancelled from the app

@@ -20,10 +20,11 @@ def remote_jobs(run: RunDir) -> None:
     if not jobs:
         return
     live = [j for j in jobs if j.get("state") in slurm.LIVE_STATES]
-    with st.expander(f"Slurm jobs · {len(live)} pending or running of {len(jobs)}", expanded=bool(live)):
-        if orphans := [j for j in jobs if j.get("unwatched")]:
-            st.warning(f"{len(orphans)} of these jobs have nobody watching them: the process that submitted them "
-                       "ended, so their results are not collected and a killed one is not resubmitted. Their state "
+    orphans = [j for j in jobs if j.get("unwatched")]
+    with st.expander(f"Slurm jobs · {len(live)} pending or running of {len(jobs)}", expanded=bool(live or orphans)):
+        if orphans:
+            st.warning(f"{len(orphans)} of these jobs {'has' if len(orphans) == 1 else 'have'} nobody watching: the "
+                       "process that submitted them ended, so their results are not collected and a killed one is not resubmitted. Their state "
                        "comes from Slurm now (gone: Slurm no longer knows the job). Cancel those still pending or "
                        "running unless you need them; starting the work again submits what has no result.")
         table = pd.DataFrame([{"job": j.get("group"), "training": j.get("name"), "Slurm id": str(j.get("job_id")),
